@@ -1,0 +1,24 @@
+/** Who a connection belongs to, taken from a verified JWT (CONTRACT §4). */
+export interface Principal {
+  readonly userId: string;
+  /** Subscribe patterns from the `channels` claim: `room:7`, `room:*`. */
+  readonly channelPatterns: readonly string[];
+  /** Presence info from the `info` claim (at most 1 KiB of JSON). */
+  readonly info: unknown;
+  /** Token expiry, ms since the epoch. */
+  readonly expiresAtMs: number;
+}
+
+export interface Authenticator {
+  /** Resolves the principal, or rejects with `AuthenticationError`. */
+  verify(token: string): Promise<Principal>;
+}
+
+export class AuthenticationError extends Error {
+  override readonly name = "AuthenticationError";
+  readonly code = "unauthorized";
+  readonly retryable = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

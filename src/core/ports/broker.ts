@@ -1,0 +1,87 @@
+/**
+ * The message broker as the gateway sees it: RabbitMQ in production
+ * (`AmqpBroker`), an in-process broker in embedded mode and in tests
+ * (`MemoryBroker`). Both pass test/contract/broker.contract.ts.
+ *
+ * Topology (CONTRACT §3): backends publish to the events exchange with the
+ * routing key `namespace.id.type`. Non-durable namespaces are forwarded from
+ * the events exchange to the live exchange; durable ones reach it through the
+ * worker. Each gateway node consumes its own queue, bound on the live exchange
+ * with `namespace.id.#` for each channel that has local subscribers.
+ */
+
+/** One message taken from this node's queue. `body` is only valid during the handler call. */
+export interface LiveDelivery {
+  readonly routingKey: string;
+  readonly body: Uint8Array;
+  /** AMQP `message_id`, when the publisher set it. */
+  readonly messageId: string | undefined;
+  /** AMQP `timestamp` in ms, when the publisher set it. */
+  readonly timestampMs: number | undefined;
+}
+
+/**
+ * What the consumer decided for a delivery. `dead-letter` sends the message to
+ * `sobranie.dead` with the reason; the broker acks it either way, so a poison
+ * message never blocks the queue.
+ */
+export type DeliveryOutcome = { kind: "delivered" } | { kind: "dead-letter"; reason: string; message: string };
+
+export interface BrokerHandler {
+  /** Called for every delivery, in queue order. Must not throw; a throw is treated as dead-letter `internal`. */
+  handleDelivery(delivery: LiveDelivery): DeliveryOutcome;
+  /** Called whenever readiness changes (connected, topology asserted, bindings restored). */
+  readinessChanged(ready: boolean): void;
+}
+
+/** Where a publish goes. `events` reaches backends (and the worker); `live` reaches gateways directly. */
+export type PublishTarget = "events" | "live";
+
+export interface PublishRequest {
+  readonly target: PublishTarget;
+  readonly routingKey: string;
+  readonly body: string;
+  readonly messageId: string;
+  readonly timestampMs: number;
+}
+
+/** Namespaces whose events travel events → live directly (no worker in between). */
+export interface BrokerTopologyOptions {
+  readonly liveNamespaces: readonly string[];
+}
+
+export interface Broker {
+  /**
+   * Connects, asserts the topology and starts consuming this node's queue.
+   * Resolves once ready; rejects only if the first connection cannot be made
+   * and `start` was asked not to wait (see the adapter options).
+   */
+  start(handler: BrokerHandler): Promise<void>;
+  /** Cancels the consumer, removes this node's bindings, closes. Idempotent. */
+  stop(): Promise<void>;
+  /** True while connected with the topology asserted and every binding restored. */
+  isReady(): boolean;
+  /**
+   * Binds `prefix.#` on the live exchange to this node's queue. Resolves once
+   * the broker confirmed the binding; concurrent calls are pipelined. While
+   * disconnected it waits for the reconnect (the binding is restored there).
+   */
+  bind(prefix: string): Promise<void>;
+  /** Removes the binding made by `bind`. */
+  unbind(prefix: string): Promise<void>;
+  /**
+   * Publishes with a publisher confirm: resolves once the broker took
+   * responsibility for the message. Rejects with `BrokerUnavailableError`
+   * at once while disconnected (callers answer `unavailable`).
+   */
+  publish(request: PublishRequest): Promise<void>;
+}
+
+export class BrokerUnavailableError extends Error {
+  override readonly name = "BrokerUnavailableError";
+  readonly code = "unavailable";
+  readonly retryable = true;
+  constructor(message = "message broker is not connected", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

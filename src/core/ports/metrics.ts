@@ -1,0 +1,52 @@
+/**
+ * What the core counts. Labels are bounded by construction: namespaces come
+ * from configuration, reasons and ops from closed unions; never a channel id
+ * or a user id. The Prometheus adapter maps these onto CONTRACT §8 names.
+ */
+export type Transport = "ws" | "sse";
+
+export type FrameRejectReason =
+  | "bad_request"
+  | "too_large"
+  | "rate_limited"
+  | "forbidden"
+  | "limit_exceeded"
+  | "unavailable"
+  | "not_found"
+  | "unauthorized"
+  | "internal";
+
+export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "draining";
+
+export type ServerFrameType = "event" | "join" | "leave" | "status" | "read";
+
+export interface Metrics {
+  connectionOpened(transport: Transport): void;
+  connectionClosed(transport: Transport, closeCode: number): void;
+  upgradeRejected(reason: UpgradeRejectReason): void;
+  frameReceived(op: string): void;
+  frameRejected(reason: FrameRejectReason): void;
+  /** One event handed to `recipients` local sockets; latency from publish to socket write, when known. */
+  messagesSent(type: ServerFrameType, namespace: string, recipients: number, latencySeconds: number | undefined): void;
+  deadLettered(reason: string): void;
+  clientPublished(namespace: string): void;
+  brokerConnected(connected: boolean): void;
+  brokerReconnected(): void;
+  bindingsActive(count: number): void;
+  draining(isDraining: boolean): void;
+}
+
+export const noopMetrics: Metrics = {
+  connectionOpened() {},
+  connectionClosed() {},
+  upgradeRejected() {},
+  frameReceived() {},
+  frameRejected() {},
+  messagesSent() {},
+  deadLettered() {},
+  clientPublished() {},
+  brokerConnected() {},
+  brokerReconnected() {},
+  bindingsActive() {},
+  draining() {},
+};

@@ -1,0 +1,53 @@
+/**
+ * The two tables every client relies on (CONTRACT §4). Nothing else in the
+ * codebase writes an error code string or a close code number.
+ *
+ * Close codes: 1xxx are RFC 6455 meanings; 4xxx are ours and tell the client
+ * what to do next (4001: get a new token; 4008: heartbeat faster; 4013: read
+ * faster or recover with `since`; 4029: back off).
+ */
+export const ErrorCode = {
+  BadRequest: "bad_request",
+  Unauthorized: "unauthorized",
+  Forbidden: "forbidden",
+  NotFound: "not_found",
+  TooLarge: "too_large",
+  RateLimited: "rate_limited",
+  LimitExceeded: "limit_exceeded",
+  Unavailable: "unavailable",
+  Internal: "internal",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const CloseCode = {
+  /** The client asked to leave, or the server ended a finished stream. */
+  Normal: 1000,
+  /** The server is going away for good (process exit without drain). */
+  GoingAway: 1001,
+  /** A frame was over `maxFrameBytes`. */
+  TooLarge: 1009,
+  /** An internal error: reconnect with backoff. */
+  Internal: 1011,
+  /** Drain / service restart: reconnect (after the `reconnect` frame's `afterMs`). */
+  ServiceRestart: 1012,
+  /** Token expired or revoked: reconnect with a new token. */
+  TokenExpired: 4001,
+  /** No heartbeat within `ttlMs`. */
+  HeartbeatMissed: 4008,
+  /** The send buffer passed its limit: the client was reading too slowly. */
+  TooSlow: 4013,
+  /** Sustained rate-limit abuse. */
+  RateLimitAbused: 4029,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** HTTP statuses answered before a WebSocket/SSE upgrade, with the error code in the JSON body. */
+export const HttpRejection = {
+  Unauthorized: { status: 401, code: ErrorCode.Unauthorized },
+  TooManyConnections: { status: 429, code: ErrorCode.LimitExceeded },
+  Unavailable: { status: 503, code: ErrorCode.Unavailable },
+  BadRequest: { status: 400, code: ErrorCode.BadRequest },
+  NotFound: { status: 404, code: ErrorCode.NotFound },
+  TooLarge: { status: 413, code: ErrorCode.TooLarge },
+} as const;
+export type HttpRejection = (typeof HttpRejection)[keyof typeof HttpRejection];
