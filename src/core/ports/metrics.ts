@@ -16,7 +16,7 @@ export type FrameRejectReason =
   | "unauthorized"
   | "internal";
 
-export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "draining";
+export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining";
 
 export type ServerFrameType = "event" | "join" | "leave" | "status" | "read";
 

@@ -1,0 +1,174 @@
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from "@btc-vision/uwebsockets.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
+import type { Session } from "../../core/session.js";
+import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
+import { PendingReply } from "./http-reply.js";
+import type { UwsModule } from "./load-uws.js";
+import { UwsSessionSocket } from "./uws-session-socket.js";
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, boolean>;
+}
+
+export interface MetricsExposition {
+  readonly contentType: string;
+  render(): Promise<string>;
+}
+
+export interface UwsServerDeps {
+  readonly uws: UwsModule;
+  readonly app: TemplatedApp;
+  readonly gateway: Gateway;
+  readonly authenticator: Authenticator;
+  readonly metrics: Metrics;
+  readonly exposition: MetricsExposition;
+  readonly readiness: () => Readiness;
+  readonly logger: Logger;
+  readonly maxFrameBytes: number;
+  readonly sendBufferBytes: number;
+}
+
+interface SocketData {
+  ticket: AdmissionTicket;
+  session: Session | undefined;
+  socket: UwsSessionSocket<SocketData> | undefined;
+}
+
+const UPGRADE_REJECTIONS: Record<UpgradeRejectReason, { rejection: HttpRejection; message: string }> = {
+  unauthorized: { rejection: HttpRejection.Unauthorized, message: "a valid token is required" },
+  too_many_connections: { rejection: HttpRejection.TooManyConnections, message: "too many connections for this user on this node" },
+  capacity: { rejection: HttpRejection.Unavailable, message: "node at capacity, try another" },
+  draining: { rejection: HttpRejection.Unavailable, message: "node is draining, reconnect" },
+};
+
+/**
+ * HTTP and WebSocket edge on uWebSockets.js. The token is checked before the
+ * upgrade, so an unauthorized client never holds a WebSocket.
+ *
+ * uWS settings, and why:
+ * - maxPayloadLength is twice the contract's frame limit: uWS drops a frame
+ *   over its own cap with 1006 and no close frame, so the cap sits above the
+ *   limit and the session answers `too_large` + 1009 itself.
+ * - idleTimeout 0: uWS would close silent sockets with 1006; the session owns
+ *   the heartbeat TTL and closes with 4008.
+ * - maxBackpressure twice the send-buffer limit, without closeOnBackpressureLimit
+ *   (which closes with 1006): the gateway's periodic inspection closes a socket
+ *   over the limit with 4013 before uWS would start skipping it in publishes.
+ */
+export class UwsServer {
+  private listenSocket: us_listen_socket | undefined;
+  private readonly deps: UwsServerDeps;
+
+  constructor(deps: UwsServerDeps) {
+    this.deps = deps;
+    const { app } = deps;
+    app.ws<SocketData>("/realtime/ws", {
+      compression: deps.uws.DISABLED,
+      maxPayloadLength: deps.maxFrameBytes * 2,
+      idleTimeout: 0,
+      maxBackpressure: deps.sendBufferBytes * 2,
+      closeOnBackpressureLimit: false,
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => {
+        const data = ws.getUserData();
+        data.socket = new UwsSessionSocket(ws);
+        data.session = deps.gateway.open(data.ticket, data.socket);
+        deps.metrics.connectionOpened("ws");
+      },
+      message: (ws, message, isBinary) => {
+        const session = ws.getUserData().session;
+        if (!session) return;
+        // Decoded synchronously: uWS reuses `message` once this handler returns.
+        if (isBinary) session.receiveBinary(message.byteLength);
+        else session.receiveText(Buffer.from(message).toString("utf8"), message.byteLength);
+      },
+      ping: (ws) => ws.getUserData().session?.heard(),
+      close: (ws, code) => {
+        const data = ws.getUserData();
+        data.socket?.markClosed();
+        if (data.session) deps.gateway.closed(data.session);
+        deps.metrics.connectionClosed("ws", code);
+      },
+    });
+    app.get("/healthz", (res) => new PendingReply(res).json(200, { status: "ok" }));
+    app.get("/readyz", (res) => {
+      const readiness = deps.readiness();
+      new PendingReply(res).json(readiness.ready ? 200 : 503, readiness);
+    });
+    app.get("/metrics", (res) => this.metrics(res));
+    app.any("/*", (res) => new PendingReply(res).reject(HttpRejection.NotFound, "no such endpoint"));
+  }
+
+  /** Listens; resolves with the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.deps.app.listen(host, port, (socket) => {
+        if (!socket) return reject(new Error(`could not listen on ${host}:${port}`));
+        this.listenSocket = socket;
+        resolve(this.deps.uws.us_socket_local_port(socket));
+      });
+    });
+  }
+
+  /** Stops accepting connections; open sockets are left to the gateway's drain. Idempotent. */
+  stopListening(): void {
+    if (this.listenSocket) this.deps.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+  }
+
+  /** Closes everything still open (after the drain). */
+  close(): void {
+    this.stopListening();
+    this.deps.app.close();
+  }
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    // Everything needed from `req` is read now: it is invalid after the first await.
+    const token = bearerToken(req.getHeader("authorization")) ?? req.getQuery("token");
+    const key = req.getHeader("sec-websocket-key");
+    const protocol = req.getHeader("sec-websocket-protocol");
+    const extensions = req.getHeader("sec-websocket-extensions");
+    const reply = new PendingReply(res);
+    const { gateway, authenticator, metrics } = this.deps;
+    const refuse = (reason: UpgradeRejectReason, message?: string): void => {
+      metrics.upgradeRejected(reason);
+      const { rejection, message: fallback } = UPGRADE_REJECTIONS[reason];
+      reply.reject(rejection, message ?? fallback);
+    };
+    if (gateway.isDraining()) return refuse("draining");
+    if (!token) return refuse("unauthorized", "missing token: Authorization: Bearer <jwt> or ?token=<jwt>");
+    authenticator.verify(token).then(
+      (principal) => {
+        if (!reply.isOpen) return;
+        const admission = gateway.admit(principal);
+        if (!admission.ok) return refuse(admission.reason);
+        const data: SocketData = { ticket: admission.ticket, session: undefined, socket: undefined };
+        reply.corked((response) => response.upgrade(data, key, protocol, extensions, context));
+      },
+      (error: unknown) => {
+        refuse("unauthorized", error instanceof AuthenticationError ? error.message : "token could not be verified");
+      },
+    );
+  }
+
+  private metrics(res: HttpResponse): void {
+    const reply = new PendingReply(res);
+    this.deps.exposition.render().then(
+      (text) => reply.text(200, this.deps.exposition.contentType, text),
+      (error: unknown) => {
+        this.deps.logger.error({ err: error }, "metrics rendering failed");
+        reply.json(500, { error: { code: "internal", message: "metrics unavailable" } });
+      },
+    );
+  }
+}
+
+function bearerToken(header: string): string | undefined {
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1];
+}

@@ -1,0 +1,50 @@
+import type { TemplatedApp, WebSocket } from "@btc-vision/uwebsockets.js";
+import type { CloseCode } from "../../protocol/codes.js";
+import type { LocalFanout, SessionSocket } from "../../core/ports/session-socket.js";
+
+/**
+ * The SessionSocket port over a uWS WebSocket. uWS throws on any call to a
+ * closed socket, so `closed` is set in the close handler and checked first.
+ */
+export class UwsSessionSocket<UserData> implements SessionSocket {
+  private closed = false;
+
+  constructor(private readonly ws: WebSocket<UserData>) {}
+
+  markClosed(): void {
+    this.closed = true;
+  }
+
+  send(text: string): void {
+    if (!this.closed) this.ws.send(text, false, false);
+  }
+
+  close(code: CloseCode, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.end(code, reason);
+  }
+
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.ws.unsubscribe(topic);
+  }
+
+  bufferedBytes(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+}
+
+/** Native uWS topic publish: one call, every subscribed socket, no JS loop. */
+export class UwsFanout implements LocalFanout {
+  constructor(private readonly app: TemplatedApp) {}
+
+  publish(topic: string, text: string): number {
+    const recipients = this.app.numSubscribers(topic);
+    if (recipients > 0) this.app.publish(topic, text, false, false);
+    return recipients;
+  }
+}

@@ -1,0 +1,278 @@
+import { CloseCode } from "../protocol/codes.js";
+import { parseRoutingKey } from "../protocol/channel.js";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.js";
+import { encodeServerFrame, type EventFrame } from "../protocol/frames.js";
+import { ChannelBindings } from "./channel-bindings.js";
+import type { IngressLimits } from "./limits.js";
+import type { NamespaceRegistry } from "./namespaces.js";
+import { TokenBucket } from "./rate-limit.js";
+import { Session } from "./session.js";
+import type { ClientPublish, SessionContext, UserState } from "./session-context.js";
+import type { Authenticator, Principal } from "./ports/authenticator.js";
+import type { Broker, BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
+import type { Clock, Timer } from "./ports/clock.js";
+import type { Logger } from "./ports/logger.js";
+import type { Metrics, UpgradeRejectReason } from "./ports/metrics.js";
+import type { LocalFanout, SessionSocket } from "./ports/session-socket.js";
+
+export interface GatewayOptions {
+  readonly nodeId: string;
+  readonly heartbeatMs: number;
+  readonly ttlMs: number;
+  readonly limits: IngressLimits;
+  /** How often every session is checked for heartbeat TTL and send-buffer size. */
+  readonly inspectIntervalMs?: number;
+}
+
+export interface GatewayDeps {
+  readonly broker: Broker;
+  readonly fanout: LocalFanout;
+  readonly authenticator: Authenticator;
+  readonly namespaces: NamespaceRegistry;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** A new unique, time-ordered id (session ids, event ids). */
+  readonly newId: () => string;
+  readonly bindLingerMs: number;
+}
+
+/** A connection slot reserved at upgrade time, before the socket opens. */
+export interface AdmissionTicket {
+  readonly principal: Principal;
+  /** Gives the slot back if the upgrade never completes. Idempotent. */
+  cancel(): void;
+}
+
+export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; reason: UpgradeRejectReason };
+
+const DEFAULT_INSPECT_INTERVAL_MS = 250;
+
+/** Settles once: either the socket opened (the slot becomes a session) or the upgrade was abandoned. */
+class ReservedSlot implements AdmissionTicket {
+  private settled = false;
+
+  constructor(
+    readonly principal: Principal,
+    private readonly onSettle: (opened: boolean) => void,
+  ) {}
+
+  cancel(): void {
+    this.settle(false);
+  }
+
+  settle(opened: boolean): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.onSettle(opened);
+    return true;
+  }
+}
+
+/**
+ * The node's core: admits connections, routes broker deliveries to the local
+ * fan-out, and drains. Runtime-agnostic: transports hand it SessionSockets.
+ *
+ * Delivery path guarantee: an event is decoded once, serialized once, and
+ * handed to the runtime's native topic publish; no JavaScript loop over sockets.
+ */
+export class Gateway implements BrokerHandler {
+  private readonly sessions = new Set<Session>();
+  private readonly users = new Map<string, UserState>();
+  private readonly ctx: SessionContext;
+  private readonly deps: GatewayDeps;
+  private readonly options: GatewayOptions;
+  private reservedSlots = 0;
+  private brokerReady = false;
+  private draining = false;
+  private inspector: Timer | undefined;
+
+  constructor(options: GatewayOptions, deps: GatewayDeps) {
+    this.options = options;
+    this.deps = deps;
+    const bindings = new ChannelBindings({
+      broker: deps.broker,
+      clock: deps.clock,
+      lingerMs: deps.bindLingerMs,
+      onCountChange: (count) => deps.metrics.bindingsActive(count),
+    });
+    this.ctx = {
+      nodeId: options.nodeId,
+      heartbeatMs: options.heartbeatMs,
+      ttlMs: options.ttlMs,
+      limits: options.limits,
+      namespaces: deps.namespaces,
+      bindings,
+      authenticator: deps.authenticator,
+      clock: deps.clock,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      publishFromClient: (request) => this.publishFromClient(request),
+    };
+  }
+
+  start(): void {
+    this.inspector ??= this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
+  }
+
+  /** Ready for traffic: broker connected with bindings restored, and not draining. */
+  isReady(): boolean {
+    return this.brokerReady && !this.draining;
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
+  connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Decides an upgrade before it happens (HTTP 429/503 are answered there, not after). */
+  admit(principal: Principal): Admission {
+    if (this.draining) return { ok: false, reason: "draining" };
+    if (this.sessions.size + this.reservedSlots >= this.options.limits.maxConnections) return { ok: false, reason: "capacity" };
+    const user = this.userState(principal.userId);
+    if (user.connections >= this.options.limits.maxConnectionsPerUser) return { ok: false, reason: "too_many_connections" };
+    user.connections += 1;
+    this.reservedSlots += 1;
+    const ticket = new ReservedSlot(principal, (opened) => {
+      this.reservedSlots -= 1;
+      if (!opened) this.releaseUser(principal.userId);
+    });
+    return { ok: true, ticket };
+  }
+
+  /** The upgrade completed: the session starts and gets `welcome`. */
+  open(ticket: AdmissionTicket, socket: SessionSocket): Session {
+    if (!(ticket instanceof ReservedSlot) || !ticket.settle(true)) throw new Error("admission ticket used twice");
+    const user = this.userState(ticket.principal.userId);
+    const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, ctx: this.ctx, user });
+    this.sessions.add(session);
+    session.open();
+    return session;
+  }
+
+  /** The transport reports a session's socket closed. */
+  closed(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    session.released();
+    this.releaseUser(session.userId);
+  }
+
+  handleDelivery(delivery: LiveDelivery): DeliveryOutcome {
+    const route = parseRoutingKey(delivery.routingKey);
+    if (!route) return this.deadLetter("bad_routing_key", `routing key ${delivery.routingKey} names no channel and type`);
+    const decoded = decodeEnvelope(delivery.body, delivery, this.deps.newId);
+    if (!decoded.ok) return this.deadLetter(decoded.reason, decoded.message);
+    const { envelope, publishedAtMs } = decoded;
+    const nowMs = this.deps.clock.now();
+    const frame: EventFrame = {
+      op: "event",
+      channel: route.channel.name,
+      id: envelope.id,
+      type: envelope.type,
+      data: envelope.data,
+      ts: envelope.occurredAt ?? new Date(publishedAtMs ?? nowMs).toISOString(),
+    };
+    if (envelope.seq !== undefined) frame.seq = envelope.seq;
+    const recipients = this.deps.fanout.publish(route.channel.name, encodeServerFrame(frame));
+    const namespace = this.deps.namespaces.get(route.channel.namespace) ? route.channel.namespace : "other";
+    const latencySeconds = publishedAtMs === undefined ? undefined : Math.max(0, nowMs - publishedAtMs) / 1000;
+    this.deps.metrics.messagesSent("event", namespace, recipients, latencySeconds);
+    return { kind: "delivered" };
+  }
+
+  readinessChanged(ready: boolean): void {
+    this.brokerReady = ready;
+  }
+
+  /**
+   * Drain: refuse new connections, tell every client to reconnect elsewhere
+   * (each after a random delay within `graceMs`, so they do not stampede the
+   * other nodes), then close whoever is left with 1012.
+   */
+  async drain(graceMs: number): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      this.deps.metrics.draining(true);
+      for (const session of this.sessions) {
+        session.send({ op: "reconnect", afterMs: Math.floor(Math.random() * graceMs), reason: "drain" });
+      }
+    }
+    await this.waitUntilEmpty(graceMs);
+    for (const session of [...this.sessions]) session.close(CloseCode.ServiceRestart, "server restarting: reconnect");
+  }
+
+  stop(): void {
+    this.inspector?.cancel();
+    this.inspector = undefined;
+    for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
+  }
+
+  private async publishFromClient(request: ClientPublish): Promise<string> {
+    const id = this.deps.newId();
+    const timestampMs = this.deps.clock.now();
+    const envelope: Envelope = {
+      id,
+      type: request.type,
+      data: request.data,
+      occurredAt: new Date(timestampMs).toISOString(),
+      user: request.userId,
+    };
+    const key = `${request.channel.namespace}.${request.channel.id}.${request.type}`;
+    const broadcast = request.policy.publish === "broadcast";
+    await this.deps.broker.publish({
+      target: broadcast ? "live" : "events",
+      routingKey: broadcast ? key : `client.${key}`,
+      body: encodeEnvelope(envelope),
+      messageId: id,
+      timestampMs,
+    });
+    this.deps.metrics.clientPublished(request.channel.namespace);
+    return id;
+  }
+
+  private deadLetter(reason: string, message: string): DeliveryOutcome {
+    this.deps.metrics.deadLettered(reason);
+    this.deps.logger.warn({ reason, detail: message }, "event dead-lettered");
+    return { kind: "dead-letter", reason, message };
+  }
+
+  private inspectSessions(): void {
+    const nowMs = this.deps.clock.now();
+    for (const session of this.sessions) session.inspect(nowMs);
+  }
+
+  private userState(userId: string): UserState {
+    let user = this.users.get(userId);
+    if (!user) {
+      const { userRatePerSec, userBurst } = this.options.limits;
+      user = { connections: 0, bucket: new TokenBucket(userRatePerSec, userBurst, this.deps.clock.now()) };
+      this.users.set(userId, user);
+    }
+    return user;
+  }
+
+  private releaseUser(userId: string): void {
+    const user = this.users.get(userId);
+    if (!user) return;
+    user.connections -= 1;
+    if (user.connections <= 0) this.users.delete(userId);
+  }
+
+  private waitUntilEmpty(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.sessions.size === 0) return resolve();
+      const poll = this.deps.clock.setInterval(() => {
+        if (this.sessions.size === 0) finish();
+      }, 50);
+      const deadline = this.deps.clock.setTimeout(() => finish(), timeoutMs);
+      const finish = () => {
+        poll.cancel();
+        deadline.cancel();
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * A token bucket: `ratePerSec` tokens refill continuously up to `burst`.
+ * Pure arithmetic on the time passed in, so tests drive it with any clock.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private updatedAtMs: number;
+
+  constructor(
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+    nowMs: number,
+  ) {
+    this.tokens = burst;
+    this.updatedAtMs = nowMs;
+  }
+
+  /** Takes one token; on refusal tells how long until one is available. */
+  take(nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
+    this.refill(nowMs);
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterMs: Math.ceil(((1 - this.tokens) / this.ratePerSec) * 1000) };
+  }
+
+  private refill(nowMs: number): void {
+    const elapsedMs = Math.max(0, nowMs - this.updatedAtMs);
+    this.tokens = Math.min(this.burst, this.tokens + (elapsedMs * this.ratePerSec) / 1000);
+    this.updatedAtMs = nowMs;
+  }
+}
+
+/**
+ * Tracks how long a connection has been continuously over its limit.
+ * Any accepted frame ends the streak: only sustained abuse counts.
+ */
+export class AbuseStreak {
+  private sinceMs: number | undefined;
+
+  constructor(private readonly closeAfterMs: number) {}
+
+  /** Records a refusal; true when the streak has lasted `closeAfterMs`. */
+  refused(nowMs: number): boolean {
+    this.sinceMs ??= nowMs;
+    return nowMs - this.sinceMs >= this.closeAfterMs;
+  }
+
+  accepted(): void {
+    this.sinceMs = undefined;
+  }
+}

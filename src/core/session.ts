@@ -1,0 +1,283 @@
+import { CloseCode, ErrorCode } from "../protocol/codes.js";
+import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from "../protocol/channel.js";
+import { encodeServerFrame, parseClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
+import { AbuseStreak, TokenBucket } from "./rate-limit.js";
+import { BrokerUnavailableError } from "./ports/broker.js";
+import { AuthenticationError, type Principal } from "./ports/authenticator.js";
+import type { SessionSocket } from "./ports/session-socket.js";
+import type { Timer } from "./ports/clock.js";
+import type { FrameRejectReason } from "./ports/metrics.js";
+import type { SessionContext, UserState } from "./session-context.js";
+
+type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
+
+/**
+ * One client connection: protocol v1 over any SessionSocket.
+ *
+ * Guarantees: every client frame gets exactly one reply (`ok`, `pong` or
+ * `error`), carrying its `ref`; a bad frame never closes the socket, only the
+ * limits in CONTRACT §5 do, each with its own close code.
+ */
+export class Session {
+  readonly id: string;
+  private principal: Principal;
+  private readonly socket: SessionSocket;
+  private readonly ctx: SessionContext;
+  private readonly user: UserState;
+  private readonly bucket: TokenBucket;
+  private readonly abuse: AbuseStreak;
+  /** Channels subscribed or being subscribed; the value is the binding prefix. */
+  private readonly channels = new Map<string, string>();
+  private expiryTimer: Timer | undefined;
+  private lastHeardMs: number;
+  private closed = false;
+
+  constructor(deps: { id: string; principal: Principal; socket: SessionSocket; ctx: SessionContext; user: UserState }) {
+    this.id = deps.id;
+    this.principal = deps.principal;
+    this.socket = deps.socket;
+    this.ctx = deps.ctx;
+    this.user = deps.user;
+    const now = this.ctx.clock.now();
+    this.bucket = new TokenBucket(this.ctx.limits.connectionRatePerSec, this.ctx.limits.connectionBurst, now);
+    this.abuse = new AbuseStreak(this.ctx.limits.abuseCloseMs);
+    this.lastHeardMs = now;
+  }
+
+  get userId(): string {
+    return this.principal.userId;
+  }
+
+  /** Sends `welcome` and arms the token-expiry close. */
+  open(): void {
+    this.send({
+      op: "welcome",
+      session: this.id,
+      node: this.ctx.nodeId,
+      heartbeatMs: this.ctx.heartbeatMs,
+      ttlMs: this.ctx.ttlMs,
+      maxFrameBytes: this.ctx.limits.maxFrameBytes,
+    });
+    this.armExpiry();
+  }
+
+  /** A text frame from the client. `byteLength` is the frame's size on the wire. */
+  receiveText(text: string, byteLength: number): void {
+    if (this.closed) return;
+    this.lastHeardMs = this.ctx.clock.now();
+    if (byteLength > this.ctx.limits.maxFrameBytes) {
+      this.ctx.metrics.frameRejected("too_large");
+      this.sendError(undefined, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
+      this.close(CloseCode.TooLarge, "frame too large");
+      return;
+    }
+    if (!this.admitByRate()) return;
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) {
+      this.reject(parsed.ref, "bad_request", ErrorCode.BadRequest, parsed.message);
+      return;
+    }
+    this.ctx.metrics.frameReceived(parsed.frame.op);
+    this.dispatch(parsed.frame);
+  }
+
+  /** A binary frame: not part of protocol v1, answered like any bad frame. */
+  receiveBinary(byteLength: number): void {
+    if (byteLength > this.ctx.limits.maxFrameBytes) return this.receiveText("", byteLength);
+    if (this.closed || !this.admitByRate()) return;
+    this.reject(undefined, "bad_request", ErrorCode.BadRequest, "binary frames are not part of protocol v1; send JSON text");
+  }
+
+  /** A WebSocket-level ping counts as a heartbeat. */
+  heard(): void {
+    this.lastHeardMs = this.ctx.clock.now();
+  }
+
+  /** Periodic check by the gateway: heartbeat TTL and send-buffer limit. */
+  inspect(nowMs: number): void {
+    if (this.closed) return;
+    if (this.socket.bufferedBytes() > this.ctx.limits.sendBufferBytes) {
+      this.close(CloseCode.TooSlow, "send buffer over its limit");
+    } else if (nowMs - this.lastHeardMs > this.ctx.ttlMs) {
+      this.close(CloseCode.HeartbeatMissed, "no heartbeat within ttlMs");
+    }
+  }
+
+  send(frame: ServerFrame): void {
+    if (!this.closed) this.socket.send(encodeServerFrame(frame));
+  }
+
+  close(code: CloseCode, reason: string): void {
+    if (this.closed) return;
+    this.socket.close(code, reason);
+    this.released();
+  }
+
+  /** The transport reports the socket gone: give back everything this session held. Idempotent. */
+  released(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.expiryTimer?.cancel();
+    for (const prefix of this.channels.values()) this.ctx.bindings.release(prefix);
+    this.channels.clear();
+  }
+
+  private admitByRate(): boolean {
+    const now = this.ctx.clock.now();
+    const verdict = this.bucket.take(now);
+    const userVerdict = verdict.ok ? this.user.bucket.take(now) : verdict;
+    if (userVerdict.ok) {
+      this.abuse.accepted();
+      return true;
+    }
+    this.ctx.metrics.frameRejected("rate_limited");
+    if (this.abuse.refused(now)) {
+      this.close(CloseCode.RateLimitAbused, "rate limit exceeded for too long");
+    } else {
+      this.sendError(undefined, ErrorCode.RateLimited, "too many frames", userVerdict.retryAfterMs);
+    }
+    return false;
+  }
+
+  private dispatch(frame: ClientFrame): void {
+    switch (frame.op) {
+      case "subscribe":
+        return void this.subscribe(frame);
+      case "unsubscribe":
+        return this.unsubscribe(frame);
+      case "publish":
+        return void this.publish(frame);
+      case "ping":
+        return this.send(frame.ref === undefined ? { op: "pong" } : { op: "pong", ref: frame.ref });
+      case "refresh":
+        return void this.refresh(frame);
+      case "presence":
+      case "status":
+      case "read":
+        return this.reject(frame.ref, "unavailable", ErrorCode.Unavailable, `op ${frame.op} is not available on this node yet`);
+      default: {
+        const unreachable: never = frame;
+        return unreachable;
+      }
+    }
+  }
+
+  private async subscribe(frame: Frame<"subscribe">): Promise<void> {
+    const channel = this.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
+    if (this.channels.has(channel.name)) return this.ok(frame.ref, { recovered: false, missed: 0 });
+    if (this.channels.size >= this.ctx.limits.maxSubscriptions) {
+      return this.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`);
+    }
+    const prefix = routingPrefix(channel);
+    this.channels.set(channel.name, prefix);
+    try {
+      await this.ctx.bindings.acquire(prefix);
+    } catch (error) {
+      this.channels.delete(channel.name);
+      return this.rejectFailure(frame.ref, error);
+    }
+    if (this.closed || this.channels.get(channel.name) !== prefix) {
+      // Closed or unsubscribed while the binding was being made: the reference is ours to give back.
+      this.ctx.bindings.release(prefix);
+      return;
+    }
+    this.socket.subscribe(channel.name);
+    // Recovery with `since` belongs to durable namespaces and the worker; until
+    // a history store is attached nothing can be recovered, and `ok` says so.
+    this.ok(frame.ref, { recovered: false, missed: 0 });
+  }
+
+  private unsubscribe(frame: Frame<"unsubscribe">): void {
+    const channel = this.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    const prefix = this.channels.get(channel.name);
+    if (prefix !== undefined) {
+      this.channels.delete(channel.name);
+      this.socket.unsubscribe(channel.name);
+      this.ctx.bindings.release(prefix);
+    }
+    this.ok(frame.ref, {});
+  }
+
+  private async publish(frame: Frame<"publish">): Promise<void> {
+    const channel = this.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    if (!EVENT_TYPE_PATTERN.test(frame.type)) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
+    }
+    const verdict = this.ctx.namespaces.canPublish(this.principal, channel);
+    if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
+    try {
+      const id = await this.ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId: this.userId });
+      this.ok(frame.ref, { id });
+    } catch (error) {
+      this.rejectFailure(frame.ref, error);
+    }
+  }
+
+  private async refresh(frame: Frame<"refresh">): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.ctx.authenticator.verify(frame.token);
+    } catch (error) {
+      const message = error instanceof AuthenticationError ? error.message : "token could not be verified";
+      return this.reject(frame.ref, "unauthorized", ErrorCode.Unauthorized, message);
+    }
+    if (principal.userId !== this.userId) {
+      return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "a refreshed token must be for the same user");
+    }
+    this.principal = principal;
+    this.armExpiry();
+    this.ok(frame.ref, {});
+  }
+
+  private armExpiry(): void {
+    this.expiryTimer?.cancel();
+    const remainingMs = Math.max(0, this.principal.expiresAtMs - this.ctx.clock.now());
+    this.expiryTimer = this.ctx.clock.setTimeout(() => this.close(CloseCode.TokenExpired, "token expired"), remainingMs);
+  }
+
+  private channelOf(ref: number | undefined, text: string): Channel | undefined {
+    const channel = parseChannel(text);
+    if (!channel) {
+      this.reject(ref, "bad_request", ErrorCode.BadRequest, `"${text.slice(0, 64)}" is not a channel: namespace:id with [a-z0-9_-] and [A-Za-z0-9_-]`);
+    }
+    return channel;
+  }
+
+  private rejectAuthorization(ref: number | undefined, channel: Channel, reason: "not_found" | "forbidden"): void {
+    if (reason === "not_found") {
+      this.reject(ref, "not_found", ErrorCode.NotFound, `namespace ${channel.namespace} does not exist`);
+    } else {
+      this.reject(ref, "forbidden", ErrorCode.Forbidden, `not allowed on ${channel.name}`);
+    }
+  }
+
+  private rejectFailure(ref: number | undefined, error: unknown): void {
+    if (error instanceof BrokerUnavailableError || (error as { retryable?: unknown } | null)?.retryable === true) {
+      this.reject(ref, "unavailable", ErrorCode.Unavailable, "message broker unavailable, retry shortly");
+    } else {
+      this.ctx.logger.error({ err: error, session: this.id }, "request failed");
+      this.reject(ref, "internal", ErrorCode.Internal, "internal error");
+    }
+  }
+
+  private reject(ref: number | undefined, reason: FrameRejectReason, code: ErrorCode, message: string): void {
+    this.ctx.metrics.frameRejected(reason);
+    this.sendError(ref, code, message);
+  }
+
+  private sendError(ref: number | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {
+    const frame: ServerFrame = { op: "error", code, message };
+    if (ref !== undefined) frame.ref = ref;
+    if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
+    this.send(frame);
+  }
+
+  private ok(ref: number | undefined, fields: Record<string, unknown>): void {
+    this.send(ref === undefined ? { op: "ok", ...fields } : { op: "ok", ref, ...fields });
+  }
+}
