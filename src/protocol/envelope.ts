@@ -60,9 +60,6 @@ export function decodeEnvelope(
   if (!parsed.success) {
     return { ok: false, reason: "invalid_envelope", message: v.summarize(parsed.issues) };
   }
-  if (!Object.hasOwn(json as object, "data")) {
-    return { ok: false, reason: "invalid_envelope", message: "data is required" };
-  }
   const envelope = parsed.output;
   const id = envelope.id ?? properties.messageId?.slice(0, 64) ?? fallbackId();
   const occurredMs = envelope.occurredAt === undefined ? undefined : Date.parse(envelope.occurredAt);

@@ -40,12 +40,7 @@ export function parseClientFrame(text: string): ParsedClientFrame {
     return { ok: false, ref: undefined, message: "frame is not valid JSON" };
   }
   const parsed = v.safeParse(ClientFrameSchema, json);
-  if (parsed.success) {
-    if (parsed.output.op === "publish" && !Object.hasOwn(json as object, "data")) {
-      return { ok: false, ref: parsed.output.ref, message: "publish needs data" };
-    }
-    return { ok: true, frame: parsed.output };
-  }
+  if (parsed.success) return { ok: true, frame: parsed.output };
   const maybeRef = typeof json === "object" && json !== null ? (json as { ref?: unknown }).ref : undefined;
   const echoedRef = Number.isSafeInteger(maybeRef) ? (maybeRef as number) : undefined;
   return { ok: false, ref: echoedRef, message: v.summarize(parsed.issues) };

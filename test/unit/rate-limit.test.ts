@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { AbuseStreak, TokenBucket } from "../../src/core/rate-limit.js";
+
+describe("TokenBucket", () => {
+  it("allows a burst, then refuses with the time until the next token", () => {
+    const bucket = new TokenBucket(20, 40, 0);
+    for (let i = 0; i < 40; i++) expect(bucket.take(0).ok).toBe(true);
+    const refused = bucket.take(0);
+    expect(refused).toEqual({ ok: false, retryAfterMs: 50 });
+  });
+
+  it("refills at the configured rate and never above the burst", () => {
+    const bucket = new TokenBucket(10, 5, 0);
+    for (let i = 0; i < 5; i++) bucket.take(0);
+    expect(bucket.take(50).ok).toBe(false);
+    expect(bucket.take(100).ok).toBe(true);
+    let taken = 0;
+    while (bucket.take(60_000).ok) taken++;
+    expect(taken).toBe(5);
+  });
+});
+
+describe("AbuseStreak", () => {
+  it("fires only after refusals lasting the whole window", () => {
+    const streak = new AbuseStreak(5_000);
+    expect(streak.refused(0)).toBe(false);
+    expect(streak.refused(4_999)).toBe(false);
+    expect(streak.refused(5_000)).toBe(true);
+  });
+
+  it("restarts when a frame is accepted in between", () => {
+    const streak = new AbuseStreak(5_000);
+    streak.refused(0);
+    streak.accepted();
+    expect(streak.refused(4_000)).toBe(false);
+    expect(streak.refused(8_999)).toBe(false);
+    expect(streak.refused(9_000)).toBe(true);
+  });
+});
