@@ -1,0 +1,157 @@
+import { randomBytes, randomInt } from "node:crypto";
+import { hostname } from "node:os";
+import * as v from "valibot";
+import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
+import { ConfigError, type ConfigProblem } from "./error.js";
+import { EnvSchema, LOG_LEVELS, ROLES, VARIABLES, type Env, type VariableName } from "./schema.js";
+
+export { ConfigError, type ConfigProblem } from "./error.js";
+export { ENV_VARS, formatEnvHelp, formatEnvMarkdown, type EnvVarDoc } from "./help.js";
+
+export type Role = (typeof ROLES)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The validated configuration. Every duration ends in `Ms`, every size in `Bytes`. */
+export interface Config {
+  readonly role: Role;
+  readonly nodeId: string;
+  readonly logLevel: LogLevel;
+  readonly http: { readonly port: number; readonly host: string };
+  /** Unset: the embedded in-process broker. */
+  readonly rabbitmqUrl: string | undefined;
+  /** Unset: the embedded store. */
+  readonly databaseUrl: string | undefined;
+  readonly jwt: JwtConfig;
+  /** Empty: the backend HTTP API is disabled. */
+  readonly apiKeys: readonly string[];
+  readonly heartbeatMs: number;
+  readonly presenceTtlMs: number;
+  readonly limits: LimitsConfig;
+  readonly nodeQueue: {
+    readonly maxLength: number;
+    readonly messageTtlMs: number;
+    readonly expiresMs: number;
+  };
+  readonly bindLingerMs: number;
+  readonly drainGraceMs: number;
+  readonly shutdownTimeoutMs: number;
+  /** Built-ins first, then the `NAMESPACES` extras; names are unique. */
+  readonly namespaces: readonly NamespacePolicy[];
+}
+
+/**
+ * Guarantee: at least one of `secret`, `publicKeyPem`, `jwksUrl` is set, and
+ * never both `publicKeyPem` and `jwksUrl`. `generated` is true when none was
+ * configured on embedded defaults and `secret` was made up at start (the app
+ * then prints a demo token signed with it).
+ */
+export interface JwtConfig {
+  readonly secret: string | undefined;
+  readonly publicKeyPem: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly audience: string | undefined;
+  readonly generated: boolean;
+}
+
+export interface LimitsConfig {
+  readonly maxFrameBytes: number;
+  readonly rateConnectionPerSec: number;
+  readonly rateConnectionBurst: number;
+  readonly rateUserPerSec: number;
+  readonly rateUserBurst: number;
+  readonly abuseCloseMs: number;
+  readonly maxSubscriptions: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxConnections: number;
+  readonly sendBufferBytes: number;
+}
+
+/**
+ * Validates the environment and returns the configuration, or throws
+ * `ConfigError` listing every bad variable. Only variables in `ENV_VARS` are
+ * read; an empty (or all-blank) value counts as unset. The caller passes
+ * `process.env`: this module is the only one that should ever see it.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = v.safeParse(EnvSchema, pickVariables(env));
+  if (!parsed.success) throw new ConfigError(parsed.issues.map(toProblem));
+  return toConfig(parsed.output);
+}
+
+function pickVariables(env: Record<string, string | undefined>): Partial<Record<VariableName, string>> {
+  const picked: Partial<Record<VariableName, string>> = {};
+  for (const name of Object.keys(VARIABLES) as VariableName[]) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") picked[name] = value;
+  }
+  return picked;
+}
+
+/** The first path key is the variable; deeper keys (inside NAMESPACES) prefix the message. */
+function toProblem(issue: v.BaseIssue<unknown>): ConfigProblem {
+  const [first, ...rest] = issue.path ?? [];
+  const variable = typeof first?.key === "string" ? first.key : "environment";
+  const where = rest.map((item) => (typeof item.key === "number" ? `[${item.key}]` : `.${String(item.key)}`)).join("");
+  return { variable, message: where === "" ? issue.message : `${where.replace(/^\./, "")}: ${issue.message}` };
+}
+
+function toConfig(env: Env): Config {
+  const jwtConfigured = env.JWT_SECRET !== undefined || env.JWT_PUBLIC_KEY !== undefined || env.JWT_JWKS_URL !== undefined;
+  // EnvSchema already rejected "RABBITMQ_URL without any JWT source", so a
+  // generated secret only ever happens on embedded defaults.
+  const generated = !jwtConfigured;
+  return {
+    role: env.ROLE,
+    nodeId: env.NODE_ID ?? defaultNodeId(),
+    logLevel: env.LOG_LEVEL,
+    http: { port: env.PORT, host: env.HOST },
+    rabbitmqUrl: env.RABBITMQ_URL,
+    databaseUrl: env.DATABASE_URL,
+    jwt: {
+      secret: generated ? randomBytes(32).toString("base64url") : env.JWT_SECRET,
+      publicKeyPem: env.JWT_PUBLIC_KEY,
+      jwksUrl: env.JWT_JWKS_URL,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      generated,
+    },
+    apiKeys: env.API_KEYS ?? [],
+    heartbeatMs: env.HEARTBEAT_MS,
+    presenceTtlMs: env.PRESENCE_TTL_MS,
+    limits: {
+      maxFrameBytes: env.MAX_FRAME_BYTES,
+      rateConnectionPerSec: env.RATE_CONNECTION_PER_SEC,
+      rateConnectionBurst: env.RATE_CONNECTION_BURST,
+      rateUserPerSec: env.RATE_USER_PER_SEC,
+      rateUserBurst: env.RATE_USER_BURST,
+      abuseCloseMs: env.ABUSE_CLOSE_MS,
+      maxSubscriptions: env.MAX_SUBSCRIPTIONS,
+      maxConnectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
+      maxConnections: env.MAX_CONNECTIONS,
+      sendBufferBytes: env.SEND_BUFFER_BYTES,
+    },
+    nodeQueue: {
+      maxLength: env.NODE_QUEUE_MAX_LENGTH,
+      messageTtlMs: env.NODE_QUEUE_MESSAGE_TTL_MS,
+      expiresMs: env.NODE_QUEUE_EXPIRES_MS,
+    },
+    bindLingerMs: env.BIND_LINGER_MS,
+    drainGraceMs: env.DRAIN_GRACE_MS,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    namespaces: [...BUILT_IN_NAMESPACES, ...(env.NAMESPACES ?? [])],
+  };
+}
+
+const SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * `<sanitized hostname>-<6 random [a-z0-9]>`: unique per process even when
+ * two nodes share a host name (containers), and always a valid NODE_ID.
+ */
+export function defaultNodeId(host: string = hostname()): string {
+  const base = host.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 57) || "node";
+  let suffix = "";
+  for (let i = 0; i < 6; i++) suffix += SUFFIX_ALPHABET[randomInt(SUFFIX_ALPHABET.length)];
+  return `${base}-${suffix}`;
+}

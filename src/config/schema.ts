@@ -1,0 +1,197 @@
+import * as v from "valibot";
+import {
+  apiKeys,
+  integer,
+  MAX_TIMER_MS,
+  namespaces,
+  oneOf,
+  publicKeyPem,
+  url,
+} from "./variables.js";
+
+/**
+ * Every environment variable the process reads, in one table: its default
+ * (as the string an operator would write), a one-line description and the
+ * schema that turns the string into a typed value. `ENV_VARS`, `--help`, the
+ * README and `EnvSchema` are all derived from it, so they cannot drift apart.
+ *
+ * A default of `undefined` means "unset" (the variable is optional, or its
+ * default is computed at load time: see `defaultText`).
+ */
+interface Variable<TSchema extends v.GenericSchema<string, unknown>, TDefault extends string | undefined> {
+  readonly default: TDefault;
+  /** Shown instead of `default` when the default is computed (NODE_ID). */
+  readonly defaultText?: string;
+  readonly description: string;
+  readonly schema: TSchema;
+}
+
+function variable<TSchema extends v.GenericSchema<string, unknown>, const TDefault extends string | undefined>(
+  defaultValue: TDefault,
+  description: string,
+  schema: TSchema,
+  defaultText?: string,
+): Variable<TSchema, TDefault> {
+  return { default: defaultValue, description, schema, ...(defaultText === undefined ? {} : { defaultText }) };
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export const ROLES = ["gateway", "worker", "all"] as const;
+
+const durationMs = (min: number) => integer(min, MAX_TIMER_MS);
+const positive = integer(1);
+
+export const VARIABLES = {
+  PORT: variable("8080", "HTTP/WebSocket listen port (0 picks a free port)", integer(0, 65_535)),
+  HOST: variable(
+    "0.0.0.0",
+    "address to listen on",
+    v.pipe(v.string(), v.regex(/^[A-Za-z0-9.:_%[\]-]+$/, "must be a host name or an IP address")),
+  ),
+  NODE_ID: variable(
+    undefined,
+    "this node's id: per-node queue name and metrics label",
+    v.pipe(
+      v.string(),
+      v.regex(/^[A-Za-z0-9_-]{1,64}$/, (issue) => `must match ^[A-Za-z0-9_-]{1,64}$, got "${issue.input}"`),
+    ),
+    "<hostname>-<6 random chars>",
+  ),
+  ROLE: variable("all", "gateway, worker, or all (both in one process)", oneOf(ROLES)),
+  LOG_LEVEL: variable("info", `log level: ${LOG_LEVELS.join(", ")}`, oneOf(LOG_LEVELS)),
+  RABBITMQ_URL: variable(
+    undefined,
+    "amqp(s)://user:pass@host:5672/vhost; unset: embedded in-process broker",
+    url(["amqp:", "amqps:"], "amqp://user:pass@host:5672/vhost"),
+  ),
+  DATABASE_URL: variable(
+    undefined,
+    "postgres(ql)://user@host:5432/db; unset: embedded store",
+    url(["postgres:", "postgresql:"], "postgres://user@host:5432/db"),
+  ),
+  JWT_SECRET: variable(
+    undefined,
+    "HS256 secret for client tokens (at least 32 characters); required with RABBITMQ_URL unless JWT_PUBLIC_KEY or JWT_JWKS_URL is set; on embedded defaults a random one is made and a demo token printed",
+    v.pipe(v.string(), v.minLength(32, (issue) => `must be at least 32 characters, has ${issue.input.length}`)),
+  ),
+  JWT_PUBLIC_KEY: variable(undefined, "PEM public key for RS256/ES256 tokens (\\n escapes allowed)", publicKeyPem),
+  JWT_JWKS_URL: variable(
+    undefined,
+    "JWKS URL for RS256/ES256 tokens (not together with JWT_PUBLIC_KEY)",
+    url(["http:", "https:"], "https://auth.example.com/.well-known/jwks.json"),
+  ),
+  JWT_ISSUER: variable(undefined, "required `iss` claim, if set", v.string()),
+  JWT_AUDIENCE: variable(undefined, "required `aud` claim, if set", v.string()),
+  API_KEYS: variable(
+    undefined,
+    "comma-separated keys for the backend HTTP API (each at least 16 characters); unset: HTTP API disabled",
+    apiKeys,
+  ),
+  HEARTBEAT_MS: variable("25000", "client heartbeat interval", durationMs(1)),
+  PRESENCE_TTL_MS: variable("60000", "silence after which presence ends and the socket closes (> HEARTBEAT_MS)", durationMs(1)),
+  MAX_FRAME_BYTES: variable("65536", "largest client frame", integer(1_024, 16 * 1024 * 1024)),
+  RATE_CONNECTION_PER_SEC: variable("20", "frames per second per connection (token bucket rate)", positive),
+  RATE_CONNECTION_BURST: variable("40", "token bucket burst per connection", positive),
+  RATE_USER_PER_SEC: variable("50", "frames per second per user, all connections on this node", positive),
+  RATE_USER_BURST: variable("100", "token bucket burst per user", positive),
+  ABUSE_CLOSE_MS: variable("5000", "continuous time over the rate limit before close 4029", durationMs(1)),
+  MAX_SUBSCRIPTIONS: variable("128", "subscriptions per connection", positive),
+  MAX_CONNECTIONS_PER_USER: variable("16", "connections per user on this node (HTTP 429 beyond)", positive),
+  MAX_CONNECTIONS: variable("100000", "connections on this node (HTTP 503 beyond)", positive),
+  SEND_BUFFER_BYTES: variable("1048576", "per-socket send buffer before close 4013", integer(1_024)),
+  BIND_LINGER_MS: variable("5000", "keep a channel's binding this long after its last local subscriber leaves", durationMs(0)),
+  NODE_QUEUE_MAX_LENGTH: variable("100000", "per-node queue max length (x-max-length)", positive),
+  NODE_QUEUE_MESSAGE_TTL_MS: variable("60000", "per-node queue message TTL (x-message-ttl)", durationMs(0)),
+  NODE_QUEUE_EXPIRES_MS: variable("60000", "per-node queue deleted after this long unused (x-expires)", durationMs(1)),
+  DRAIN_GRACE_MS: variable("10000", "on SIGTERM: time between reconnect frames and close 1012", durationMs(0)),
+  SHUTDOWN_TIMEOUT_MS: variable("30000", "forced exit after this long shutting down (> DRAIN_GRACE_MS)", durationMs(1)),
+  NAMESPACES: variable(
+    undefined,
+    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]',
+    namespaces,
+  ),
+} as const;
+
+export type VariableName = keyof typeof VARIABLES;
+
+type Entries = {
+  [K in VariableName]: v.OptionalSchema<(typeof VARIABLES)[K]["schema"], (typeof VARIABLES)[K]["default"]>;
+};
+
+function entries(): Entries {
+  const result: Record<string, v.OptionalSchema<v.GenericSchema<string, unknown>, string | undefined>> = {};
+  for (const [name, spec] of Object.entries(VARIABLES)) result[name] = v.optional(spec.schema, spec.default);
+  // Object.entries loses the per-key types; the loop builds exactly the mapped type above.
+  return result as Entries;
+}
+
+const EnvFields = v.object(entries());
+type EnvFields = v.InferOutput<typeof EnvFields>;
+
+/**
+ * A rule across variables, reported on `target` (the one an operator should
+ * change). It is checked only when none of `variables` has a problem of its
+ * own: valibot's partialCheck would also run on a value that failed a range
+ * check, and report a second, misleading problem for it.
+ */
+function rule<const K extends VariableName>(
+  variables: readonly K[],
+  target: K,
+  requirement: (env: Pick<EnvFields, K>) => boolean,
+  message: (env: Pick<EnvFields, K>) => string,
+) {
+  return v.rawCheck<EnvFields>(({ dataset, addIssue }) => {
+    const involved = (issue: v.BaseIssue<unknown>) => variables.some((name) => issue.path?.[0]?.key === name);
+    if (dataset.issues?.some(involved)) return;
+    // `dataset.typed` is false as soon as any variable (ROLE=nope) fails its
+    // type, yet the object schema still holds every key, and the ones this
+    // rule reads passed: safe to read them as typed.
+    const input = dataset.value as EnvFields;
+    if (requirement(input)) return;
+    addIssue({
+      message: message(input),
+      path: [{ type: "object", origin: "value", input, key: target, value: input[target] }],
+    });
+  });
+}
+
+/**
+ * The whole environment in one schema. Field issues carry the variable name
+ * as their first path key; so do cross-variable rules. Every field and every
+ * rule runs, so all problems are reported in one pass.
+ */
+export const EnvSchema = v.pipe(
+  EnvFields,
+  rule(
+    ["RABBITMQ_URL", "JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"],
+    "JWT_SECRET",
+    (env) =>
+      env.RABBITMQ_URL === undefined ||
+      env.JWT_SECRET !== undefined ||
+      env.JWT_PUBLIC_KEY !== undefined ||
+      env.JWT_JWKS_URL !== undefined,
+    () => "is required when RABBITMQ_URL is set, unless JWT_PUBLIC_KEY or JWT_JWKS_URL is set",
+  ),
+  rule(
+    ["JWT_PUBLIC_KEY", "JWT_JWKS_URL"],
+    "JWT_JWKS_URL",
+    (env) => env.JWT_PUBLIC_KEY === undefined || env.JWT_JWKS_URL === undefined,
+    () => "cannot be used together with JWT_PUBLIC_KEY: choose one source of public keys",
+  ),
+  rule(
+    ["HEARTBEAT_MS", "PRESENCE_TTL_MS"],
+    "PRESENCE_TTL_MS",
+    (env) => env.PRESENCE_TTL_MS > env.HEARTBEAT_MS,
+    (env) => `must be greater than HEARTBEAT_MS (${env.HEARTBEAT_MS})`,
+  ),
+  // A forced exit inside the drain grace would cut every client off before
+  // the close 1012 that the drain exists to send.
+  rule(
+    ["DRAIN_GRACE_MS", "SHUTDOWN_TIMEOUT_MS"],
+    "SHUTDOWN_TIMEOUT_MS",
+    (env) => env.SHUTDOWN_TIMEOUT_MS > env.DRAIN_GRACE_MS,
+    (env) => `must be greater than DRAIN_GRACE_MS (${env.DRAIN_GRACE_MS})`,
+  ),
+);
+
+export type Env = v.InferOutput<typeof EnvSchema>;

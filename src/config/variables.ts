@@ -1,0 +1,127 @@
+import { createPublicKey } from "node:crypto";
+import * as v from "valibot";
+import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
+import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
+
+/**
+ * Field schemas for single environment variables. Every one takes the raw
+ * string (empty strings never reach them: they mean "unset") and either
+ * yields a typed value or an issue whose message reads well after
+ * `VARIABLE: `. Messages never echo a value that may hold a secret (URLs with
+ * passwords, keys, tokens).
+ */
+
+/** setTimeout fires at once for delays over 2^31-1 ms, so no duration may exceed it. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A whole decimal number in [min, max]: rejects `12abc`, `-1`, `1.5`, `1e3`, ` 8`. */
+export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER) {
+  const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+  return v.pipe(
+    v.string(),
+    v.regex(/^\d+$/, (issue) => `must be a whole number ${range}, got "${issue.input}"`),
+    v.transform(Number),
+    v.minValue(min, (issue) => `must be a whole number ${range}, got ${issue.input}`),
+    v.maxValue(max, (issue) => `must be a whole number ${range}, got ${issue.input}`),
+  );
+}
+
+export function oneOf<const T extends readonly string[]>(options: T) {
+  return v.picklist(options, (issue) => `must be one of ${options.join(", ")}, got "${String(issue.input)}"`);
+}
+
+/** A URL whose scheme is one of `protocols` (with the trailing colon) and that names a host. */
+export function url(protocols: readonly string[], example: string) {
+  const wanted = protocols.map((protocol) => `${protocol}//`).join(" or ");
+  return v.pipe(
+    v.string(),
+    v.check((text) => {
+      const parsed = URL.canParse(text) ? new URL(text) : undefined;
+      return parsed !== undefined && protocols.includes(parsed.protocol) && parsed.hostname !== "";
+    }, `must be a ${wanted} URL with a host, like ${example}`),
+  );
+}
+
+/**
+ * A PEM SubjectPublicKeyInfo key (what jose's importSPKI reads). Env files
+ * cannot hold newlines easily, so literal `\n` sequences are turned into line
+ * breaks first. Guarantee: the output parses as an RSA or P-256 public key.
+ */
+export const publicKeyPem = v.pipe(
+  v.string(),
+  v.transform((text) => text.replaceAll("\\n", "\n").trim()),
+  v.regex(
+    /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----$/,
+    "must be a PEM public key (-----BEGIN PUBLIC KEY-----); write line breaks as \\n if needed",
+  ),
+  v.check(isSupportedPublicKey, "must be an RSA or EC P-256 public key that parses (RS256/ES256)"),
+);
+
+function isSupportedPublicKey(pem: string): boolean {
+  try {
+    const key = createPublicKey({ key: pem, format: "pem" });
+    return (
+      key.asymmetricKeyType === "rsa" ||
+      (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1")
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** Comma-separated API keys; blanks around commas and empty items (a trailing comma) are ignored. */
+export const apiKeys = v.pipe(
+  v.string(),
+  v.transform((text) => text.split(",").map((key) => key.trim()).filter((key) => key !== "")),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    dataset.value.forEach((key, index) => {
+      if (key.length < 16) {
+        addIssue({ message: `key #${index + 1} has ${key.length} characters; each key needs at least 16` });
+      }
+    });
+  }),
+);
+
+/** At most this many extra namespaces: each becomes a label value, so the count stays bounded. */
+const MAX_EXTRA_NAMESPACES = 64;
+const builtInNames = new Set(BUILT_IN_NAMESPACES.map((policy) => policy.name));
+
+const namespacePolicy = v.strictObject({
+  name: v.pipe(
+    v.string("name must be a string"),
+    v.regex(NAMESPACE_PATTERN, (issue) => `name "${issue.input}" must match ${NAMESPACE_PATTERN.source}`),
+    v.check((name) => !RESERVED_NAMESPACES.includes(name), (issue) => `name "${issue.input}" is reserved`),
+    v.check((name) => !builtInNames.has(name), (issue) => `name "${issue.input}" is a built-in namespace`),
+  ),
+  subscribe: v.optional(v.picklist(["self", "claim", "any"], 'subscribe must be "self", "claim" or "any"'), "claim"),
+  publish: v.optional(
+    v.picklist(["none", "backend", "broadcast"], 'publish must be "none", "backend" or "broadcast"'),
+    "none",
+  ),
+  durable: v.optional(v.boolean("durable must be true or false"), false),
+  presence: v.optional(v.boolean("presence must be true or false"), false),
+});
+
+/** A JSON array of extra namespace policies; the built-ins are added by `loadConfig`. */
+export const namespaces = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return JSON.parse(dataset.value) as unknown;
+    } catch {
+      addIssue({ message: "must be a JSON array of namespace policies, and is not valid JSON" });
+      return NEVER;
+    }
+  }),
+  v.array(namespacePolicy, "must be a JSON array of namespace policies"),
+  v.maxLength(MAX_EXTRA_NAMESPACES, `may hold at most ${MAX_EXTRA_NAMESPACES} namespaces`),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const seen = new Set<string>();
+    for (const policy of dataset.value) {
+      if (seen.has(policy.name)) addIssue({ message: `name "${policy.name}" appears more than once` });
+      seen.add(policy.name);
+    }
+  }),
+);

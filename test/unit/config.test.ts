@@ -1,0 +1,293 @@
+import { generateKeyPairSync } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ConfigError, defaultNodeId, ENV_VARS, formatEnvHelp, formatEnvMarkdown, loadConfig } from "../../src/config/index.js";
+import { BUILT_IN_NAMESPACES } from "../../src/core/namespaces.js";
+
+const SECRET = "s".repeat(32);
+const RABBIT = "amqp://guest:guest@localhost:5672/";
+
+function problemsOf(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("expected loadConfig to throw ConfigError");
+}
+
+function variablesOf(env: Record<string, string | undefined>): string[] {
+  return [...new Set(problemsOf(env).problems.map((problem) => problem.variable))];
+}
+
+describe("loadConfig defaults", () => {
+  it("runs on embedded defaults with an empty environment", () => {
+    const config = loadConfig({});
+    expect(config.http).toEqual({ port: 8080, host: "0.0.0.0" });
+    expect(config.role).toBe("all");
+    expect(config.logLevel).toBe("info");
+    expect(config.rabbitmqUrl).toBeUndefined();
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.apiKeys).toEqual([]);
+    expect(config.heartbeatMs).toBe(25_000);
+    expect(config.presenceTtlMs).toBe(60_000);
+    expect(config.limits).toEqual({
+      maxFrameBytes: 65_536,
+      rateConnectionPerSec: 20,
+      rateConnectionBurst: 40,
+      rateUserPerSec: 50,
+      rateUserBurst: 100,
+      abuseCloseMs: 5_000,
+      maxSubscriptions: 128,
+      maxConnectionsPerUser: 16,
+      maxConnections: 100_000,
+      sendBufferBytes: 1_048_576,
+    });
+    expect(config.nodeQueue).toEqual({ maxLength: 100_000, messageTtlMs: 60_000, expiresMs: 60_000 });
+    expect(config.bindLingerMs).toBe(5_000);
+    expect(config.drainGraceMs).toBe(10_000);
+    expect(config.shutdownTimeoutMs).toBe(30_000);
+    expect(config.namespaces).toEqual(BUILT_IN_NAMESPACES);
+  });
+
+  it("generates a random JWT secret on embedded defaults when no JWT source is set", () => {
+    const first = loadConfig({});
+    const second = loadConfig({});
+    expect(first.jwt.generated).toBe(true);
+    expect(first.jwt.secret?.length).toBeGreaterThanOrEqual(32);
+    expect(first.jwt.secret).not.toBe(second.jwt.secret);
+  });
+
+  it("keeps a configured secret and does not mark it generated", () => {
+    const config = loadConfig({ JWT_SECRET: SECRET, JWT_ISSUER: "auth", JWT_AUDIENCE: "rt" });
+    expect(config.jwt).toMatchObject({ secret: SECRET, generated: false, issuer: "auth", audience: "rt" });
+  });
+
+  it("treats empty and blank values as unset", () => {
+    const config = loadConfig({ PORT: "", RABBITMQ_URL: "", JWT_SECRET: "  ", NAMESPACES: "" });
+    expect(config.http.port).toBe(8080);
+    expect(config.rabbitmqUrl).toBeUndefined();
+    expect(config.jwt.generated).toBe(true);
+  });
+
+  it("ignores variables it does not own", () => {
+    expect(() => loadConfig({ PATH: "/usr/bin", FOO: "12abc" })).not.toThrow();
+  });
+
+  it("makes a node id from the sanitized host name plus a random suffix", () => {
+    expect(loadConfig({}).nodeId).toMatch(/^[A-Za-z0-9_-]{1,57}-[a-z0-9]{6}$/);
+    expect(defaultNodeId("web.prod.local")).toMatch(/^web-prod-local-[a-z0-9]{6}$/);
+    expect(defaultNodeId("...")).toMatch(/^node-[a-z0-9]{6}$/);
+    expect(defaultNodeId("h".repeat(200))).toHaveLength(64);
+    expect(defaultNodeId("a")).not.toBe(defaultNodeId("a"));
+  });
+});
+
+describe("loadConfig values", () => {
+  it("coerces every integer and keeps explicit values", () => {
+    const config = loadConfig({ PORT: "0", HEARTBEAT_MS: "1000", PRESENCE_TTL_MS: "3000", MAX_CONNECTIONS: "7", NODE_ID: "node_A-1" });
+    expect(config.http.port).toBe(0);
+    expect(config.heartbeatMs).toBe(1_000);
+    expect(config.presenceTtlMs).toBe(3_000);
+    expect(config.limits.maxConnections).toBe(7);
+    expect(config.nodeId).toBe("node_A-1");
+  });
+
+  it.each(["12abc", "-1", "1.5", "1e3", " 80", "0x10", "65536"])("rejects PORT=%j", (port) => {
+    const error = problemsOf({ PORT: port });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]?.variable).toBe("PORT");
+    expect(error.message).toContain("PORT: must be a whole number from 0 to 65535");
+  });
+
+  it("rejects zero where a positive number is needed and durations beyond timer range", () => {
+    expect(variablesOf({ MAX_SUBSCRIPTIONS: "0", HEARTBEAT_MS: "0", SHUTDOWN_TIMEOUT_MS: "2147483648" })).toEqual([
+      "HEARTBEAT_MS",
+      "MAX_SUBSCRIPTIONS",
+      "SHUTDOWN_TIMEOUT_MS",
+    ]);
+  });
+
+  it("accepts only known roles and log levels", () => {
+    expect(loadConfig({ ROLE: "worker", LOG_LEVEL: "silent" })).toMatchObject({ role: "worker", logLevel: "silent" });
+    const error = problemsOf({ ROLE: "both", LOG_LEVEL: "verbose" });
+    expect(error.message).toContain('ROLE: must be one of gateway, worker, all, got "both"');
+    expect(error.message).toContain("LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent");
+  });
+
+  it("validates NODE_ID against its pattern", () => {
+    expect(variablesOf({ NODE_ID: "has space" })).toEqual(["NODE_ID"]);
+    expect(variablesOf({ NODE_ID: "x".repeat(65) })).toEqual(["NODE_ID"]);
+  });
+
+  it("accepts amqp(s) and postgres(ql) URLs only, without echoing credentials", () => {
+    expect(loadConfig({ RABBITMQ_URL: "amqps://u:p@mq:5671/v", JWT_SECRET: SECRET }).rabbitmqUrl).toBe("amqps://u:p@mq:5671/v");
+    expect(loadConfig({ DATABASE_URL: "postgresql://u@db:5432/x" }).databaseUrl).toBe("postgresql://u@db:5432/x");
+    const error = problemsOf({ RABBITMQ_URL: "http://user:hunter2@mq/", DATABASE_URL: "mysql://root:hunter2@db/x" });
+    expect(error.problems.map((problem) => problem.variable)).toEqual(["RABBITMQ_URL", "DATABASE_URL"]);
+    expect(error.message).not.toContain("hunter2");
+  });
+
+  it("splits API_KEYS, trims them, skips empty items and rejects short keys without echoing them", () => {
+    const long = "k".repeat(16);
+    expect(loadConfig({ API_KEYS: ` ${long} ,${long}2,` }).apiKeys).toEqual([long, `${long}2`]);
+    const error = problemsOf({ API_KEYS: `${long},tooshort` });
+    expect(error.message).toContain("API_KEYS: key #2 has 8 characters; each key needs at least 16");
+    expect(error.message).not.toContain("tooshort");
+  });
+});
+
+describe("loadConfig JWT rules", () => {
+  const pem = (type: "rsa" | "ec") =>
+    (type === "rsa"
+      ? generateKeyPairSync("rsa", { modulusLength: 2048 })
+      : generateKeyPairSync("ec", { namedCurve: "P-256" })
+    ).publicKey
+      .export({ type: "spki", format: "pem" })
+      .toString();
+
+  it("requires a JWT source when RABBITMQ_URL is set", () => {
+    const error = problemsOf({ RABBITMQ_URL: RABBIT });
+    expect(error.problems).toEqual([
+      { variable: "JWT_SECRET", message: "is required when RABBITMQ_URL is set, unless JWT_PUBLIC_KEY or JWT_JWKS_URL is set" },
+    ]);
+    expect(loadConfig({ RABBITMQ_URL: RABBIT, JWT_JWKS_URL: "https://auth.example.com/jwks" }).jwt).toMatchObject({
+      secret: undefined,
+      generated: false,
+    });
+  });
+
+  it("rejects a secret shorter than 32 characters without echoing it", () => {
+    const error = problemsOf({ JWT_SECRET: "short-secret-value" });
+    expect(error.message).toBe("invalid configuration (1 variable):\n  JWT_SECRET: must be at least 32 characters, has 18");
+  });
+
+  it("accepts RSA and P-256 PEM keys, with \\n escapes as written in env files", () => {
+    const rsa = pem("rsa");
+    expect(loadConfig({ RABBITMQ_URL: RABBIT, JWT_PUBLIC_KEY: rsa }).jwt.publicKeyPem).toBe(rsa.trim());
+    const ec = pem("ec");
+    expect(loadConfig({ JWT_PUBLIC_KEY: ec.trim().replaceAll("\n", "\\n") }).jwt.publicKeyPem).toBe(ec.trim());
+  });
+
+  it("rejects a PEM that is not a public key, or does not parse", () => {
+    expect(variablesOf({ JWT_PUBLIC_KEY: "not a key" })).toEqual(["JWT_PUBLIC_KEY"]);
+    const broken = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----";
+    expect(problemsOf({ JWT_PUBLIC_KEY: broken }).message).toContain("must be an RSA or EC P-256 public key");
+  });
+
+  it("rejects JWT_PUBLIC_KEY together with JWT_JWKS_URL, and a non-http JWKS URL", () => {
+    expect(variablesOf({ JWT_PUBLIC_KEY: pem("ec"), JWT_JWKS_URL: "https://a.example/jwks" })).toEqual(["JWT_JWKS_URL"]);
+    expect(variablesOf({ JWT_JWKS_URL: "ftp://a.example/jwks" })).toEqual(["JWT_JWKS_URL"]);
+  });
+});
+
+describe("loadConfig cross-variable rules", () => {
+  it("needs PRESENCE_TTL_MS greater than HEARTBEAT_MS", () => {
+    const error = problemsOf({ HEARTBEAT_MS: "30000", PRESENCE_TTL_MS: "30000" });
+    expect(error.problems).toEqual([{ variable: "PRESENCE_TTL_MS", message: "must be greater than HEARTBEAT_MS (30000)" }]);
+    expect(variablesOf({ HEARTBEAT_MS: "70000" })).toEqual(["PRESENCE_TTL_MS"]);
+  });
+
+  it("skips a rule whose variables already have a problem, so each is reported once", () => {
+    expect(variablesOf({ HEARTBEAT_MS: "99999999999" })).toEqual(["HEARTBEAT_MS"]);
+    expect(variablesOf({ RABBITMQ_URL: "amqp://", JWT_SECRET: "short" })).toEqual(["RABBITMQ_URL", "JWT_SECRET"]);
+    expect(problemsOf({ JWT_SECRET: "short" }).problems).toHaveLength(1);
+  });
+
+  it("still checks rules when an unrelated variable fails its type", () => {
+    expect(variablesOf({ ROLE: "nope", RABBITMQ_URL: RABBIT })).toEqual(["ROLE", "JWT_SECRET"]);
+  });
+
+  it("needs SHUTDOWN_TIMEOUT_MS greater than DRAIN_GRACE_MS", () => {
+    expect(variablesOf({ DRAIN_GRACE_MS: "40000" })).toEqual(["SHUTDOWN_TIMEOUT_MS"]);
+  });
+});
+
+describe("loadConfig NAMESPACES", () => {
+  it("adds extra namespaces after the built-ins, with defaults filled in", () => {
+    const config = loadConfig({
+      NAMESPACES: JSON.stringify([{ name: "typing", subscribe: "claim", publish: "broadcast" }, { name: "feed-2", presence: true }]),
+    });
+    expect(config.namespaces.slice(0, BUILT_IN_NAMESPACES.length)).toEqual(BUILT_IN_NAMESPACES);
+    expect(config.namespaces.slice(BUILT_IN_NAMESPACES.length)).toEqual([
+      { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false },
+      { name: "feed-2", subscribe: "claim", publish: "none", durable: false, presence: true },
+    ]);
+  });
+
+  it("rejects invalid JSON and non-arrays", () => {
+    expect(problemsOf({ NAMESPACES: "[{" }).message).toContain("NAMESPACES: must be a JSON array of namespace policies, and is not valid JSON");
+    expect(variablesOf({ NAMESPACES: '{"name":"x"}' })).toEqual(["NAMESPACES"]);
+  });
+
+  it("reports every bad entry with its position", () => {
+    const error = problemsOf({
+      NAMESPACES: JSON.stringify([
+        { name: "Bad.Name" },
+        { name: "client" },
+        { name: "room" },
+        { name: "chat", publish: "everyone", durabel: true },
+        { name: "chat" },
+        { name: "chat" },
+      ]),
+    });
+    const messages = error.problems.map((problem) => problem.message);
+    expect(error.problems.every((problem) => problem.variable === "NAMESPACES")).toBe(true);
+    expect(messages).toContain('[0].name: name "Bad.Name" must match ^[a-z][a-z0-9_-]{0,31}$');
+    expect(messages).toContain('[1].name: name "client" is reserved');
+    expect(messages).toContain('[2].name: name "room" is a built-in namespace');
+    expect(messages).toContain('[3].publish: publish must be "none", "backend" or "broadcast"');
+    expect(messages.some((message) => message.startsWith("[3].durabel"))).toBe(true);
+  });
+
+  it("rejects duplicate names among valid entries", () => {
+    const error = problemsOf({ NAMESPACES: JSON.stringify([{ name: "chat" }, { name: "chat" }]) });
+    expect(error.problems).toEqual([{ variable: "NAMESPACES", message: 'name "chat" appears more than once' }]);
+  });
+});
+
+describe("ConfigError", () => {
+  it("names every bad variable, one line each, in one message", () => {
+    const error = problemsOf({
+      PORT: "12abc",
+      RABBITMQ_URL: RABBIT,
+      API_KEYS: "short",
+      HEARTBEAT_MS: "90000",
+      ROLE: "nope",
+      NAMESPACES: "[{",
+    });
+    expect(error.name).toBe("ConfigError");
+    expect(error).toBeInstanceOf(Error);
+    const lines = error.message.split("\n");
+    expect(lines[0]).toBe("invalid configuration (6 variables):");
+    expect(lines.slice(1).map((line) => line.trim().split(":")[0])).toEqual([
+      "PORT",
+      "ROLE",
+      "API_KEYS",
+      "NAMESPACES",
+      "JWT_SECRET",
+      "PRESENCE_TTL_MS",
+    ]);
+  });
+});
+
+describe("ENV_VARS", () => {
+  it("documents every variable once, with the defaults loadConfig applies", () => {
+    const names = ENV_VARS.map((doc) => doc.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toContain("NAMESPACES");
+    expect(ENV_VARS.find((doc) => doc.name === "PORT")?.default).toBe("8080");
+    expect(ENV_VARS.find((doc) => doc.name === "NODE_ID")?.default).toBe("<hostname>-<6 random chars>");
+    expect(ENV_VARS.find((doc) => doc.name === "RABBITMQ_URL")?.default).toBeUndefined();
+    for (const doc of ENV_VARS) expect(doc.description.length).toBeGreaterThan(0);
+  });
+
+  it("renders help and markdown with every variable", () => {
+    const help = formatEnvHelp();
+    const markdown = formatEnvMarkdown();
+    for (const doc of ENV_VARS) {
+      expect(help).toContain(doc.name);
+      expect(markdown).toContain(`\`${doc.name}\``);
+    }
+  });
+});
