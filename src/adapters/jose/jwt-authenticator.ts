@@ -1,0 +1,186 @@
+import { createPublicKey } from "node:crypto";
+import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
+import * as v from "valibot";
+import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import { CHANNEL_ID_PATTERN } from "../../protocol/channel.js";
+
+export interface JwtAuthenticatorOptions {
+  /** HS256 shared secret. */
+  readonly secret?: string;
+  /** SPKI PEM public key; RS256 for an RSA key, ES256 for a P-256 key. */
+  readonly publicKeyPem?: string;
+  /** Remote JWK set for RS256/ES256 keys, chosen by `kid`. */
+  readonly jwksUrl?: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+  /** Allowed clock skew for `exp`/`nbf`; default 5 s. */
+  readonly clockToleranceSec?: number;
+}
+
+type Algorithm = "HS256" | "RS256" | "ES256";
+
+/** Tokens arrive in URLs and `refresh` frames; nothing legitimate is this long. */
+const MAX_TOKEN_CHARS = 16_384;
+const MAX_INFO_BYTES = 1_024;
+
+/**
+ * `sub` must be a valid channel id: it becomes the id of the `user:<sub>`
+ * channel and a word of `presence.status.<sub>.*` routing keys, so a dot or
+ * a wildcard in it would break routing.
+ */
+const ClaimsSchema = v.object({
+  sub: v.pipe(
+    v.string('token "sub" claim must be a string'),
+    v.regex(CHANNEL_ID_PATTERN, 'token "sub" claim must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-"'),
+  ),
+  exp: v.number('token "exp" claim must be a number'),
+  channels: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string('token "channels" claim must hold only strings'),
+          v.maxLength(200, 'token "channels" claim has an entry over 200 characters'),
+        ),
+        'token "channels" claim must be an array of strings',
+      ),
+      v.maxLength(256, 'token "channels" claim has more than 256 entries'),
+    ),
+  ),
+  info: v.optional(
+    v.pipe(
+      v.unknown(),
+      v.check(
+        (info) => Buffer.byteLength(JSON.stringify(info) ?? "", "utf8") <= MAX_INFO_BYTES,
+        `token "info" claim is over ${MAX_INFO_BYTES} bytes of JSON`,
+      ),
+    ),
+  ),
+});
+
+/**
+ * Verifies client JWTs (CONTRACT §4) with whichever sources are configured:
+ * HS256 with `secret`, RS256/ES256 with `publicKeyPem` or `jwksUrl`.
+ *
+ * Guarantees: only the algorithms of the configured sources are accepted
+ * (never `none`); an HS256 token is only ever checked against `secret`, so a
+ * public key can never be misused as an HMAC secret; every failure rejects
+ * with `AuthenticationError` carrying a readable message and the jose error
+ * as `cause`.
+ */
+export class JwtAuthenticator implements Authenticator {
+  private readonly algorithms: Algorithm[];
+  private readonly getKey: JWTVerifyGetKey;
+  private readonly issuer: string | undefined;
+  private readonly audience: string | undefined;
+  private readonly clockToleranceSec: number;
+
+  constructor(options: JwtAuthenticatorOptions) {
+    if (options.publicKeyPem !== undefined && options.jwksUrl !== undefined) {
+      throw new TypeError("JwtAuthenticator: give publicKeyPem or jwksUrl, not both");
+    }
+    const secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
+    const pem = options.publicKeyPem === undefined ? undefined : loadPem(options.publicKeyPem);
+    const jwks = options.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(options.jwksUrl));
+
+    this.algorithms = [
+      ...(secret ? (["HS256"] as const) : []),
+      ...(pem ? [pem.algorithm] : []),
+      ...(jwks ? (["RS256", "ES256"] as const) : []),
+    ];
+    if (this.algorithms.length === 0) {
+      throw new TypeError("JwtAuthenticator: give at least one of secret, publicKeyPem, jwksUrl");
+    }
+    // jose checks `alg` against `algorithms` before calling this, so the
+    // header's alg is one of ours and picks its own source.
+    this.getKey = async (header, token): Promise<CryptoKey | Uint8Array> => {
+      if (header.alg === "HS256" && secret) return secret;
+      if (pem) return pem.key;
+      if (jwks) return jwks(header, token);
+      throw new errors.JOSEAlgNotAllowed(`no key for algorithm ${String(header.alg)}`);
+    };
+    this.issuer = options.issuer;
+    this.audience = options.audience;
+    this.clockToleranceSec = options.clockToleranceSec ?? 5;
+  }
+
+  async verify(token: string): Promise<Principal> {
+    if (token === "") throw new AuthenticationError("token is empty");
+    if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
+    let payload: unknown;
+    try {
+      ({ payload } = await jwtVerify(token, this.getKey, {
+        algorithms: this.algorithms,
+        // Missing sub/exp are reported by jose before the claim schema runs.
+        requiredClaims: ["sub", "exp"],
+        clockTolerance: this.clockToleranceSec,
+        ...(this.issuer === undefined ? {} : { issuer: this.issuer }),
+        ...(this.audience === undefined ? {} : { audience: this.audience }),
+      }));
+    } catch (error) {
+      throw new AuthenticationError(describeFailure(error, this.algorithms), { cause: error });
+    }
+    const claims = v.safeParse(ClaimsSchema, payload);
+    if (!claims.success) {
+      throw new AuthenticationError(claims.issues[0].message, { cause: new v.ValiError(claims.issues) });
+    }
+    return {
+      userId: claims.output.sub,
+      channelPatterns: claims.output.channels ?? [],
+      info: claims.output.info,
+      expiresAtMs: claims.output.exp * 1_000,
+    };
+  }
+}
+
+/** The PEM's key type decides its algorithm; the import itself is async and done once. */
+function loadPem(pem: string): { algorithm: Algorithm; key: Promise<CryptoKey> } {
+  const keyObject = createPublicKey({ key: pem, format: "pem" });
+  const curve = keyObject.asymmetricKeyDetails?.namedCurve;
+  let algorithm: Algorithm;
+  if (keyObject.asymmetricKeyType === "rsa") algorithm = "RS256";
+  else if (keyObject.asymmetricKeyType === "ec" && curve === "prime256v1") algorithm = "ES256";
+  else throw new TypeError(`JwtAuthenticator: unsupported public key type ${keyObject.asymmetricKeyType ?? "unknown"}`);
+  const key = importSPKI(pem, algorithm);
+  // Keep an import failure from surfacing as an unhandled rejection before the
+  // first verify; verify awaits the same promise and reports it.
+  key.catch(() => {});
+  return { algorithm, key };
+}
+
+function describeFailure(error: unknown, algorithms: readonly Algorithm[]): string {
+  if (error instanceof errors.JWTExpired) return "token expired";
+  if (error instanceof errors.JWSSignatureVerificationFailed) return "token signature is invalid";
+  if (error instanceof errors.JOSEAlgNotAllowed) return `token algorithm is not accepted (accepted: ${algorithms.join(", ")})`;
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    return error.reason === "missing" ? `token has no "${error.claim}" claim` : `token "${error.claim}" claim is invalid`;
+  }
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) return "token is malformed";
+  if (error instanceof errors.JWKSNoMatchingKey) return "no key in the JWKS matches the token";
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return "the JWKS could not be loaded";
+  return "token could not be verified";
+}
+
+export interface DemoTokenClaims {
+  readonly sub: string;
+  readonly channels?: readonly string[];
+  readonly info?: unknown;
+  /** Lifetime; default one hour. */
+  readonly ttlSec?: number;
+  readonly issuer?: string;
+  readonly audience?: string;
+}
+
+/** An HS256 token that `JwtAuthenticator({ secret })` accepts: the demo token printed on embedded defaults, and test tokens. */
+export async function signDemoToken(secret: string, claims: DemoTokenClaims): Promise<string> {
+  const payload: Record<string, unknown> = {};
+  if (claims.channels !== undefined) payload.channels = [...claims.channels];
+  if (claims.info !== undefined) payload.info = claims.info;
+  let jwt = new SignJWT(payload)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1_000) + (claims.ttlSec ?? 3_600));
+  if (claims.issuer !== undefined) jwt = jwt.setIssuer(claims.issuer);
+  if (claims.audience !== undefined) jwt = jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}
