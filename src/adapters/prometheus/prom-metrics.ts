@@ -1,0 +1,210 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type {
+  FrameRejectReason,
+  Metrics,
+  ServerFrameType,
+  Transport,
+  UpgradeRejectReason,
+} from "../../core/ports/metrics.js";
+import type { ClientOp } from "../../protocol/frames.js";
+import { CloseCode } from "../../protocol/codes.js";
+
+/**
+ * Client ops as label values. `satisfies` makes the compiler fail when an op
+ * is added to the protocol and not here; anything else a client sends is
+ * counted as "unknown", so a hostile client cannot grow the series count.
+ */
+const KNOWN_OPS = new Set(
+  Object.keys({
+    subscribe: true,
+    unsubscribe: true,
+    publish: true,
+    presence: true,
+    status: true,
+    read: true,
+    ping: true,
+    refresh: true,
+  } satisfies Record<ClientOp, true>),
+);
+
+/** Close codes from our table keep their number; browsers can send any 1000–4999, which become "other". */
+const KNOWN_CLOSE_CODES = new Set<number>(Object.values(CloseCode));
+
+const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
+  "bad_request",
+  "too_large",
+  "rate_limited",
+  "forbidden",
+  "limit_exceeded",
+  "unavailable",
+  "not_found",
+  "unauthorized",
+  "internal",
+];
+const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "too_many_connections", "draining"];
+
+/** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
+const DELIVERY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * The metrics port on prom-client (CONTRACT §8), on a registry of its own so
+ * two instances (tests, several apps in one process) never collide. Every
+ * series carries the default label `server_id` = the node id. Label values
+ * are bounded: ops, close codes and reasons come from closed sets;
+ * namespaces from configuration.
+ */
+export class PromMetrics implements Metrics {
+  readonly registry = new Registry();
+  readonly contentType: string = this.registry.contentType;
+
+  private readonly wsConnections: Gauge;
+  private readonly sseConnections: Gauge;
+  private readonly messagesSentTotal: Counter<"type" | "namespace">;
+  private readonly deliveryDuration: Histogram;
+  private readonly framesReceived: Counter<"op">;
+  private readonly framesRejected: Counter<"reason">;
+  private readonly rateLimited: Counter;
+  private readonly oversizeFrames: Counter;
+  private readonly upgradesRejected: Counter<"reason">;
+  private readonly connectionsClosed: Counter<"code">;
+  private readonly deadLetteredTotal: Counter<"reason">;
+  private readonly clientPublishes: Counter<"namespace">;
+  private readonly amqpConnected: Gauge;
+  private readonly amqpReconnects: Counter;
+  private readonly bindings: Gauge;
+  private readonly drainingGauge: Gauge;
+
+  constructor(options: { nodeId: string }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ server_id: options.nodeId });
+    collectDefaultMetrics({ register: this.registry });
+
+    this.wsConnections = new Gauge({ name: "sobranie_ws_connections_active", help: "Open WebSocket connections", registers });
+    this.sseConnections = new Gauge({ name: "sobranie_sse_connections_active", help: "Open SSE streams", registers });
+    this.messagesSentTotal = new Counter({
+      name: "sobranie_messages_sent_total",
+      help: "Frames delivered to local sockets, one per recipient",
+      labelNames: ["type", "namespace"],
+      registers,
+    });
+    this.deliveryDuration = new Histogram({
+      name: "sobranie_message_delivery_duration_seconds",
+      help: "Time from publish to socket write, once per delivered event",
+      buckets: DELIVERY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.framesReceived = new Counter({
+      name: "sobranie_frames_received_total",
+      help: "Client frames received, by op (unknown ops as \"unknown\")",
+      labelNames: ["op"],
+      registers,
+    });
+    this.framesRejected = new Counter({
+      name: "sobranie_frames_rejected_total",
+      help: "Client frames answered with an error, by error code",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.rateLimited = new Counter({ name: "sobranie_rate_limited_total", help: "Frames refused by a rate limit", registers });
+    this.oversizeFrames = new Counter({ name: "sobranie_oversize_frames_total", help: "Frames over the size limit", registers });
+    this.upgradesRejected = new Counter({
+      name: "sobranie_upgrades_rejected_total",
+      help: "WebSocket/SSE requests refused before the upgrade",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: "sobranie_connections_closed_total",
+      help: "Closed connections by close code (codes outside the protocol table as \"other\")",
+      labelNames: ["code"],
+      registers,
+    });
+    this.deadLetteredTotal = new Counter({
+      name: "sobranie_dead_lettered_total",
+      help: "Broker messages dead-lettered, by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.clientPublishes = new Counter({
+      name: "sobranie_client_publishes_total",
+      help: "Accepted client publishes, by namespace",
+      labelNames: ["namespace"],
+      registers,
+    });
+    this.amqpConnected = new Gauge({ name: "sobranie_amqp_connected", help: "1 while connected to the broker", registers });
+    this.amqpReconnects = new Counter({ name: "sobranie_amqp_reconnects_total", help: "Broker reconnections", registers });
+    this.bindings = new Gauge({ name: "sobranie_bindings_active", help: "Channel bindings on this node's queue", registers });
+    this.drainingGauge = new Gauge({ name: "sobranie_draining", help: "1 while this node is draining", registers });
+
+    // Start every bounded reason at zero so rate() works from the first scrape.
+    for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
+    for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  connectionOpened(transport: Transport): void {
+    this.connectionGauge(transport).inc();
+  }
+
+  connectionClosed(transport: Transport, closeCode: number): void {
+    this.connectionGauge(transport).dec();
+    this.connectionsClosed.inc({ code: KNOWN_CLOSE_CODES.has(closeCode) ? String(closeCode) : "other" });
+  }
+
+  upgradeRejected(reason: UpgradeRejectReason): void {
+    this.upgradesRejected.inc({ reason });
+  }
+
+  frameReceived(op: string): void {
+    this.framesReceived.inc({ op: KNOWN_OPS.has(op) ? op : "unknown" });
+  }
+
+  /** `rate_limited` and `too_large` also feed their own totals: the port has no separate calls for them. */
+  frameRejected(reason: FrameRejectReason): void {
+    this.framesRejected.inc({ reason });
+    if (reason === "rate_limited") this.rateLimited.inc();
+    if (reason === "too_large") this.oversizeFrames.inc();
+  }
+
+  messagesSent(type: ServerFrameType, namespace: string, recipients: number, latencySeconds: number | undefined): void {
+    if (recipients <= 0) return;
+    this.messagesSentTotal.inc({ type, namespace }, recipients);
+    if (latencySeconds !== undefined && latencySeconds >= 0) this.deliveryDuration.observe(latencySeconds);
+  }
+
+  deadLettered(reason: string): void {
+    this.deadLetteredTotal.inc({ reason });
+  }
+
+  clientPublished(namespace: string): void {
+    this.clientPublishes.inc({ namespace });
+  }
+
+  brokerConnected(connected: boolean): void {
+    this.amqpConnected.set(connected ? 1 : 0);
+  }
+
+  brokerReconnected(): void {
+    this.amqpReconnects.inc();
+  }
+
+  bindingsActive(count: number): void {
+    this.bindings.set(count);
+  }
+
+  draining(isDraining: boolean): void {
+    this.drainingGauge.set(isDraining ? 1 : 0);
+  }
+
+  private connectionGauge(transport: Transport): Gauge {
+    switch (transport) {
+      case "ws":
+        return this.wsConnections;
+      case "sse":
+        return this.sseConnections;
+    }
+  }
+}
