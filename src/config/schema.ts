@@ -35,6 +35,8 @@ function variable<TSchema extends v.GenericSchema<string, unknown>, const TDefau
   return { default: defaultValue, description, schema, ...(defaultText === undefined ? {} : { defaultText }) };
 }
 
+/** Node ids become queue names and label values: keep them short and plain. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const ROLES = ["gateway", "worker", "all"] as const;
 
@@ -53,7 +55,7 @@ export const VARIABLES = {
     "this node's id: per-node queue name and metrics label",
     v.pipe(
       v.string(),
-      v.regex(/^[A-Za-z0-9_-]{1,64}$/, (issue) => `must match ^[A-Za-z0-9_-]{1,64}$, got "${issue.input}"`),
+      v.regex(NODE_ID_PATTERN, (issue) => `must match ${NODE_ID_PATTERN.source}, got "${issue.input}"`),
     ),
     "<hostname>-<6 random chars>",
   ),

@@ -1,5 +1,5 @@
-import { createPublicKey } from "node:crypto";
 import * as v from "valibot";
+import { publicKeyAlgorithm } from "../adapters/jose/jwt-authenticator.js";
 import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
 import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
 
@@ -54,20 +54,8 @@ export const publicKeyPem = v.pipe(
     /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----$/,
     "must be a PEM public key (-----BEGIN PUBLIC KEY-----); write line breaks as \\n if needed",
   ),
-  v.check(isSupportedPublicKey, "must be an RSA or EC P-256 public key that parses (RS256/ES256)"),
+  v.check((pem) => publicKeyAlgorithm(pem) !== undefined, "must be an RSA or EC P-256 public key that parses (RS256/ES256)"),
 );
-
-function isSupportedPublicKey(pem: string): boolean {
-  try {
-    const key = createPublicKey({ key: pem, format: "pem" });
-    return (
-      key.asymmetricKeyType === "rsa" ||
-      (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1")
-    );
-  } catch {
-    return false;
-  }
-}
 
 /** Comma-separated API keys; blanks around commas and empty items (a trailing comma) are ignored. */
 export const apiKeys = v.pipe(

@@ -1,8 +1,9 @@
+import { generateKeyPairSync } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { JwtAuthenticator, signDemoToken } from "../../src/adapters/jose/jwt-authenticator.js";
+import { JwtAuthenticator, publicKeyAlgorithm, signDemoToken } from "../../src/adapters/jose/jwt-authenticator.js";
 import { AuthenticationError } from "../../src/core/ports/authenticator.js";
 
 const SECRET = "a-test-secret-that-is-long-enough-32";
@@ -132,6 +133,17 @@ describe("JwtAuthenticator with a PEM public key", () => {
       );
     });
   }
+
+  it("picks the algorithm from the key type and refuses other key types", () => {
+    const spki = (pair: { publicKey: { export(options: { type: "spki"; format: "pem" }): string | Buffer } }) =>
+      pair.publicKey.export({ type: "spki", format: "pem" }).toString();
+    expect(publicKeyAlgorithm(spki(generateKeyPairSync("ec", { namedCurve: "P-256" })))).toBe("ES256");
+    expect(publicKeyAlgorithm(spki(generateKeyPairSync("ec", { namedCurve: "P-384" })))).toBeUndefined();
+    const ed25519 = spki(generateKeyPairSync("ed25519"));
+    expect(publicKeyAlgorithm(ed25519)).toBeUndefined();
+    expect(publicKeyAlgorithm("garbage")).toBeUndefined();
+    expect(() => new JwtAuthenticator({ publicKeyPem: ed25519 })).toThrow(TypeError);
+  });
 
   it("accepts HS256 and the PEM's algorithm together, never using the public key as an HMAC secret", async () => {
     const { publicKey } = await generateKeyPair("RS256");

@@ -1,4 +1,4 @@
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
@@ -132,14 +132,27 @@ export class JwtAuthenticator implements Authenticator {
   }
 }
 
+/**
+ * The algorithm a PEM public key verifies: RS256 for RSA, ES256 for P-256;
+ * undefined for anything else or a PEM that does not parse. Config uses this
+ * too, so what it accepts is exactly what the authenticator can verify.
+ */
+export function publicKeyAlgorithm(pem: string): "RS256" | "ES256" | undefined {
+  let keyObject: KeyObject;
+  try {
+    keyObject = createPublicKey({ key: pem, format: "pem" });
+  } catch {
+    return undefined;
+  }
+  if (keyObject.asymmetricKeyType === "rsa") return "RS256";
+  if (keyObject.asymmetricKeyType === "ec" && keyObject.asymmetricKeyDetails?.namedCurve === "prime256v1") return "ES256";
+  return undefined;
+}
+
 /** The PEM's key type decides its algorithm; the import itself is async and done once. */
 function loadPem(pem: string): { algorithm: Algorithm; key: Promise<CryptoKey> } {
-  const keyObject = createPublicKey({ key: pem, format: "pem" });
-  const curve = keyObject.asymmetricKeyDetails?.namedCurve;
-  let algorithm: Algorithm;
-  if (keyObject.asymmetricKeyType === "rsa") algorithm = "RS256";
-  else if (keyObject.asymmetricKeyType === "ec" && curve === "prime256v1") algorithm = "ES256";
-  else throw new TypeError(`JwtAuthenticator: unsupported public key type ${keyObject.asymmetricKeyType ?? "unknown"}`);
+  const algorithm = publicKeyAlgorithm(pem);
+  if (algorithm === undefined) throw new TypeError("JwtAuthenticator: publicKeyPem must be an RSA or P-256 SPKI public key");
   const key = importSPKI(pem, algorithm);
   // Keep an import failure from surfacing as an unhandled rejection before the
   // first verify; verify awaits the same promise and reports it.
