@@ -120,6 +120,11 @@ export class Gateway implements BrokerHandler {
     return this.brokerReady && !this.draining;
   }
 
+  /** What `/readyz` reports. */
+  readiness(): { ready: boolean; checks: Record<string, boolean> } {
+    return { ready: this.isReady(), checks: { broker: this.brokerReady, accepting: !this.draining } };
+  }
+
   isDraining(): boolean {
     return this.draining;
   }

@@ -33,21 +33,24 @@ export class TokenBucket {
 }
 
 /**
- * Tracks how long a connection has been continuously over its limit.
- * Any accepted frame ends the streak: only sustained abuse counts.
+ * Tracks how long a connection has been continuously over its limit. A
+ * flooding client still gets a frame through whenever a token refills, so an
+ * accepted frame does not end the streak; a pause of `quietResetMs` without
+ * refusals does (the client backed off as told by `retryAfterMs`).
  */
 export class AbuseStreak {
   private sinceMs: number | undefined;
+  private lastRefusalMs = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly closeAfterMs: number) {}
+  constructor(
+    private readonly closeAfterMs: number,
+    private readonly quietResetMs = 1_000,
+  ) {}
 
   /** Records a refusal; true when the streak has lasted `closeAfterMs`. */
   refused(nowMs: number): boolean {
-    this.sinceMs ??= nowMs;
-    return nowMs - this.sinceMs >= this.closeAfterMs;
-  }
-
-  accepted(): void {
-    this.sinceMs = undefined;
+    if (nowMs - this.lastRefusalMs > this.quietResetMs) this.sinceMs = nowMs;
+    this.lastRefusalMs = nowMs;
+    return nowMs - (this.sinceMs ?? nowMs) >= this.closeAfterMs;
   }
 }

@@ -126,10 +126,7 @@ export class Session {
     const now = this.ctx.clock.now();
     const verdict = this.bucket.take(now);
     const userVerdict = verdict.ok ? this.user.bucket.take(now) : verdict;
-    if (userVerdict.ok) {
-      this.abuse.accepted();
-      return true;
-    }
+    if (userVerdict.ok) return true;
     this.ctx.metrics.frameRejected("rate_limited");
     if (this.abuse.refused(now)) {
       this.close(CloseCode.RateLimitAbused, "rate limit exceeded for too long");

@@ -23,17 +23,15 @@ describe("TokenBucket", () => {
 describe("AbuseStreak", () => {
   it("fires only after refusals lasting the whole window", () => {
     const streak = new AbuseStreak(5_000);
-    expect(streak.refused(0)).toBe(false);
-    expect(streak.refused(4_999)).toBe(false);
+    for (let t = 0; t < 5_000; t += 100) expect(streak.refused(t)).toBe(false);
     expect(streak.refused(5_000)).toBe(true);
   });
 
-  it("restarts when a frame is accepted in between", () => {
-    const streak = new AbuseStreak(5_000);
-    streak.refused(0);
-    streak.accepted();
-    expect(streak.refused(4_000)).toBe(false);
-    expect(streak.refused(8_999)).toBe(false);
-    expect(streak.refused(9_000)).toBe(true);
+  it("restarts after the client stayed quiet for the reset time", () => {
+    const streak = new AbuseStreak(5_000, 1_000);
+    for (let t = 0; t <= 3_000; t += 100) streak.refused(t);
+    // 1.1 s of quiet: a new streak starts at 4,100 and must last 5 s again.
+    for (let t = 4_100; t < 9_100; t += 100) expect(streak.refused(t)).toBe(false);
+    expect(streak.refused(9_100)).toBe(true);
   });
 });

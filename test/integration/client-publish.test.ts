@@ -1,0 +1,99 @@
+import amqp from "amqplib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TcpProxy } from "../support/tcp-proxy.js";
+import { waitFor } from "../support/wait-for.js";
+import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { TestClient } from "../support/ws-client.js";
+
+const NAMESPACES = JSON.stringify([{ name: "typing", subscribe: "any", publish: "broadcast" }]);
+
+describe("client publish", () => {
+  let gateway: TestGateway;
+  let backend: amqp.ChannelModel;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway({ NAMESPACES });
+    backend = await amqp.connect(RABBITMQ_URL);
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await backend?.close();
+  });
+
+  /** A backend's queue on `sobranie.events` for client publishes to one room. */
+  async function backendQueue(room: string): Promise<amqp.ConsumeMessage[]> {
+    const channel = await backend.createChannel();
+    const { queue } = await channel.assertQueue("", { exclusive: true });
+    await channel.bindQueue(queue, "sobranie.events", `client.room.${room}.#`);
+    const received: amqp.ConsumeMessage[] = [];
+    await channel.consume(queue, (message) => message && received.push(message), { noAck: true });
+    return received;
+  }
+
+  it("publishes to sobranie.events as client.<ns>.<id>.<type>, with the sender set by the gateway, ok only after the confirm", async () => {
+    const room = uniqueId("r");
+    const received = await backendQueue(room);
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "alice", channels: [`room:${room}`] }) });
+    const reply = await client.request({ op: "publish", channel: `room:${room}`, type: "chat.message", data: { text: "hi" }, user: "mallory" });
+    expect(reply).toMatchObject({ op: "ok", id: expect.any(String) });
+    await waitFor(() => received.length === 1);
+    const message = received[0]!;
+    expect(message.fields.routingKey).toBe(`client.room.${room}.chat.message`);
+    expect(message.properties.messageId).toBe(reply.id);
+    expect(JSON.parse(message.content.toString())).toMatchObject({ id: reply.id, type: "chat.message", data: { text: "hi" }, user: "alice" });
+    client.close();
+  });
+
+  it("refuses publishes the namespace or the token does not allow, and bad types", async () => {
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken({ channels: ["room:1"] }) });
+    expect(await client.request({ op: "publish", channel: "post:1", type: "t", data: {} })).toMatchObject({ code: "forbidden" });
+    expect(await client.request({ op: "publish", channel: "room:2", type: "t", data: {} })).toMatchObject({ code: "forbidden" });
+    expect(await client.request({ op: "publish", channel: "room:1", type: "a.*", data: {} })).toMatchObject({ code: "bad_request" });
+    expect(await client.request({ op: "publish", channel: "room:1", type: "t" })).toMatchObject({ code: "bad_request" });
+    client.close();
+  });
+
+  it("broadcasts straight to subscribers in a broadcast namespace", async () => {
+    const id = uniqueId("t");
+    const listener = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "bob" }) });
+    await listener.request({ op: "subscribe", channel: `typing:${id}` });
+    const typist = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "alice" }) });
+    const reply = await typist.request({ op: "publish", channel: `typing:${id}`, type: "typing.started", data: {} });
+    expect(await listener.next((f) => f.op === "event")).toMatchObject({ channel: `typing:${id}`, id: reply.id, type: "typing.started" });
+    listener.close();
+    typist.close();
+  });
+});
+
+describe("while the broker is away", () => {
+  let proxy: TcpProxy;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    proxy = new TcpProxy("127.0.0.1", 5672);
+    await proxy.start();
+    gateway = await startTestGateway({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, NAMESPACES });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await proxy?.stop();
+  });
+
+  it("answers publishes with unavailable and /readyz with 503, then recovers bindings and publishing", async () => {
+    const id = uniqueId("t");
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    await client.request({ op: "subscribe", channel: `typing:${id}` });
+    proxy.cut();
+    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 503);
+    expect(await client.request({ op: "publish", channel: `typing:${id}`, type: "t", data: {} })).toMatchObject({ op: "error", code: "unavailable" });
+    proxy.restore();
+    await gateway.app.ready;
+    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200);
+    const reply = await client.request({ op: "publish", channel: `typing:${id}`, type: "t", data: {} });
+    expect(reply).toMatchObject({ op: "ok" });
+    expect(await client.next((f) => f.op === "event" && f.id === reply.id)).toMatchObject({ channel: `typing:${id}` });
+    client.close();
+  });
+});

@@ -1,0 +1,50 @@
+import net from "node:net";
+
+/**
+ * A TCP proxy in front of RabbitMQ that a test can cut and restore: an
+ * outage for one gateway only, without disturbing the broker that other
+ * test files share.
+ */
+export class TcpProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private cutOff = false;
+  private server: net.Server | undefined;
+  port = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async start(): Promise<void> {
+    this.server = net.createServer((client) => {
+      if (this.cutOff) return void client.destroy();
+      const upstream = net.connect(this.targetPort, this.targetHost);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on("close", () => this.sockets.delete(socket));
+        socket.on("error", () => {});
+      }
+      client.pipe(upstream).pipe(client);
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Drops every connection and refuses new ones until `restore`. */
+  cut(): void {
+    this.cutOff = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.cutOff = false;
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
