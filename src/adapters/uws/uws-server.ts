@@ -55,9 +55,12 @@ const UPGRADE_REJECTIONS: Record<UpgradeRejectReason, { rejection: HttpRejection
  *   limit and the session answers `too_large` + 1009 itself.
  * - idleTimeout 0: uWS would close silent sockets with 1006; the session owns
  *   the heartbeat TTL and closes with 4008.
- * - maxBackpressure twice the send-buffer limit, without closeOnBackpressureLimit
- *   (which closes with 1006): the gateway's periodic inspection closes a socket
- *   over the limit with 4013 before uWS would start skipping it in publishes.
+ * - maxBackpressure 0 (no uWS limit) and no closeOnBackpressureLimit: over its
+ *   limit uWS silently skips a socket in `publish`, drops even the close frame,
+ *   and closes with 1006. Instead the gateway's periodic inspection closes a
+ *   socket over SEND_BUFFER_BYTES with 4013 (its close frame queued behind the
+ *   buffered events), so a slow socket holds at most the limit plus one
+ *   inspection interval of traffic, and it never misses an event silently.
  */
 export class UwsServer {
   private listenSocket: us_listen_socket | undefined;
@@ -70,7 +73,7 @@ export class UwsServer {
       compression: deps.uws.DISABLED,
       maxPayloadLength: deps.maxFrameBytes * 2,
       idleTimeout: 0,
-      maxBackpressure: deps.sendBufferBytes * 2,
+      maxBackpressure: 0,
       closeOnBackpressureLimit: false,
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => this.upgrade(res, req, context),
