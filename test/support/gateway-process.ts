@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** The compiled entry point (`npm test` builds before running the tests). */
+export const MAIN_JS = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A gateway as a whole process, the way operators run it. */
+export class GatewayProcess {
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<ProcessResult>;
+
+  constructor(
+    readonly child: ChildProcess,
+  ) {
+    child.stdout?.on("data", (chunk: Buffer) => (this.stdout += chunk.toString()));
+    child.stderr?.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.exited = new Promise((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr })),
+    );
+  }
+
+  static start(args: string[], env: Record<string, string>): GatewayProcess {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    return new GatewayProcess(child);
+  }
+
+  /** Waits until stdout matches, or the process exits (then throws with its output). */
+  async waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.stdout.match(pattern);
+      if (match) return match;
+      if (this.child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`output ${pattern} not seen; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  kill(signal: NodeJS.Signals = "SIGTERM"): void {
+    this.child.kill(signal);
+  }
+}
