@@ -1,0 +1,88 @@
+/**
+ * Durable history of events in durable namespaces (CONTRACT §3): PostgreSQL
+ * through MikroORM in production (`OrmEventStore`), the same entities on an
+ * embedded PGlite in embedded mode. Both pass test/contract/event-store.contract.ts.
+ *
+ * Sequence guarantee: `seq` is one strictly increasing number across all
+ * channels, assigned in commit order (the worker is the only writer and
+ * appends one batch at a time), so "everything after seq N" is well defined
+ * for one channel and for a stream over several channels (SSE Last-Event-ID).
+ */
+export interface NewEvent {
+  /** Unique event id (≤ 64 chars): an id seen before is stored once. */
+  readonly id: string;
+  /** `namespace:id`. */
+  readonly channel: string;
+  readonly type: string;
+  readonly data: unknown;
+  /** ISO-8601 time the backend says the event happened (or was received). */
+  readonly occurredAt: string;
+  /** Sender, for client publishes. */
+  readonly user?: string | undefined;
+}
+
+export interface StoredEvent extends NewEvent {
+  readonly seq: number;
+}
+
+export interface AppendOutcome {
+  readonly event: StoredEvent;
+  /** True when the id was stored before: `event` is the first stored copy. */
+  readonly duplicate: boolean;
+}
+
+export interface HistoryPage {
+  /** Events with seq > afterSeq, ascending, at most `limit`. */
+  readonly events: StoredEvent[];
+  /**
+   * False when retention removed events of this channel after `afterSeq`:
+   * the caller answers `recovered: false` and delivers what remains.
+   */
+  readonly complete: boolean;
+}
+
+export interface RetentionPolicy {
+  readonly namespace: string;
+  /** Events older than this are removed. */
+  readonly maxAgeMs: number;
+  /** At most this many newest events are kept per channel. */
+  readonly maxPerChannel: number;
+}
+
+export interface Inbox {
+  readonly events: StoredEvent[];
+  /** Events in `user:<id>` after `readUpTo`. */
+  readonly unread: number;
+  readonly readUpTo: number;
+}
+
+export interface EventStore {
+  /** Connects and applies pending migrations. */
+  start(): Promise<void>;
+  /** Idempotent. */
+  stop(): Promise<void>;
+  isReady(): boolean;
+  /**
+   * Stores a batch in one transaction; outcomes are in input order. Events
+   * whose id is already stored (or repeated within the batch) are not stored
+   * again and come back with `duplicate: true` and the first copy's seq.
+   */
+  append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
+  /** The channel's events after `afterSeq`. */
+  history(channel: string, afterSeq: number, limit: number): Promise<HistoryPage>;
+  /** Applies retention; returns how many events were removed. */
+  prune(policies: readonly RetentionPolicy[], nowMs: number): Promise<number>;
+  /** The user's inbox (`user:<userId>`), oldest first, after `afterSeq`. */
+  inbox(userId: string, afterSeq: number, limit: number): Promise<Inbox>;
+  /** Moves the read mark forward (never back); returns the mark now in force. */
+  markRead(userId: string, upToSeq: number): Promise<number>;
+}
+
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  readonly code = "unavailable";
+  readonly retryable = true;
+  constructor(message = "event store is not reachable", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
