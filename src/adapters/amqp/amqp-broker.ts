@@ -1,0 +1,283 @@
+import type { Channel } from "amqplib";
+import {
+  type Broker,
+  type BrokerHandler,
+  BrokerUnavailableError,
+  type PublishRequest,
+  type PublishTarget,
+} from "../../core/ports/broker.js";
+import { type Clock, systemClock } from "../../core/ports/clock.js";
+import type { Logger } from "../../core/ports/logger.js";
+import { type BackoffOptions, fullJitterDelayMs, sleep } from "./backoff.js";
+import { BindingPool } from "./binding-pool.js";
+import { NodeQueueConsumer } from "./consumer.js";
+import { ConfirmPublisher } from "./publisher.js";
+import { AmqpSession } from "./session.js";
+import {
+  AmqpHeaders,
+  AmqpNames,
+  assertNodeQueue,
+  assertSharedTopology,
+  connectionName,
+  type NodeQueueOptions,
+} from "./topology.js";
+
+export interface AmqpBrokerOptions {
+  /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
+  readonly url: string;
+  readonly nodeId: string;
+  /** Non-durable namespaces, forwarded events → live by the broker (CONTRACT §3). */
+  readonly liveNamespaces: readonly string[];
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly nodeQueue: NodeQueueOptions;
+  readonly reconnect?: BackoffOptions;
+  /** Called after every successful reconnect (not after the first connect). */
+  readonly onReconnect?: () => void;
+  readonly onConnectionStateChange?: (connected: boolean) => void;
+  readonly onBindingCountChange?: (count: number) => void;
+  /** Unacked deliveries the broker may push ahead of our acks. */
+  readonly prefetch?: number;
+  /** Channels used for bind/unbind RPCs in parallel (see BindingPool). */
+  readonly bindingChannels?: number;
+  /** Bound on each step of stop(): consumer cancel, unbinds, publish confirms, connection close. */
+  readonly stopStepTimeoutMs?: number;
+}
+
+const DEFAULT_PREFETCH = 1000;
+/** Measured: 500 binds at ~10 ms RTT take 6.6 s on 1 channel, 2.1 s on 4, 1.2 s on 8. Channels are cheap. */
+const DEFAULT_BINDING_CHANNELS = 8;
+const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
+const DEFAULT_STOP_STEP_TIMEOUT_MS = 5_000;
+/** Budget for closing a half-set-up connection before retrying. */
+const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
+const MS_PER_SECOND = 1000;
+const JSON_CONTENT_TYPE = "application/json";
+
+type Phase = "idle" | "running" | "stopping" | "stopped";
+
+const EXCHANGE_BY_TARGET: Record<PublishTarget, string> = {
+  events: AmqpNames.eventsExchange,
+  live: AmqpNames.liveExchange,
+};
+
+/**
+ * RabbitMQ behind the Broker port.
+ *
+ * Recovery is our own explicit loop rather than amqplib's opt-in `recovery`:
+ * that one re-opens the connection only, while we must also recover from
+ * channel-level errors and must finish re-declaring, re-consuming and
+ * re-binding before reporting ready. One loop owns all of it:
+ *
+ *   lost → readinessChanged(false) → backoff (full jitter) → connect →
+ *   assert topology → declare + consume node queue → re-bind all (pipelined)
+ *   → readinessChanged(true) → onReconnect()
+ *
+ * Readiness is true only between the end of that sequence and the next loss.
+ */
+export class AmqpBroker implements Broker {
+  private readonly options: AmqpBrokerOptions;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly publisher = new ConfirmPublisher();
+  private readonly bindings: BindingPool;
+  private readonly abort = new AbortController();
+  private phase: Phase = "idle";
+  private handler: BrokerHandler | undefined;
+  private session: AmqpSession | undefined;
+  /** The session being set up, so stop() can close it mid-setup. */
+  private opening: AmqpSession | undefined;
+  private consumer: NodeQueueConsumer | undefined;
+  private ready = false;
+  private connected = false;
+  private everReady = false;
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(options: AmqpBrokerOptions) {
+    this.options = options;
+    this.logger = options.logger.child({ component: "amqp-broker", nodeId: options.nodeId });
+    this.clock = options.clock ?? systemClock;
+    this.bindings = new BindingPool((count) => options.onBindingCountChange?.(count));
+  }
+
+  /**
+   * Resolves once connected with the topology asserted, the consumer running
+   * and every binding restored. A failing first connect is retried with
+   * backoff for as long as it takes; stop() ends the wait and the returned
+   * promise then rejects with BrokerUnavailableError.
+   */
+  start(handler: BrokerHandler): Promise<void> {
+    if (this.startPromise) return this.startPromise;
+    if (this.phase !== "idle") return Promise.reject(new BrokerUnavailableError("broker already stopped"));
+    this.handler = handler;
+    this.phase = "running";
+    this.startPromise = this.connectUntilReady(false);
+    return this.startPromise;
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  bind(prefix: string): Promise<void> {
+    return this.bindings.bind(prefix);
+  }
+
+  unbind(prefix: string): Promise<void> {
+    return this.bindings.unbind(prefix);
+  }
+
+  publish(request: PublishRequest): Promise<void> {
+    if (this.phase !== "running" || !this.publisher.isAttached()) return Promise.reject(new BrokerUnavailableError());
+    return this.publisher.publish(EXCHANGE_BY_TARGET[request.target], request.routingKey, Buffer.from(request.body, "utf8"), {
+      persistent: request.target === "events",
+      contentType: JSON_CONTENT_TYPE,
+      messageId: request.messageId,
+      timestamp: Math.floor(request.timestampMs / MS_PER_SECOND),
+      headers: { [AmqpHeaders.timestampMs]: request.timestampMs },
+    });
+  }
+
+  /**
+   * Shutdown order: stop the consumer, remove this node's bindings
+   * (pipelined), wait for outstanding publish confirms, settle acks, close.
+   * Each step is bounded by `stopStepTimeoutMs`; stop() never rejects.
+   */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  private async shutdown(): Promise<void> {
+    const stepTimeoutMs = this.options.stopStepTimeoutMs ?? DEFAULT_STOP_STEP_TIMEOUT_MS;
+    this.phase = "stopping";
+    this.abort.abort();
+    const session = this.session;
+    const consumer = this.consumer;
+    if (session && consumer) {
+      await withTimeout(consumer.cancel().catch(() => {}), stepTimeoutMs);
+      await this.bindings.unbindAll(stepTimeoutMs);
+      await this.publisher.settle(stepTimeoutMs);
+      consumer.flushNow();
+    } else {
+      await this.bindings.unbindAll(0);
+    }
+    const stopped = new BrokerUnavailableError("broker stopped");
+    this.bindings.close(stopped);
+    this.publisher.detach(stopped);
+    this.session = undefined;
+    this.consumer = undefined;
+    this.setReady(false);
+    this.setConnected(false);
+    await Promise.all([session?.close(stepTimeoutMs), this.opening?.close(stepTimeoutMs)]);
+    this.phase = "stopped";
+  }
+
+  private async connectUntilReady(isReconnect: boolean): Promise<void> {
+    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
+    // A reconnect waits one jittered step first, so gateways dropped by a broker restart do not return in lockstep.
+    let attempt = isReconnect ? 0 : -1;
+    while (!this.abort.signal.aborted) {
+      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
+      attempt += 1;
+      if (this.abort.signal.aborted) break;
+      try {
+        await this.establish();
+        return;
+      } catch (error) {
+        if (this.abort.signal.aborted) break;
+        this.logger.warn({ err: error, attempt }, "broker connection attempt failed; retrying");
+      }
+    }
+    throw new BrokerUnavailableError("broker stopped before it became ready");
+  }
+
+  private async establish(): Promise<void> {
+    const { options } = this;
+    const handler = this.handler;
+    if (!handler) throw new BrokerUnavailableError("start() was not called");
+    const session = await AmqpSession.open(options.url, connectionName(options.nodeId), this.logger);
+    this.opening = session;
+    try {
+      if (this.abort.signal.aborted) throw new BrokerUnavailableError("broker stopped");
+      this.setConnected(true);
+      const consumerChannel = await session.createChannel();
+      await session.guard(assertSharedTopology(consumerChannel, options.liveNamespaces));
+      const queue = await session.guard(assertNodeQueue(consumerChannel, options.nodeId, options.nodeQueue));
+      const confirmChannel = await session.createConfirmChannel();
+      const poolSize = options.bindingChannels ?? DEFAULT_BINDING_CHANNELS;
+      const poolChannels: Channel[] = await Promise.all(Array.from({ length: poolSize }, () => session.createChannel()));
+      // Attached before consuming: a dead-letter needs the confirm channel.
+      this.publisher.attach(confirmChannel);
+      const consumer = new NodeQueueConsumer(consumerChannel, queue, handler, this.publisher, options.nodeId, this.logger);
+      await session.guard(consumer.start(options.prefetch ?? DEFAULT_PREFETCH));
+      await session.guard(this.bindings.attachAndRestore(poolChannels, queue));
+      if (session.isLost) throw new BrokerUnavailableError("connection lost during setup");
+      if (this.abort.signal.aborted) throw new BrokerUnavailableError("broker stopped");
+      this.opening = undefined;
+      this.session = session;
+      this.consumer = consumer;
+      session.onLost((error) => this.onSessionLost(session, error));
+    } catch (error) {
+      this.opening = undefined;
+      this.publisher.detach(error);
+      this.bindings.detach();
+      this.setConnected(false);
+      await session.close(ABANDON_CLOSE_TIMEOUT_MS);
+      throw error;
+    }
+    this.bindings.markRestored();
+    this.setReady(true);
+    if (this.everReady) {
+      this.logger.info({ bindings: this.bindings.size }, "broker connection recovered");
+      this.notify(() => options.onReconnect?.());
+    }
+    this.everReady = true;
+  }
+
+  private onSessionLost(session: AmqpSession, error: Error): void {
+    if (session !== this.session || this.phase !== "running") return;
+    this.logger.warn({ err: error }, "broker connection lost; reconnecting");
+    this.session = undefined;
+    this.consumer = undefined;
+    this.publisher.detach(error);
+    this.bindings.detach();
+    this.setReady(false);
+    this.setConnected(false);
+    this.connectUntilReady(true).catch((reason: unknown) => {
+      this.logger.debug({ err: reason }, "reconnect loop ended");
+    });
+  }
+
+  private setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    const handler = this.handler;
+    if (handler) this.notify(() => handler.readinessChanged(ready));
+  }
+
+  private setConnected(connected: boolean): void {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    this.notify(() => this.options.onConnectionStateChange?.(connected));
+  }
+
+  /** Callbacks into the core must not break the recovery loop. */
+  private notify(callback: () => void): void {
+    try {
+      callback();
+    } catch (error) {
+      this.logger.error({ err: error }, "broker callback threw");
+    }
+  }
+}
+
+async function withTimeout(promise: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([promise, timeout]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,187 @@
+import type { Channel, ConsumeMessage } from "amqplib";
+import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "../../core/ports/broker.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { ConfirmPublisher } from "./publisher.js";
+import { AmqpHeaders, AmqpNames } from "./topology.js";
+
+/** Dead-letter reason for a handler that threw (the port says: treated as `internal`). */
+const HANDLER_THREW_REASON = "internal";
+/**
+ * An AMQP `timestamp` above this is taken to be milliseconds already: as
+ * seconds it would be a date in the year 5138. Publishers that follow the
+ * spec (seconds) and ones that put `Date.now()` there both come out right.
+ */
+const TIMESTAMP_SECONDS_LIMIT = 100_000_000_000;
+const MS_PER_SECOND = 1000;
+/** Longest dead-letter message kept in a header (headers share a 64 KiB table with the rest). */
+const MAX_DEAD_MESSAGE_CHARS = 1024;
+
+/** One delivery tag waiting to be settled; `done` flips when its outcome is safe to ack. */
+interface Pending {
+  readonly tag: number;
+  done: boolean;
+}
+
+/**
+ * Consumes this node's queue on one channel with manual acks.
+ *
+ * Guarantees:
+ * - The handler sees every delivery synchronously, in queue order.
+ * - A message is acked only after its outcome is safe: at once for
+ *   `delivered`; for `dead-letter` only after `sobranie.dlx` confirmed the
+ *   copy (a failed confirm nacks it with requeue, so nothing is lost).
+ * - Acks are batched with `multiple` up to the longest run of settled tags
+ *   from the oldest, so a dead-letter awaiting its confirm is never acked by
+ *   a later tag's batch.
+ */
+export class NodeQueueConsumer {
+  private readonly pending: Pending[] = [];
+  private flushScheduled = false;
+  private consumerTag: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly queue: string,
+    private readonly handler: BrokerHandler,
+    private readonly publisher: ConfirmPublisher,
+    private readonly nodeId: string,
+    private readonly logger: Logger,
+  ) {
+    channel.on("close", () => {
+      // The broker requeues every unacked message of a closed channel.
+      this.closed = true;
+      this.pending.length = 0;
+    });
+  }
+
+  async start(prefetch: number): Promise<void> {
+    await this.channel.prefetch(prefetch);
+    const reply = await this.channel.consume(this.queue, (message) => this.onMessage(message), { noAck: false });
+    this.consumerTag = reply.consumerTag;
+  }
+
+  /** Stops new deliveries; those already received are still settled. */
+  async cancel(): Promise<void> {
+    const tag = this.consumerTag;
+    this.consumerTag = undefined;
+    if (tag === undefined || this.closed) return;
+    await this.channel.cancel(tag);
+    this.flush();
+  }
+
+  /** Acks whatever is settled now, without waiting for the next I/O turn (used by stop()). */
+  flushNow(): void {
+    this.flush();
+  }
+
+  private onMessage(message: ConsumeMessage | null): void {
+    if (message === null) {
+      // Cancelled by the broker (queue deleted): closing the channel makes
+      // the connection supervisor re-declare the queue and consume again.
+      this.logger.warn({ queue: this.queue }, "node queue consumer cancelled by the broker");
+      this.channel.close().catch(() => {});
+      return;
+    }
+    const entry: Pending = { tag: message.fields.deliveryTag, done: false };
+    this.pending.push(entry);
+    const outcome = this.decide(message);
+    if (outcome.kind === "delivered") {
+      entry.done = true;
+      this.scheduleFlush();
+      return;
+    }
+    this.deadLetter(message, outcome.reason, outcome.message).then(
+      () => {
+        entry.done = true;
+        this.scheduleFlush();
+      },
+      (error: unknown) => {
+        this.logger.warn({ err: error, routingKey: message.fields.routingKey }, "dead-letter publish failed; requeueing");
+        this.settleWithNack(entry);
+      },
+    );
+  }
+
+  private decide(message: ConsumeMessage): DeliveryOutcome {
+    const delivery: LiveDelivery = {
+      routingKey: message.fields.routingKey,
+      body: message.content,
+      messageId: typeof message.properties.messageId === "string" ? message.properties.messageId : undefined,
+      timestampMs: readTimestampMs(message),
+    };
+    try {
+      return this.handler.handleDelivery(delivery);
+    } catch (error) {
+      this.logger.error({ err: error, routingKey: delivery.routingKey }, "delivery handler threw");
+      return { kind: "dead-letter", reason: HANDLER_THREW_REASON, message: errorMessage(error) };
+    }
+  }
+
+  private deadLetter(message: ConsumeMessage, reason: string, text: string): Promise<void> {
+    return this.publisher.publish(AmqpNames.deadLetterExchange, message.fields.routingKey, message.content, {
+      persistent: true,
+      contentType: message.properties.contentType,
+      messageId: message.properties.messageId,
+      timestamp: message.properties.timestamp,
+      headers: {
+        ...message.properties.headers,
+        [AmqpHeaders.deadReason]: reason,
+        [AmqpHeaders.deadMessage]: text.slice(0, MAX_DEAD_MESSAGE_CHARS),
+        [AmqpHeaders.deadNode]: this.nodeId,
+        [AmqpHeaders.deadQueue]: this.queue,
+      },
+    });
+  }
+
+  /** A failed dead-letter goes back to the queue on its own; the tags around it keep their batching. */
+  private settleWithNack(entry: Pending): void {
+    const index = this.pending.indexOf(entry);
+    if (index < 0 || this.closed) return;
+    this.pending.splice(index, 1);
+    try {
+      this.channel.nack({ fields: { deliveryTag: entry.tag } } as ConsumeMessage, false, true);
+    } catch {
+      // Channel already closed: the broker requeues it anyway.
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // One ack per I/O turn: amqplib hands over every delivery of a socket read
+    // in one turn, so this batches without delaying acks past prefetch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.closed) return;
+    let settled = 0;
+    while (settled < this.pending.length && this.pending[settled]?.done) settled += 1;
+    if (settled === 0) return;
+    const last = this.pending[settled - 1];
+    this.pending.splice(0, settled);
+    if (last === undefined) return;
+    try {
+      this.channel.ack({ fields: { deliveryTag: last.tag } } as ConsumeMessage, true);
+    } catch {
+      // Channel already closed: those messages are redelivered after reconnect.
+    }
+  }
+}
+
+function readTimestampMs(message: ConsumeMessage): number | undefined {
+  const header: unknown = message.properties.headers?.[AmqpHeaders.timestampMs];
+  if (typeof header === "number" && Number.isFinite(header)) return header;
+  const timestamp: unknown = message.properties.timestamp;
+  if (typeof timestamp !== "number" || !Number.isFinite(timestamp)) return undefined;
+  return timestamp > TIMESTAMP_SECONDS_LIMIT ? timestamp : timestamp * MS_PER_SECOND;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
