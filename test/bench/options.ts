@@ -1,0 +1,146 @@
+import type { FanoutOptions } from "./fanout.js";
+import type { ScenarioName } from "./servers.js";
+
+export interface BenchOptions {
+  quick: boolean;
+  json: string | null;
+  scenarios: ScenarioName[];
+  gatewayStub: boolean;
+  gatewayEnv: Record<string, string>;
+  rabbitUrl: string;
+  logDir: string;
+  fanout: FanoutOptions;
+}
+
+const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
+
+export const USAGE = `usage: npm run bench -- [options]
+  --quick                  2,000 clients over 20 channels, short phases (< 3 min)
+  --json FILE              write machine info and results as JSON
+  --only a,b               scenarios to run, of ${ALL_SCENARIOS.join(", ")} (default: all)
+  --gateway-stub           start the seedWs server in the gateway's place (harness check only)
+  --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
+  --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
+  --clients N --channels N --procs N --payload-bytes N --window N
+  --max-ms N --fixed-ms N --fraction F (fixed-phase load as a fraction of max)
+  --common-rate N          deliveries/s of the common-load latency phase, the same for
+                           every scenario (default 10000; 0 skips it)`;
+
+/** Defaults first (quick or full), then whatever the command line overrides. */
+export function defaultOptions(quick: boolean): BenchOptions {
+  return {
+    quick,
+    json: null,
+    scenarios: ALL_SCENARIOS,
+    gatewayStub: false,
+    gatewayEnv: {},
+    rabbitUrl: "amqp://guest:guest@127.0.0.1:5672",
+    logDir: "bench-results/logs",
+    fanout: {
+      clients: quick ? 2_000 : 10_000,
+      channels: quick ? 20 : 100,
+      procs: 4,
+      bodyBytes: 200,
+      addressesPerProc: 4,
+      connectConcurrency: 50,
+      connectTimeoutMs: 15_000,
+      warmupMs: quick ? 2_000 : 3_000,
+      routeTimeoutMs: 15_000,
+      maxMs: quick ? 8_000 : 15_000,
+      rampMs: quick ? 2_000 : 3_000,
+      fixedMs: quick ? 8_000 : 15_000,
+      fixedFraction: 0.5,
+      commonDeliveriesPerSec: 10_000,
+      windowDeliveries: 40_000,
+      reportEveryMs: 20,
+      hardTimeoutMs: quick ? 120_000 : 300_000,
+    },
+  };
+}
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const options = defaultOptions(argv.includes("--quick"));
+  const fanout = options.fanout;
+  for (let i = 0; i < argv.length; i += 1) {
+    const flag = argv[i]!;
+    const value = (): string => {
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
+      return next;
+    };
+    const count = (): number => {
+      const raw = value();
+      const parsed = Number(raw);
+      if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag} needs a positive number, got ${raw}`);
+      return parsed;
+    };
+    switch (flag) {
+      case "--quick":
+        break;
+      case "--json":
+        options.json = value();
+        break;
+      case "--only":
+        options.scenarios = value()
+          .split(",")
+          .map((name) => {
+            if (!ALL_SCENARIOS.includes(name as ScenarioName)) throw new Error(`unknown scenario ${name}\n${USAGE}`);
+            return name as ScenarioName;
+          });
+        break;
+      case "--gateway-stub":
+        options.gatewayStub = true;
+        break;
+      case "--gateway-env": {
+        const pair = value();
+        const at = pair.indexOf("=");
+        if (at <= 0) throw new Error(`--gateway-env needs KEY=VALUE, got ${pair}`);
+        options.gatewayEnv[pair.slice(0, at)] = pair.slice(at + 1);
+        break;
+      }
+      case "--rabbit":
+        options.rabbitUrl = value();
+        break;
+      case "--clients":
+        fanout.clients = Math.floor(count());
+        break;
+      case "--channels":
+        fanout.channels = Math.floor(count());
+        break;
+      case "--procs":
+        fanout.procs = Math.floor(count());
+        break;
+      case "--payload-bytes":
+        fanout.bodyBytes = Math.floor(count());
+        break;
+      case "--window":
+        fanout.windowDeliveries = Math.floor(count());
+        break;
+      case "--max-ms":
+        fanout.maxMs = Math.floor(count());
+        fanout.rampMs = Math.min(fanout.rampMs, Math.floor(fanout.maxMs / 3));
+        break;
+      case "--fixed-ms":
+        fanout.fixedMs = Math.floor(count());
+        break;
+      case "--fraction":
+        fanout.fixedFraction = count();
+        break;
+      case "--common-rate": {
+        const raw = Number(value());
+        if (!Number.isFinite(raw) || raw < 0) throw new Error("--common-rate needs a number ≥ 0");
+        fanout.commonDeliveriesPerSec = raw;
+        break;
+      }
+      case "--help":
+      case "-h":
+        process.stdout.write(`${USAGE}\n`);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${flag}\n${USAGE}`);
+    }
+  }
+  if (fanout.channels > fanout.clients) throw new Error("--channels must not exceed --clients");
+  return options;
+}

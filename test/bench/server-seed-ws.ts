@@ -1,0 +1,101 @@
+import { createServer } from "node:http";
+import amqp from "amqplib";
+import { WebSocket, WebSocketServer } from "ws";
+
+/**
+ * The seedWs baseline: what the seed document describes — a `ws` server that
+ * keeps a set of sockets per channel and, for every event consumed from
+ * RabbitMQ, loops over that set calling `ws.send`. It binds its own exclusive
+ * queue to the events exchange, one binding per channel with subscribers.
+ *
+ * Started like the gateway (env `PORT`, `RABBITMQ_URL`, `GET /readyz`, path
+ * `/realtime/ws`), so `--gateway-stub` can put it in the gateway's place to
+ * exercise the harness before the gateway exists. It does not check tokens.
+ *
+ * Env: `BENCH_EXCHANGE` (default `sobranie.events`); `BENCH_CREATE_EXCHANGE=1`
+ * declares it (auto-delete) when it is absent; `BENCH_HARD_TIMEOUT_MS`.
+ * It exits when its stdin closes, i.e. when the runner is gone.
+ */
+
+const port = Number(process.env.PORT ?? "0");
+const rabbitUrl = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const exchange = process.env.BENCH_EXCHANGE ?? "sobranie.events";
+const createExchange = process.env.BENCH_CREATE_EXCHANGE === "1";
+const hardTimeoutMs = Number(process.env.BENCH_HARD_TIMEOUT_MS ?? "600000");
+
+setTimeout(() => process.exit(2), hardTimeoutMs).unref();
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+process.on("SIGTERM", () => process.exit(0));
+
+const WELCOME = JSON.stringify({ op: "welcome", session: "seed", node: "seed-ws", heartbeatMs: 25_000, ttlMs: 60_000, maxFrameBytes: 65_536 });
+const subscribers = new Map<string, Set<WebSocket>>();
+let ready = false;
+
+const connection = await amqp.connect(rabbitUrl);
+const channel = await connection.createChannel();
+if (createExchange) await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+else await channel.checkExchange(exchange);
+const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+
+await channel.consume(
+  queue,
+  (message) => {
+    if (message === null) return;
+    // routing key `post.bench3.bench.tick` → channel `post:bench3`
+    const [namespace, id] = message.fields.routingKey.split(".");
+    const sockets = subscribers.get(`${namespace}:${id}`);
+    if (!sockets || sockets.size === 0) return;
+    let event: { id?: unknown; type?: unknown; data?: unknown };
+    try {
+      event = JSON.parse(message.content.toString("utf8")) as typeof event;
+    } catch {
+      return;
+    }
+    const frame = JSON.stringify({ op: "event", channel: `${namespace}:${id}`, id: event.id, type: event.type, data: event.data, ts: new Date().toISOString() });
+    for (const ws of sockets) ws.send(frame);
+  },
+  { noAck: true },
+);
+
+const server = createServer((request, response) => {
+  const ok = request.url === "/healthz" || (request.url === "/readyz" && ready);
+  response.writeHead(ok ? 200 : 503).end(ok ? "ok" : "not ready");
+});
+const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 64 * 1024 });
+
+wss.on("connection", (ws) => {
+  const mine = new Set<string>();
+  ws.send(WELCOME);
+  ws.on("message", (data: Buffer) => {
+    let frame: { op?: unknown; ref?: unknown; channel?: unknown };
+    try {
+      frame = JSON.parse(data.toString("utf8")) as typeof frame;
+    } catch {
+      return;
+    }
+    if (frame.op === "subscribe" && typeof frame.channel === "string") {
+      void subscribe(ws, frame.channel, mine).then(() => ws.send(JSON.stringify({ op: "ok", ref: frame.ref, recovered: false, missed: 0 })));
+    } else if (frame.op === "ping") {
+      ws.send(JSON.stringify({ op: "pong", ref: frame.ref }));
+    }
+  });
+  ws.on("close", () => {
+    for (const name of mine) subscribers.get(name)?.delete(ws);
+  });
+});
+
+async function subscribe(ws: WebSocket, name: string, mine: Set<string>): Promise<void> {
+  let sockets = subscribers.get(name);
+  if (!sockets) {
+    sockets = new Set();
+    subscribers.set(name, sockets);
+    await channel.bindQueue(queue, exchange, `${name.replace(":", ".")}.#`);
+  }
+  sockets.add(ws);
+  mine.add(name);
+}
+
+server.listen(port, "127.0.0.1", () => {
+  ready = true;
+});

@@ -1,0 +1,226 @@
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import amqp from "amqplib";
+import { forkBench, PublisherHandle, spawnTracked, stopChild } from "./children.js";
+import type { PublisherSetup } from "./ipc.js";
+
+export type ScenarioName = "gateway" | "rawUws" | "seedWs";
+
+/** A server under test, ready for clients, with the publisher that feeds it. */
+export interface ServerHandle {
+  name: ScenarioName;
+  wsUrl: string;
+  jwtSecret: string | null;
+  publisher: PublisherHandle;
+  /** Processes whose CPU is reported (`server`, and `publisher` / `broker` where they exist). */
+  pids: Record<string, number[]>;
+  notes: string[];
+  stop(): Promise<void>;
+}
+
+export interface ServerContext {
+  runId: string;
+  channelCount: number;
+  bodyBytes: number;
+  hardTimeoutMs: number;
+  rabbitUrl: string;
+  logDir: string;
+  /** Extra env for the gateway (`--gateway-env KEY=VALUE`), applied last. */
+  gatewayEnv: Record<string, string>;
+  /** Run the seedWs server in the gateway's place (to exercise the harness before the gateway exists). */
+  gatewayStub: boolean;
+  brokerPid: number | null;
+}
+
+const EVENTS_EXCHANGE = "sobranie.events";
+/** Only used by seedWs when no gateway has declared the real exchange: auto-deleted with its last binding. */
+const FALLBACK_EXCHANGE = "bench.sobranie.events";
+const READY_TIMEOUT_MS = 30_000;
+const TIMEOUT_BIN = "/usr/bin/timeout";
+
+interface SpawnedServer {
+  child: ChildProcess;
+  /** The node process (below `timeout`), for CPU metering. */
+  pid: number;
+}
+
+const gatewayMain = fileURLToPath(new URL("../../src/main.js", import.meta.url));
+const seedMain = fileURLToPath(new URL("./server-seed-ws.js", import.meta.url));
+
+export async function startRawUws(context: ServerContext): Promise<ServerHandle> {
+  const setup: PublisherSetup = { runId: context.runId, channelCount: context.channelCount, bodyBytes: context.bodyBytes, hardTimeoutMs: context.hardTimeoutMs };
+  const child = forkBench("./server-uws.js", [JSON.stringify(setup)]);
+  const publisher = new PublisherHandle(child);
+  try {
+    const { port } = await publisher.ready(READY_TIMEOUT_MS);
+    return {
+      name: "rawUws",
+      wsUrl: `ws://127.0.0.1:${port}/ws`,
+      jwtSecret: null,
+      publisher,
+      pids: { server: [child.pid ?? 0] },
+      notes: ["server publishes in-process (app.publish); no broker, no publisher process"],
+      stop: async () => {
+        publisher.send({ type: "exit" });
+        await stopChild(child, 3000);
+      },
+    };
+  } catch (error) {
+    await stopChild(child, 1000);
+    throw error;
+  }
+}
+
+/** The real gateway (`node dist/src/main.js`), or with `gatewayStub` the seedWs server started the same way. */
+export async function startGateway(context: ServerContext): Promise<ServerHandle> {
+  if (!context.gatewayStub && !existsSync(gatewayMain)) {
+    throw new Error(`gateway not built: ${gatewayMain} does not exist (run npm run build once src/main.ts exists)`);
+  }
+  const port = await freePort();
+  const jwtSecret = randomBytes(24).toString("hex");
+  const stubExchange = context.gatewayStub ? await resolveExchange(context.rabbitUrl) : null;
+  const env: Record<string, string> = {
+    PORT: String(port),
+    RABBITMQ_URL: context.rabbitUrl,
+    JWT_SECRET: jwtSecret,
+    NODE_ID: `bench-${context.runId}`,
+    ROLE: "gateway",
+    LOG_LEVEL: "warn",
+    MAX_CONNECTIONS_PER_USER: "100000",
+    // Each client sends one subscribe and a ping per half heartbeat: far under
+    // the defaults. Raised anyway so no limit can shape what is measured.
+    RATE_CONNECTION_PER_SEC: "1000",
+    RATE_CONNECTION_BURST: "2000",
+    RATE_USER_PER_SEC: "1000",
+    RATE_USER_BURST: "2000",
+    // Clients have closed before the runner stops the gateway: no drain to wait for.
+    DRAIN_GRACE_MS: "0",
+    SHUTDOWN_TIMEOUT_MS: "5000",
+    ...(stubExchange === null ? {} : stubEnv(stubExchange, context)),
+    ...context.gatewayEnv,
+  };
+  const server = await spawnServer(context.gatewayStub ? seedMain : gatewayMain, env, port, context, "gateway");
+  const exchange = stubExchange ?? EVENTS_EXCHANGE;
+  const notes = context.gatewayStub ? ["STUB: seedWs server in the gateway's place (--gateway-stub); not the gateway"] : [`ROLE=gateway NODE_ID=${env.NODE_ID}`];
+  return withAmqpPublisher("gateway", server, port, jwtSecret, exchange, context, notes);
+}
+
+export async function startSeedWs(context: ServerContext): Promise<ServerHandle> {
+  const port = await freePort();
+  const exchange = await resolveExchange(context.rabbitUrl);
+  const env = { PORT: String(port), RABBITMQ_URL: context.rabbitUrl, ...stubEnv(exchange, context) };
+  const server = await spawnServer(seedMain, env, port, context, "seedWs");
+  return withAmqpPublisher("seedWs", server, port, null, exchange, context, [`ws server fed by amqplib from ${exchange}`]);
+}
+
+function stubEnv(exchange: string, context: ServerContext): Record<string, string> {
+  return {
+    BENCH_EXCHANGE: exchange,
+    BENCH_CREATE_EXCHANGE: exchange === FALLBACK_EXCHANGE ? "1" : "0",
+    BENCH_HARD_TIMEOUT_MS: String(context.hardTimeoutMs),
+  };
+}
+
+async function withAmqpPublisher(
+  name: ScenarioName,
+  server: SpawnedServer,
+  port: number,
+  jwtSecret: string | null,
+  exchange: string,
+  context: ServerContext,
+  notes: string[],
+): Promise<ServerHandle> {
+  const setup = { runId: context.runId, channelCount: context.channelCount, bodyBytes: context.bodyBytes, hardTimeoutMs: context.hardTimeoutMs, rabbitUrl: context.rabbitUrl, exchange };
+  const child = forkBench("./publisher-amqp.js", [JSON.stringify(setup)]);
+  const publisher = new PublisherHandle(child);
+  const stop = async (): Promise<void> => {
+    publisher.send({ type: "exit" });
+    await Promise.all([stopChild(child, 3000), stopChild(server.child, 15_000, server.pid)]);
+  };
+  try {
+    await publisher.ready(READY_TIMEOUT_MS);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const pids: Record<string, number[]> = { server: [server.pid], publisher: [child.pid ?? 0] };
+  if (context.brokerPid !== null) pids.broker = [context.brokerPid];
+  return { name, wsUrl: `ws://127.0.0.1:${port}/realtime/ws`, jwtSecret, publisher, pids, notes: [...notes, `exchange ${exchange}`], stop };
+}
+
+/** Spawns a server process with its output in a log file; resolves when `GET /readyz` answers 200. */
+async function spawnServer(main: string, env: Record<string, string>, port: number, context: ServerContext, label: string): Promise<SpawnedServer> {
+  mkdirSync(context.logDir, { recursive: true });
+  const logPath = join(context.logDir, `${label}-${context.runId}.log`);
+  const log = openSync(logPath, "a");
+  // The gateway must not outlive a runner that was killed: coreutils `timeout`
+  // bounds it (and forwards our SIGTERM). stdin stays an open pipe: the seed
+  // server also exits when it closes.
+  const seconds = String(Math.ceil(context.hardTimeoutMs / 1000));
+  const [command, args] = existsSync(TIMEOUT_BIN) ? [TIMEOUT_BIN, ["-k", "10", seconds, process.execPath, main]] : [process.execPath, [main]];
+  const child = spawnTracked(command, args, { env: { ...process.env, ...env }, stdio: ["pipe", log, log] });
+  closeSync(log);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    if (await isReady(port)) return { child, pid: nodePid(child) };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const exited = child.exitCode !== null || child.signalCode !== null;
+  await stopChild(child, 2000, nodePid(child));
+  const tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-15).join("\n    ");
+  throw new Error(`${label} ${exited ? `exited (code ${child.exitCode})` : `not ready within ${READY_TIMEOUT_MS} ms`}; log ${logPath}:\n    ${tail}`);
+}
+
+/** The node process itself, below `timeout` when it is wrapped: its CPU is what gets metered. */
+function nodePid(child: ChildProcess): number {
+  const pid = child.pid ?? 0;
+  if (!child.spawnargs[0]?.endsWith("timeout")) return pid;
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).map(Number).filter((value) => value > 0);
+    return children[0] ?? pid;
+  } catch {
+    return pid;
+  }
+}
+
+async function isReady(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The real events exchange when a gateway has declared it, else the bench-only fallback. */
+async function resolveExchange(rabbitUrl: string): Promise<string> {
+  const connection = await amqp.connect(rabbitUrl);
+  try {
+    const channel = await connection.createChannel();
+    channel.on("error", () => undefined);
+    await channel.checkExchange(EVENTS_EXCHANGE);
+    return EVENTS_EXCHANGE;
+  } catch {
+    return FALLBACK_EXCHANGE;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/** A port the kernel just handed out: there is a small window for a race, acceptable for a benchmark. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
