@@ -1,0 +1,61 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+/**
+ * The event store's tables, described once. The committed migrations create
+ * exactly this (test/integration checks there is no drift); the store's hot
+ * paths use hand-written SQL against these names, taken from here.
+ */
+
+/** One durable event. `seq` is the store-wide order every reader relies on. */
+export const StoredEventEntity = defineEntity({
+  name: "StoredEvent",
+  tableName: "sobranie_event",
+  properties: {
+    // bigserial: one sequence for all channels, so "after seq N" is meaningful across channels.
+    // Kept as a JS number: seqs stay far below 2^53.
+    seq: p.bigint("number").primary().autoincrement(),
+    // UNIQUE is what makes duplicate delivery (at-least-once from RabbitMQ) idempotent.
+    eventId: p.string().length(64).unique(),
+    channel: p.string().length(170),
+    // Denormalized from `channel` so retention can select a namespace without parsing.
+    namespace: p.string().length(32),
+    type: p.string().length(600),
+    data: p.json<unknown>(),
+    userId: p.string().length(128).nullable(),
+    occurredAt: p.datetime(),
+    storedAt: p.datetime().defaultRaw("now()"),
+  },
+  indexes: [
+    // history, inbox and unread counts: one channel, a seq range.
+    { properties: ["channel", "seq"] },
+    // age-based retention: one namespace, an occurred_at range.
+    { properties: ["namespace", "occurredAt"] },
+  ],
+});
+
+/** A user's inbox read mark: everything in `user:<id>` up to this seq is read. */
+export const InboxReadEntity = defineEntity({
+  name: "InboxRead",
+  tableName: "sobranie_inbox_read",
+  properties: {
+    userId: p.string().length(128).primary(),
+    readUpTo: p.bigint("number"),
+    updatedAt: p.datetime().defaultRaw("now()"),
+  },
+});
+
+/**
+ * The highest seq of a channel that retention removed. Without it a reader
+ * could not tell "nothing happened after your seq" from "what happened was
+ * pruned", and would claim a complete recovery it did not deliver.
+ */
+export const ChannelRetentionEntity = defineEntity({
+  name: "ChannelRetention",
+  tableName: "sobranie_channel_watermark",
+  properties: {
+    channel: p.string().length(170).primary(),
+    prunedUpTo: p.bigint("number"),
+  },
+});
+
+export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity] as const;

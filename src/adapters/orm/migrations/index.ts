@@ -1,0 +1,15 @@
+import type { MigrationObject } from "@mikro-orm/core";
+import { Migration20261125000000EventStore } from "./Migration20261125000000EventStore.js";
+
+/**
+ * Every event store migration, oldest first. Listed explicitly (never
+ * globbed) so the compiled `dist/` runs them with no .ts files around and no
+ * dependence on class names surviving a bundler. Names are what the
+ * migrations table records: never rename one.
+ */
+export const EVENT_STORE_MIGRATIONS: MigrationObject[] = [
+  { name: "Migration20261125000000EventStore", class: Migration20261125000000EventStore },
+];
+
+/** Table recording applied migrations, in the store's schema. */
+export const MIGRATIONS_TABLE = "sobranie_migrations";
