@@ -174,7 +174,8 @@ export class NodeQueueConsumer {
   }
 }
 
-function readTimestampMs(message: ConsumeMessage): number | undefined {
+/** The publish time in ms: the ms header when present, else the AMQP `timestamp` (seconds, or ms from sloppy publishers). */
+export function readTimestampMs(message: ConsumeMessage): number | undefined {
   const header: unknown = message.properties.headers?.[AmqpHeaders.timestampMs];
   if (typeof header === "number" && Number.isFinite(header)) return header;
   const timestamp: unknown = message.properties.timestamp;

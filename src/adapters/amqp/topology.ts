@@ -18,6 +18,10 @@ export const AmqpNames = {
   nodeQueuePrefix: "sobranie.node.",
   /** `clientProperties.connection_name` prefix, so operators and tests can find a node's connection. */
   connectionNamePrefix: "sobranie-gateway-",
+  /** The worker's quorum queue of durable-namespace events (CONTRACT §3). */
+  persistQueue: "sobranie.persist",
+  /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
+  workerConnectionNamePrefix: "sobranie-worker-",
 } as const;
 
 /** Headers the gateway writes on dead-lettered messages and on its own publishes. */
@@ -45,6 +49,10 @@ export function nodeQueueName(nodeId: string): string {
 
 export function connectionName(nodeId: string): string {
   return `${AmqpNames.connectionNamePrefix}${nodeId}`;
+}
+
+export function workerConnectionName(nodeId: string): string {
+  return `${AmqpNames.workerConnectionNamePrefix}${nodeId}`;
 }
 
 /** The binding key on the live exchange for a channel prefix (`room.7` → `room.7.#`). */
@@ -112,4 +120,42 @@ export async function assertNodeQueue(channel: Channel, nodeId: string, options:
     expires: options.expiresMs,
   });
   return queue;
+}
+
+export interface PersistQueueDeclaration {
+  /** `AmqpNames.persistQueue` in production; tests use unique names. */
+  readonly queue: string;
+  /** Each becomes a binding `<namespace>.#` from the events exchange. */
+  readonly durableNamespaces: readonly string[];
+  /**
+   * Deliveries after which the broker dead-letters a message to
+   * `sobranie.dlx` (`x-delivery-limit`). Unset: no limit, so a long database
+   * outage never turns stored-later events into dead letters.
+   */
+  readonly deliveryLimit?: number;
+}
+
+/**
+ * Declares the worker's queue: a durable quorum queue (replicated, survives a
+ * broker node loss) with single active consumer, so exactly one worker in the
+ * cluster consumes at a time and queue order is the order events are stored
+ * in. Messages the broker itself gives up on (delivery limit) go to
+ * `sobranie.dlx`. Changing these arguments on an existing queue fails with
+ * 406: that needs a new queue name or a migration, not a redeploy.
+ * Namespaces removed from the list are not unbound (same reasoning as
+ * assertSharedTopology).
+ */
+export async function assertPersistQueue(channel: Channel, declaration: PersistQueueDeclaration): Promise<void> {
+  const args: Record<string, unknown> = {
+    "x-queue-type": "quorum",
+    "x-single-active-consumer": true,
+    "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+  };
+  if (declaration.deliveryLimit !== undefined) args["x-delivery-limit"] = declaration.deliveryLimit;
+  await channel.assertQueue(declaration.queue, { durable: true, exclusive: false, autoDelete: false, arguments: args });
+  await Promise.all(
+    declaration.durableNamespaces.map((namespace) =>
+      channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, liveBindingKey(namespace)),
+    ),
+  );
 }

@@ -1,0 +1,261 @@
+import { BatchPump } from "../../core/batch-pump.js";
+import { checkOutcomes, PersistOutcomeMismatchError } from "../../core/persist-outcomes.js";
+import { BrokerUnavailableError } from "../../core/ports/broker.js";
+import { type Clock, systemClock } from "../../core/ports/clock.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
+import { type BackoffOptions, fullJitterDelayMs, sleep } from "./backoff.js";
+import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
+import { ConfirmPublisher } from "./publisher.js";
+import { AmqpSession } from "./session.js";
+import { AmqpHeaders, AmqpNames, assertPersistQueue, assertSharedTopology, workerConnectionName } from "./topology.js";
+
+export interface AmqpPersistQueueOptions {
+  /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
+  readonly url: string;
+  readonly nodeId: string;
+  /** Each is bound `<namespace>.#` from `sobranie.events` to the queue. */
+  readonly durableNamespaces: readonly string[];
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Default `sobranie.persist`; tests use unique names. */
+  readonly queueName?: string;
+  readonly maxBatch?: number;
+  /** How long the first message of a batch waits for company. */
+  readonly maxBatchWaitMs?: number;
+  /** Default 2 × maxBatch: the next batch is already here when the current one is acked. */
+  readonly prefetch?: number;
+  /**
+   * `x-delivery-limit` on the queue (see assertPersistQueue); unset by default.
+   * It counts broker redeliveries (a worker died or lost its connection while
+   * holding the message), not the local retries of a rejected batch.
+   */
+  readonly deliveryLimit?: number;
+  /** Backoff between connection attempts. */
+  readonly reconnect?: BackoffOptions;
+  /** Pause after a rejected batch before the next one (full jitter, grows per consecutive failure). */
+  readonly retryBackoff?: BackoffOptions;
+  /** Bound on each stop() step: the batch in flight, publish confirms, connection close. */
+  readonly stopTimeoutMs?: number;
+}
+
+const DEFAULT_MAX_BATCH = 200;
+const DEFAULT_MAX_BATCH_WAIT_MS = 5;
+const PREFETCH_BATCHES = 2;
+const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
+const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 10_000 };
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** Budget for closing a half-set-up connection before retrying. */
+const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
+const MS_PER_SECOND = 1000;
+const JSON_CONTENT_TYPE = "application/json";
+
+type Phase = "idle" | "running" | "stopping" | "stopped";
+
+/**
+ * The worker's input from RabbitMQ (CONTRACT §3), behind the PersistQueue port.
+ *
+ * One pump outlives connections: after a loss the batch still running is
+ * never acked on the new channel (its tags died with the old one; the broker
+ * redelivers it) and the first batch of the new connection waits until that
+ * handler call has settled, so two batches never run at once.
+ *
+ * A rejected batch stays unacked and is retried locally after a backoff
+ * (see PersistConsumer for why not nack + requeue).
+ *
+ * Recovery loop, as in AmqpBroker: lost → not ready → backoff (full jitter) →
+ * connect → assert shared topology + persist queue → consume → ready.
+ */
+export class AmqpPersistQueue implements PersistQueue {
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly queue: string;
+  private readonly maxBatch: number;
+  private readonly publisher = new ConfirmPublisher();
+  private readonly abort = new AbortController();
+  private readonly pump: BatchPump<HeldDelivery>;
+  private phase: Phase = "idle";
+  private handler: PersistBatchHandler | undefined;
+  private session: AmqpSession | undefined;
+  private opening: AmqpSession | undefined;
+  private consumer: PersistConsumer | undefined;
+  private ready = false;
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(private readonly options: AmqpPersistQueueOptions) {
+    this.queue = options.queueName ?? AmqpNames.persistQueue;
+    this.logger = options.logger.child({ component: "amqp-persist-queue", nodeId: options.nodeId, queue: this.queue });
+    this.clock = options.clock ?? systemClock;
+    this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    const retry = options.retryBackoff ?? DEFAULT_RETRY;
+    const self = this;
+    this.pump = new BatchPump<HeldDelivery>({
+      clock: this.clock,
+      maxBatch: this.maxBatch,
+      maxBatchWaitMs: options.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS,
+      // At least a tenth of the ceiling: full jitter alone could retry at once.
+      retryDelayMs: (attempt) => Math.max(retry.initialDelayMs / 10, fullJitterDelayMs(retry, attempt)),
+      source: {
+        get size() {
+          return self.consumer?.size ?? 0;
+        },
+        get firstArrivalMs() {
+          return self.consumer?.firstArrivalMs;
+        },
+        take: (max) => this.consumer?.take(max) ?? [],
+      },
+      run: (batch) => this.runBatch(batch),
+    });
+  }
+
+  /** Resolves once consuming (as the active consumer or a standby). Retries the first connect until stop(). */
+  start(handler: PersistBatchHandler): Promise<void> {
+    if (this.startPromise) return this.startPromise;
+    if (this.phase !== "idle") return Promise.reject(new BrokerUnavailableError("persist queue already stopped"));
+    this.handler = handler;
+    this.phase = "running";
+    this.pump.start();
+    this.startPromise = this.connectUntilReady(false);
+    return this.startPromise;
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  /** Live messages are not persistent: they are copies of what the store already holds. */
+  publishLive(message: LivePublish): Promise<void> {
+    // Allowed while stopping: the batch in flight publishes before it resolves.
+    if (this.phase === "idle" || this.phase === "stopped") return Promise.reject(new BrokerUnavailableError());
+    return this.publisher.publish(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), {
+      persistent: false,
+      contentType: JSON_CONTENT_TYPE,
+      messageId: message.messageId,
+      timestamp: Math.floor(message.timestampMs / MS_PER_SECOND),
+      headers: { [AmqpHeaders.timestampMs]: message.timestampMs },
+    });
+  }
+
+  /**
+   * Shutdown order: stop dispatching, let the batch in flight finish and be
+   * acked (bounded), wait for publish confirms, close the consumer channel
+   * (so the ack is applied), close the connection. No basic.cancel first,
+   * on purpose: with single active consumer a cancel hands the queue to the
+   * next worker while we still hold prefetched messages, which would reach it
+   * after newer ones. Closing the channel returns them to the head of the
+   * queue and then activates the next consumer, so order survives a handover.
+   */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  private async shutdown(): Promise<void> {
+    const timeoutMs = this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.phase = "stopping";
+    this.abort.abort();
+    if (!(await this.pump.halt(timeoutMs))) {
+      this.logger.warn({ timeoutMs }, "batch still running at stop; it is not acked and will be redelivered");
+    }
+    await this.publisher.settle(timeoutMs);
+    const session = this.session;
+    if (session && this.consumer) await session.guard(withTimeout(this.consumer.close(), timeoutMs)).catch(() => {});
+    this.session = undefined;
+    this.consumer = undefined;
+    this.ready = false;
+    this.publisher.detach(new BrokerUnavailableError("persist queue stopped"));
+    await Promise.all([session?.close(timeoutMs), this.opening?.close(timeoutMs)]);
+    this.phase = "stopped";
+  }
+
+  private async runBatch(batch: HeldDelivery[]): Promise<void> {
+    const handler = this.handler;
+    const consumer = batch[0]?.consumer;
+    if (!handler || !consumer) return;
+    try {
+      const outcomes = checkOutcomes(batch.length, await handler.handleBatch(batch.map(toPersistMessage)));
+      await consumer.settle(
+        batch.map((held) => held.message),
+        outcomes,
+      );
+    } catch (error) {
+      const log = error instanceof PersistOutcomeMismatchError ? this.logger.error : this.logger.warn;
+      log.call(this.logger, { err: error, size: batch.length }, "persist batch failed; it stays unacked and is retried after a backoff");
+      consumer.putBack(batch);
+      throw error;
+    }
+  }
+
+  private async connectUntilReady(isReconnect: boolean): Promise<void> {
+    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
+    let attempt = isReconnect ? 0 : -1;
+    while (!this.abort.signal.aborted) {
+      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
+      attempt += 1;
+      if (this.abort.signal.aborted) break;
+      try {
+        await this.establish();
+        return;
+      } catch (error) {
+        if (this.abort.signal.aborted) break;
+        this.logger.warn({ err: error, attempt }, "persist queue connection attempt failed; retrying");
+      }
+    }
+    throw new BrokerUnavailableError("persist queue stopped before it became ready");
+  }
+
+  private async establish(): Promise<void> {
+    const { options } = this;
+    const session = await AmqpSession.open(options.url, workerConnectionName(options.nodeId), this.logger);
+    this.opening = session;
+    try {
+      if (this.abort.signal.aborted) throw new BrokerUnavailableError("persist queue stopped");
+      const channel = await session.createChannel();
+      // No live namespaces here: the gateways own those bindings (and never remove them).
+      await session.guard(assertSharedTopology(channel, []));
+      await session.guard(
+        assertPersistQueue(channel, { queue: this.queue, durableNamespaces: options.durableNamespaces, deliveryLimit: options.deliveryLimit }),
+      );
+      this.publisher.attach(await session.createConfirmChannel());
+      const consumer = new PersistConsumer(channel, this.queue, this.publisher, options.nodeId, this.clock, this.logger, () =>
+        this.pump.wake(),
+      );
+      // Set before consuming: the first deliveries may arrive before consume() resolves.
+      this.consumer = consumer;
+      await session.guard(consumer.start(options.prefetch ?? PREFETCH_BATCHES * this.maxBatch));
+      if (session.isLost) throw new BrokerUnavailableError("connection lost during setup");
+      if (this.abort.signal.aborted) throw new BrokerUnavailableError("persist queue stopped");
+      this.opening = undefined;
+      this.session = session;
+      session.onLost((error) => this.onSessionLost(session, error));
+    } catch (error) {
+      this.opening = undefined;
+      this.consumer = undefined;
+      this.publisher.detach(error);
+      await session.close(ABANDON_CLOSE_TIMEOUT_MS);
+      throw error;
+    }
+    this.ready = true;
+    this.logger.info({}, "persist queue consuming");
+  }
+
+  private onSessionLost(session: AmqpSession, error: Error): void {
+    if (session !== this.session || this.phase !== "running") return;
+    this.logger.warn({ err: error }, "persist queue connection lost; reconnecting");
+    this.session = undefined;
+    this.consumer = undefined;
+    this.ready = false;
+    this.publisher.detach(error);
+    this.connectUntilReady(true).catch((reason: unknown) => this.logger.debug({ err: reason }, "reconnect loop ended"));
+  }
+}
+
+async function withTimeout(promise: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([promise, timeout]);
+  clearTimeout(timer);
+}
