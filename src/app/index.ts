@@ -3,16 +3,17 @@ import type { Config } from "../config/index.js";
 import { Gateway } from "../core/gateway.js";
 import { NamespaceRegistry } from "../core/namespaces.js";
 import { systemClock, type Clock } from "../core/ports/clock.js";
-import type { Broker } from "../core/ports/broker.js";
+import type { EventStore } from "../core/ports/event-store.js";
 import type { Logger } from "../core/ports/logger.js";
-import { AmqpBroker } from "../adapters/amqp/amqp-broker.js";
 import { JwtAuthenticator, signDemoToken } from "../adapters/jose/jwt-authenticator.js";
-import { MemoryBroker } from "../adapters/memory/memory-broker.js";
+import { OrmEventStore } from "../adapters/orm/orm-event-store.js";
 import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
 import { loadUws } from "../adapters/uws/load-uws.js";
-import { UwsServer } from "../adapters/uws/uws-server.js";
+import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
+import { createMessaging } from "./messaging.js";
+import { startWorker, type RunningWorker } from "./worker.js";
 
 export interface RunningApp {
   /** The port actually bound (differs from the config with PORT=0). */
@@ -32,14 +33,34 @@ export interface AppOverrides {
 }
 
 /**
- * Composition root: the only place adapters are constructed. Roles other
- * than `gateway` add their parts here as they arrive.
+ * Composition root: the only place adapters are constructed.
+ *
+ * Roles: `gateway` runs the client edge; `worker` persists durable events and
+ * relays them live; `all` runs both in one process. The store (PostgreSQL,
+ * or embedded PGlite without DATABASE_URL) is opened by the worker and by a
+ * gateway that has DATABASE_URL (for recovery and the inbox); a gateway
+ * without it cannot recover, and says so in every `ok`.
  */
 export async function startApp(config: Config, overrides: AppOverrides = {}): Promise<RunningApp> {
   const logger = overrides.logger ?? createPinoLogger({ level: config.logLevel, nodeId: config.nodeId });
   const clock = overrides.clock ?? systemClock;
   const metrics = new PromMetrics({ nodeId: config.nodeId });
   const namespaces = new NamespaceRegistry(config.namespaces);
+  const runsGateway = config.role !== "worker";
+  const runsWorker = config.role !== "gateway";
+
+  let store: EventStore | undefined;
+  if (runsWorker || config.databaseUrl) {
+    store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
+    await store.start();
+  } else {
+    logger.warn({}, "no DATABASE_URL on a gateway-only node: subscribe with since cannot recover, the inbox API answers 503");
+  }
+
+  const messaging = createMessaging({ config, namespaces, logger, clock, metrics });
+  const { uws, build } = loadUws();
+  const uwsApp = uws.App();
+  let gateway: Gateway | undefined;
   const authenticator = new JwtAuthenticator({
     secret: config.jwt.secret,
     publicKeyPem: config.jwt.publicKeyPem,
@@ -47,75 +68,80 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
   });
-  const broker: Broker = config.rabbitmqUrl
-    ? new AmqpBroker({
-        url: config.rabbitmqUrl,
+  if (runsGateway) {
+    gateway = new Gateway(
+      {
         nodeId: config.nodeId,
-        liveNamespaces: namespaces.liveNamespaces(),
-        logger: logger.child({ component: "amqp" }),
-        clock,
-        nodeQueue: config.nodeQueue,
-        onConnectionStateChange: (connected) => metrics.brokerConnected(connected),
-        onReconnect: () => metrics.brokerReconnected(),
-      })
-    : new MemoryBroker({ liveNamespaces: namespaces.liveNamespaces() });
-
-  const { uws, build } = loadUws();
-  const uwsApp = uws.App();
-  const gateway = new Gateway(
-    {
-      nodeId: config.nodeId,
-      heartbeatMs: config.heartbeatMs,
-      ttlMs: config.presenceTtlMs,
-      limits: {
-        maxFrameBytes: config.limits.maxFrameBytes,
-        connectionRatePerSec: config.limits.rateConnectionPerSec,
-        connectionBurst: config.limits.rateConnectionBurst,
-        userRatePerSec: config.limits.rateUserPerSec,
-        userBurst: config.limits.rateUserBurst,
-        abuseCloseMs: config.limits.abuseCloseMs,
-        maxSubscriptions: config.limits.maxSubscriptions,
-        maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
-        maxConnections: config.limits.maxConnections,
-        sendBufferBytes: config.limits.sendBufferBytes,
+        heartbeatMs: config.heartbeatMs,
+        ttlMs: config.presenceTtlMs,
+        recoveryLimit: config.durable.recoveryMaxEvents,
+        limits: {
+          maxFrameBytes: config.limits.maxFrameBytes,
+          connectionRatePerSec: config.limits.rateConnectionPerSec,
+          connectionBurst: config.limits.rateConnectionBurst,
+          userRatePerSec: config.limits.rateUserPerSec,
+          userBurst: config.limits.rateUserBurst,
+          abuseCloseMs: config.limits.abuseCloseMs,
+          maxSubscriptions: config.limits.maxSubscriptions,
+          maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
+          maxConnections: config.limits.maxConnections,
+          sendBufferBytes: config.limits.sendBufferBytes,
+        },
       },
-    },
-    {
-      broker,
-      fanout: new UwsFanout(uwsApp),
-      authenticator,
-      namespaces,
-      clock,
-      metrics,
-      logger: logger.child({ component: "gateway" }),
-      newId: uuidv7,
-      bindLingerMs: config.bindLingerMs,
-    },
-  );
+      {
+        broker: messaging.broker,
+        fanout: new UwsFanout(uwsApp),
+        authenticator,
+        namespaces,
+        clock,
+        metrics,
+        logger: logger.child({ component: "gateway" }),
+        newId: uuidv7,
+        bindLingerMs: config.bindLingerMs,
+        store,
+      },
+    );
+  }
+
+  let worker: RunningWorker | undefined;
+  const readiness = (): Readiness => {
+    const checks: Record<string, boolean> = {};
+    if (gateway) Object.assign(checks, gateway.readiness().checks);
+    if (store) checks.store = store.isReady();
+    if (worker) checks.persistQueue = worker.isReady();
+    return { ready: Object.values(checks).every(Boolean), checks };
+  };
   const server = new UwsServer({
     uws,
     app: uwsApp,
-    gateway,
-    authenticator,
-    metrics,
     exposition: metrics,
-    readiness: () => gateway.readiness(),
+    readiness,
     logger,
-    maxFrameBytes: config.limits.maxFrameBytes,
-    sendBufferBytes: config.limits.sendBufferBytes,
+    edge: gateway && {
+      gateway,
+      authenticator,
+      metrics,
+      store,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      sendBufferBytes: config.limits.sendBufferBytes,
+    },
   });
 
   const port = await server.listen(config.http.host, config.http.port);
-  gateway.start();
-  const ready = broker.start(gateway);
+  gateway?.start();
+  const brokerReady = gateway ? messaging.broker.start(gateway) : Promise.resolve();
+  if (runsWorker && store) {
+    worker = startWorker({ config, store, queue: messaging.persistQueue(), namespaces, clock, metrics, logger: logger.child({ component: "worker" }) });
+  }
+  const ready = Promise.all([brokerReady, worker?.started]).then(() => undefined);
   ready.then(
-    () => logger.info({}, "broker ready"),
-    (error: unknown) => logger.error({ err: error }, "broker failed to start"),
+    () => logger.info({}, "ready"),
+    (error: unknown) => logger.error({ err: error }, "failed to become ready"),
   );
-  logger.info({ port, role: config.role, uws: build, broker: config.rabbitmqUrl ? "rabbitmq" : "embedded" }, "gateway listening");
+  logger.info({ port, role: config.role, uws: build, broker: config.rabbitmqUrl ? "rabbitmq" : "embedded", store: config.databaseUrl ? "postgresql" : "embedded" }, "listening");
 
   const demoToken =
-    config.jwt.generated && config.jwt.secret
+    runsGateway && config.jwt.generated && config.jwt.secret
       ? await signDemoToken(config.jwt.secret, { sub: "demo", channels: ["room:*"], info: { name: "Demo" }, ttlSec: 24 * 3600 })
       : undefined;
 
@@ -123,16 +149,22 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Shutdown order, written once:
-      // 1. drain: /readyz and new upgrades answer 503, clients get `reconnect`,
-      //    then whoever is left is closed 1012 after the grace period;
-      // 2. stop listening; 3. close leftovers and timers;
+      // 1. drain the edge: /readyz and new upgrades answer 503, clients get
+      //    `reconnect`, whoever is left is closed 1012 after the grace period;
+      // 2. stop listening; close leftovers and timers;
+      // 3. worker: stop taking batches, finish the one in flight (or leave it
+      //    unacked for redelivery), stop retention;
       // 4. broker: cancel the consumer, remove bindings, finish confirms, close;
-      // 5. release the uWS app.
-      logger.info({ graceMs: config.drainGraceMs }, "draining");
-      await gateway.drain(config.drainGraceMs);
+      // 5. store; 6. release the uWS app.
+      if (gateway) {
+        logger.info({ graceMs: config.drainGraceMs }, "draining");
+        await gateway.drain(config.drainGraceMs);
+      }
       server.stopListening();
-      gateway.stop();
-      await broker.stop();
+      gateway?.stop();
+      await worker?.stop();
+      await messaging.broker.stop();
+      await store?.stop();
       server.close();
       logger.info({}, "stopped");
     })();

@@ -2,6 +2,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { hostname } from "node:os";
 import * as v from "valibot";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
+import type { RetentionPolicy } from "../core/ports/event-store.js";
 import { ConfigError, type ConfigProblem } from "./error.js";
 import { EnvSchema, LOG_LEVELS, ROLES, VARIABLES, type Env, type VariableName } from "./schema.js";
 
@@ -37,6 +38,17 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Built-ins first, then the `NAMESPACES` extras; names are unique. */
   readonly namespaces: readonly NamespacePolicy[];
+  readonly durable: DurableConfig;
+}
+
+/** Durable namespaces: the worker's batching, retention, and recovery on the gateway. */
+export interface DurableConfig {
+  readonly recoveryMaxEvents: number;
+  /** One policy per durable namespace. */
+  readonly retention: readonly RetentionPolicy[];
+  readonly retentionIntervalMs: number;
+  readonly persistMaxBatch: number;
+  readonly persistMaxBatchWaitMs: number;
 }
 
 /**
@@ -101,6 +113,7 @@ function toConfig(env: Env): Config {
   // EnvSchema already rejected "RABBITMQ_URL without any JWT source", so a
   // generated secret only ever happens on embedded defaults.
   const generated = !jwtConfigured;
+  const namespaces = [...BUILT_IN_NAMESPACES, ...(env.NAMESPACES ?? [])];
   return {
     role: env.ROLE,
     nodeId: env.NODE_ID ?? defaultNodeId(),
@@ -139,7 +152,20 @@ function toConfig(env: Env): Config {
     bindLingerMs: env.BIND_LINGER_MS,
     drainGraceMs: env.DRAIN_GRACE_MS,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
-    namespaces: [...BUILT_IN_NAMESPACES, ...(env.NAMESPACES ?? [])],
+    namespaces,
+    durable: {
+      recoveryMaxEvents: env.RECOVERY_MAX_EVENTS,
+      retention: namespaces
+        .filter((policy) => policy.durable)
+        .map((policy) => ({
+          namespace: policy.name,
+          maxAgeMs: env.RETENTION?.[policy.name]?.maxAgeMs ?? env.RETENTION_MAX_AGE_MS,
+          maxPerChannel: env.RETENTION?.[policy.name]?.maxPerChannel ?? env.RETENTION_MAX_PER_CHANNEL,
+        })),
+      retentionIntervalMs: env.RETENTION_INTERVAL_MS,
+      persistMaxBatch: env.PERSIST_MAX_BATCH,
+      persistMaxBatchWaitMs: env.PERSIST_MAX_BATCH_WAIT_MS,
+    },
   };
 }
 

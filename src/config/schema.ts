@@ -1,6 +1,8 @@
 import * as v from "valibot";
+import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
 import {
   apiKeys,
+  retention,
   integer,
   MAX_TIMER_MS,
   namespaces,
@@ -107,6 +109,17 @@ export const VARIABLES = {
   NODE_QUEUE_EXPIRES_MS: variable("60000", "per-node queue deleted after this long unused (x-expires)", durationMs(1)),
   DRAIN_GRACE_MS: variable("10000", "on SIGTERM: time between reconnect frames and close 1012", durationMs(0)),
   SHUTDOWN_TIMEOUT_MS: variable("30000", "forced exit after this long shutting down (> DRAIN_GRACE_MS)", durationMs(1)),
+  RECOVERY_MAX_EVENTS: variable("1000", "most missed events one subscribe with since replays (beyond: recovered false)", positive),
+  RETENTION_MAX_AGE_MS: variable("604800000", "durable events older than this are removed (default 7 days)", positive),
+  RETENTION_MAX_PER_CHANNEL: variable("10000", "at most this many newest durable events are kept per channel", positive),
+  RETENTION: variable(
+    undefined,
+    'JSON per-namespace retention overrides: {"room":{"maxAgeMs":86400000,"maxPerChannel":500}}',
+    retention,
+  ),
+  RETENTION_INTERVAL_MS: variable("60000", "how often the worker applies retention", durationMs(1_000)),
+  PERSIST_MAX_BATCH: variable("200", "worker: most events stored in one transaction", integer(1, 10_000)),
+  PERSIST_MAX_BATCH_WAIT_MS: variable("5", "worker: how long a batch waits to fill after its first event", durationMs(0)),
   NAMESPACES: variable(
     undefined,
     'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]',
@@ -162,6 +175,10 @@ function rule<const K extends VariableName>(
  * as their first path key; so do cross-variable rules. Every field and every
  * rule runs, so all problems are reported in one pass.
  */
+function durableNames(extra: readonly NamespacePolicy[] | undefined): string[] {
+  return [...BUILT_IN_NAMESPACES, ...(extra ?? [])].filter((policy) => policy.durable).map((policy) => policy.name);
+}
+
 export const EnvSchema = v.pipe(
   EnvFields,
   rule(
@@ -188,6 +205,18 @@ export const EnvSchema = v.pipe(
   ),
   // A forced exit inside the drain grace would cut every client off before
   // the close 1012 that the drain exists to send.
+  rule(
+    ["ROLE", "RABBITMQ_URL"],
+    "ROLE",
+    (env) => env.ROLE === "all" || env.RABBITMQ_URL !== undefined,
+    (env) => `${env.ROLE} needs RABBITMQ_URL: the embedded broker only connects the roles inside one process (ROLE=all)`,
+  ),
+  rule(
+    ["RETENTION", "NAMESPACES"],
+    "RETENTION",
+    (env) => Object.keys(env.RETENTION ?? {}).every((name) => durableNames(env.NAMESPACES).includes(name)),
+    (env) => `names namespaces that are not durable: ${Object.keys(env.RETENTION ?? {}).filter((name) => !durableNames(env.NAMESPACES).includes(name)).join(", ")}`,
+  ),
   rule(
     ["DRAIN_GRACE_MS", "SHUTDOWN_TIMEOUT_MS"],
     "SHUTDOWN_TIMEOUT_MS",

@@ -113,3 +113,28 @@ export const namespaces = v.pipe(
     }
   }),
 );
+
+const retentionOverride = v.strictObject({
+  maxAgeMs: v.optional(v.pipe(v.number("maxAgeMs must be a number"), v.safeInteger("maxAgeMs must be whole"), v.minValue(1, "maxAgeMs must be at least 1"))),
+  maxPerChannel: v.optional(
+    v.pipe(v.number("maxPerChannel must be a number"), v.safeInteger("maxPerChannel must be whole"), v.minValue(1, "maxPerChannel must be at least 1")),
+  ),
+});
+
+/** A JSON object of per-namespace retention overrides: `{"room":{"maxAgeMs":86400000,"maxPerChannel":500}}`. */
+export const retention = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return JSON.parse(dataset.value) as unknown;
+    } catch {
+      addIssue({ message: "must be a JSON object of namespace → {maxAgeMs?, maxPerChannel?}, and is not valid JSON" });
+      return NEVER;
+    }
+  }),
+  v.record(
+    v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, (issue) => `key "${issue.input}" is not a namespace name`)),
+    retentionOverride,
+    "must be a JSON object of namespace → {maxAgeMs?, maxPerChannel?}",
+  ),
+);

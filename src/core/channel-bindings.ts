@@ -23,12 +23,21 @@ export class ChannelBindings {
   private readonly clock: Clock;
   private readonly lingerMs: number;
   private readonly onCountChange: (count: number) => void;
+  private readonly onExpired: (prefix: string) => void;
 
-  constructor(deps: { broker: Broker; clock: Clock; lingerMs: number; onCountChange?: (count: number) => void }) {
+  constructor(deps: {
+    broker: Broker;
+    clock: Clock;
+    lingerMs: number;
+    onCountChange?: (count: number) => void;
+    /** The prefix lost its last reference and its linger passed: per-prefix state can go. */
+    onExpired?: (prefix: string) => void;
+  }) {
     this.broker = deps.broker;
     this.clock = deps.clock;
     this.lingerMs = deps.lingerMs;
     this.onCountChange = deps.onCountChange ?? (() => {});
+    this.onExpired = deps.onExpired ?? (() => {});
   }
 
   /** Takes a reference on `prefix`. On rejection the reference is already given back. */
@@ -71,6 +80,7 @@ export class ChannelBindings {
     if (this.entries.get(prefix) !== entry || entry.refs > 0) return;
     this.entries.delete(prefix);
     this.onCountChange(this.entries.size);
+    this.onExpired(prefix);
     // A failed unbind leaves a stray binding: harmless (events for a channel
     // nobody here watches are published to no socket) and gone with the queue.
     if (entry.bound) this.broker.unbind(prefix).catch(() => {});

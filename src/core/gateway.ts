@@ -1,13 +1,15 @@
 import { CloseCode } from "../protocol/codes.js";
-import { parseRoutingKey } from "../protocol/channel.js";
+import { parseRoutingKey, routingPrefix } from "../protocol/channel.js";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.js";
-import { encodeServerFrame, type EventFrame } from "../protocol/frames.js";
+import { encodeServerFrame, type EventFrame, type ServerFrame } from "../protocol/frames.js";
+import { READ_SYNC_TYPE } from "./event-frames.js";
+import type { EventStore } from "./ports/event-store.js";
 import { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
 import type { NamespaceRegistry } from "./namespaces.js";
 import { TokenBucket } from "./rate-limit.js";
 import { Session } from "./session.js";
-import type { ClientPublish, SessionContext, UserState } from "./session-context.js";
+import type { ClientPublish, RecoverySink, SessionContext, UserState } from "./session-context.js";
 import type { Authenticator, Principal } from "./ports/authenticator.js";
 import type { Broker, BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
 import type { Clock, Timer } from "./ports/clock.js";
@@ -22,6 +24,8 @@ export interface GatewayOptions {
   readonly limits: IngressLimits;
   /** How often every session is checked for heartbeat TTL and send-buffer size. */
   readonly inspectIntervalMs?: number;
+  /** Most events one `subscribe` with `since` replays. */
+  readonly recoveryLimit: number;
 }
 
 export interface GatewayDeps {
@@ -35,6 +39,8 @@ export interface GatewayDeps {
   /** A new unique, time-ordered id (session ids, event ids). */
   readonly newId: () => string;
   readonly bindLingerMs: number;
+  /** Durable history for recovery and the inbox; absent on a node without a store. */
+  readonly store?: EventStore | undefined;
 }
 
 /** A connection slot reserved at upgrade time, before the socket opens. */
@@ -79,6 +85,10 @@ class ReservedSlot implements AdmissionTicket {
 export class Gateway implements BrokerHandler {
   private readonly sessions = new Set<Session>();
   private readonly users = new Map<string, UserState>();
+  /** Highest seq delivered per bound routing prefix: relayed duplicates are dropped here, once per node. */
+  private readonly lastSeq = new Map<string, number>();
+  /** Sessions recovering a channel get its live frames in a buffer until their history is sent. */
+  private readonly recovering = new Map<string, Set<RecoverySink>>();
   private readonly ctx: SessionContext;
   private readonly deps: GatewayDeps;
   private readonly options: GatewayOptions;
@@ -95,6 +105,7 @@ export class Gateway implements BrokerHandler {
       clock: deps.clock,
       lingerMs: deps.bindLingerMs,
       onCountChange: (count) => deps.metrics.bindingsActive(count),
+      onExpired: (prefix) => this.lastSeq.delete(prefix),
     });
     this.ctx = {
       nodeId: options.nodeId,
@@ -108,6 +119,19 @@ export class Gateway implements BrokerHandler {
       metrics: deps.metrics,
       logger: deps.logger,
       publishFromClient: (request) => this.publishFromClient(request),
+      store: deps.store,
+      recoveryLimit: options.recoveryLimit,
+      beginRecovery: (channel, sink) => {
+        let sinks = this.recovering.get(channel);
+        if (!sinks) this.recovering.set(channel, (sinks = new Set()));
+        sinks.add(sink);
+      },
+      endRecovery: (channel, sink) => {
+        const sinks = this.recovering.get(channel);
+        sinks?.delete(sink);
+        if (sinks?.size === 0) this.recovering.delete(channel);
+      },
+      announceRead: (userId, upTo) => this.announceRead(userId, upTo),
     };
   }
 
@@ -171,20 +195,25 @@ export class Gateway implements BrokerHandler {
     const decoded = decodeEnvelope(delivery.body, delivery, this.deps.newId);
     if (!decoded.ok) return this.deadLetter(decoded.reason, decoded.message);
     const { envelope, publishedAtMs } = decoded;
+    const { channel } = route;
+    const namespace = this.deps.namespaces.get(channel.namespace) ? channel.namespace : "other";
+    if (envelope.seq !== undefined) {
+      const prefix = routingPrefix(channel);
+      const last = this.lastSeq.get(prefix);
+      if (last !== undefined && envelope.seq <= last) {
+        this.deps.metrics.duplicateDropped(namespace);
+        return { kind: "delivered" };
+      }
+      this.lastSeq.set(prefix, envelope.seq);
+    }
     const nowMs = this.deps.clock.now();
-    const frame: EventFrame = {
-      op: "event",
-      channel: route.channel.name,
-      id: envelope.id,
-      type: envelope.type,
-      data: envelope.data,
-      ts: envelope.occurredAt ?? new Date(publishedAtMs ?? nowMs).toISOString(),
-    };
-    if (envelope.seq !== undefined) frame.seq = envelope.seq;
-    const recipients = this.deps.fanout.publish(route.channel.name, encodeServerFrame(frame));
-    const namespace = this.deps.namespaces.get(route.channel.namespace) ? route.channel.namespace : "other";
+    const frame = envelope.type === READ_SYNC_TYPE ? readFrame(channel.name, envelope.data) : eventFrame(channel.name, envelope, publishedAtMs ?? nowMs);
+    if (!frame) return this.deadLetter("invalid_envelope", `${READ_SYNC_TYPE} needs data.upTo`);
+    const text = encodeServerFrame(frame);
+    const recipients = this.deps.fanout.publish(channel.name, text);
+    for (const sink of this.recovering.get(channel.name) ?? []) sink(envelope.seq, text);
     const latencySeconds = publishedAtMs === undefined ? undefined : Math.max(0, nowMs - publishedAtMs) / 1000;
-    this.deps.metrics.messagesSent("event", namespace, recipients, latencySeconds);
+    this.deps.metrics.messagesSent(frame.op, namespace, recipients, latencySeconds);
     return { kind: "delivered" };
   }
 
@@ -238,6 +267,21 @@ export class Gateway implements BrokerHandler {
     return id;
   }
 
+  /** Tells every connection of the user, on every node, where their inbox read mark is. */
+  announceRead(userId: string, upTo: number): void {
+    const id = this.deps.newId();
+    const timestampMs = this.deps.clock.now();
+    this.deps.broker
+      .publish({
+        target: "live",
+        routingKey: `user.${userId}.${READ_SYNC_TYPE}`,
+        body: encodeEnvelope({ id, type: READ_SYNC_TYPE, data: { upTo }, occurredAt: new Date(timestampMs).toISOString() }),
+        messageId: id,
+        timestampMs,
+      })
+      .catch((error: unknown) => this.deps.logger.warn({ err: error }, "read mark not announced to other connections"));
+  }
+
   private deadLetter(reason: string, message: string): DeliveryOutcome {
     this.deps.metrics.deadLettered(reason);
     this.deps.logger.warn({ reason, detail: message }, "event dead-lettered");
@@ -280,4 +324,22 @@ export class Gateway implements BrokerHandler {
       };
     });
   }
+}
+
+function eventFrame(channel: string, envelope: Envelope, publishedAtMs: number): EventFrame {
+  const frame: EventFrame = {
+    op: "event",
+    channel,
+    id: envelope.id,
+    type: envelope.type,
+    data: envelope.data,
+    ts: envelope.occurredAt ?? new Date(publishedAtMs).toISOString(),
+  };
+  if (envelope.seq !== undefined) frame.seq = envelope.seq;
+  return frame;
+}
+
+function readFrame(channel: string, data: unknown): Extract<ServerFrame, { op: "read" }> | undefined {
+  const upTo = (data as { upTo?: unknown } | null)?.upTo;
+  return Number.isSafeInteger(upTo) ? { op: "read", channel, upTo: upTo as number } : undefined;
 }

@@ -4,6 +4,7 @@ import type { IngressLimits } from "./limits.js";
 import type { NamespacePolicy, NamespaceRegistry } from "./namespaces.js";
 import type { Authenticator } from "./ports/authenticator.js";
 import type { Clock } from "./ports/clock.js";
+import type { EventStore } from "./ports/event-store.js";
 import type { Logger } from "./ports/logger.js";
 import type { Metrics } from "./ports/metrics.js";
 import type { TokenBucket } from "./rate-limit.js";
@@ -22,7 +23,19 @@ export interface SessionContext {
   readonly logger: Logger;
   /** Publishes a client event to the broker; resolves with its id once confirmed. */
   publishFromClient(request: ClientPublish): Promise<string>;
+  /** Durable history and the inbox; undefined on a node without a store (no recovery there). */
+  readonly store: EventStore | undefined;
+  /** Most events one `subscribe` with `since` replays; past it `recovered` is false. */
+  readonly recoveryLimit: number;
+  /** Live events of `channel` also go to `sink` while a session recovers it (see Session.recover). */
+  beginRecovery(channel: string, sink: RecoverySink): void;
+  endRecovery(channel: string, sink: RecoverySink): void;
+  /** Tells every connection of the user, on every node, where their read mark now is. */
+  announceRead(userId: string, upTo: number): void;
 }
+
+/** Receives live event frames (already serialized) with their seq, while a recovery reads history. */
+export type RecoverySink = (seq: number | undefined, text: string) => void;
 
 export interface ClientPublish {
   readonly channel: Channel;

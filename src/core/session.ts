@@ -7,7 +7,9 @@ import { AuthenticationError, type Principal } from "./ports/authenticator.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 import type { Timer } from "./ports/clock.js";
 import type { FrameRejectReason } from "./ports/metrics.js";
-import type { SessionContext, UserState } from "./session-context.js";
+import type { RecoverySink, SessionContext, UserState } from "./session-context.js";
+import type { EventStore, HistoryPage } from "./ports/event-store.js";
+import { storedEventFrame } from "./event-frames.js";
 
 type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
 
@@ -148,9 +150,10 @@ export class Session {
         return this.send(frame.ref === undefined ? { op: "pong" } : { op: "pong", ref: frame.ref });
       case "refresh":
         return void this.refresh(frame);
+      case "read":
+        return void this.read(frame);
       case "presence":
       case "status":
-      case "read":
         return this.reject(frame.ref, "unavailable", ErrorCode.Unavailable, `op ${frame.op} is not available on this node yet`);
       default: {
         const unreachable: never = frame;
@@ -181,10 +184,70 @@ export class Session {
       this.ctx.bindings.release(prefix);
       return;
     }
+    if (frame.since !== undefined && verdict.policy.durable && this.ctx.store) {
+      return this.recover(frame.ref, channel, prefix, frame.since, this.ctx.store);
+    }
+    // Without `since`, or on a node with no store, nothing is recovered and `ok` says so.
     this.socket.subscribe(channel.name);
-    // Recovery with `since` belongs to durable namespaces and the worker; until
-    // a history store is attached nothing can be recovered, and `ok` says so.
     this.ok(frame.ref, { recovered: false, missed: 0 });
+  }
+
+  /**
+   * Subscribe with `since`: live first, history second, merged by seq.
+   *
+   * Live events of the channel are buffered from before the history read
+   * starts, so an event committed after the read is in the buffer and one
+   * committed before it is in the history; events in both are dropped by seq.
+   * The buffer is flushed and the native subscription made in one synchronous
+   * step, so no live event can slip between them.
+   */
+  private async recover(ref: number | undefined, channel: Channel, prefix: string, since: number, store: EventStore): Promise<void> {
+    const buffered: Array<{ seq: number | undefined; text: string }> = [];
+    const sink: RecoverySink = (seq, text) => buffered.push({ seq, text });
+    this.ctx.beginRecovery(channel.name, sink);
+    let page: HistoryPage | undefined;
+    try {
+      page = await store.history(channel.name, since, this.ctx.recoveryLimit);
+    } catch (error) {
+      this.ctx.logger.warn({ err: error, session: this.id }, "history unavailable: subscribing without recovery");
+    }
+    this.ctx.endRecovery(channel.name, sink);
+    if (this.closed || this.channels.get(channel.name) !== prefix) {
+      this.ctx.bindings.release(prefix);
+      return;
+    }
+    const history = page?.events ?? [];
+    const truncated = history.length >= this.ctx.recoveryLimit;
+    this.ok(ref, { recovered: page !== undefined && page.complete && !truncated, missed: history.length });
+    let lastSeq = since;
+    for (const event of history) {
+      this.socket.send(encodeServerFrame(storedEventFrame(event)));
+      lastSeq = event.seq;
+    }
+    for (const live of buffered) {
+      if (live.seq !== undefined && live.seq <= lastSeq) continue;
+      this.socket.send(live.text);
+      if (live.seq !== undefined) lastSeq = live.seq;
+    }
+    this.socket.subscribe(channel.name);
+  }
+
+  /** `read`: moves the user's inbox read mark; every connection of the user hears of it. */
+  private async read(frame: Frame<"read">): Promise<void> {
+    const channel = this.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    if (channel.namespace !== "user" || channel.id !== this.userId) {
+      return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "read marks exist only on your own user channel");
+    }
+    const store = this.ctx.store;
+    if (!store) return this.reject(frame.ref, "unavailable", ErrorCode.Unavailable, "no notification store on this node");
+    try {
+      const upTo = await store.markRead(this.userId, frame.upTo);
+      this.ok(frame.ref, { upTo });
+      this.ctx.announceRead(this.userId, upTo);
+    } catch (error) {
+      this.rejectFailure(frame.ref, error);
+    }
   }
 
   private unsubscribe(frame: Frame<"unsubscribe">): void {

@@ -49,5 +49,6 @@ export const HttpRejection = {
   BadRequest: { status: 400, code: ErrorCode.BadRequest },
   NotFound: { status: 404, code: ErrorCode.NotFound },
   TooLarge: { status: 413, code: ErrorCode.TooLarge },
+  Internal: { status: 500, code: ErrorCode.Internal },
 } as const;
 export type HttpRejection = (typeof HttpRejection)[keyof typeof HttpRejection];

@@ -21,7 +21,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
   --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
-  --clients N --channels N --procs N --payload-bytes N --window N
+  --clients N --channels N --procs N --payload-bytes N
+  --window N               closed-loop deliveries in flight (default 20 per client)
   --max-ms N --fixed-ms N --fraction F (fixed-phase load as a fraction of max)
   --common-rate N          deliveries/s of the common-load latency phase, the same for
                            every scenario (default 10000; 0 skips it)`;
@@ -51,7 +52,8 @@ export function defaultOptions(quick: boolean): BenchOptions {
       fixedMs: quick ? 8_000 : 15_000,
       fixedFraction: 0.5,
       commonDeliveriesPerSec: 10_000,
-      windowDeliveries: 40_000,
+      // 20 undelivered events per client: ~7 KB per socket, far under any send-buffer limit.
+      windowDeliveries: 20 * (quick ? 2_000 : 10_000),
       reportEveryMs: 20,
       hardTimeoutMs: quick ? 120_000 : 300_000,
     },
@@ -61,6 +63,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
 export function parseOptions(argv: string[]): BenchOptions {
   const options = defaultOptions(argv.includes("--quick"));
   const fanout = options.fanout;
+  let windowSet = false;
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i]!;
     const value = (): string => {
@@ -103,6 +106,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case "--clients":
         fanout.clients = Math.floor(count());
+        if (!windowSet) fanout.windowDeliveries = 20 * fanout.clients;
         break;
       case "--channels":
         fanout.channels = Math.floor(count());
@@ -115,6 +119,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case "--window":
         fanout.windowDeliveries = Math.floor(count());
+        windowSet = true;
         break;
       case "--max-ms":
         fanout.maxMs = Math.floor(count());

@@ -14,6 +14,8 @@ export interface PhaseContext {
   cpuGroups: Record<string, number[]>;
 }
 
+const CREDIT_STEPS = 4;
+
 export interface PhaseRun {
   published: number;
   /** Deliveries owed for what was published: Σ over channels of events on it × its subscribers. */
@@ -55,7 +57,8 @@ export async function warmUp(context: PhaseContext, warmupMs: number, routeTimeo
 /**
  * Max throughput, closed loop: on every client progress report the publisher
  * is granted credit up to `(received + window) / perEvent` events, so it can
- * run ahead of what clients have received by at most `windowDeliveries`. The
+ * run ahead of what clients have received by at most `windowDeliveries`, in
+ * quarter-window steps. The
  * system then runs as fast as its slowest stage and no queue anywhere grows
  * past the window. Delivered/s is counted between `rampMs` and `durationMs`.
  * (Latency in this phase is queueing inside the window — Little's law — and
@@ -63,10 +66,16 @@ export async function warmUp(context: PhaseContext, warmupMs: number, routeTimeo
  */
 export async function closedLoop(context: PhaseContext, durationMs: number, rampMs: number, windowDeliveries: number): Promise<PhaseRun> {
   const { server, fleet } = context;
+  // Credit moves in quarter-window steps, like AMQP or TCP window updates.
+  // Granting every few events instead would make an in-process publisher
+  // (rawUws) trickle events one or two per loop iteration — a syscall per
+  // delivery on both ends — while the broker path coalesces them into bursts,
+  // and the baseline would measure the credit loop rather than uWS.
+  const quantum = Math.max(1, Math.floor(windowDeliveries / context.perEvent / CREDIT_STEPS));
   let granted = 0;
   const grant = (): void => {
     const upTo = Math.floor((fleet.received(Phase.Max) + windowDeliveries) / context.perEvent);
-    if (upTo <= granted) return;
+    if (upTo < granted + quantum) return;
     granted = upTo;
     server.publisher.send({ type: "credit", phase: Phase.Max, upTo });
   };

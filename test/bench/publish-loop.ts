@@ -9,8 +9,12 @@ export interface PublishSink {
   drained(): Promise<void>;
 }
 
-/** Events between two yields to the event loop: lets sockets flush and IPC credit arrive. */
-const BATCH = 128;
+/**
+ * Events between two yields to the event loop (lets sockets flush and IPC
+ * credit arrive). At least a credit step (a quarter window) of a quick run, so
+ * a step goes out in one loop iteration and uWS can coalesce it per socket.
+ */
+const BATCH = 256;
 const TICK_MS = 1;
 
 /**

@@ -9,7 +9,8 @@ import { TestClient } from "../support/ws-client.js";
 
 const run = promisify(execFile);
 
-describe("the gateway process", () => {
+// Embedded mode starts PGlite (seconds on a loaded machine): these tests get a minute each.
+describe("the gateway process", { timeout: 60_000 }, () => {
   it("documents every environment variable in --help", async () => {
     const result = await GatewayProcess.start(["--help"], {}).exited;
     expect(result.code).toBe(0);
@@ -41,13 +42,14 @@ describe("the gateway process", () => {
     const gateway = GatewayProcess.start([], {
       PORT: "0",
       NODE_ID: nodeId,
+      ROLE: "gateway",
       RABBITMQ_URL,
       JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: "info",
       DRAIN_GRACE_MS: "100",
     });
     const [, port] = await gateway.waitForOutput(/"port":(\d+)/);
-    await gateway.waitForOutput(/broker ready/);
+    await gateway.waitForOutput(/"msg":"ready"/);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/realtime/ws`, { token: await signToken() });
     await client.request({ op: "subscribe", channel: `post:${nodeId}` });
     const bindings = async () => (await run("rabbitmqctl", ["list_bindings", "destination_name", "routing_key", "--quiet"])).stdout;

@@ -36,7 +36,7 @@ export class GatewayProcess {
   }
 
   /** Waits until stdout matches, or the process exits (then throws with its output). */
-  async waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  async waitForOutput(pattern: RegExp, timeoutMs = 45_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const match = this.stdout.match(pattern);

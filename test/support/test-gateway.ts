@@ -34,7 +34,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
     BIND_LINGER_MS: "200",
     NODE_QUEUE_EXPIRES_MS: "10000",
     LOG_LEVEL: "silent",
-    ...(options.embedded ? {} : { RABBITMQ_URL }),
+    ...(options.embedded ? {} : { RABBITMQ_URL, ROLE: "gateway" }),
     ...env,
   });
   const app = await startApp(config, { logger: silentLogger });

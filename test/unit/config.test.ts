@@ -109,10 +109,34 @@ describe("loadConfig values", () => {
   });
 
   it("accepts only known roles and log levels", () => {
-    expect(loadConfig({ ROLE: "worker", LOG_LEVEL: "silent" })).toMatchObject({ role: "worker", logLevel: "silent" });
+    const rabbit = { RABBITMQ_URL: "amqp://127.0.0.1", JWT_SECRET: "s".repeat(32) };
+    expect(loadConfig({ ...rabbit, ROLE: "worker", LOG_LEVEL: "silent" })).toMatchObject({ role: "worker", logLevel: "silent" });
     const error = problemsOf({ ROLE: "both", LOG_LEVEL: "verbose" });
     expect(error.message).toContain('ROLE: must be one of gateway, worker, all, got "both"');
     expect(error.message).toContain("LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent");
+  });
+
+  it("runs the gateway and worker roles apart only with RABBITMQ_URL", () => {
+    expect(variablesOf({ ROLE: "gateway" })).toEqual(["ROLE"]);
+    expect(variablesOf({ ROLE: "worker" })).toEqual(["ROLE"]);
+    expect(loadConfig({ ROLE: "all" }).role).toBe("all");
+  });
+
+  it("builds one retention policy per durable namespace, with per-namespace overrides", () => {
+    const config = loadConfig({
+      RETENTION_MAX_AGE_MS: "1000",
+      RETENTION_MAX_PER_CHANNEL: "10",
+      RETENTION: JSON.stringify({ room: { maxPerChannel: 5 } }),
+      NAMESPACES: JSON.stringify([{ name: "audit", durable: true }]),
+    });
+    expect(config.durable.retention).toEqual([
+      { namespace: "user", maxAgeMs: 1000, maxPerChannel: 10 },
+      { namespace: "room", maxAgeMs: 1000, maxPerChannel: 5 },
+      { namespace: "audit", maxAgeMs: 1000, maxPerChannel: 10 },
+    ]);
+    expect(variablesOf({ RETENTION: JSON.stringify({ post: { maxAgeMs: 1 } }) })).toEqual(["RETENTION"]);
+    expect(variablesOf({ RETENTION: "{nope" })).toEqual(["RETENTION"]);
+    expect(variablesOf({ RETENTION: JSON.stringify({ room: { maxAgeMs: -1 } }) })).toEqual(["RETENTION"]);
   });
 
   it("validates NODE_ID against its pattern", () => {

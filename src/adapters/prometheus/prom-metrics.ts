@@ -69,6 +69,8 @@ export class PromMetrics implements Metrics {
   private readonly connectionsClosed: Counter<"code">;
   private readonly deadLetteredTotal: Counter<"reason">;
   private readonly clientPublishes: Counter<"namespace">;
+  private readonly persisted: Counter<"namespace" | "duplicate">;
+  private readonly duplicatesDropped: Counter<"namespace">;
   private readonly amqpConnected: Gauge;
   private readonly amqpReconnects: Counter;
   private readonly bindings: Gauge;
@@ -125,6 +127,18 @@ export class PromMetrics implements Metrics {
       labelNames: ["reason"],
       registers,
     });
+    this.persisted = new Counter({
+      name: "sobranie_events_persisted_total",
+      help: "Durable events handled by the worker, by namespace; duplicate=true when the id was stored before",
+      labelNames: ["namespace", "duplicate"],
+      registers,
+    });
+    this.duplicatesDropped = new Counter({
+      name: "sobranie_duplicates_dropped_total",
+      help: "Relayed events a gateway dropped because it had already delivered their seq on the channel",
+      labelNames: ["namespace"],
+      registers,
+    });
     this.clientPublishes = new Counter({
       name: "sobranie_client_publishes_total",
       help: "Accepted client publishes, by namespace",
@@ -177,6 +191,14 @@ export class PromMetrics implements Metrics {
 
   deadLettered(reason: string): void {
     this.deadLetteredTotal.inc({ reason });
+  }
+
+  eventsPersisted(namespace: string, duplicate: boolean): void {
+    this.persisted.inc({ namespace, duplicate: String(duplicate) });
+  }
+
+  duplicateDropped(namespace: string): void {
+    this.duplicatesDropped.inc({ namespace });
   }
 
   clientPublished(namespace: string): void {

@@ -1,4 +1,4 @@
-import type { HttpResponse } from "@btc-vision/uwebsockets.js";
+import type { HttpRequest, HttpResponse } from "@btc-vision/uwebsockets.js";
 import type { HttpRejection } from "../../protocol/codes.js";
 
 const STATUS_TEXT: Record<number, string> = {
@@ -59,10 +59,46 @@ export class PendingReply {
     });
   }
 
+  /**
+   * Collects the request body, up to `maxBytes`. Must be called in the
+   * synchronous part of the handler (uWS delivers data only to a handler
+   * registered there). Each chunk is copied: uWS reuses it after onData returns.
+   */
+  readBody(maxBytes: number): Promise<{ ok: true; body: Buffer } | { ok: false; reason: "too_large" | "aborted" }> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      this.onAbort(() => {
+        if (!done) resolve({ ok: false, reason: "aborted" });
+        done = true;
+      });
+      this.res.onData((chunk, isLast) => {
+        if (done) return;
+        size += chunk.byteLength;
+        if (size > maxBytes) {
+          done = true;
+          return resolve({ ok: false, reason: "too_large" });
+        }
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (isLast) {
+          done = true;
+          resolve({ ok: true, body: Buffer.concat(chunks) });
+        }
+      });
+    });
+  }
+
   /** Runs `write` corked, if the client is still there; marks the reply answered. */
   corked(write: (res: HttpResponse) => void): void {
     if (!this.isOpen) return;
     this.answered = true;
     this.res.cork(() => write(this.res));
   }
+}
+
+/** The client token: `Authorization: Bearer <jwt>`, else `?token=<jwt>`. Read it before any await. */
+export function requestToken(req: HttpRequest): string | undefined {
+  const match = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"));
+  return match?.[1] ?? (req.getQuery("token") || undefined);
 }

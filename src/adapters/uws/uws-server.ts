@@ -3,9 +3,11 @@ import { HttpRejection } from "../../protocol/codes.js";
 import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";
 import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import type { EventStore } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
+import { registerInboxRoutes } from "./inbox-routes.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
-import { PendingReply } from "./http-reply.js";
+import { PendingReply, requestToken } from "./http-reply.js";
 import type { UwsModule } from "./load-uws.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
 
@@ -22,12 +24,18 @@ export interface MetricsExposition {
 export interface UwsServerDeps {
   readonly uws: UwsModule;
   readonly app: TemplatedApp;
-  readonly gateway: Gateway;
-  readonly authenticator: Authenticator;
-  readonly metrics: Metrics;
   readonly exposition: MetricsExposition;
   readonly readiness: () => Readiness;
   readonly logger: Logger;
+  /** The client edge (WebSocket, inbox API); absent on a worker-only node, which serves only health and metrics. */
+  readonly edge: EdgeDeps | undefined;
+}
+
+export interface EdgeDeps {
+  readonly gateway: Gateway;
+  readonly authenticator: Authenticator;
+  readonly metrics: Metrics;
+  readonly store: EventStore | undefined;
   readonly maxFrameBytes: number;
   readonly sendBufferBytes: number;
 }
@@ -69,14 +77,28 @@ export class UwsServer {
   constructor(deps: UwsServerDeps) {
     this.deps = deps;
     const { app } = deps;
+    if (deps.edge) this.registerEdge(deps.edge);
+    app.get("/healthz", (res) => new PendingReply(res).json(200, { status: "ok" }));
+    app.get("/readyz", (res) => {
+      const readiness = deps.readiness();
+      new PendingReply(res).json(readiness.ready ? 200 : 503, readiness);
+    });
+    app.get("/metrics", (res) => this.metrics(res));
+    app.any("/*", (res) => new PendingReply(res).reject(HttpRejection.NotFound, "no such endpoint"));
+  }
+
+  private registerEdge(edge: EdgeDeps): void {
+    const { app, uws, logger } = this.deps;
+    const deps = edge;
+    registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
     app.ws<SocketData>("/realtime/ws", {
-      compression: deps.uws.DISABLED,
+      compression: uws.DISABLED,
       maxPayloadLength: deps.maxFrameBytes * 2,
       idleTimeout: 0,
       maxBackpressure: 0,
       closeOnBackpressureLimit: false,
       sendPingsAutomatically: false,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      upgrade: (res, req, context) => this.upgrade(edge, res, req, context),
       open: (ws) => {
         const data = ws.getUserData();
         data.socket = new UwsSessionSocket(ws);
@@ -98,13 +120,6 @@ export class UwsServer {
         deps.metrics.connectionClosed("ws", code);
       },
     });
-    app.get("/healthz", (res) => new PendingReply(res).json(200, { status: "ok" }));
-    app.get("/readyz", (res) => {
-      const readiness = deps.readiness();
-      new PendingReply(res).json(readiness.ready ? 200 : 503, readiness);
-    });
-    app.get("/metrics", (res) => this.metrics(res));
-    app.any("/*", (res) => new PendingReply(res).reject(HttpRejection.NotFound, "no such endpoint"));
   }
 
   /** Listens; resolves with the bound port (useful with port 0). */
@@ -130,14 +145,14 @@ export class UwsServer {
     this.deps.app.close();
   }
 
-  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+  private upgrade(edge: EdgeDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     // Everything needed from `req` is read now: it is invalid after the first await.
-    const token = bearerToken(req.getHeader("authorization")) ?? req.getQuery("token");
+    const token = requestToken(req);
     const key = req.getHeader("sec-websocket-key");
     const protocol = req.getHeader("sec-websocket-protocol");
     const extensions = req.getHeader("sec-websocket-extensions");
     const reply = new PendingReply(res);
-    const { gateway, authenticator, metrics } = this.deps;
+    const { gateway, authenticator, metrics } = edge;
     const refuse = (reason: UpgradeRejectReason, message?: string): void => {
       metrics.upgradeRejected(reason);
       const { rejection, message: fallback } = UPGRADE_REJECTIONS[reason];
@@ -169,9 +184,4 @@ export class UwsServer {
       },
     );
   }
-}
-
-function bearerToken(header: string): string | undefined {
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1];
 }

@@ -29,6 +29,10 @@ export interface Metrics {
   /** One event handed to `recipients` local sockets; latency from publish to socket write, when known. */
   messagesSent(type: ServerFrameType, namespace: string, recipients: number, latencySeconds: number | undefined): void;
   deadLettered(reason: string): void;
+  /** The worker stored an event (or found its id stored before: `duplicate`). */
+  eventsPersisted(namespace: string, duplicate: boolean): void;
+  /** A gateway dropped a relayed event whose seq it had already delivered on the channel. */
+  duplicateDropped(namespace: string): void;
   clientPublished(namespace: string): void;
   brokerConnected(connected: boolean): void;
   brokerReconnected(): void;
@@ -44,6 +48,8 @@ export const noopMetrics: Metrics = {
   frameRejected() {},
   messagesSent() {},
   deadLettered() {},
+  eventsPersisted() {},
+  duplicateDropped() {},
   clientPublished() {},
   brokerConnected() {},
   brokerReconnected() {},

@@ -1,0 +1,83 @@
+import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import { parseInboxQuery, parseReadBody, readInbox } from "../../core/inbox.js";
+import type { Gateway } from "../../core/gateway.js";
+import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import type { EventStore } from "../../core/ports/event-store.js";
+import type { Logger } from "../../core/ports/logger.js";
+import { PendingReply, requestToken } from "./http-reply.js";
+
+const MAX_BODY_BYTES = 65_536;
+
+export interface InboxRoutesDeps {
+  readonly app: TemplatedApp;
+  readonly authenticator: Authenticator;
+  readonly store: EventStore | undefined;
+  readonly gateway: Gateway;
+  readonly logger: Logger;
+}
+
+/**
+ * The notification inbox over HTTP (CONTRACT §7), for clients without a
+ * WebSocket (SSE fallback) and for catching up page by page. Every failure is
+ * a 4xx/503 with `{error: {code, message}}`, never a 500 for bad input.
+ */
+export function registerInboxRoutes(deps: InboxRoutesDeps): void {
+  deps.app.get("/api/v1/notifications", (res, req) => {
+    const query = { after: req.getQuery("after"), limit: req.getQuery("limit") };
+    const token = requestToken(req);
+    const reply = new PendingReply(res);
+    void handle(deps, reply, token, async (principal, store) => {
+      const parsed = parseInboxQuery(query);
+      if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);
+      reply.json(200, await readInbox(store, principal.userId, parsed.value.after, parsed.value.limit));
+    });
+  });
+
+  deps.app.post("/api/v1/notifications/read", (res, req) => {
+    const token = requestToken(req);
+    const reply = new PendingReply(res);
+    const body = reply.readBody(MAX_BODY_BYTES);
+    void handle(deps, reply, token, async (principal, store) => {
+      const received = await body;
+      if (!received.ok) {
+        return received.reason === "too_large" ? reply.reject(HttpRejection.TooLarge, `body over ${MAX_BODY_BYTES} bytes`) : undefined;
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(received.body.toString("utf8"));
+      } catch {
+        return reply.reject(HttpRejection.BadRequest, "body is not valid JSON");
+      }
+      const parsed = parseReadBody(json);
+      if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);
+      const upTo = await store.markRead(principal.userId, parsed.value.upTo);
+      deps.gateway.announceRead(principal.userId, upTo);
+      reply.json(200, { upTo });
+    });
+  });
+}
+
+async function handle(
+  deps: InboxRoutesDeps,
+  reply: PendingReply,
+  token: string | undefined,
+  work: (principal: Principal, store: EventStore) => Promise<void>,
+): Promise<void> {
+  if (!token) return reply.reject(HttpRejection.Unauthorized, "missing token: Authorization: Bearer <jwt>");
+  let principal: Principal;
+  try {
+    principal = await deps.authenticator.verify(token);
+  } catch (error) {
+    return reply.reject(HttpRejection.Unauthorized, error instanceof AuthenticationError ? error.message : "token could not be verified");
+  }
+  if (!deps.store) return reply.reject(HttpRejection.Unavailable, "no notification store on this node");
+  try {
+    await work(principal, deps.store);
+  } catch (error) {
+    const retryable = (error as { retryable?: unknown } | null)?.retryable === true;
+    if (!retryable) deps.logger.error({ err: error }, "inbox request failed");
+    if (retryable) reply.reject(HttpRejection.Unavailable, "notification store unavailable, retry shortly");
+    else reply.reject(HttpRejection.Internal, "internal error");
+  }
+}

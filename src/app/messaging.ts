@@ -1,0 +1,61 @@
+import type { Config } from "../config/index.js";
+import type { NamespaceRegistry } from "../core/namespaces.js";
+import type { Broker } from "../core/ports/broker.js";
+import type { Clock } from "../core/ports/clock.js";
+import type { Logger } from "../core/ports/logger.js";
+import type { Metrics } from "../core/ports/metrics.js";
+import type { PersistQueue } from "../core/ports/persist-queue.js";
+import { AmqpBroker } from "../adapters/amqp/amqp-broker.js";
+import { AmqpPersistQueue } from "../adapters/amqp/amqp-persist-queue.js";
+import { MemoryBroker } from "../adapters/memory/memory-broker.js";
+import { MemoryPersistBacklog } from "../adapters/memory/memory-persist-backlog.js";
+import { MemoryPersistQueue } from "../adapters/memory/memory-persist-queue.js";
+
+export interface Messaging {
+  /** The gateway's broker: node queue, bindings, client publishes. */
+  readonly broker: Broker;
+  /** The worker's input and live publisher (made only for the worker role). */
+  persistQueue(): PersistQueue;
+}
+
+/**
+ * RabbitMQ when RABBITMQ_URL is set; otherwise the embedded single-process
+ * pair, in which the memory broker's events exchange feeds the memory persist
+ * queue and the worker's live publishes come back through the memory broker.
+ */
+export function createMessaging(deps: { config: Config; namespaces: NamespaceRegistry; logger: Logger; clock: Clock; metrics: Metrics }): Messaging {
+  const { config, namespaces, logger, clock, metrics } = deps;
+  const durableNamespaces = namespaces.all().filter((policy) => policy.durable).map((policy) => policy.name);
+  const batching = { maxBatch: config.durable.persistMaxBatch, maxBatchWaitMs: config.durable.persistMaxBatchWaitMs };
+  if (config.rabbitmqUrl) {
+    const url = config.rabbitmqUrl;
+    return {
+      broker: new AmqpBroker({
+        url,
+        nodeId: config.nodeId,
+        liveNamespaces: namespaces.liveNamespaces(),
+        logger: logger.child({ component: "amqp" }),
+        clock,
+        nodeQueue: config.nodeQueue,
+        onConnectionStateChange: (connected) => metrics.brokerConnected(connected),
+        onReconnect: () => metrics.brokerReconnected(),
+      }),
+      persistQueue: () =>
+        new AmqpPersistQueue({ url, nodeId: config.nodeId, durableNamespaces, logger: logger.child({ component: "persist-queue" }), clock, ...batching }),
+    };
+  }
+  const backlog = new MemoryPersistBacklog({ durableNamespaces, logger, clock });
+  const broker = new MemoryBroker({ liveNamespaces: namespaces.liveNamespaces(), onEventsPublish: (message) => backlog.accept(message) });
+  return {
+    broker,
+    persistQueue: () =>
+      new MemoryPersistQueue({
+        durableNamespaces,
+        backlog,
+        deliverLive: (routingKey, body, properties) => broker.deliverLive(routingKey, body, properties),
+        logger,
+        clock,
+        ...batching,
+      }),
+  };
+}
