@@ -6,7 +6,7 @@ import type { AppendOutcome, EventStore, NewEvent, StoredEvent } from "../core/p
 import type { Logger } from "../core/ports/logger.js";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { PersistBatchHandler, PersistMessage, PersistOutcome, PersistQueue } from "../core/ports/persist-queue.js";
-import { fullJitterDelayMs, sleep, type BackoffOptions } from "../adapters/amqp/backoff.js";
+import { fullJitterDelayMs, sleep, type BackoffOptions } from "../core/backoff.js";
 
 export interface PersistWorkerDeps {
   readonly store: EventStore;

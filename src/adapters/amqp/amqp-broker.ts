@@ -8,7 +8,7 @@ import {
 } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
-import { type BackoffOptions, fullJitterDelayMs, sleep } from "./backoff.js";
+import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
 import { BindingPool } from "./binding-pool.js";
 import { NodeQueueConsumer } from "./consumer.js";
 import { ConfirmPublisher } from "./publisher.js";

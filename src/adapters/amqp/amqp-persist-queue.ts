@@ -4,7 +4,7 @@ import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
-import { type BackoffOptions, fullJitterDelayMs, sleep } from "./backoff.js";
+import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { AmqpSession } from "./session.js";
