@@ -112,6 +112,10 @@ export async function runFanout(server: ServerHandle, options: FanoutOptions, lo
     const fixed = await openLoop(context, Phase.Fixed, fixedOffered, options.fixedMs);
     const common = options.commonDeliveriesPerSec > 0 ? await openLoop(context, Phase.Common, options.commonDeliveriesPerSec, options.fixedMs) : null;
 
+    // Another tenant of a shared machine may kill processes by name: say so
+    // instead of leaving a mysterious `lost` behind.
+    const died = server.exitStatus();
+    if (died !== null) log(`  WARNING: the ${server.name} server process ${died} before the run ended (see its log); figures after that are void`);
     const totals = await fleet.finish(10_000);
     const results = {
       max: phaseResult(max, null, totals, Phase.Max),
@@ -137,7 +141,7 @@ export async function runFanout(server: ServerHandle, options: FanoutOptions, lo
       closeCodes: totals.closeCodes,
       negativeLatencies: totals.negativeLatencies,
       loadAvg1m,
-      notes: server.notes,
+      notes: died === null ? server.notes : [...server.notes, `server process ${died} before the run ended`],
     };
   } finally {
     await fleet.stop();

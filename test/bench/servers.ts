@@ -19,6 +19,8 @@ export interface ServerHandle {
   /** Processes whose CPU is reported (`server`, and `publisher` / `broker` where they exist). */
   pids: Record<string, number[]>;
   notes: string[];
+  /** `null` while the server process runs; how it ended otherwise (it should never end before `stop`). */
+  exitStatus(): string | null;
   stop(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function startRawUws(context: ServerContext): Promise<ServerHandle>
       publisher,
       pids: { server: [child.pid ?? 0] },
       notes: ["server publishes in-process (app.publish); no broker, no publisher process"],
+      exitStatus: () => exitStatus(child),
       stop: async () => {
         publisher.send({ type: "exit" });
         await stopChild(child, 3000);
@@ -149,7 +152,16 @@ async function withAmqpPublisher(
   }
   const pids: Record<string, number[]> = { server: [server.pid], publisher: [child.pid ?? 0] };
   if (context.brokerPid !== null) pids.broker = [context.brokerPid];
-  return { name, wsUrl: `ws://127.0.0.1:${port}/realtime/ws`, jwtSecret, publisher, pids, notes: [...notes, `exchange ${exchange}`], stop };
+  return {
+    name,
+    wsUrl: `ws://127.0.0.1:${port}/realtime/ws`,
+    jwtSecret,
+    publisher,
+    pids,
+    notes: [...notes, `exchange ${exchange}`],
+    exitStatus: () => exitStatus(server.child),
+    stop,
+  };
 }
 
 /** Spawns a server process with its output in a log file; resolves when `GET /readyz` answers 200. */
@@ -174,6 +186,11 @@ async function spawnServer(main: string, env: Record<string, string>, port: numb
   await stopChild(child, 2000, nodePid(child));
   const tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-15).join("\n    ");
   throw new Error(`${label} ${exited ? `exited (code ${child.exitCode})` : `not ready within ${READY_TIMEOUT_MS} ms`}; log ${logPath}:\n    ${tail}`);
+}
+
+function exitStatus(child: ChildProcess): string | null {
+  if (child.signalCode !== null) return `killed by ${child.signalCode}`;
+  return child.exitCode === null ? null : `exited with code ${child.exitCode}`;
 }
 
 /** The node process itself, below `timeout` when it is wrapped: its CPU is what gets metered. */
