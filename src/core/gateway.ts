@@ -327,16 +327,16 @@ export class Gateway implements BrokerHandler {
 }
 
 function eventFrame(channel: string, envelope: Envelope, publishedAtMs: number): EventFrame {
-  const frame: EventFrame = {
+  // Same field order as a stored event's frame (storedEventFrame): seq follows id.
+  return {
     op: "event",
     channel,
     id: envelope.id,
+    ...(envelope.seq === undefined ? {} : { seq: envelope.seq }),
     type: envelope.type,
     data: envelope.data,
     ts: envelope.occurredAt ?? new Date(publishedAtMs).toISOString(),
   };
-  if (envelope.seq !== undefined) frame.seq = envelope.seq;
-  return frame;
 }
 
 function readFrame(channel: string, data: unknown): Extract<ServerFrame, { op: "read" }> | undefined {
