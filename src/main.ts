@@ -35,7 +35,14 @@ async function main(argv: readonly string[]): Promise<void> {
   if (app.demoToken) {
     process.stdout.write(
       `\nEmbedded mode: no RABBITMQ_URL, no JWT key. Demo token (user "demo", rooms room:*):\n${app.demoToken}\n` +
-        `Try: ws://localhost:${app.port}/realtime/ws?token=<token>\n\n`,
+        `Try: ws://localhost:${app.port}/realtime/ws?token=<token>\n`,
+    );
+  }
+  if (app.demoApiKey) {
+    process.stdout.write(
+      `Demo API key for POST /api/v1/publish:\n${app.demoApiKey}\n` +
+        `Try: curl -X POST localhost:${app.port}/api/v1/publish -H "Authorization: Bearer <key>" ` +
+        `-d '{"channel":"room:lobby","type":"message.created","data":{"text":"hi"}}'\n\n`,
     );
   }
 

@@ -11,6 +11,7 @@ import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
 import { loadUws } from "../adapters/uws/load-uws.js";
 import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
+import { ApiKeys } from "../adapters/uws/api-keys.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -23,6 +24,8 @@ export interface RunningApp {
   readonly ready: Promise<void>;
   /** A token for the demo user, on embedded defaults with no JWT key configured. */
   readonly demoToken: string | undefined;
+  /** The API key made up on embedded defaults with no API_KEYS. */
+  readonly demoApiKey: string | undefined;
   /** The written shutdown order (see below). Idempotent: later calls return the first call's promise. */
   stop(): Promise<void>;
 }
@@ -119,6 +122,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     logger,
     edge: gateway && {
       gateway,
+      apiKeys: new ApiKeys(config.apiKeys, config.apiRate),
+      clock,
       authenticator,
       metrics,
       store,
@@ -171,5 +176,6 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return stopping;
   };
 
-  return { port, nodeId: config.nodeId, ready, demoToken, stop };
+  const demoApiKey = runsGateway && config.apiKeysGenerated ? config.apiKeys[0] : undefined;
+  return { port, nodeId: config.nodeId, ready, demoToken, demoApiKey, stop };
 }

@@ -25,6 +25,9 @@ export interface Config {
   readonly jwt: JwtConfig;
   /** Empty: the backend HTTP API is disabled. */
   readonly apiKeys: readonly string[];
+  /** True when no API_KEYS were set on embedded defaults and one demo key was made up (the app prints it). */
+  readonly apiKeysGenerated: boolean;
+  readonly apiRate: { readonly perSec: number; readonly burst: number };
   readonly heartbeatMs: number;
   readonly presenceTtlMs: number;
   readonly limits: LimitsConfig;
@@ -114,6 +117,7 @@ function toConfig(env: Env): Config {
   // generated secret only ever happens on embedded defaults.
   const generated = !jwtConfigured;
   const namespaces = [...BUILT_IN_NAMESPACES, ...(env.NAMESPACES ?? [])];
+  const embedded = env.RABBITMQ_URL === undefined;
   return {
     role: env.ROLE,
     nodeId: env.NODE_ID ?? defaultNodeId(),
@@ -129,7 +133,9 @@ function toConfig(env: Env): Config {
       audience: env.JWT_AUDIENCE,
       generated,
     },
-    apiKeys: env.API_KEYS ?? [],
+    apiKeys: env.API_KEYS ?? (embedded ? [randomBytes(24).toString("base64url")] : []),
+    apiKeysGenerated: env.API_KEYS === undefined && embedded,
+    apiRate: { perSec: env.API_RATE_PER_SEC, burst: env.API_RATE_BURST },
     heartbeatMs: env.HEARTBEAT_MS,
     presenceTtlMs: env.PRESENCE_TTL_MS,
     limits: {

@@ -88,9 +88,11 @@ export const VARIABLES = {
   JWT_AUDIENCE: variable(undefined, "required `aud` claim, if set", v.string()),
   API_KEYS: variable(
     undefined,
-    "comma-separated keys for the backend HTTP API (each at least 16 characters); unset: HTTP API disabled",
+    "comma-separated keys for the backend HTTP API (each at least 16 characters); unset: HTTP API disabled, except on embedded defaults where a demo key is made and printed",
     apiKeys,
   ),
+  API_RATE_PER_SEC: variable("1000", "HTTP publishes per second per API key (token bucket rate)", positive),
+  API_RATE_BURST: variable("2000", "token bucket burst per API key", positive),
   HEARTBEAT_MS: variable("25000", "client heartbeat interval", durationMs(1)),
   PRESENCE_TTL_MS: variable("60000", "silence after which presence ends and the socket closes (> HEARTBEAT_MS)", durationMs(1)),
   MAX_FRAME_BYTES: variable("65536", "largest client frame", integer(1_024, 16 * 1024 * 1024)),

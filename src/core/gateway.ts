@@ -3,6 +3,7 @@ import { parseRoutingKey, routingPrefix } from "../protocol/channel.js";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.js";
 import { encodeServerFrame, type EventFrame, type ServerFrame } from "../protocol/frames.js";
 import { READ_SYNC_TYPE } from "./event-frames.js";
+import type { BackendPublish } from "./backend-publish.js";
 import type { EventStore } from "./ports/event-store.js";
 import { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
@@ -53,6 +54,15 @@ export interface AdmissionTicket {
 export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; reason: UpgradeRejectReason };
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
+
+export class NamespaceNotFoundError extends Error {
+  override readonly name = "NamespaceNotFoundError";
+  readonly code = "not_found";
+  readonly retryable = false;
+  constructor(namespace: string) {
+    super(`namespace ${namespace} does not exist`);
+  }
+}
 
 /** Settles once: either the socket opened (the slot becomes a session) or the upgrade was abandoned. */
 class ReservedSlot implements AdmissionTicket {
@@ -242,6 +252,26 @@ export class Gateway implements BrokerHandler {
     this.inspector?.cancel();
     this.inspector = undefined;
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
+  }
+
+  /**
+   * A backend's event from the HTTP API: to the events exchange as
+   * `namespace.id.type`, exactly as if published with AMQP (durable
+   * namespaces then go through the worker). Resolves with the id once the
+   * broker confirmed; rejects `NamespaceNotFoundError` for an unknown namespace.
+   */
+  async publishBackendEvent(request: BackendPublish): Promise<string> {
+    if (!this.deps.namespaces.get(request.channel.namespace)) throw new NamespaceNotFoundError(request.channel.namespace);
+    const id = request.id ?? this.deps.newId();
+    const timestampMs = this.deps.clock.now();
+    await this.deps.broker.publish({
+      target: "events",
+      routingKey: `${request.channel.namespace}.${request.channel.id}.${request.type}`,
+      body: encodeEnvelope({ id, type: request.type, data: request.data, occurredAt: new Date(timestampMs).toISOString() }),
+      messageId: id,
+      timestampMs,
+    });
+    return id;
   }
 
   private async publishFromClient(request: ClientPublish): Promise<string> {

@@ -28,9 +28,18 @@ describe("the gateway process", { timeout: 60_000 }, () => {
     const gateway = GatewayProcess.start([], { PORT: "0", LOG_LEVEL: "info", DRAIN_GRACE_MS: "300" });
     const [, port] = await gateway.waitForOutput(/"port":(\d+)/);
     const [, token] = await gateway.waitForOutput(/Demo token[^\n]*\n(\S+)\n/);
+    const [, apiKey] = await gateway.waitForOutput(/Demo API key[^\n]*\n(\S+)\n/);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/realtime/ws`, { token: token! });
     expect(await client.request({ op: "subscribe", channel: "room:lobby" })).toMatchObject({ op: "ok" });
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    // The durable path in one process: HTTP publish → embedded persist queue → PGlite → live, with a seq.
+    const published = await fetch(`http://127.0.0.1:${port}/api/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify({ channel: "room:lobby", type: "message.created", data: { text: "hello" } }),
+    });
+    expect(published.status).toBe(202);
+    expect(await client.next((f) => f.op === "event", 15_000)).toMatchObject({ channel: "room:lobby", seq: 1, data: { text: "hello" } });
     gateway.kill("SIGTERM");
     expect(await client.next((f) => f.op === "reconnect")).toMatchObject({ reason: "drain" });
     expect(await client.closed).toMatchObject({ code: 1012 });

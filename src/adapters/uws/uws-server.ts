@@ -6,6 +6,9 @@ import { AuthenticationError, type Authenticator } from "../../core/ports/authen
 import type { EventStore } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { registerInboxRoutes } from "./inbox-routes.js";
+import { registerPublishRoutes } from "./publish-routes.js";
+import type { ApiKeys } from "./api-keys.js";
+import type { Clock } from "../../core/ports/clock.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
 import { PendingReply, requestToken } from "./http-reply.js";
 import type { UwsModule } from "./load-uws.js";
@@ -33,6 +36,8 @@ export interface UwsServerDeps {
 
 export interface EdgeDeps {
   readonly gateway: Gateway;
+  readonly apiKeys: ApiKeys;
+  readonly clock: Clock;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
   readonly store: EventStore | undefined;
@@ -91,6 +96,7 @@ export class UwsServer {
     const { app, uws, logger } = this.deps;
     const deps = edge;
     registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
+    registerPublishRoutes({ app, apiKeys: edge.apiKeys, gateway: edge.gateway, clock: edge.clock, logger });
     app.ws<SocketData>("/realtime/ws", {
       compression: uws.DISABLED,
       maxPayloadLength: deps.maxFrameBytes * 2,

@@ -1,0 +1,72 @@
+import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import { parseBackendPublish } from "../../core/backend-publish.js";
+import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
+import type { Clock } from "../../core/ports/clock.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { ApiKeys } from "./api-keys.js";
+import { PendingReply } from "./http-reply.js";
+
+/** The contract's event body limit (CONTRACT §3); the JSON wrapper adds little. */
+const MAX_BODY_BYTES = 65_536;
+
+export interface PublishRoutesDeps {
+  readonly app: TemplatedApp;
+  readonly apiKeys: ApiKeys;
+  readonly gateway: Gateway;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/**
+ * `POST /api/v1/publish` (CONTRACT §7): a backend publishes over HTTP.
+ * `202 {id}` only after the broker confirmed the event; 401 without a valid
+ * API key, 400 for a bad body, 404 for an unknown namespace, 413 over 64 KiB,
+ * 429 over the key's rate, 503 while the broker is away (nothing was published).
+ */
+export function registerPublishRoutes(deps: PublishRoutesDeps): void {
+  deps.app.post("/api/v1/publish", (res, req) => {
+    const presented = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
+    const reply = new PendingReply(res);
+    const body = reply.readBody(MAX_BODY_BYTES);
+    void publish(deps, reply, presented, body);
+  });
+}
+
+async function publish(
+  deps: PublishRoutesDeps,
+  reply: PendingReply,
+  presented: string | undefined,
+  body: ReturnType<PendingReply["readBody"]>,
+): Promise<void> {
+  if (!deps.apiKeys.enabled) return reply.reject(HttpRejection.NotFound, "the HTTP publish API is disabled: set API_KEYS");
+  const keyIndex = presented === undefined ? undefined : deps.apiKeys.identify(presented);
+  if (keyIndex === undefined) return reply.reject(HttpRejection.Unauthorized, "a valid API key is required: Authorization: Bearer <key>");
+  const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
+  if (!verdict.ok) {
+    return reply.json(429, { error: { code: "rate_limited", message: "too many publishes for this API key", retryAfterMs: verdict.retryAfterMs } });
+  }
+  const received = await body;
+  if (!received.ok) {
+    if (received.reason === "too_large") reply.reject(HttpRejection.TooLarge, `body over ${MAX_BODY_BYTES} bytes`);
+    return;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(received.body.toString("utf8"));
+  } catch {
+    return reply.reject(HttpRejection.BadRequest, "body is not valid JSON");
+  }
+  const parsed = parseBackendPublish(json);
+  if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);
+  try {
+    const id = await deps.gateway.publishBackendEvent(parsed.value);
+    reply.json(202, { id });
+  } catch (error) {
+    if (error instanceof NamespaceNotFoundError) return reply.reject(HttpRejection.NotFound, error.message);
+    const retryable = (error as { retryable?: unknown } | null)?.retryable === true;
+    if (retryable) return reply.reject(HttpRejection.Unavailable, "message broker unavailable, retry shortly");
+    deps.logger.error({ err: error }, "HTTP publish failed");
+    reply.reject(HttpRejection.Internal, "internal error");
+  }
+}

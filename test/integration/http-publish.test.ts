@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TcpProxy } from "../support/tcp-proxy.js";
+import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { waitFor } from "../support/wait-for.js";
+import { TestClient } from "../support/ws-client.js";
+
+const KEY = "backend-key-0123456789";
+
+/** `key` null sends no Authorization header. */
+function post(gateway: TestGateway, body: unknown, key: string | null = KEY): Promise<Response> {
+  return fetch(`${gateway.httpUrl}/api/v1/publish`, {
+    method: "POST",
+    headers: key === null ? {} : { authorization: `Bearer ${key}` },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+describe("HTTP publish API", () => {
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway({ API_KEYS: `${KEY},second-key-0123456789`, API_RATE_PER_SEC: "1", API_RATE_BURST: "1000" });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  it("answers 202 with the id after the broker confirmed, and the event reaches subscribers", async () => {
+    const id = uniqueId("h");
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    await client.request({ op: "subscribe", channel: `post:${id}` });
+    const response = await post(gateway, { channel: `post:${id}`, type: "comment.created", data: { text: "hi" }, id: "evt-http-1" });
+    expect(response.status).toBe(202);
+    expect(await response.json()).toEqual({ id: "evt-http-1" });
+    expect(await client.next((f) => f.op === "event")).toMatchObject({ channel: `post:${id}`, id: "evt-http-1", data: { text: "hi" } });
+    const generated = await post(gateway, { channel: `post:${id}`, type: "t", data: null });
+    expect((await generated.json()) as { id: string }).toMatchObject({ id: expect.any(String) });
+    client.close();
+  });
+
+  it("refuses requests without a valid API key with 401", async () => {
+    for (const key of [null, "wrong-key-0123456789", `${KEY}x`]) {
+      const response = await post(gateway, { channel: "post:1", type: "t", data: {} }, key);
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: { code: "unauthorized" } });
+    }
+  });
+
+  it("answers bad bodies with 400, unknown namespaces with 404 and oversized bodies with 413", async () => {
+    const cases: Array<[unknown, number, string]> = [
+      ["{not json", 400, "bad_request"],
+      [{ channel: "post:1", type: "a.*", data: {} }, 400, "bad_request"],
+      [{ channel: "post.1", type: "t", data: {} }, 400, "bad_request"],
+      [{ channel: "post:1", type: "t" }, 400, "bad_request"],
+      [{ channel: "post:1", type: "t", data: {}, id: "x".repeat(65) }, 400, "bad_request"],
+      [{ channel: "nope:1", type: "t", data: {} }, 404, "not_found"],
+      [{ channel: "post:1", type: "t", data: "x".repeat(70_000) }, 413, "too_large"],
+    ];
+    for (const [body, status, code] of cases) {
+      const response = await post(gateway, body);
+      expect(response.status, JSON.stringify(body).slice(0, 60)).toBe(status);
+      expect(await response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
+    }
+  });
+
+  it("rate-limits each key on its own with 429 and retryAfterMs", async () => {
+    const limited = await startTestGateway({ API_KEYS: `${KEY},second-key-0123456789`, API_RATE_PER_SEC: "1", API_RATE_BURST: "2" });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await post(limited, { channel: "post:1", type: "t", data: i })).status);
+      expect(statuses).toEqual([202, 202, 429]);
+      const refused = await post(limited, { channel: "post:1", type: "t", data: 3 });
+      expect(await refused.json()).toMatchObject({ error: { code: "rate_limited", retryAfterMs: expect.any(Number) } });
+      expect((await post(limited, { channel: "post:1", type: "t", data: 4 }, "second-key-0123456789")).status).toBe(202);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
+describe("HTTP publish while the broker is away", () => {
+  let proxy: TcpProxy;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    proxy = new TcpProxy("127.0.0.1", 5672);
+    await proxy.start();
+    gateway = await startTestGateway({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, API_KEYS: KEY });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await proxy?.stop();
+  });
+
+  it("answers 503 and publishes nothing, then 202 once the broker is back", async () => {
+    proxy.cut();
+    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 503, 10_000, "not ready");
+    const refused = await post(gateway, { channel: "post:1", type: "t", data: {} });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: { code: "unavailable" } });
+    proxy.restore();
+    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 15_000, "ready again");
+    expect((await post(gateway, { channel: "post:1", type: "t", data: {} })).status).toBe(202);
+  });
+});
