@@ -28,7 +28,9 @@ describe("loadConfig defaults", () => {
     expect(config.logLevel).toBe("info");
     expect(config.rabbitmqUrl).toBeUndefined();
     expect(config.databaseUrl).toBeUndefined();
-    expect(config.apiKeys).toEqual([]);
+    expect(config.apiKeys).toHaveLength(1);
+    expect(config.apiKeysGenerated).toBe(true);
+    expect(loadConfig({ RABBITMQ_URL: "amqp://127.0.0.1", JWT_SECRET: "s".repeat(32) }).apiKeys).toEqual([]);
     expect(config.heartbeatMs).toBe(25_000);
     expect(config.presenceTtlMs).toBe(60_000);
     expect(config.limits).toEqual({
