@@ -58,9 +58,8 @@ export async function warmUp(context: PhaseContext, warmupMs: number, routeTimeo
  * Max throughput, closed loop: on every client progress report the publisher
  * is granted credit up to `(received + window) / perEvent` events, so it can
  * run ahead of what clients have received by at most `windowDeliveries`, in
- * quarter-window steps. The
- * system then runs as fast as its slowest stage and no queue anywhere grows
- * past the window. Delivered/s is counted between `rampMs` and `durationMs`.
+ * quarter-window steps. The system then runs as fast as its slowest stage and
+ * no queue anywhere grows past the window. Delivered/s is counted between `rampMs` and `durationMs`.
  * (Latency in this phase is queueing inside the window — Little's law — and
  * says little about the server.)
  */
