@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ENV_VARS } from "../../src/config/index.js";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { RABBITMQ_URL, signToken, TEST_JWT_SECRET, uniqueId } from "../support/test-gateway.js";
@@ -11,6 +11,8 @@ const run = promisify(execFile);
 
 // Embedded mode starts PGlite (seconds on a loaded machine): these tests get a minute each.
 describe("the gateway process", { timeout: 60_000 }, () => {
+  afterEach(() => GatewayProcess.killAll());
+
   it("documents every environment variable in --help", async () => {
     const result = await GatewayProcess.start(["--help"], {}).exited;
     expect(result.code).toBe(0);

@@ -13,6 +13,7 @@ export interface ProcessResult {
 
 /** A gateway as a whole process, the way operators run it. */
 export class GatewayProcess {
+  private static readonly running = new Set<GatewayProcess>();
   stdout = "";
   stderr = "";
   readonly exited: Promise<ProcessResult>;
@@ -22,9 +23,20 @@ export class GatewayProcess {
   ) {
     child.stdout?.on("data", (chunk: Buffer) => (this.stdout += chunk.toString()));
     child.stderr?.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
+    GatewayProcess.running.add(this);
     this.exited = new Promise((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr })),
+      child.on("exit", (code, signal) => {
+        GatewayProcess.running.delete(this);
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr });
+      }),
     );
+  }
+
+  /** For afterEach: a failed test must not leave a gateway running (and bound to the shared broker). */
+  static async killAll(): Promise<void> {
+    const left = [...GatewayProcess.running];
+    for (const process of left) process.kill("SIGKILL");
+    await Promise.all(left.map((process) => process.exited));
   }
 
   static start(args: string[], env: Record<string, string>): GatewayProcess {
