@@ -1,0 +1,19 @@
+/**
+ * The backend publisher SDK (`sobranie-realtime/publisher`): validated
+ * events to `sobranie.events` with publisher confirms, reconnects and a
+ * bounded buffer. Runs on Node and on Bun (amqplib over node:net).
+ */
+export { createPublisher } from "./publisher.js";
+export type { CloseOptions, EventMap, Notification, Publisher, PublishResult } from "./publisher.js";
+export type { PublishOptions } from "./event.js";
+export type { PublisherOptions } from "./options.js";
+export type { Logger } from "../core/ports/logger.js";
+export {
+  PublishAbandonedError,
+  PublisherBufferFullError,
+  PublisherClosedError,
+  PublishValidationCode,
+  PublishValidationError,
+} from "./errors.js";
+export { PublishNackedError } from "../adapters/amqp/publisher.js";
+export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
