@@ -273,6 +273,22 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
     );
 
     it(
+      "refuses bad options at creation instead of retrying them forever",
+      async () => {
+        for (const options of [{ url: "http://127.0.0.1:5672" }, { url: "not a url" }, { url: RABBITMQ_URL, maxBuffered: 0 }]) {
+          let thrown: unknown;
+          try {
+            createPublisher(options);
+          } catch (error) {
+            thrown = error;
+          }
+          expect(thrown).toBeInstanceOf(TypeError);
+        }
+      },
+      CASE_TIMEOUT_MS,
+    );
+
+    it(
       "resolves only after the broker confirmed: the event is in the queue by then, and not before the broker is reachable",
       async () => {
         const events = await tap(false);
