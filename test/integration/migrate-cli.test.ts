@@ -50,6 +50,7 @@ describe("npm run migrate (migrate-cli)", () => {
         "sobranie_event",
         "sobranie_inbox_read",
         MIGRATIONS_TABLE,
+        "sobranie_outbox",
       ]);
       const applied = await inspect.query<{ name: string }>(`select name from public."${MIGRATIONS_TABLE}"`);
       expect(applied.map((row) => row.name)).toEqual(EVENT_STORE_MIGRATIONS.map((migration) => migration.name));

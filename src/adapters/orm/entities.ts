@@ -58,4 +58,30 @@ export const ChannelRetentionEntity = defineEntity({
   },
 });
 
-export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity] as const;
+/**
+ * The outbox (README "Publishing from SQL"): one row per event an application
+ * transaction emitted through the trigger functions of the outbox migration;
+ * the worker's relay publishes unpublished rows in id order and stamps
+ * `publishedAt` once the broker confirmed them.
+ */
+export const OutboxEntity = defineEntity({
+  name: "Outbox",
+  tableName: "sobranie_outbox",
+  properties: {
+    id: p.bigint("number").primary().autoincrement(),
+    routingKey: p.string().length(255),
+    // Becomes the envelope id and AMQP message_id: downstream dedupe makes a re-relay harmless.
+    eventId: p.string().length(64).unique(),
+    body: p.json<unknown>(),
+    createdAt: p.datetime().defaultRaw("now()"),
+    publishedAt: p.datetime().nullable(),
+  },
+  indexes: [
+    {
+      name: "sobranie_outbox_unpublished_index",
+      expression: 'create index "sobranie_outbox_unpublished_index" on "sobranie_outbox" ("id") where "published_at" is null',
+    },
+  ],
+});
+
+export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity, OutboxEntity] as const;

@@ -1,5 +1,6 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261125000000EventStore } from "./Migration20261125000000EventStore.js";
+import { Migration20261126000000Outbox } from "./Migration20261126000000Outbox.js";
 
 /**
  * Every event store migration, oldest first. Listed explicitly (never
@@ -9,6 +10,7 @@ import { Migration20261125000000EventStore } from "./Migration20261125000000Even
  */
 export const EVENT_STORE_MIGRATIONS: MigrationObject[] = [
   { name: "Migration20261125000000EventStore", class: Migration20261125000000EventStore },
+  { name: "Migration20261126000000Outbox", class: Migration20261126000000Outbox },
 ];
 
 /** Table recording applied migrations, in the store's schema. */
