@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the command-line tools the monitoring and deployment tests run:
+# promtool (Debian package `prometheus`) and docker-compose (Debian's v1, which
+# validates compose.yaml without a Docker engine). Idempotent and quick when
+# both are present; needs root (CI runs as root) only when something is missing.
+set -euo pipefail
+
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "ensure-tools: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends: no node-exporter or Docker engine, nothing starts.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v promtool >/dev/null
+command -v docker-compose >/dev/null
