@@ -77,7 +77,7 @@ describe("monitoring/ (Prometheus config and alert rules)", () => {
   it("rules only use sobranie_* metric names the gateway exports", async () => {
     const { PromMetrics } = await import("../../src/adapters/prometheus/prom-metrics.js");
     const exported = await new PromMetrics({ nodeId: "monitoring-test" }).registry.getMetricsAsJSON();
-    const names = new Set(exported.flatMap((metric) => (metric.type === "histogram" ? [`${metric.name}_bucket`] : [metric.name])));
+    const names = new Set(exported.flatMap((metric) => (String(metric.type) === "histogram" ? [`${metric.name}_bucket`] : [metric.name])));
     const used = new Set([...read("alerts.yml").matchAll(/\b(sobranie_[a-z0-9_]+|nodejs_[a-z0-9_]+)/g)].map((match) => match[1] as string));
     expect([...used].filter((name) => !names.has(name))).toEqual([]);
   });
