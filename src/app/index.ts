@@ -15,6 +15,7 @@ import { ApiKeys } from "../adapters/uws/api-keys.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
+import { startOutbox, type RunningOutbox } from "./outbox.js";
 
 export interface RunningApp {
   /** The port actually bound (differs from the config with PORT=0). */
@@ -138,6 +139,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   if (runsWorker && store) {
     worker = startWorker({ config, store, queue: messaging.persistQueue(), namespaces, clock, metrics, logger: logger.child({ component: "worker" }) });
   }
+  // The PostgreSQL outbox relay runs on workers with a real PostgreSQL (applications write the outbox there).
+  const outbox: RunningOutbox | undefined =
+    worker && config.databaseUrl
+      ? startOutbox({ config, databaseUrl: config.databaseUrl, broker: messaging.broker, after: worker.started, clock, logger: logger.child({ component: "outbox" }) })
+      : undefined;
   const ready = Promise.all([brokerReady, worker?.started]).then(() => undefined);
   ready.then(
     () => logger.info({}, "ready"),
@@ -157,7 +163,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       // 1. drain the edge: /readyz and new upgrades answer 503, clients get
       //    `reconnect`, whoever is left is closed 1012 after the grace period;
       // 2. stop listening; close leftovers and timers;
-      // 3. worker: stop taking batches, finish the one in flight (or leave it
+      // 3. outbox relay (its batch in flight finishes or stays unmarked), then the
+      //    worker: stop taking batches, finish the one in flight (or leave it
       //    unacked for redelivery), stop retention;
       // 4. broker: cancel the consumer, remove bindings, finish confirms, close;
       // 5. store; 6. release the uWS app.
@@ -167,6 +174,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       }
       server.stopListening();
       gateway?.stop();
+      await outbox?.stop();
       await worker?.stop();
       await messaging.broker.stop();
       await store?.stop();

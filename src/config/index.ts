@@ -42,6 +42,14 @@ export interface Config {
   /** Built-ins first, then the `NAMESPACES` extras; names are unique. */
   readonly namespaces: readonly NamespacePolicy[];
   readonly durable: DurableConfig;
+  readonly outbox: OutboxConfig;
+}
+
+/** The worker's PostgreSQL outbox relay (runs only with DATABASE_URL). */
+export interface OutboxConfig {
+  readonly sweepIntervalMs: number;
+  readonly batchSize: number;
+  readonly keepPublishedMs: number;
 }
 
 /** Durable namespaces: the worker's batching, retention, and recovery on the gateway. */
@@ -171,6 +179,11 @@ function toConfig(env: Env): Config {
       retentionIntervalMs: env.RETENTION_INTERVAL_MS,
       persistMaxBatch: env.PERSIST_MAX_BATCH,
       persistMaxBatchWaitMs: env.PERSIST_MAX_BATCH_WAIT_MS,
+    },
+    outbox: {
+      sweepIntervalMs: env.OUTBOX_SWEEP_MS,
+      batchSize: env.OUTBOX_BATCH,
+      keepPublishedMs: env.OUTBOX_KEEP_PUBLISHED_MS,
     },
   };
 }

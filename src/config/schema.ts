@@ -122,6 +122,13 @@ export const VARIABLES = {
   RETENTION_INTERVAL_MS: variable("60000", "how often the worker applies retention", durationMs(1_000)),
   PERSIST_MAX_BATCH: variable("200", "worker: most events stored in one transaction", integer(1, 10_000)),
   PERSIST_MAX_BATCH_WAIT_MS: variable("5", "worker: how long a batch waits to fill after its first event", durationMs(0)),
+  OUTBOX_SWEEP_MS: variable(
+    "5000",
+    "worker with DATABASE_URL: read the PostgreSQL outbox this often even without a NOTIFY",
+    durationMs(10),
+  ),
+  OUTBOX_BATCH: variable("500", "worker: most outbox rows published and marked in one transaction", integer(1, 10_000)),
+  OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
     'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]',

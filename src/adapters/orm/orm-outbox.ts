@@ -110,7 +110,8 @@ export class OrmOutbox implements Outbox {
         await trx.raw(
           `select "id"::text as "id", "routing_key", "event_id", "body"::text as "body", ` +
             `(extract(epoch from "created_at") * 1000)::bigint as "created_ms" ` +
-            `from ${this.table} where "published_at" is null order by "id" limit ?`,
+            // "o"."id": a bare "id" here would sort by the text output column ("10" before "2").
+            `from ${this.table} o where "published_at" is null order by o."id" limit ?`,
           [limit],
         ),
       );
