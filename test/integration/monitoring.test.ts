@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -79,6 +81,48 @@ describe("monitoring/ (Prometheus config and alert rules)", () => {
     const exported = await new PromMetrics({ nodeId: "monitoring-test" }).registry.getMetricsAsJSON();
     const names = new Set(exported.flatMap((metric) => (String(metric.type) === "histogram" ? [`${metric.name}_bucket`] : [metric.name])));
     const used = new Set([...read("alerts.yml").matchAll(/\b(sobranie_[a-z0-9_]+|nodejs_[a-z0-9_]+)/g)].map((match) => match[1] as string));
+    expect([...used].filter((name) => !names.has(name))).toEqual([]);
+  });
+});
+
+describe("monitoring/grafana (dashboard and provisioning)", () => {
+  interface Panel { type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }
+  const dashboard = JSON.parse(read("grafana/dashboards/sobranie-realtime.json")) as { uid: string; panels: Panel[] };
+  const queries = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr));
+
+  it("points every panel at the provisioned datasource, and the provider at the mounted folder", () => {
+    const datasourceUid = /uid: (\S+)/.exec(read("grafana/provisioning/datasources/prometheus.yml"))?.[1];
+    expect(datasourceUid).toBe("sobranie-prometheus");
+    for (const panel of dashboard.panels.filter((p) => p.type !== "row")) expect(panel.datasource?.uid, panel.title).toBe(datasourceUid);
+    expect(read("grafana/provisioning/dashboards/sobranie.yml")).toContain("path: /var/lib/grafana/dashboards");
+  });
+
+  it("covers the operator's questions", () => {
+    const titles = dashboard.panels.map((panel) => panel.title).join("\n");
+    for (const wanted of ["Connections", "Deliveries/s by namespace", "Delivery latency", "Frames rejected by reason", "Dead letters", "AMQP connected", "AMQP reconnects", "bindings", "Persist queue", "Event-loop lag", "Memory"]) {
+      expect(titles.toLowerCase(), wanted).toContain(wanted.toLowerCase());
+    }
+  });
+
+  it("has only queries promtool parses (Grafana variables substituted)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sobranie-dashboard-"));
+    try {
+      const rules = queries.map((expr, index) => {
+        const promql = expr.replaceAll("$__rate_interval", "1m").replaceAll("$server_id", ".*");
+        return `      - record: dashboard:query_${index}\n        expr: ${JSON.stringify(promql)}`;
+      });
+      writeFileSync(join(dir, "queries.yml"), `groups:\n  - name: dashboard\n    rules:\n${rules.join("\n")}\n`);
+      await expect(promtool("check", "rules", join(dir, "queries.yml"))).resolves.toContain(`SUCCESS: ${queries.length} rules found`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("uses only sobranie_* metric names the gateway exports", async () => {
+    const { PromMetrics } = await import("../../src/adapters/prometheus/prom-metrics.js");
+    const exported = await new PromMetrics({ nodeId: "monitoring-test" }).registry.getMetricsAsJSON();
+    const names = new Set(exported.flatMap((metric) => (String(metric.type) === "histogram" ? [`${metric.name}_bucket`] : [metric.name])));
+    const used = new Set(queries.flatMap((expr) => [...expr.matchAll(/\b((?:sobranie|nodejs|process)_[a-z0-9_]+)/g)].map((match) => match[1] as string)));
     expect([...used].filter((name) => !names.has(name))).toEqual([]);
   });
 });
