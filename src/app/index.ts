@@ -115,6 +115,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     if (worker) checks.persistQueue = worker.isReady();
     return { ready: Object.values(checks).every(Boolean), checks };
   };
+  metrics.observeReadiness(readiness);
   const server = new UwsServer({
     uws,
     app: uwsApp,

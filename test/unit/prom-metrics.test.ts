@@ -132,4 +132,16 @@ describe("PromMetrics", () => {
     expect(after).toContain('sobranie_amqp_connected{server_id="n"} 0');
     expect(after).toContain('sobranie_draining{server_id="n"} 0');
   });
+
+  it("exposes the /readyz verdict and each check, read at scrape time", async () => {
+    const metrics = new PromMetrics({ nodeId: "n" });
+    let store = false;
+    metrics.observeReadiness(() => ({ ready: store, checks: { broker: true, store } }));
+    const failing = await metrics.render();
+    expect(failing).toContain('sobranie_ready{server_id="n"} 0');
+    expect(failing).toContain('sobranie_readiness_check{check="store",server_id="n"} 0');
+    expect(failing).toContain('sobranie_readiness_check{check="broker",server_id="n"} 1');
+    store = true;
+    expect(await metrics.render()).toContain('sobranie_ready{server_id="n"} 1');
+  });
 });

@@ -75,12 +75,31 @@ export class PromMetrics implements Metrics {
   private readonly amqpReconnects: Counter;
   private readonly bindings: Gauge;
   private readonly drainingGauge: Gauge;
+  private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
   constructor(options: { nodeId: string }) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ server_id: options.nodeId });
     collectDefaultMetrics({ register: this.registry });
 
+    const metrics = this;
+    new Gauge({
+      name: "sobranie_ready",
+      help: "1 when /readyz answers 200",
+      registers,
+      collect() {
+        if (metrics.readiness) this.set(metrics.readiness().ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "sobranie_readiness_check",
+      help: "Each readiness check of /readyz: 1 passing, 0 failing",
+      labelNames: ["check"],
+      registers,
+      collect() {
+        for (const [check, passing] of Object.entries(metrics.readiness?.().checks ?? {})) this.set({ check }, passing ? 1 : 0);
+      },
+    });
     this.wsConnections = new Gauge({ name: "sobranie_ws_connections_active", help: "Open WebSocket connections", registers });
     this.sseConnections = new Gauge({ name: "sobranie_sse_connections_active", help: "Open SSE streams", registers });
     this.messagesSentTotal = new Counter({
@@ -153,6 +172,15 @@ export class PromMetrics implements Metrics {
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
     for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
+  }
+
+  /**
+   * Feeds `sobranie_ready` (0/1) and `sobranie_readiness_check{check}` (broker,
+   * accepting, store, persistQueue: a closed set), read at scrape time, so
+   * alerts see the same verdict as the load balancer, including a failing store.
+   */
+  observeReadiness(readiness: () => { ready: boolean; checks: Record<string, boolean> }): void {
+    this.readiness = readiness;
   }
 
   render(): Promise<string> {
