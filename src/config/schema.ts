@@ -127,7 +127,7 @@ export const VARIABLES = {
     "worker with DATABASE_URL: read the PostgreSQL outbox this often even without a NOTIFY",
     durationMs(10),
   ),
-  OUTBOX_BATCH: variable("500", "worker: most outbox rows published and marked in one transaction", integer(1, 10_000)),
+  OUTBOX_BATCH: variable("2000", "worker: most outbox rows published and marked in one transaction", integer(1, 10_000)),
   OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
