@@ -1,8 +1,8 @@
-import type { ConfirmChannel, Options } from "amqplib";
+import type { ConfirmChannel } from "amqplib";
 import { uuidv7 } from "uuidv7";
 import { ConfirmPublisher } from "../adapters/amqp/publisher.js";
 import { AmqpSession } from "../adapters/amqp/session.js";
-import { AmqpHeaders, AmqpNames } from "../adapters/amqp/topology.js";
+import { AmqpNames, eventProperties } from "../adapters/amqp/topology.js";
 import { fullJitterDelayMs, sleep } from "../core/backoff.js";
 import type { Clock } from "../core/ports/clock.js";
 import { BrokerUnavailableError } from "../core/ports/broker.js";
@@ -75,8 +75,6 @@ const CONNECTION_CLOSE_TIMEOUT_MS = 2_000;
  * sends twice.
  */
 const MAX_IN_FLIGHT = 1_000;
-const MS_PER_SECOND = 1_000;
-const JSON_CONTENT_TYPE = "application/json";
 
 /**
  * Timers that keep the process alive: while events are pending and the broker
@@ -273,13 +271,7 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
     const { event } = entry;
     link.inFlight += 1;
     entry.maybeSent = true;
-    const properties: Options.Publish = {
-      persistent: true,
-      contentType: JSON_CONTENT_TYPE,
-      messageId: event.id,
-      timestamp: Math.floor(event.timestampMs / MS_PER_SECOND),
-      headers: { [AmqpHeaders.timestampMs]: event.timestampMs },
-    };
+    const properties = eventProperties({ messageId: event.id, timestampMs: event.timestampMs, persistent: true });
     link.confirms.publish(AmqpNames.eventsExchange, event.routingKey, event.body, properties).then(
       () => {
         this.settleWrite(link);

@@ -14,12 +14,12 @@ import { NodeQueueConsumer } from "./consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { AmqpSession } from "./session.js";
 import {
-  AmqpHeaders,
   AmqpNames,
   assertNodeQueue,
   assertSharedTopology,
   connectionName,
   type NodeQueueOptions,
+  eventProperties,
 } from "./topology.js";
 
 export interface AmqpBrokerOptions {
@@ -51,8 +51,6 @@ const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_0
 const DEFAULT_STOP_STEP_TIMEOUT_MS = 5_000;
 /** Budget for closing a half-set-up connection before retrying. */
 const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
-const MS_PER_SECOND = 1000;
-const JSON_CONTENT_TYPE = "application/json";
 
 type Phase = "idle" | "running" | "stopping" | "stopped";
 
@@ -130,13 +128,7 @@ export class AmqpBroker implements Broker {
 
   publish(request: PublishRequest): Promise<void> {
     if (this.phase !== "running" || !this.publisher.isAttached()) return Promise.reject(new BrokerUnavailableError());
-    return this.publisher.publish(EXCHANGE_BY_TARGET[request.target], request.routingKey, Buffer.from(request.body, "utf8"), {
-      persistent: request.target === "events",
-      contentType: JSON_CONTENT_TYPE,
-      messageId: request.messageId,
-      timestamp: Math.floor(request.timestampMs / MS_PER_SECOND),
-      headers: { [AmqpHeaders.timestampMs]: request.timestampMs },
-    });
+    return this.publisher.publish(EXCHANGE_BY_TARGET[request.target], request.routingKey, Buffer.from(request.body, "utf8"), eventProperties({ messageId: request.messageId, timestampMs: request.timestampMs, persistent: request.target === "events" }));
   }
 
   /**

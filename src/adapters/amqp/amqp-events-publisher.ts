@@ -5,7 +5,7 @@ import type { Logger } from "../../core/ports/logger.js";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { AmqpSession } from "./session.js";
-import { AmqpHeaders, AmqpNames, assertSharedTopology, workerConnectionName } from "./topology.js";
+import { AmqpNames, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
 export interface AmqpEventsPublisherOptions {
   readonly url: string;
@@ -20,7 +20,6 @@ export interface AmqpEventsPublisherOptions {
 const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
-const MS_PER_SECOND = 1000;
 
 /**
  * A confirm-channel publisher to `sobranie.events` on a connection of its own
@@ -54,13 +53,7 @@ export class AmqpEventsPublisher implements EventsPublisher {
   }
 
   publish(message: { routingKey: string; body: string; messageId: string; timestampMs: number }): Promise<void> {
-    return this.publisher.publish(AmqpNames.eventsExchange, message.routingKey, Buffer.from(message.body, "utf8"), {
-      persistent: true,
-      contentType: "application/json",
-      messageId: message.messageId,
-      timestamp: Math.floor(message.timestampMs / MS_PER_SECOND),
-      headers: { [AmqpHeaders.timestampMs]: message.timestampMs },
-    });
+    return this.publisher.publish(AmqpNames.eventsExchange, message.routingKey, Buffer.from(message.body, "utf8"), eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: true }));
   }
 
   stop(): Promise<void> {

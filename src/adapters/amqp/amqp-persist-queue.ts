@@ -8,7 +8,7 @@ import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backof
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { AmqpSession } from "./session.js";
-import { AmqpHeaders, AmqpNames, assertPersistQueue, assertSharedTopology, workerConnectionName } from "./topology.js";
+import { AmqpNames, assertPersistQueue, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
 export interface AmqpPersistQueueOptions {
   /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
@@ -47,8 +47,6 @@ const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 10_000 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Budget for closing a half-set-up connection before retrying. */
 const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
-const MS_PER_SECOND = 1000;
-const JSON_CONTENT_TYPE = "application/json";
 
 type Phase = "idle" | "running" | "stopping" | "stopped";
 
@@ -128,13 +126,7 @@ export class AmqpPersistQueue implements PersistQueue {
   publishLive(message: LivePublish): Promise<void> {
     // Allowed while stopping: the batch in flight publishes before it resolves.
     if (this.phase === "idle" || this.phase === "stopped") return Promise.reject(new BrokerUnavailableError());
-    return this.publisher.publish(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), {
-      persistent: false,
-      contentType: JSON_CONTENT_TYPE,
-      messageId: message.messageId,
-      timestamp: Math.floor(message.timestampMs / MS_PER_SECOND),
-      headers: { [AmqpHeaders.timestampMs]: message.timestampMs },
-    });
+    return this.publisher.publish(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: false }));
   }
 
   /**

@@ -40,7 +40,6 @@ export interface HeldDelivery {
  */
 export class PersistConsumer implements BatchSource<HeldDelivery> {
   private buffer: HeldDelivery[] = [];
-  private consumerTag: string | undefined;
   private closed = false;
 
   constructor(
@@ -76,8 +75,8 @@ export class PersistConsumer implements BatchSource<HeldDelivery> {
 
   async start(prefetch: number): Promise<void> {
     await this.channel.prefetch(prefetch);
-    const reply = await this.channel.consume(this.queue, (message) => this.onMessage(message), { noAck: false });
-    this.consumerTag = reply.consumerTag;
+    // No basic.cancel ever (see AmqpPersistQueue.stop), so the consumer tag is not kept.
+    await this.channel.consume(this.queue, (message) => this.onMessage(message), { noAck: false });
   }
 
   /** Dead-letters what the handler asked for, then acks the whole batch. Rejects if a dead-letter was not confirmed. */

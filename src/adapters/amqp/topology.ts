@@ -43,6 +43,24 @@ export const DEAD_QUEUE_MAX_LENGTH = 100_000;
 const TOPIC = "topic";
 const FANOUT = "fanout";
 
+const MS_PER_SECOND = 1_000;
+
+/**
+ * The AMQP properties of every event this codebase publishes: JSON, the
+ * event id as `message_id` (what consumers de-duplicate on), and the publish
+ * time twice: the AMQP `timestamp` (whole seconds, by the spec) for other
+ * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement.
+ */
+export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean }): Options.Publish {
+  return {
+    persistent: event.persistent,
+    contentType: "application/json",
+    messageId: event.messageId,
+    timestamp: Math.floor(event.timestampMs / MS_PER_SECOND),
+    headers: { [AmqpHeaders.timestampMs]: event.timestampMs },
+  };
+}
+
 export function nodeQueueName(nodeId: string): string {
   return `${AmqpNames.nodeQueuePrefix}${nodeId}`;
 }
