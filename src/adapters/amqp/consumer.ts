@@ -1,8 +1,9 @@
 import type { Channel, ConsumeMessage } from "amqplib";
+import { publishDeadLetter } from "./dead-letter.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "../../core/ports/broker.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ConfirmPublisher } from "./publisher.js";
-import { AmqpHeaders, AmqpNames } from "./topology.js";
+import { AmqpHeaders } from "./topology.js";
 
 /** Dead-letter reason for a handler that threw (the port says: treated as `internal`). */
 const HANDLER_THREW_REASON = "internal";
@@ -13,9 +14,6 @@ const HANDLER_THREW_REASON = "internal";
  */
 const TIMESTAMP_SECONDS_LIMIT = 100_000_000_000;
 const MS_PER_SECOND = 1000;
-/** Longest dead-letter message kept in a header (headers share a 64 KiB table with the rest). */
-const MAX_DEAD_MESSAGE_CHARS = 1024;
-
 /** One delivery tag waiting to be settled; `done` flips when its outcome is safe to ack. */
 interface Pending {
   readonly tag: number;
@@ -119,19 +117,7 @@ export class NodeQueueConsumer {
   }
 
   private deadLetter(message: ConsumeMessage, reason: string, text: string): Promise<void> {
-    return this.publisher.publish(AmqpNames.deadLetterExchange, message.fields.routingKey, message.content, {
-      persistent: true,
-      contentType: message.properties.contentType,
-      messageId: message.properties.messageId,
-      timestamp: message.properties.timestamp,
-      headers: {
-        ...message.properties.headers,
-        [AmqpHeaders.deadReason]: reason,
-        [AmqpHeaders.deadMessage]: text.slice(0, MAX_DEAD_MESSAGE_CHARS),
-        [AmqpHeaders.deadNode]: this.nodeId,
-        [AmqpHeaders.deadQueue]: this.queue,
-      },
-    });
+    return publishDeadLetter(this.publisher, message, { reason, text, nodeId: this.nodeId, queue: this.queue });
   }
 
   /** A failed dead-letter goes back to the queue on its own; the tags around it keep their batching. */

@@ -1,14 +1,11 @@
 import type { Channel, ConsumeMessage } from "amqplib";
+import { publishDeadLetter } from "./dead-letter.js";
 import type { BatchSource } from "../../core/batch-pump.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PersistMessage, PersistOutcome } from "../../core/ports/persist-queue.js";
 import { readTimestampMs } from "./consumer.js";
 import type { ConfirmPublisher } from "./publisher.js";
-import { AmqpHeaders, AmqpNames } from "./topology.js";
-
-/** Longest dead-letter message kept in a header (headers share a 64 KiB table with the rest). */
-const MAX_DEAD_MESSAGE_CHARS = 1024;
 
 /** One delivery received on a channel and not yet dispatched, with the consumer that owns its tag. */
 export interface HeldDelivery {
@@ -128,19 +125,7 @@ export class PersistConsumer implements BatchSource<HeldDelivery> {
   }
 
   private deadLetter(message: ConsumeMessage, reason: string, text: string): Promise<void> {
-    return this.publisher.publish(AmqpNames.deadLetterExchange, message.fields.routingKey, message.content, {
-      persistent: true,
-      contentType: message.properties.contentType,
-      messageId: message.properties.messageId,
-      timestamp: message.properties.timestamp,
-      headers: {
-        ...message.properties.headers,
-        [AmqpHeaders.deadReason]: reason,
-        [AmqpHeaders.deadMessage]: text.slice(0, MAX_DEAD_MESSAGE_CHARS),
-        [AmqpHeaders.deadNode]: this.nodeId,
-        [AmqpHeaders.deadQueue]: this.queue,
-      },
-    });
+    return publishDeadLetter(this.publisher, message, { reason, text, nodeId: this.nodeId, queue: this.queue });
   }
 }
 
