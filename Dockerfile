@@ -22,6 +22,7 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist/src ./dist/src
+COPY --from=build --chown=node:node /app/dist/client ./dist/client
 USER node
 EXPOSE 8080
 # /readyz: 200 once broker, store and (worker) persist queue are ready; 503 while draining.

@@ -13,6 +13,7 @@ import { loadUws } from "../adapters/uws/load-uws.js";
 import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
 import { ApiKeys } from "../adapters/uws/api-keys.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
+import { SseTopics } from "../adapters/uws/sse-session-socket.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
 import { startOutbox, type RunningOutbox } from "./outbox.js";
@@ -64,6 +65,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const messaging = createMessaging({ config, namespaces, logger, clock, metrics });
   const { uws, build } = loadUws();
   const uwsApp = uws.App();
+  const sseTopics = new SseTopics();
   let gateway: Gateway | undefined;
   const authenticator = new JwtAuthenticator({
     secret: config.jwt.secret,
@@ -94,7 +96,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
       {
         broker: messaging.broker,
-        fanout: new UwsFanout(uwsApp),
+        fanout: new UwsFanout(uwsApp, sseTopics),
         authenticator,
         namespaces,
         clock,
@@ -131,6 +133,9 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       store,
       maxFrameBytes: config.limits.maxFrameBytes,
       sendBufferBytes: config.limits.sendBufferBytes,
+      sseTopics,
+      maxSubscriptions: config.limits.maxSubscriptions,
+      sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
     },
   });
 

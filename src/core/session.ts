@@ -83,6 +83,16 @@ export class Session {
     this.dispatch(parsed.frame);
   }
 
+  /**
+   * A request the transport makes on the client's behalf (the `channels` of an
+   * SSE stream): answered like a client frame, without the frame rate limit.
+   */
+  request(frame: ClientFrame): void {
+    if (this.closed) return;
+    this.ctx.metrics.frameReceived(frame.op);
+    this.dispatch(frame);
+  }
+
   /** A binary frame: not part of protocol v1, answered like any bad frame. */
   receiveBinary(byteLength: number): void {
     if (byteLength > this.ctx.limits.maxFrameBytes) return this.receiveText("", byteLength);

@@ -2,3 +2,4 @@ export * from "./codes.js";
 export * from "./channel.js";
 export * from "./envelope.js";
 export * from "./frames.js";
+export * from "./sse.js";

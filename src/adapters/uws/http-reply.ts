@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponse } from "@btc-vision/uwebsockets.js";
-import type { HttpRejection } from "../../protocol/codes.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import type { UpgradeRejectReason } from "../../core/ports/metrics.js";
 
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
@@ -102,3 +103,11 @@ export function requestToken(req: HttpRequest): string | undefined {
   const match = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"));
   return match?.[1] ?? (req.getQuery("token") || undefined);
 }
+
+/** What a refused WebSocket upgrade or SSE stream is answered, by reason. */
+export const ADMISSION_REJECTIONS: Record<UpgradeRejectReason, { rejection: HttpRejection; message: string }> = {
+  unauthorized: { rejection: HttpRejection.Unauthorized, message: "a valid token is required" },
+  too_many_connections: { rejection: HttpRejection.TooManyConnections, message: "too many connections for this user on this node" },
+  capacity: { rejection: HttpRejection.Unavailable, message: "node at capacity, try another" },
+  draining: { rejection: HttpRejection.Unavailable, message: "node is draining, reconnect" },
+};

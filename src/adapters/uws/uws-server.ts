@@ -10,7 +10,10 @@ import { registerPublishRoutes } from "./publish-routes.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
-import { PendingReply, requestToken } from "./http-reply.js";
+import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.js";
+import { registerSseRoutes } from "./sse-routes.js";
+import type { SseTopics } from "./sse-session-socket.js";
+import { registerClientRoutes } from "./client-routes.js";
 import type { UwsModule } from "./load-uws.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
 
@@ -43,6 +46,11 @@ export interface EdgeDeps {
   readonly store: EventStore | undefined;
   readonly maxFrameBytes: number;
   readonly sendBufferBytes: number;
+  /** SSE streams by channel; the same registry the gateway's LocalFanout writes to. */
+  readonly sseTopics: SseTopics;
+  readonly maxSubscriptions: number;
+  /** SSE comment interval (default 15 s). */
+  readonly sseKeepAliveMs?: number;
 }
 
 interface SocketData {
@@ -51,12 +59,7 @@ interface SocketData {
   socket: UwsSessionSocket<SocketData> | undefined;
 }
 
-const UPGRADE_REJECTIONS: Record<UpgradeRejectReason, { rejection: HttpRejection; message: string }> = {
-  unauthorized: { rejection: HttpRejection.Unauthorized, message: "a valid token is required" },
-  too_many_connections: { rejection: HttpRejection.TooManyConnections, message: "too many connections for this user on this node" },
-  capacity: { rejection: HttpRejection.Unavailable, message: "node at capacity, try another" },
-  draining: { rejection: HttpRejection.Unavailable, message: "node is draining, reconnect" },
-};
+const UPGRADE_REJECTIONS = ADMISSION_REJECTIONS;
 
 /**
  * HTTP and WebSocket edge on uWebSockets.js. The token is checked before the
@@ -97,6 +100,17 @@ export class UwsServer {
     const deps = edge;
     registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
     registerPublishRoutes({ app, apiKeys: edge.apiKeys, gateway: edge.gateway, clock: edge.clock, logger });
+    registerClientRoutes({ app, logger });
+    registerSseRoutes({
+      app,
+      gateway: edge.gateway,
+      authenticator: edge.authenticator,
+      metrics: edge.metrics,
+      clock: edge.clock,
+      topics: edge.sseTopics,
+      maxSubscriptions: edge.maxSubscriptions,
+      ...(edge.sseKeepAliveMs === undefined ? {} : { keepAliveMs: edge.sseKeepAliveMs }),
+    });
     app.ws<SocketData>("/realtime/ws", {
       compression: uws.DISABLED,
       maxPayloadLength: deps.maxFrameBytes * 2,

@@ -1,6 +1,7 @@
 import type { TemplatedApp, WebSocket } from "@btc-vision/uwebsockets.js";
 import type { CloseCode } from "../../protocol/codes.js";
 import type { LocalFanout, SessionSocket } from "../../core/ports/session-socket.js";
+import type { SseTopics } from "./sse-session-socket.js";
 
 /**
  * The SessionSocket port over a uWS WebSocket. uWS throws on any call to a
@@ -38,13 +39,19 @@ export class UwsSessionSocket<UserData> implements SessionSocket {
   }
 }
 
-/** Native uWS topic publish: one call, every subscribed socket, no JS loop. */
+/**
+ * Native uWS topic publish for WebSockets: one call, every subscribed socket,
+ * no JS loop. SSE streams (not uWS topics) get the frame from `sse`.
+ */
 export class UwsFanout implements LocalFanout {
-  constructor(private readonly app: TemplatedApp) {}
+  constructor(
+    private readonly app: TemplatedApp,
+    private readonly sse?: SseTopics,
+  ) {}
 
   publish(topic: string, text: string): number {
     const recipients = this.app.numSubscribers(topic);
     if (recipients > 0) this.app.publish(topic, text, false, false);
-    return recipients;
+    return recipients + (this.sse?.publish(topic, text) ?? 0);
   }
 }

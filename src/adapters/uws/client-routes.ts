@@ -1,0 +1,57 @@
+import { readFile } from "node:fs/promises";
+import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import type { Logger } from "../../core/ports/logger.js";
+import { DEMO_PAGE } from "./demo/demo-page.js";
+import { PendingReply } from "./http-reply.js";
+
+export interface ClientRoutesDeps {
+  readonly app: TemplatedApp;
+  readonly logger: Logger;
+}
+
+/**
+ * Static assets for browsers: the SDK bundle (built by `npm run build` into
+ * `dist/client/`) at `/client/sobranie-client.js`, and the demo page at `/`
+ * and `/demo`. The bundle is read once and kept; a missing bundle is a 404
+ * naming the build command, not a failed start.
+ */
+export function registerClientRoutes(deps: ClientRoutesDeps): void {
+  let bundle: Promise<string | undefined> | undefined;
+  const loadBundle = (): Promise<string | undefined> =>
+    (bundle ??= firstReadable(BUNDLE_CANDIDATES).then((text) => {
+      if (text === undefined) bundle = undefined; // built later (tests, development): try again next time
+      return text;
+    }));
+
+  deps.app.get("/client/sobranie-client.js", (res) => {
+    const reply = new PendingReply(res);
+    loadBundle().then(
+      (text) => {
+        if (text === undefined) return reply.reject(HttpRejection.NotFound, "SDK bundle not built: run npm run build");
+        reply.text(200, "text/javascript; charset=utf-8", text);
+      },
+      (error: unknown) => {
+        deps.logger.error({ err: error }, "SDK bundle unreadable");
+        reply.reject(HttpRejection.Internal, "SDK bundle unreadable");
+      },
+    );
+  });
+  for (const path of ["/", "/demo"]) {
+    deps.app.get(path, (res) => new PendingReply(res).text(200, "text/html; charset=utf-8", DEMO_PAGE));
+  }
+}
+
+/** From the compiled server (`dist/src/adapters/uws/`) and from the sources (`src/adapters/uws/`, tests). */
+const BUNDLE_CANDIDATES = [new URL("../../../client/sobranie-client.js", import.meta.url), new URL("../../../dist/client/sobranie-client.js", import.meta.url)];
+
+async function firstReadable(paths: readonly URL[]): Promise<string | undefined> {
+  for (const path of paths) {
+    try {
+      return await readFile(path, "utf8");
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "ENOENT") throw error;
+    }
+  }
+  return undefined;
+}

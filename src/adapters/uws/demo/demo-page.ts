@@ -1,0 +1,105 @@
+/**
+ * The demo page (`GET /` and `/demo`): one room's live events and presence
+ * through the SDK bundle, and a form that publishes a test event through the
+ * HTTP publish API, so it travels the whole way (broker, worker, back to the
+ * page). Parameters may come in the URL hash: `#token=…&key=…&room=room:lobby&transport=sse`.
+ */
+export const DEMO_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sobranie Realtime demo</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
+  fieldset { border: 1px solid #ccc; margin-bottom: 1rem; }
+  label { display: block; margin: .3rem 0; }
+  input, select { font: inherit; width: 100%; box-sizing: border-box; }
+  .row { display: grid; grid-template-columns: 2fr 1fr; gap: 1rem; }
+  #state { font-weight: bold; }
+  #events li { font-family: ui-monospace, monospace; font-size: 13px; }
+</style>
+</head>
+<body>
+<h1>Sobranie Realtime</h1>
+<p>Paste the demo token and API key the gateway printed at start (<code>npm start</code>).</p>
+<fieldset>
+  <legend>Connection</legend>
+  <label>Token <input id="token" autocomplete="off"></label>
+  <label>Room <input id="room" value="room:lobby"></label>
+  <label>Transport <select id="transport"><option>auto</option><option>websocket</option><option>sse</option></select></label>
+  <button id="connect">Connect</button> <span>State: <span id="state">idle</span></span>
+</fieldset>
+<div class="row">
+  <section><h2>Events</h2><ol id="events"></ol></section>
+  <section><h2>Presence</h2><ul id="presence"><li>(not connected)</li></ul></section>
+</div>
+<fieldset>
+  <legend>Publish a test event (HTTP API)</legend>
+  <label>API key <input id="key" autocomplete="off"></label>
+  <label>Type <input id="type" value="message.created"></label>
+  <label>Text <input id="text" value="hello"></label>
+  <button id="publish">Publish</button> <span id="published"></span>
+</fieldset>
+<script type="module">
+import { connect } from "/client/sobranie-client.js";
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.hash.slice(1));
+for (const name of ["token", "key", "room", "transport"]) if (params.has(name)) $(name).value = params.get(name);
+const demo = (window.sobranieDemo = { events: [], states: [], members: new Map(), client: undefined });
+
+function renderPresence(note) {
+  const list = $("presence");
+  list.replaceChildren();
+  if (note) return list.append(Object.assign(document.createElement("li"), { textContent: note }));
+  for (const [user, info] of demo.members) {
+    list.append(Object.assign(document.createElement("li"), { textContent: user + (info && info.name ? " (" + info.name + ")" : ""), className: "member" }));
+  }
+}
+
+async function start() {
+  demo.client?.close();
+  demo.members.clear();
+  const room = $("room").value.trim();
+  const client = (demo.client = connect({ url: location.origin, token: $("token").value.trim(), transport: $("transport").value }));
+  client.on("state", ({ state, transport }) => {
+    demo.states.push(state);
+    $("state").textContent = state + " (" + transport + ")";
+    if (state === "connected" && client.transportKind === "websocket") refreshPresence(client, room);
+  });
+  client.on("join", ({ user, info }) => { demo.members.set(user, info); renderPresence(); });
+  client.on("leave", ({ user }) => { demo.members.delete(user); renderPresence(); });
+  client.on("error", (error) => console.warn("sobranie:", error.code, error.message));
+  client.subscribe(room, (event) => {
+    demo.events.push(event);
+    const item = document.createElement("li");
+    item.dataset.id = event.id;
+    item.textContent = (event.seq ?? "-") + " " + event.type + " " + JSON.stringify(event.data);
+    $("events").append(item);
+  }, { presence: true }).catch((error) => { $("state").textContent = "refused: " + error.message; });
+}
+
+async function refreshPresence(client, room) {
+  try {
+    for (const member of await client.presence(room)) demo.members.set(member.user, member.info);
+    renderPresence();
+  } catch (error) {
+    renderPresence(error.code === "unavailable" ? "(presence not available on this server)" : "(" + error.message + ")");
+  }
+}
+
+$("connect").onclick = start;
+$("publish").onclick = async () => {
+  const response = await fetch("/api/v1/publish", {
+    method: "POST",
+    headers: { authorization: "Bearer " + $("key").value.trim(), "content-type": "application/json" },
+    body: JSON.stringify({ channel: $("room").value.trim(), type: $("type").value.trim(), data: { text: $("text").value } }),
+  });
+  const body = await response.json();
+  $("published").textContent = response.ok ? "sent " + body.id : "refused: " + (body.error ? body.error.message : response.status);
+};
+if (params.has("token")) start();
+</script>
+</body>
+</html>
+`;

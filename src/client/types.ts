@@ -1,0 +1,66 @@
+import type { ServerFrame } from "../protocol/frames.js";
+
+/** Wire frames (CONTRACT §4), shared with the server as types only: nothing of the server is bundled. */
+export type { ServerFrame };
+export type ClientRequest = { op: string; ref?: number } & Record<string, unknown>;
+
+/** An event as a subscriber's handler gets it. `seq` is set on durable channels. */
+export interface RealtimeEvent<Data = unknown> {
+  readonly channel: string;
+  readonly id: string;
+  readonly seq?: number;
+  readonly type: string;
+  readonly data: Data;
+  readonly ts: string;
+}
+
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
+
+export type TransportKind = "websocket" | "sse";
+
+export interface PresenceMember {
+  readonly user: string;
+  readonly info?: unknown;
+}
+
+export interface UserStatus {
+  readonly user: string;
+  readonly online: boolean;
+  readonly lastSeen?: string | null;
+}
+
+/** What `client.on(name, listener)` delivers, by name. */
+export interface ClientEvents {
+  /** Connection state changes; `transport` is the one in use (or about to be). */
+  state: { state: ConnectionState; transport: TransportKind };
+  /** Every event of every subscribed channel, after de-duplication. */
+  event: RealtimeEvent;
+  join: { channel: string; user: string; info?: unknown };
+  leave: { channel: string; user: string };
+  status: UserStatus;
+  /** The user's inbox read mark moved (on any of their connections). */
+  read: { channel: string; upTo: number };
+  /** A channel's recovery after reconnecting could not return everything missed (`recovered: false`). */
+  gap: { channel: string; missed: number };
+  /** Something went wrong that the client handles itself (it reconnects); for logging. */
+  error: RealtimeError;
+}
+
+/** A refused request or a failed connection. `code` is the server's error code, or `connection_lost`/`unsupported`/`closed`. */
+export class RealtimeError extends Error {
+  override readonly name = "RealtimeError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface SubscribeResult {
+  /** False when the server could not return everything missed since the last event seen. */
+  readonly recovered: boolean;
+  readonly missed: number;
+}
