@@ -30,6 +30,8 @@ export class Session {
   private readonly abuse: AbuseStreak;
   /** Channels subscribed or being subscribed; the value is the binding prefix. */
   private readonly channels = new Map<string, string>();
+  /** Recoveries still forwarding live events by hand, by channel: each ends its own. */
+  private readonly recoveries = new Map<string, () => void>();
   private expiryTimer: Timer | undefined;
   private lastHeardMs: number;
   private closed = false;
@@ -130,6 +132,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.expiryTimer?.cancel();
+    for (const stop of [...this.recoveries.values()]) stop();
     for (const prefix of this.channels.values()) this.ctx.bindings.release(prefix);
     this.channels.clear();
   }
@@ -208,38 +211,65 @@ export class Session {
    * Live events of the channel are buffered from before the history read
    * starts, so an event committed after the read is in the buffer and one
    * committed before it is in the history; events in both are dropped by seq.
-   * The buffer is flushed and the native subscription made in one synchronous
-   * step, so no live event can slip between them.
+   * The live copy of an event committed before the read may still be on its
+   * way to this node when the history is sent: until the node's live stream
+   * has reached the last seq sent (a live event with that seq or a later one
+   * arrived), live events keep coming through the sink and those already sent
+   * are dropped. Only then is the native subscription made, in the same
+   * synchronous step as the last sink call, so no live event slips between.
    */
   private async recover(ref: number | undefined, channel: Channel, prefix: string, since: number, store: EventStore): Promise<void> {
     const buffered: Array<{ seq: number | undefined; text: string }> = [];
-    const sink: RecoverySink = (seq, text) => buffered.push({ seq, text });
+    let lastSeq = since;
+    let caughtUp = false;
+    const deliver = (seq: number | undefined, text: string): void => {
+      if (seq !== undefined && seq <= lastSeq) {
+        caughtUp ||= seq === lastSeq;
+        return;
+      }
+      this.socket.send(text);
+      if (seq === undefined) return;
+      lastSeq = seq;
+      caughtUp = true;
+    };
+    let forwarding = false;
+    const sink: RecoverySink = (seq, text) => {
+      if (!forwarding) return void buffered.push({ seq, text });
+      deliver(seq, text);
+      if (caughtUp) join();
+    };
+    const stop = (): void => {
+      this.recoveries.delete(channel.name);
+      this.ctx.endRecovery(channel.name, sink);
+    };
+    const join = (): void => {
+      stop();
+      this.socket.subscribe(channel.name);
+    };
     this.ctx.beginRecovery(channel.name, sink);
+    this.recoveries.set(channel.name, stop);
     let page: HistoryPage | undefined;
     try {
       page = await store.history(channel.name, since, this.ctx.recoveryLimit);
     } catch (error) {
       this.ctx.logger.warn({ err: error, session: this.id }, "history unavailable: subscribing without recovery");
     }
-    this.ctx.endRecovery(channel.name, sink);
     if (this.closed || this.channels.get(channel.name) !== prefix) {
+      // Unsubscribed or closed while reading: that already ended the recovery.
+      stop();
       this.ctx.bindings.release(prefix);
       return;
     }
     const history = page?.events ?? [];
     const truncated = history.length >= this.ctx.recoveryLimit;
     this.ok(ref, { recovered: page !== undefined && page.complete && !truncated, missed: history.length });
-    let lastSeq = since;
     for (const event of history) {
       this.socket.send(encodeServerFrame(storedEventFrame(event)));
       lastSeq = event.seq;
     }
-    for (const live of buffered) {
-      if (live.seq !== undefined && live.seq <= lastSeq) continue;
-      this.socket.send(live.text);
-      if (live.seq !== undefined) lastSeq = live.seq;
-    }
-    this.socket.subscribe(channel.name);
+    for (const live of buffered) deliver(live.seq, live.text);
+    if (caughtUp) return join();
+    forwarding = true;
   }
 
   /** `read`: moves the user's inbox read mark; every connection of the user hears of it. */
@@ -266,6 +296,7 @@ export class Session {
     const prefix = this.channels.get(channel.name);
     if (prefix !== undefined) {
       this.channels.delete(channel.name);
+      this.recoveries.get(channel.name)?.();
       this.socket.unsubscribe(channel.name);
       this.ctx.bindings.release(prefix);
     }

@@ -1,0 +1,241 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ChannelCursor, SseParser, backoffDelayMs, connect, tokenExpiryMs, type RealtimeEvent, type WebSocketLike } from "../../src/client/index.js";
+
+/** A WebSocket double: the test plays the server through `deliver` and `drop`. */
+class FakeWebSocket implements WebSocketLike {
+  static sockets: FakeWebSocket[] = [];
+  readyState = 1;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  readonly sent: Array<Record<string, unknown>> = [];
+
+  constructor(readonly url: string) {
+    FakeWebSocket.sockets.push(this);
+  }
+  static get last(): FakeWebSocket {
+    return FakeWebSocket.sockets.at(-1)!;
+  }
+  send(data: string): void {
+    this.sent.push(JSON.parse(data) as Record<string, unknown>);
+  }
+  close(): void {
+    this.readyState = 3;
+  }
+  deliver(frame: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  welcome(heartbeatMs = 25_000): void {
+    this.deliver({ op: "welcome", session: "s", node: "n", heartbeatMs, ttlMs: 60_000, maxFrameBytes: 65_536 });
+  }
+  drop(code: number, reason = ""): void {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+  /** Answers every request of op `op` sent so far with ok + `fields`. */
+  answer(op: string, fields: Record<string, unknown> = {}): void {
+    for (const frame of this.sent.filter((f) => f.op === op)) this.deliver({ op: "ok", ref: frame.ref, ...fields });
+  }
+  ofOp(op: string): Array<Record<string, unknown>> {
+    return this.sent.filter((frame) => frame.op === op);
+  }
+}
+
+const event = (seq: number | undefined, id = `e${seq}`) => ({ op: "event", channel: "room:1", id, ...(seq === undefined ? {} : { seq }), type: "t", data: { seq }, ts: "t" });
+
+function jwt(expSec: number): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${encode({ alg: "HS256" })}.${encode({ sub: "u", exp: expSec })}.sig`;
+}
+
+describe("backoff and dedupe", () => {
+  it("draws each delay uniformly below an exponentially growing, capped ceiling", () => {
+    const options = { initialDelayMs: 100, maxDelayMs: 1_000 };
+    expect(backoffDelayMs(0, options, () => 0.999)).toBe(99);
+    expect(backoffDelayMs(3, options, () => 0.999)).toBe(799);
+    expect(backoffDelayMs(10, options, () => 0.999)).toBe(999);
+    expect(backoffDelayMs(100, options, () => 0.5)).toBe(500);
+    expect(backoffDelayMs(5, options, () => 0)).toBe(0);
+  });
+
+  it("drops an event seen before, by seq and by id", () => {
+    const cursor = new ChannelCursor(2);
+    expect(cursor.accept("a", 5)).toBe(true);
+    expect(cursor.accept("a", 5)).toBe(false);
+    expect(cursor.accept("b", 4)).toBe(false);
+    expect(cursor.accept("live-1", undefined)).toBe(true);
+    expect(cursor.accept("live-1", undefined)).toBe(false);
+    expect(cursor.lastSeq).toBe(5);
+  });
+
+  it("reads exp from a JWT without verifying it", () => {
+    expect(tokenExpiryMs(jwt(1_700_000_000))).toBe(1_700_000_000_000);
+    expect(tokenExpiryMs("garbage")).toBeUndefined();
+  });
+
+  it("parses an SSE stream split anywhere, multi-byte characters included", () => {
+    const frames: Array<{ frame: unknown; id: string | undefined }> = [];
+    const parser = new SseParser(undefined, (frame, id) => frames.push({ frame, id }));
+    const text = ': hi\n\nevent: t\nid: 7\ndata: {"op":"event","data":"żółw ✓"}\n\nevent: sobranie.ok\r\ndata: {"op":"ok"}\r\n\r\n';
+    const bytes = new TextEncoder().encode(text);
+    for (let i = 0; i < bytes.length; i += 3) parser.push(bytes.slice(i, i + 3));
+    expect(frames).toEqual([
+      { frame: { op: "event", data: "żółw ✓" }, id: "7" },
+      { frame: { op: "ok" }, id: "7" },
+    ]);
+  });
+});
+
+describe("RealtimeClient over a fake WebSocket", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeWebSocket.sockets = [];
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const open = (token: string | (() => Promise<string>) = "tok", random = () => 0.5) =>
+    connect({ url: "http://gw.test", token, WebSocket: FakeWebSocket, random, reconnect: { initialDelayMs: 1_000, maxDelayMs: 8_000 }, transport: "websocket" });
+
+  it("connects with the token in the URL, subscribes after welcome and delivers events", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeWebSocket.last.url).toBe("ws://gw.test/realtime/ws?token=tok");
+    const received: RealtimeEvent[] = [];
+    const subscribed = client.subscribe("room:1", (e) => received.push(e), { presence: true });
+    FakeWebSocket.last.welcome();
+    expect(FakeWebSocket.last.ofOp("subscribe")).toEqual([{ op: "subscribe", channel: "room:1", presence: true, ref: 1 }]);
+    FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+    await expect(subscribed).resolves.toEqual({ recovered: false, missed: 0 });
+    FakeWebSocket.last.deliver(event(1));
+    expect(received.map((e) => e.seq)).toEqual([1]);
+    expect(client.state).toBe("connected");
+    client.close();
+  });
+
+  it("reconnects with backoff, resubscribes with since = the last seq, and drops what it already delivered", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const received: string[] = [];
+    client.subscribe("room:1", (e) => received.push(e.id)).catch(() => {});
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+    FakeWebSocket.last.deliver(event(10));
+    FakeWebSocket.last.deliver(event(11));
+    FakeWebSocket.last.drop(1006);
+    expect(client.state).toBe("reconnecting");
+    // random 0.5 of a 1 s ceiling: 500 ms.
+    await vi.advanceTimersByTimeAsync(499);
+    expect(FakeWebSocket.sockets).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeWebSocket.sockets).toHaveLength(2);
+    FakeWebSocket.last.welcome();
+    expect(FakeWebSocket.last.ofOp("subscribe")[0]).toMatchObject({ channel: "room:1", since: 11 });
+    FakeWebSocket.last.answer("subscribe", { recovered: true, missed: 2 });
+    FakeWebSocket.last.deliver(event(11));
+    FakeWebSocket.last.deliver(event(12));
+    FakeWebSocket.last.deliver(event(12));
+    expect(received).toEqual(["e10", "e11", "e12"]);
+    client.close();
+  });
+
+  it("doubles the backoff ceiling on each failed attempt and resets it after welcome", async () => {
+    const client = open(undefined, () => 0.999);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(FakeWebSocket.sockets).toHaveLength(2);
+    FakeWebSocket.last.drop(1006);
+    // Second attempt: ceiling 2 s, so 0.999 of it is 1998 ms.
+    await vi.advanceTimersByTimeAsync(1_997);
+    expect(FakeWebSocket.sockets).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeWebSocket.sockets).toHaveLength(3);
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.drop(1012);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(FakeWebSocket.sockets).toHaveLength(4);
+    client.close();
+  });
+
+  it("honours a reconnect frame's afterMs", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.deliver({ op: "reconnect", afterMs: 5_000, reason: "drain" });
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(FakeWebSocket.sockets).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeWebSocket.sockets).toHaveLength(2);
+    client.close();
+  });
+
+  it("gets a new token after close 4001, and refreshes before exp with the refresh op", async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    let issued = 0;
+    const provider = vi.fn(async () => jwt(nowSec + 600 + 600 * issued++));
+    const client = open(provider);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.welcome(1_000_000);
+    expect(provider).toHaveBeenCalledTimes(1);
+    // Lifetime 600 s: refresh a tenth (60 s) before exp.
+    await vi.advanceTimersByTimeAsync(539_000);
+    expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(provider).toHaveBeenCalledTimes(2);
+    expect(FakeWebSocket.last.ofOp("refresh")[0]).toMatchObject({ token: jwt(nowSec + 1200) });
+    FakeWebSocket.last.drop(4001, "token expired");
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(provider).toHaveBeenCalledTimes(3);
+    expect(FakeWebSocket.last.url).toContain(encodeURIComponent(jwt(nowSec + 1800)));
+    client.close();
+  });
+
+  it("pings every heartbeatMs and reconnects after two silent intervals", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.welcome(1_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(FakeWebSocket.last.ofOp("ping")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2_000);
+    // No frame for over 2 s: a new connection is opened at once.
+    expect(FakeWebSocket.sockets).toHaveLength(2);
+    client.close();
+  });
+
+  it("rejects a refused subscription and forgets the channel", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const subscribed = client.subscribe("user:other", () => {});
+    FakeWebSocket.last.welcome();
+    const frame = FakeWebSocket.last.ofOp("subscribe")[0]!;
+    FakeWebSocket.last.deliver({ op: "error", ref: frame.ref, code: "forbidden", message: "not allowed" });
+    await expect(subscribed).rejects.toMatchObject({ code: "forbidden" });
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(1_000);
+    FakeWebSocket.last.welcome();
+    expect(FakeWebSocket.last.ofOp("subscribe")).toHaveLength(0);
+    client.close();
+  });
+
+  it("falls back to SSE after WebSocket attempts that never reach welcome", async () => {
+    const fetches: string[] = [];
+    const fetcher = vi.fn(async (url: string) => {
+      fetches.push(url);
+      return new Promise<never>(() => {});
+    });
+    const client = connect({ url: "http://gw.test", token: "tok", WebSocket: FakeWebSocket, fetch: fetcher, random: () => 0 });
+    client.subscribe("room:1", () => {}).catch(() => {});
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(client.transportKind).toBe("sse");
+    expect(fetches).toEqual(["http://gw.test/realtime/events?channels=room%3A1"]);
+    await expect(client.publish("room:1", "t", {})).rejects.toMatchObject({ code: "unsupported" });
+    client.close();
+  });
+});
