@@ -8,8 +8,9 @@ export class TestPublisher {
     readonly channel: amqp.ConfirmChannel,
   ) {}
 
-  static async open(): Promise<TestPublisher> {
-    const connection = await amqp.connect(RABBITMQ_URL);
+  /** `url` defaults to the shared broker's default vhost; isolated tests pass their own vhost. */
+  static async open(url: string = RABBITMQ_URL): Promise<TestPublisher> {
+    const connection = await amqp.connect(url);
     const channel = await connection.createConfirmChannel();
     return new TestPublisher(connection, channel);
   }
