@@ -78,6 +78,7 @@ export class RealtimeClient {
   private attempt = 0;
   private failuresBeforeWelcome = 0;
   private welcomed = false;
+  private everWelcomed = false;
   private closedByUser = false;
   private nextRef = 0;
   private lastFrameAt = 0;
@@ -279,6 +280,7 @@ export class RealtimeClient {
 
   private welcome(heartbeatMs: number): void {
     this.welcomed = true;
+    this.everWelcomed = true;
     this.attempt = 0;
     this.failuresBeforeWelcome = 0;
     this.serverReconnectAfterMs = undefined;
@@ -305,7 +307,9 @@ export class RealtimeClient {
     }
     if (this.kind === "websocket" && !hadWelcome) {
       this.failuresBeforeWelcome += 1;
-      const canFallBack = (this.options.transport ?? "auto") === "auto" && (this.options.fetch ?? (globalThis as { fetch?: unknown }).fetch) !== undefined;
+      // Only a WebSocket that never worked means a network that breaks WebSockets; a gateway restart does not.
+      const canFallBack =
+        (this.options.transport ?? "auto") === "auto" && !this.everWelcomed && (this.options.fetch ?? (globalThis as { fetch?: unknown }).fetch) !== undefined;
       if (canFallBack && this.failuresBeforeWelcome >= (this.options.fallbackAfterFailures ?? 2)) {
         this.kind = "sse";
         this.attempt = 0;

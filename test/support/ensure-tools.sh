@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the command-line tools the monitoring and deployment tests run:
 # promtool (Debian package `prometheus`) and docker-compose (Debian's v1, which
-# validates compose.yaml without a Docker engine). Idempotent and quick when
-# both are present; needs root (CI runs as root) only when something is missing.
+# validates compose.yaml without a Docker engine), and chromium for the
+# browser tests (test/e2e/browser.test.ts). Idempotent and quick when
+# all are present; needs root (CI runs as root) only when something is missing.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# Debian's chromium for the browser tests (driven by playwright-core; never a downloaded browser).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "ensure-tools: installing ${missing[*]}"
@@ -17,3 +20,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 command -v promtool >/dev/null
 command -v docker-compose >/dev/null
+[ -x /usr/bin/chromium ]
