@@ -13,6 +13,13 @@ import { storedEventFrame } from "./event-frames.js";
 
 type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
 
+interface Subscription {
+  /** The binding prefix (`namespace.id`). */
+  readonly prefix: string;
+  /** Set once the binding is confirmed: from then on the entry owns a binding reference. */
+  bound: boolean;
+}
+
 /**
  * One client connection: protocol v1 over any SessionSocket.
  *
@@ -28,8 +35,14 @@ export class Session {
   private readonly user: UserState;
   private readonly bucket: TokenBucket;
   private readonly abuse: AbuseStreak;
-  /** Channels subscribed or being subscribed; the value is the binding prefix. */
-  private readonly channels = new Map<string, string>();
+  /**
+   * Channels subscribed or being subscribed. A subscription owns one binding
+   * reference from the moment `bound` is set; whoever removes a bound entry
+   * (unsubscribe, close) gives it back, and a subscribe that finds its entry
+   * gone before `bound` was set gives back the reference it was acquiring.
+   * So each reference is given back exactly once.
+   */
+  private readonly channels = new Map<string, Subscription>();
   /** Recoveries still forwarding live events by hand, by channel: each ends its own. */
   private readonly recoveries = new Map<string, () => void>();
   private expiryTimer: Timer | undefined;
@@ -133,7 +146,7 @@ export class Session {
     this.closed = true;
     this.expiryTimer?.cancel();
     for (const stop of [...this.recoveries.values()]) stop();
-    for (const prefix of this.channels.values()) this.ctx.bindings.release(prefix);
+    for (const subscription of this.channels.values()) if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
     this.channels.clear();
   }
 
@@ -185,20 +198,22 @@ export class Session {
       return this.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    this.channels.set(channel.name, prefix);
+    const subscription: Subscription = { prefix, bound: false };
+    this.channels.set(channel.name, subscription);
     try {
       await this.ctx.bindings.acquire(prefix);
     } catch (error) {
-      this.channels.delete(channel.name);
+      if (this.channels.get(channel.name) === subscription) this.channels.delete(channel.name);
       return this.rejectFailure(frame.ref, error);
     }
-    if (this.closed || this.channels.get(channel.name) !== prefix) {
-      // Closed or unsubscribed while the binding was being made: the reference is ours to give back.
+    if (this.closed || this.channels.get(channel.name) !== subscription) {
+      // Closed or unsubscribed while the binding was being made: the reference is still ours to give back.
       this.ctx.bindings.release(prefix);
       return;
     }
+    subscription.bound = true;
     if (frame.since !== undefined && verdict.policy.durable && this.ctx.store) {
-      return this.recover(frame.ref, channel, prefix, frame.since, this.ctx.store);
+      return this.recover(frame.ref, channel, subscription, frame.since, this.ctx.store);
     }
     // Without `since`, or on a node with no store, nothing is recovered and `ok` says so.
     this.socket.subscribe(channel.name);
@@ -218,7 +233,7 @@ export class Session {
    * are dropped. Only then is the native subscription made, in the same
    * synchronous step as the last sink call, so no live event slips between.
    */
-  private async recover(ref: number | undefined, channel: Channel, prefix: string, since: number, store: EventStore): Promise<void> {
+  private async recover(ref: number | undefined, channel: Channel, subscription: Subscription, since: number, store: EventStore): Promise<void> {
     const buffered: Array<{ seq: number | undefined; text: string }> = [];
     let lastSeq = since;
     let caughtUp = false;
@@ -254,10 +269,9 @@ export class Session {
     } catch (error) {
       this.ctx.logger.warn({ err: error, session: this.id }, "history unavailable: subscribing without recovery");
     }
-    if (this.closed || this.channels.get(channel.name) !== prefix) {
-      // Unsubscribed or closed while reading: that already ended the recovery.
+    if (this.closed || this.channels.get(channel.name) !== subscription) {
+      // Unsubscribed or closed while reading: that ended the recovery and gave the binding back.
       stop();
-      this.ctx.bindings.release(prefix);
       return;
     }
     const history = page?.events ?? [];
@@ -293,12 +307,12 @@ export class Session {
   private unsubscribe(frame: Frame<"unsubscribe">): void {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const prefix = this.channels.get(channel.name);
-    if (prefix !== undefined) {
+    const subscription = this.channels.get(channel.name);
+    if (subscription !== undefined) {
       this.channels.delete(channel.name);
       this.recoveries.get(channel.name)?.();
       this.socket.unsubscribe(channel.name);
-      this.ctx.bindings.release(prefix);
+      if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
     }
     this.ok(frame.ref, {});
   }
