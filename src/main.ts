@@ -35,7 +35,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (app.demoToken) {
     process.stdout.write(
       `\nEmbedded mode: no RABBITMQ_URL, no JWT key. Demo token (user "demo", rooms room:*):\n${app.demoToken}\n` +
-        `Try: ws://localhost:${app.port}/realtime/ws?token=<token>\n`,
+        `Try: ws://localhost:${app.port}/realtime/ws?token=<token>, or open the demo page http://localhost:${app.port}/\n`,
     );
   }
   if (app.demoApiKey) {
