@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type {
   FrameRejectReason,
   Metrics,
+  PresenceState,
   ServerFrameType,
   Transport,
   UpgradeRejectReason,
@@ -75,6 +76,11 @@ export class PromMetrics implements Metrics {
   private readonly amqpReconnects: Counter;
   private readonly bindings: Gauge;
   private readonly drainingGauge: Gauge;
+  private readonly presenceMembers: Gauge<"scope">;
+  private readonly presenceOnline: Gauge;
+  private readonly presenceNodes: Gauge;
+  private readonly presenceHeartbeatAge: Gauge;
+  private readonly presenceResyncs: Counter;
   private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
   constructor(options: { nodeId: string }) {
@@ -168,6 +174,20 @@ export class PromMetrics implements Metrics {
     this.amqpReconnects = new Counter({ name: "sobranie_amqp_reconnects_total", help: "Broker reconnections", registers });
     this.bindings = new Gauge({ name: "sobranie_bindings_active", help: "Channel bindings on this node's queue", registers });
     this.drainingGauge = new Gauge({ name: "sobranie_draining", help: "1 while this node is draining", registers });
+    this.presenceMembers = new Gauge({
+      name: "sobranie_presence_members",
+      help: "Presence members (channel, user): scope=local tracked on this node, scope=cluster in this node's view of the cluster",
+      labelNames: ["scope"],
+      registers,
+    });
+    this.presenceOnline = new Gauge({ name: "sobranie_presence_online_users", help: "Users online on any node, in this node's view", registers });
+    this.presenceNodes = new Gauge({ name: "sobranie_presence_nodes", help: "Gateway nodes this node hears presence heartbeats from, itself included", registers });
+    this.presenceHeartbeatAge = new Gauge({
+      name: "sobranie_presence_heartbeat_age_seconds",
+      help: "Age of the oldest peer presence heartbeat (replication lag bound; a node is dead past PRESENCE_TTL_MS)",
+      registers,
+    });
+    this.presenceResyncs = new Counter({ name: "sobranie_presence_resyncs_total", help: "Presence snapshots asked of peers after missed deltas or a digest mismatch", registers });
 
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
@@ -248,6 +268,19 @@ export class PromMetrics implements Metrics {
   draining(isDraining: boolean): void {
     this.drainingGauge.set(isDraining ? 1 : 0);
   }
+
+  presenceState(state: PresenceState): void {
+    this.presenceMembers.set({ scope: "local" }, state.localMembers);
+    this.presenceMembers.set({ scope: "cluster" }, state.clusterMembers);
+    this.presenceOnline.set(state.onlineUsers);
+    this.presenceNodes.set(state.nodes);
+    this.presenceHeartbeatAge.set(state.heartbeatAgeSeconds);
+  }
+
+  presenceResync(): void {
+    this.presenceResyncs.inc();
+  }
+
 
   private connectionGauge(transport: Transport): Gauge {
     switch (transport) {

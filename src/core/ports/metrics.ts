@@ -38,6 +38,18 @@ export interface Metrics {
   brokerReconnected(): void;
   bindingsActive(count: number): void;
   draining(isDraining: boolean): void;
+  /** Presence at a heartbeat: members (channel, user) held here and cluster-wide, online users, known nodes, oldest peer heartbeat. */
+  presenceState(state: PresenceState): void;
+  /** This node asked a peer for a presence snapshot (missed deltas or a digest mismatch). */
+  presenceResync(): void;
+}
+
+export interface PresenceState {
+  readonly localMembers: number;
+  readonly clusterMembers: number;
+  readonly onlineUsers: number;
+  readonly nodes: number;
+  readonly heartbeatAgeSeconds: number;
 }
 
 export const noopMetrics: Metrics = {
@@ -55,4 +67,6 @@ export const noopMetrics: Metrics = {
   brokerReconnected() {},
   bindingsActive() {},
   draining() {},
+  presenceState() {},
+  presenceResync() {},
 };

@@ -1,0 +1,170 @@
+import type { Channel, ConsumeMessage } from "amqplib";
+import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
+import { type Clock, systemClock } from "../../core/ports/clock.js";
+import type { Logger } from "../../core/ports/logger.js";
+import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
+import { decodePresenceMessage, encodePresenceMessage } from "../../protocol/presence.js";
+import { AmqpSession } from "./session.js";
+import { AmqpNames, connectionName } from "./topology.js";
+
+export interface AmqpPresenceBusOptions {
+  readonly url: string;
+  readonly nodeId: string;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly reconnect?: BackoffOptions;
+  /** Bound on stop(): flushing publishes and closing the connection. */
+  readonly stopTimeoutMs?: number;
+  /** Called for every message that failed validation (dropped). */
+  readonly onInvalid?: () => void;
+}
+
+const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
+const DEFAULT_STOP_TIMEOUT_MS = 2_000;
+/** Presence messages are worthless once a heartbeat or two old; the broker drops them past this. */
+const MESSAGE_TTL_MS = 30_000;
+const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
+
+/** `connection_name` of a node's presence connection: the gateway's name plus this suffix. */
+export const PRESENCE_CONNECTION_SUFFIX = "-presence";
+
+/**
+ * The presence bus on `sobranie.presence` (a topic exchange declared with the
+ * shared topology). Each node consumes its own server-named, exclusive,
+ * auto-delete queue bound with `#`: it exists only while the node is
+ * connected, so a dead node leaves nothing behind and a reconnected one starts
+ * from the present (missed messages are repaired by heartbeat digests and
+ * snapshots, not replayed). Publishes use a plain channel without confirms:
+ * a lost presence message costs one resync, not a wrong answer forever.
+ *
+ * Its own connection (`sobranie-gateway-<node>-presence`), so that a flood
+ * of live events on the node queue never delays heartbeats behind it.
+ * Reconnects with full-jitter backoff, like AmqpBroker.
+ */
+export class AmqpPresenceBus implements PresenceBus {
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly abort = new AbortController();
+  private handler: PresenceBusHandler | undefined;
+  private session: AmqpSession | undefined;
+  private opening: AmqpSession | undefined;
+  private channel: Channel | undefined;
+  private connected = false;
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(private readonly options: AmqpPresenceBusOptions) {
+    this.logger = options.logger.child({ component: "presence-bus" });
+    this.clock = options.clock ?? systemClock;
+  }
+
+  start(handler: PresenceBusHandler): Promise<void> {
+    this.handler = handler;
+    this.startPromise ??= this.connectUntilReady(false);
+    return this.startPromise;
+  }
+
+  publish(message: PresenceMessage): void {
+    const channel = this.channel;
+    if (!channel || !this.connected) return;
+    try {
+      channel.publish(AmqpNames.presenceExchange, `${message.kind}.${message.node}`, Buffer.from(encodePresenceMessage(message), "utf8"), {
+        contentType: "application/json",
+        expiration: String(MESSAGE_TTL_MS),
+      });
+    } catch (error) {
+      // The channel died under us; the session's loss handler reconnects.
+      this.logger.debug({ err: error }, "presence publish dropped");
+    }
+  }
+
+  isConnected(): boolean {
+    return this.connected;
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      this.abort.abort();
+      const timeoutMs = this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+      const session = this.session;
+      this.session = undefined;
+      this.channel = undefined;
+      this.setConnected(false);
+      await Promise.all([session?.close(timeoutMs), this.opening?.close(timeoutMs)]);
+    })();
+    return this.stopPromise;
+  }
+
+  private async connectUntilReady(isReconnect: boolean): Promise<void> {
+    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
+    let attempt = isReconnect ? 0 : -1;
+    while (!this.abort.signal.aborted) {
+      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
+      attempt += 1;
+      if (this.abort.signal.aborted) return;
+      try {
+        await this.establish();
+        return;
+      } catch (error) {
+        if (this.abort.signal.aborted) return;
+        this.logger.warn({ err: error, attempt }, "presence bus connection attempt failed; retrying");
+      }
+    }
+  }
+
+  private async establish(): Promise<void> {
+    const session = await AmqpSession.open(this.options.url, `${connectionName(this.options.nodeId)}${PRESENCE_CONNECTION_SUFFIX}`, this.logger);
+    this.opening = session;
+    try {
+      const channel = await session.createChannel();
+      await session.guard(channel.assertExchange(AmqpNames.presenceExchange, "topic", { durable: true, autoDelete: false }));
+      const { queue } = await session.guard(channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false }));
+      await session.guard(channel.bindQueue(queue, AmqpNames.presenceExchange, "#"));
+      await session.guard(channel.consume(queue, (message) => this.deliver(message), { noAck: true }));
+      if (session.isLost || this.abort.signal.aborted) throw new Error("presence bus connection lost during setup");
+      this.opening = undefined;
+      this.session = session;
+      this.channel = channel;
+      session.onLost((error) => this.onLost(session, error));
+    } catch (error) {
+      this.opening = undefined;
+      await session.close(ABANDON_CLOSE_TIMEOUT_MS);
+      throw error;
+    }
+    this.setConnected(true);
+  }
+
+  private deliver(message: ConsumeMessage | null): void {
+    if (!message) return;
+    const decoded = decodePresenceMessage(message.content.toString("utf8"));
+    if (!decoded) {
+      this.options.onInvalid?.();
+      this.logger.warn({ routingKey: message.fields.routingKey }, "invalid presence message dropped");
+      return;
+    }
+    try {
+      this.handler?.received(decoded);
+    } catch (error) {
+      this.logger.error({ err: error }, "presence handler threw");
+    }
+  }
+
+  private onLost(session: AmqpSession, error: Error): void {
+    if (session !== this.session || this.abort.signal.aborted) return;
+    this.logger.warn({ err: error }, "presence bus connection lost; reconnecting");
+    this.session = undefined;
+    this.channel = undefined;
+    this.setConnected(false);
+    void this.connectUntilReady(true);
+  }
+
+  private setConnected(connected: boolean): void {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    try {
+      this.handler?.connectionChanged(connected);
+    } catch (error) {
+      this.logger.error({ err: error }, "presence handler threw");
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import * as v from "valibot";
+import type { PresenceMessage } from "../core/ports/presence-bus.js";
+
+/**
+ * Presence messages between nodes on `sobranie.presence` (JSON). Anyone with
+ * access to the exchange can publish there, so every message is validated
+ * before the tracker sees it; a bad one is dropped and counted by the caller.
+ */
+const word = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
+const key = v.pipe(v.string(), v.maxLength(256));
+const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const from = { node: word, incarnation: word, atMs: v.pipe(v.number(), v.finite()) };
+const entry = { key, user: word, info: v.optional(v.unknown()) };
+
+const PresenceMessageSchema = v.variant("kind", [
+  v.object({
+    kind: v.literal("delta"),
+    ...from,
+    seq,
+    changes: v.array(v.object({ op: v.picklist(["add", "remove"]), ...entry })),
+  }),
+  v.object({ kind: v.literal("heartbeat"), ...from, seq, digest: v.pipe(v.string(), v.maxLength(64)), synced: v.boolean() }),
+  v.object({ kind: v.literal("sync"), ...from, target: word }),
+  v.object({ kind: v.literal("snapshot"), ...from, seq, entries: v.array(v.object(entry)) }),
+  v.object({ kind: v.literal("leaving"), ...from }),
+]);
+
+export function encodePresenceMessage(message: PresenceMessage): string {
+  return JSON.stringify(message);
+}
+
+/** Never throws: undefined for anything that is not a valid presence message. */
+export function decodePresenceMessage(text: string): PresenceMessage | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = v.safeParse(PresenceMessageSchema, json);
+  return parsed.success ? (parsed.output as PresenceMessage) : undefined;
+}

@@ -1,0 +1,259 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { PresenceTracker, type PresenceBackendEvent } from "../../src/core/presence/index.js";
+import { silentLogger } from "../../src/core/ports/logger.js";
+import { noopMetrics } from "../../src/core/ports/metrics.js";
+import type { LocalFanout } from "../../src/core/ports/session-socket.js";
+import { MemoryPresenceBus, MemoryPresenceNetwork } from "../../src/adapters/memory/memory-presence-bus.js";
+import { FakeClock } from "../support/fake-clock.js";
+
+const HEARTBEAT_MS = 1_000;
+const TTL_MS = 3_000;
+
+type Sent = { topic: string; frame: Record<string, unknown> };
+
+class RecordingFanout implements LocalFanout {
+  readonly sent: Sent[] = [];
+  publish(topic: string, text: string): number {
+    this.sent.push({ topic, frame: JSON.parse(text) as Record<string, unknown> });
+    return 1;
+  }
+  frames(op: string, topic?: string): Array<Record<string, unknown>> {
+    return this.sent.filter((s) => s.frame.op === op && (topic === undefined || s.topic === topic)).map((s) => s.frame);
+  }
+}
+
+interface Node {
+  readonly id: string;
+  readonly tracker: PresenceTracker;
+  readonly bus: MemoryPresenceBus;
+  readonly fanout: RecordingFanout;
+  readonly events: PresenceBackendEvent[];
+}
+
+/** Lets every queued microtask (bus deliveries, delta flushes, snapshots) run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number } = {}) {
+  const clock = new FakeClock();
+  const network = new MemoryPresenceNetwork();
+  const nodes: Node[] = [];
+  const add = async (id: string): Promise<Node> => {
+    const bus = new MemoryPresenceBus(network);
+    const fanout = new RecordingFanout();
+    const events: PresenceBackendEvent[] = [];
+    const tracker = new PresenceTracker(
+      {
+        nodeId: id,
+        incarnation: `${id}-1`,
+        heartbeatMs: HEARTBEAT_MS,
+        ttlMs: TTL_MS,
+        maxListedMembers: options.maxListedMembers ?? 1_000,
+        fanoutPerSec: options.fanoutPerSec ?? 1_000,
+        fanoutFlushMs: 500,
+      },
+      { clock, bus, fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: (event) => events.push(event) },
+    );
+    await tracker.start();
+    const node = { id, tracker, bus, fanout, events };
+    nodes.push(node);
+    return node;
+  };
+  /** Advances in heartbeat-sized steps so deliveries happen between ticks, as they would in real time. */
+  const advance = async (ms: number): Promise<void> => {
+    for (let done = 0; done < ms; done += 250) {
+      clock.advance(Math.min(250, ms - done));
+      await settle();
+    }
+  };
+  const allEvents = () => nodes.flatMap((node) => node.events);
+  return { clock, network, nodes, add, advance, allEvents };
+}
+
+describe("PresenceTracker", () => {
+  let cleanup: Array<() => void> = [];
+  afterEach(() => {
+    for (const stop of cleanup) stop();
+    cleanup = [];
+  });
+
+  it("counts a user with two tabs as one member, leaving only when the last tab leaves", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    a.tracker.track("room:1", "u1", { name: "U" });
+    a.tracker.track("room:1", "u1", { name: "U" });
+    await settle();
+    expect(a.fanout.frames("join", "room:1")).toEqual([{ op: "join", channel: "room:1", user: "u1", info: { name: "U" } }]);
+    expect(b.fanout.frames("join", "room:1")).toHaveLength(1);
+    expect(b.tracker.members("room:1")).toEqual({ count: 1, members: [{ user: "u1", info: { name: "U" } }] });
+    a.tracker.untrack("room:1", "u1");
+    await settle();
+    expect(b.fanout.frames("leave")).toHaveLength(0);
+    a.tracker.untrack("room:1", "u1");
+    await settle();
+    expect(a.fanout.frames("leave", "room:1")).toHaveLength(1);
+    expect(b.fanout.frames("leave", "room:1")).toHaveLength(1);
+    expect(b.tracker.members("room:1")).toEqual({ count: 0, members: [] });
+  });
+
+  it("keeps a user on two nodes online until both connections are gone, with one offline event", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    a.tracker.userConnected("u1");
+    b.tracker.userConnected("u1");
+    await settle();
+    expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+    expect(a.tracker.statuses(["u1"])[0]).toMatchObject({ user: "u1", online: true });
+    // Both last connections close at the same moment, each node still seeing the other's.
+    a.tracker.userDisconnected("u1");
+    b.tracker.userDisconnected("u1");
+    await settle();
+    expect(b.tracker.statuses(["u1"])[0]).toMatchObject({ user: "u1", online: false });
+    expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online", "presence.status.u1.offline"]);
+    expect(b.fanout.frames("status", "status:u1").map((f) => f.online)).toEqual([true, false]);
+  });
+
+  it("removes a dead node's members on every survivor after the TTL, each leave published once", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    const c = await cluster.add("c");
+    await cluster.advance(2_500);
+    a.tracker.track("room:1", "ua", undefined);
+    a.tracker.userConnected("ua");
+    c.tracker.track("room:1", "uc", undefined);
+    await settle();
+    const before = cluster.allEvents().length;
+    // a is the publisher (lowest id): kill it, like kill -9, without `leaving`.
+    await a.bus.stop();
+    await cluster.advance(TTL_MS + 2 * HEARTBEAT_MS);
+    expect(b.tracker.members("room:1").members.map((m) => m.user)).toEqual(["uc"]);
+    expect(c.tracker.members("room:1").members.map((m) => m.user)).toEqual(["uc"]);
+    expect(c.fanout.frames("leave", "room:1")).toEqual([{ op: "leave", channel: "room:1", user: "ua" }]);
+    const after = cluster.allEvents().slice(before);
+    expect(after.map((e) => e.routingKey).sort()).toEqual(["presence.room.1.leave", "presence.status.ua.offline"]);
+    expect(b.events.slice(-2)).toHaveLength(2);
+    a.tracker.stop();
+  });
+
+  it("removes a gracefully stopping node's members at once", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    b.tracker.track("room:1", "ub", undefined);
+    await settle();
+    expect(a.tracker.members("room:1").count).toBe(1);
+    b.tracker.stop();
+    await settle();
+    expect(a.tracker.members("room:1").count).toBe(0);
+    expect(a.events.map((e) => e.routingKey)).toEqual(["presence.room.1.join", "presence.room.1.leave"]);
+  });
+
+  it("resynchronises from a snapshot after a lost delta (heartbeat seq/digest disagree)", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    cluster.network.filter = (message, to) => !(message.kind === "delta" && to === b.bus);
+    a.tracker.track("room:1", "u1", undefined);
+    a.tracker.track("room:1", "u2", undefined);
+    await settle();
+    expect(b.tracker.members("room:1").count).toBe(0);
+    cluster.network.filter = undefined;
+    await cluster.advance(HEARTBEAT_MS);
+    expect(b.tracker.members("room:1").members.map((m) => m.user).sort()).toEqual(["u1", "u2"]);
+    expect(b.fanout.frames("join", "room:1")).toHaveLength(2);
+  });
+
+  it("converges after its own bus connection drops and comes back, without declaring the others dead", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    a.tracker.track("room:1", "u1", undefined);
+    await settle();
+    b.bus.disconnect();
+    a.tracker.track("room:1", "u2", undefined);
+    a.tracker.untrack("room:1", "u1");
+    await cluster.advance(TTL_MS * 2);
+    // b heard nobody, so it judged nobody: u1 still listed until the resync.
+    expect(b.tracker.members("room:1").members.map((m) => m.user)).toEqual(["u1"]);
+    b.bus.reconnect();
+    await cluster.advance(HEARTBEAT_MS);
+    expect(b.tracker.members("room:1").members.map((m) => m.user)).toEqual(["u2"]);
+    // a judged b dead meanwhile and kept working; a second view of u2 would show a duplicate.
+    expect(a.tracker.members("room:1").count).toBe(1);
+  });
+
+  it("replaces a restarted node's entries (new incarnation under the same id)", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b1 = await cluster.add("b");
+    await cluster.advance(2_500);
+    b1.tracker.track("room:1", "old", undefined);
+    await settle();
+    await b1.bus.stop();
+    const bus = new MemoryPresenceBus(cluster.network);
+    const b2 = new PresenceTracker(
+      { nodeId: "b", incarnation: "b-2", heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 10, fanoutPerSec: 100 },
+      { clock: cluster.clock, bus, fanout: new RecordingFanout(), metrics: noopMetrics, logger: silentLogger, publishEvent: () => {} },
+    );
+    await b2.start();
+    b2.track("room:1", "new", undefined);
+    await settle();
+    expect(a.tracker.members("room:1").members.map((m) => m.user)).toEqual(["new"]);
+    b2.stop();
+    b1.tracker.stop();
+  });
+
+  it("answers counts only for a channel above the listing limit", async () => {
+    const cluster = makeCluster({ maxListedMembers: 2 });
+    const a = await cluster.add("a");
+    for (const user of ["u1", "u2", "u3"]) a.tracker.track("room:big", user, undefined);
+    expect(a.tracker.members("room:big")).toEqual({ count: 3, members: [], truncated: true });
+  });
+
+  it("coalesces join/leave frames of a busy channel past its rate", async () => {
+    const cluster = makeCluster({ fanoutPerSec: 2 });
+    const a = await cluster.add("a");
+    for (const user of ["u1", "u2", "u3", "u4"]) a.tracker.track("room:1", user, undefined);
+    a.tracker.untrack("room:1", "u4");
+    expect(a.fanout.frames("join", "room:1").map((f) => f.user)).toEqual(["u1", "u2"]);
+    await cluster.advance(500);
+    // u4 joined and left within the held window: nothing to tell.
+    expect(a.fanout.frames("join", "room:1").map((f) => f.user)).toEqual(["u1", "u2", "u3"]);
+    expect(a.fanout.frames("leave", "room:1")).toHaveLength(0);
+  });
+
+  it("publishes events held during warm-up once it knows it is the only node", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    a.tracker.userConnected("u1");
+    await settle();
+    expect(a.events).toHaveLength(0);
+    await cluster.advance(HEARTBEAT_MS);
+    expect(a.events.map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+  });
+
+  it("does not announce members a newly started node finds already there", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    await cluster.advance(2_500);
+    a.tracker.userConnected("u1");
+    await settle();
+    const b = await cluster.add("0-first");
+    await cluster.advance(2_500);
+    expect(b.tracker.statuses(["u1"])[0]?.online).toBe(true);
+    expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+    b.tracker.userConnected("u2");
+    await settle();
+    expect(b.events.map((e) => e.routingKey)).toEqual(["presence.status.u2.online"]);
+    expect(a.events.map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+  });
+});
