@@ -67,6 +67,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const uwsApp = uws.App();
   const sseTopics = new SseTopics();
   let gateway: Gateway | undefined;
+  const presenceBus = runsGateway ? messaging.presenceBus() : undefined;
   const authenticator = new JwtAuthenticator({
     secret: config.jwt.secret,
     publicKeyPem: config.jwt.publicKeyPem,
@@ -81,6 +82,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         heartbeatMs: config.heartbeatMs,
         ttlMs: config.presenceTtlMs,
         recoveryLimit: config.durable.recoveryMaxEvents,
+        presence: config.presence,
         limits: {
           maxFrameBytes: config.limits.maxFrameBytes,
           connectionRatePerSec: config.limits.rateConnectionPerSec,
@@ -105,6 +107,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         newId: uuidv7,
         bindLingerMs: config.bindLingerMs,
         store,
+        presenceBus,
       },
     );
   }
@@ -130,6 +133,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       clock,
       authenticator,
       metrics,
+      namespaces,
       store,
       maxFrameBytes: config.limits.maxFrameBytes,
       sendBufferBytes: config.limits.sendBufferBytes,
@@ -168,7 +172,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       // Shutdown order, written once:
       // 1. drain the edge: /readyz and new upgrades answer 503, clients get
       //    `reconnect`, whoever is left is closed 1012 after the grace period;
-      // 2. stop listening; close leftovers and timers;
+      // 2. stop listening; close leftovers and timers; presence says `leaving`
+      //    (after the sessions' own leaves) and its bus closes;
       // 3. outbox relay (its batch in flight finishes or stays unmarked), then the
       //    worker: stop taking batches, finish the one in flight (or leave it
       //    unacked for redelivery), stop retention;
@@ -180,6 +185,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       }
       server.stopListening();
       gateway?.stop();
+      await presenceBus?.stop();
       await outbox?.stop();
       await worker?.stop();
       await messaging.broker.stop();

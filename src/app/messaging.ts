@@ -5,6 +5,9 @@ import type { Clock } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { PersistQueue } from "../core/ports/persist-queue.js";
+import type { PresenceBus } from "../core/ports/presence-bus.js";
+import { AmqpPresenceBus } from "../adapters/amqp/amqp-presence-bus.js";
+import { MemoryPresenceBus } from "../adapters/memory/memory-presence-bus.js";
 import { AmqpBroker } from "../adapters/amqp/amqp-broker.js";
 import { AmqpPersistQueue } from "../adapters/amqp/amqp-persist-queue.js";
 import { MemoryBroker } from "../adapters/memory/memory-broker.js";
@@ -16,6 +19,8 @@ export interface Messaging {
   readonly broker: Broker;
   /** The worker's input and live publisher (made only for the worker role). */
   persistQueue(): PersistQueue;
+  /** Presence between gateway nodes (made only for the gateway role). */
+  presenceBus(): PresenceBus;
 }
 
 /**
@@ -42,6 +47,7 @@ export function createMessaging(deps: { config: Config; namespaces: NamespaceReg
       }),
       persistQueue: () =>
         new AmqpPersistQueue({ url, nodeId: config.nodeId, durableNamespaces, logger: logger.child({ component: "persist-queue" }), clock, ...batching }),
+      presenceBus: () => new AmqpPresenceBus({ url, nodeId: config.nodeId, logger, clock }),
     };
   }
   const backlog = new MemoryPersistBacklog({ durableNamespaces, logger, clock });
@@ -57,5 +63,6 @@ export function createMessaging(deps: { config: Config; namespaces: NamespaceReg
         clock,
         ...batching,
       }),
+    presenceBus: () => new MemoryPresenceBus(),
   };
 }

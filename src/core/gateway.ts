@@ -17,6 +17,8 @@ import type { Clock, Timer } from "./ports/clock.js";
 import type { Logger } from "./ports/logger.js";
 import type { Metrics, UpgradeRejectReason } from "./ports/metrics.js";
 import type { LocalFanout, SessionSocket } from "./ports/session-socket.js";
+import type { PresenceBus } from "./ports/presence-bus.js";
+import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
 
 export interface GatewayOptions {
   readonly nodeId: string;
@@ -27,6 +29,8 @@ export interface GatewayOptions {
   readonly inspectIntervalMs?: number;
   /** Most events one `subscribe` with `since` replays. */
   readonly recoveryLimit: number;
+  /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames per channel per second. */
+  readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number };
 }
 
 export interface GatewayDeps {
@@ -42,6 +46,8 @@ export interface GatewayDeps {
   readonly bindLingerMs: number;
   /** Durable history for recovery and the inbox; absent on a node without a store. */
   readonly store?: EventStore | undefined;
+  /** Presence between nodes; absent: this node is alone (no replication). */
+  readonly presenceBus?: PresenceBus | undefined;
 }
 
 /** A connection slot reserved at upgrade time, before the socket opens. */
@@ -54,6 +60,7 @@ export interface AdmissionTicket {
 export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; reason: UpgradeRejectReason };
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
+const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50 } as const;
 
 export class NamespaceNotFoundError extends Error {
   override readonly name = "NamespaceNotFoundError";
@@ -106,10 +113,30 @@ export class Gateway implements BrokerHandler {
   private brokerReady = false;
   private draining = false;
   private inspector: Timer | undefined;
+  private readonly tracker: PresenceTracker;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = options;
     this.deps = deps;
+    const presence = options.presence ?? DEFAULT_PRESENCE;
+    this.tracker = new PresenceTracker(
+      {
+        nodeId: options.nodeId,
+        incarnation: deps.newId(),
+        heartbeatMs: options.heartbeatMs,
+        ttlMs: options.ttlMs,
+        maxListedMembers: presence.maxListedMembers,
+        fanoutPerSec: presence.fanoutPerSec,
+      },
+      {
+        clock: deps.clock,
+        bus: deps.presenceBus ?? new LoneBus(),
+        fanout: deps.fanout,
+        metrics: deps.metrics,
+        logger: deps.logger.child({ component: "presence" }),
+        publishEvent: (event) => this.publishPresenceEvent(event),
+      },
+    );
     const bindings = new ChannelBindings({
       broker: deps.broker,
       clock: deps.clock,
@@ -142,11 +169,19 @@ export class Gateway implements BrokerHandler {
         if (sinks?.size === 0) this.recovering.delete(channel);
       },
       announceRead: (userId, upTo) => this.announceRead(userId, upTo),
+      presence: this.tracker,
     };
   }
 
   start(): void {
-    this.inspector ??= this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
+    if (this.inspector) return;
+    this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
+    this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
+  }
+
+  /** Channel presence and user status, for the HTTP API. */
+  get presence(): PresenceHandle {
+    return this.tracker;
   }
 
   /** Ready for traffic: broker connected with bindings restored, and not draining. */
@@ -252,6 +287,8 @@ export class Gateway implements BrokerHandler {
     this.inspector?.cancel();
     this.inspector = undefined;
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
+    // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
+    this.tracker.stop();
   }
 
   /**
@@ -310,6 +347,25 @@ export class Gateway implements BrokerHandler {
         timestampMs,
       })
       .catch((error: unknown) => this.deps.logger.warn({ err: error }, "read mark not announced to other connections"));
+  }
+
+  /**
+   * A presence change for backends (CONTRACT §3), to the events exchange under
+   * the reserved `presence` prefix; no namespace is called `presence`, so it is
+   * never forwarded to the live exchange and reaches no client. Not retried:
+   * a change lost while the broker is away is logged.
+   */
+  private publishPresenceEvent(event: PresenceBackendEvent): void {
+    const id = this.deps.newId();
+    this.deps.broker
+      .publish({
+        target: "events",
+        routingKey: event.routingKey,
+        body: encodeEnvelope({ id, type: `presence.${event.type}`, data: event.data, occurredAt: new Date(event.atMs).toISOString() }),
+        messageId: id,
+        timestampMs: event.atMs,
+      })
+      .catch((error: unknown) => this.deps.logger.warn({ err: error, routingKey: event.routingKey }, "presence event not published"));
   }
 
   private deadLetter(reason: string, message: string): DeliveryOutcome {

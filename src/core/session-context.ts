@@ -8,6 +8,7 @@ import type { EventStore } from "./ports/event-store.js";
 import type { Logger } from "./ports/logger.js";
 import type { Metrics } from "./ports/metrics.js";
 import type { TokenBucket } from "./rate-limit.js";
+import type { PresenceHandle } from "./presence/index.js";
 
 /** What every session of a node shares; built once by the Gateway. */
 export interface SessionContext {
@@ -30,6 +31,8 @@ export interface SessionContext {
   /** Live events of `channel` also go to `sink` while a session recovers it (see Session.recover). */
   beginRecovery(channel: string, sink: RecoverySink): void;
   endRecovery(channel: string, sink: RecoverySink): void;
+  /** Channel presence and user status, cluster-wide. */
+  readonly presence: PresenceHandle;
   /** Tells every connection of the user, on every node, where their read mark now is. */
   announceRead(userId: string, upTo: number): void;
 }

@@ -18,6 +18,8 @@ interface Subscription {
   readonly prefix: string;
   /** Set once the binding is confirmed: from then on the entry owns a binding reference. */
   bound: boolean;
+  /** Tracked in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
+  tracked: boolean;
 }
 
 /**
@@ -48,6 +50,8 @@ export class Session {
   private expiryTimer: Timer | undefined;
   private lastHeardMs: number;
   private closed = false;
+  /** Counted in the user's online status since `open`. */
+  private counted = false;
 
   constructor(deps: { id: string; principal: Principal; socket: SessionSocket; ctx: SessionContext; user: UserState }) {
     this.id = deps.id;
@@ -75,6 +79,8 @@ export class Session {
       ttlMs: this.ctx.ttlMs,
       maxFrameBytes: this.ctx.limits.maxFrameBytes,
     });
+    this.counted = true;
+    this.ctx.presence.userConnected(this.userId);
     this.armExpiry();
   }
 
@@ -146,8 +152,13 @@ export class Session {
     this.closed = true;
     this.expiryTimer?.cancel();
     for (const stop of [...this.recoveries.values()]) stop();
-    for (const subscription of this.channels.values()) if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
+    for (const [name, subscription] of this.channels) {
+      if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
+      if (subscription.tracked) this.ctx.presence.untrack(name, this.userId);
+    }
     this.channels.clear();
+    if (this.counted) this.ctx.presence.userDisconnected(this.userId);
+    this.counted = false;
   }
 
   private admitByRate(): boolean {
@@ -179,8 +190,9 @@ export class Session {
       case "read":
         return void this.read(frame);
       case "presence":
+        return this.presence(frame);
       case "status":
-        return this.reject(frame.ref, "unavailable", ErrorCode.Unavailable, `op ${frame.op} is not available on this node yet`);
+        return this.ok(frame.ref, { users: this.ctx.presence.statuses(frame.users) });
       default: {
         const unreachable: never = frame;
         return unreachable;
@@ -193,12 +205,19 @@ export class Session {
     if (!channel) return;
     const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
-    if (this.channels.has(channel.name)) return this.ok(frame.ref, { recovered: false, missed: 0 });
+    if (frame.presence === true && !verdict.policy.presence) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
+    }
+    const existing = this.channels.get(channel.name);
+    if (existing) {
+      if (frame.presence === true && existing.bound) this.trackIn(channel.name, existing);
+      return this.ok(frame.ref, { recovered: false, missed: 0 });
+    }
     if (this.channels.size >= this.ctx.limits.maxSubscriptions) {
       return this.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    const subscription: Subscription = { prefix, bound: false };
+    const subscription: Subscription = { prefix, bound: false, tracked: false };
     this.channels.set(channel.name, subscription);
     try {
       await this.ctx.bindings.acquire(prefix);
@@ -212,6 +231,7 @@ export class Session {
       return;
     }
     subscription.bound = true;
+    if (frame.presence === true) this.trackIn(channel.name, subscription);
     if (frame.since !== undefined && verdict.policy.durable && this.ctx.store) {
       return this.recover(frame.ref, channel, subscription, frame.since, this.ctx.store);
     }
@@ -313,8 +333,25 @@ export class Session {
       this.recoveries.get(channel.name)?.();
       this.socket.unsubscribe(channel.name);
       if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
+      if (subscription.tracked) this.ctx.presence.untrack(channel.name, this.userId);
     }
     this.ok(frame.ref, {});
+  }
+
+  private trackIn(channel: string, subscription: Subscription): void {
+    if (subscription.tracked) return;
+    subscription.tracked = true;
+    this.ctx.presence.track(channel, this.userId, this.principal.info);
+  }
+
+  /** `presence`: members of a channel the caller may subscribe to (counts only above the listing limit). */
+  private presence(frame: Frame<"presence">): void {
+    const channel = this.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
+    if (!verdict.policy.presence) return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
+    this.ok(frame.ref, { ...this.ctx.presence.members(channel.name) });
   }
 
   private async publish(frame: Frame<"publish">): Promise<void> {

@@ -7,6 +7,8 @@ import type { EventStore } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { registerInboxRoutes } from "./inbox-routes.js";
 import { registerPublishRoutes } from "./publish-routes.js";
+import { registerPresenceRoutes } from "./presence-routes.js";
+import type { NamespaceRegistry } from "../../core/namespaces.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
@@ -43,6 +45,7 @@ export interface EdgeDeps {
   readonly clock: Clock;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
+  readonly namespaces: NamespaceRegistry;
   readonly store: EventStore | undefined;
   readonly maxFrameBytes: number;
   readonly sendBufferBytes: number;
@@ -100,6 +103,7 @@ export class UwsServer {
     const deps = edge;
     registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
     registerPublishRoutes({ app, apiKeys: edge.apiKeys, gateway: edge.gateway, clock: edge.clock, logger });
+    registerPresenceRoutes({ app, apiKeys: edge.apiKeys, authenticator: edge.authenticator, namespaces: edge.namespaces, gateway: edge.gateway, clock: edge.clock });
     registerClientRoutes({ app, logger });
     registerSseRoutes({
       app,

@@ -1,0 +1,97 @@
+import type { HttpRequest, TemplatedApp } from "@btc-vision/uwebsockets.js";
+import { HttpRejection } from "../../protocol/codes.js";
+import { parseChannel } from "../../protocol/channel.js";
+import type { Gateway } from "../../core/gateway.js";
+import type { NamespaceRegistry } from "../../core/namespaces.js";
+import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import type { Clock } from "../../core/ports/clock.js";
+import type { ApiKeys } from "./api-keys.js";
+import { PendingReply, requestToken } from "./http-reply.js";
+
+/** Like the `status` op (CONTRACT §4). */
+const MAX_STATUS_USERS = 100;
+const USER_ID = /^.{1,128}$/su;
+
+export interface PresenceRoutesDeps {
+  readonly app: TemplatedApp;
+  readonly apiKeys: ApiKeys;
+  readonly authenticator: Authenticator;
+  readonly namespaces: NamespaceRegistry;
+  readonly gateway: Gateway;
+  readonly clock: Clock;
+}
+
+type Caller = { ok: true } | { ok: false; status: HttpRejection | 429; message: string; retryAfterMs?: number };
+
+/**
+ * Presence and status over HTTP (CONTRACT §7), answered from this node's view
+ * of the cluster (every node holds all of it):
+ * - `GET /api/v1/presence/:channel` (API key) → `{count, members}`, plus
+ *   `truncated: true` with no members above PRESENCE_MAX_LISTED;
+ * - `GET /api/v1/status?users=1,2` (API key or user JWT) → `{users: [{user, online, lastSeen}]}`.
+ */
+export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
+  deps.app.get("/api/v1/presence/:channel", (res, req) => {
+    const presented = bearer(req);
+    const raw = req.getParameter(0) ?? "";
+    const reply = new PendingReply(res);
+    const caller = byApiKey(deps, presented);
+    if (!caller.ok) return refuse(reply, caller);
+    let text: string;
+    try {
+      text = decodeURIComponent(raw);
+    } catch {
+      return reply.reject(HttpRejection.BadRequest, "channel is not valid percent-encoding");
+    }
+    const channel = parseChannel(text);
+    if (!channel) return reply.reject(HttpRejection.BadRequest, `"${text.slice(0, 64)}" is not a channel: namespace:id`);
+    const policy = deps.namespaces.get(channel.namespace);
+    if (!policy) return reply.reject(HttpRejection.NotFound, `namespace ${channel.namespace} does not exist`);
+    if (!policy.presence) return reply.reject(HttpRejection.BadRequest, `namespace ${channel.namespace} has no presence`);
+    reply.json(200, deps.gateway.presence.members(channel.name));
+  });
+
+  deps.app.get("/api/v1/status", (res, req) => {
+    const presented = bearer(req);
+    const token = requestToken(req);
+    const users = req.getQuery("users") ?? "";
+    const reply = new PendingReply(res);
+    void (async () => {
+      const byKey = presented === undefined ? undefined : byApiKey(deps, presented);
+      if (!byKey?.ok) {
+        // Not an API key: a user's JWT may ask too.
+        if (!token) return refuse(reply, byKey ?? { ok: false, status: HttpRejection.Unauthorized, message: "an API key or a user token is required" });
+        try {
+          await deps.authenticator.verify(token);
+        } catch (error) {
+          return reply.reject(HttpRejection.Unauthorized, error instanceof AuthenticationError ? error.message : "token could not be verified");
+        }
+      }
+      const list = users.split(",").filter((user) => user.length > 0);
+      if (list.length === 0) return reply.reject(HttpRejection.BadRequest, "users=<id>,<id>… is required");
+      if (list.length > MAX_STATUS_USERS) return reply.reject(HttpRejection.BadRequest, `at most ${MAX_STATUS_USERS} users per request`);
+      if (!list.every((user) => USER_ID.test(user))) return reply.reject(HttpRejection.BadRequest, "user ids are 1 to 128 characters");
+      reply.json(200, { users: deps.gateway.presence.statuses(list) });
+    })();
+  });
+}
+
+function bearer(req: HttpRequest): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
+}
+
+function byApiKey(deps: PresenceRoutesDeps, presented: string | undefined): Caller {
+  if (!deps.apiKeys.enabled) return { ok: false, status: HttpRejection.NotFound, message: "the HTTP API is disabled: set API_KEYS" };
+  const keyIndex = presented === undefined ? undefined : deps.apiKeys.identify(presented);
+  if (keyIndex === undefined) return { ok: false, status: HttpRejection.Unauthorized, message: "a valid API key is required: Authorization: Bearer <key>" };
+  const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
+  if (!verdict.ok) return { ok: false, status: 429, message: "too many requests for this API key", retryAfterMs: verdict.retryAfterMs };
+  return { ok: true };
+}
+
+function refuse(reply: PendingReply, caller: Exclude<Caller, { ok: true }>): void {
+  if (caller.status === 429) {
+    return reply.json(429, { error: { code: "rate_limited", message: caller.message, retryAfterMs: caller.retryAfterMs } });
+  }
+  reply.reject(caller.status, caller.message);
+}
