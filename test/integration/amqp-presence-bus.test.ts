@@ -1,0 +1,20 @@
+import { AmqpPresenceBus, PRESENCE_CONNECTION_SUFFIX } from "../../src/adapters/amqp/amqp-presence-bus.js";
+import { connectionName } from "../../src/adapters/amqp/topology.js";
+import { silentLogger } from "../../src/core/ports/logger.js";
+import { presenceBusContract } from "../contract/presence-bus.contract.js";
+import { closeConnectionsNamed, createRabbitVhost } from "../support/rabbit-vhost.js";
+import { uniqueId } from "../support/test-gateway.js";
+
+presenceBusContract("AmqpPresenceBus", async () => {
+  const vhost = await createRabbitVhost("presence-bus");
+  const prefix = uniqueId("pb");
+  return {
+    bus: (node) => new AmqpPresenceBus({ url: vhost.url, nodeId: `${prefix}-${node}`, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }),
+    dropConnection: async (_bus, node) => {
+      await closeConnectionsNamed(`${connectionName(`${prefix}-${node}`)}${PRESENCE_CONNECTION_SUFFIX}`);
+    },
+    // It reconnects by itself.
+    restore: async () => {},
+    cleanup: () => vhost.drop(),
+  };
+});
