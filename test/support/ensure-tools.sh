@@ -9,6 +9,8 @@ set -euo pipefail
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# nginx (Debian package) and the `prometheus` server run as child processes by test/e2e/multi-node.test.ts.
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 # Debian's chromium for the browser tests (driven by playwright-core; never a downloaded browser).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -20,4 +22,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 command -v promtool >/dev/null
 command -v docker-compose >/dev/null
+[ -x /usr/sbin/nginx ]
 [ -x /usr/bin/chromium ]
