@@ -1,6 +1,6 @@
 import amqp from "amqplib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PRESENCE_CONNECTION_SUFFIX } from "../../src/adapters/amqp/amqp-presence-bus.js";
+import { presenceConnectionName } from "../../src/adapters/amqp/amqp-presence-bus.js";
 import { connectionName } from "../../src/adapters/amqp/topology.js";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { closeConnectionsNamed, createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
@@ -188,7 +188,7 @@ describe("presence across three gateway processes on RabbitMQ", () => {
     const before = await connect(n2, `carol${run}`);
     await before.request({ op: "subscribe", channel, presence: true });
     await waitFor(async () => (await membersOn(n1, channel)).length === 1, ACROSS_NODES_MS, "carol seen on n1");
-    expect(await closeConnectionsNamed(`${connectionName(n2.id)}${PRESENCE_CONNECTION_SUFFIX}`)).toBeGreaterThan(0);
+    expect(await closeConnectionsNamed(presenceConnectionName(n2.id))).toBeGreaterThan(0);
     await closeConnectionsNamed(connectionName(n2.id));
     // Changes on n2 while (or just after) it is cut off: the others learn them through the resync.
     before.close();

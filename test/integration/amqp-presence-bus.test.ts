@@ -1,5 +1,4 @@
-import { AmqpPresenceBus, PRESENCE_CONNECTION_SUFFIX } from "../../src/adapters/amqp/amqp-presence-bus.js";
-import { connectionName } from "../../src/adapters/amqp/topology.js";
+import { AmqpPresenceBus, presenceConnectionName } from "../../src/adapters/amqp/amqp-presence-bus.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
 import { presenceBusContract } from "../contract/presence-bus.contract.js";
 import { closeConnectionsNamed, createRabbitVhost } from "../support/rabbit-vhost.js";
@@ -11,7 +10,7 @@ presenceBusContract("AmqpPresenceBus", async () => {
   return {
     bus: (node) => new AmqpPresenceBus({ url: vhost.url, nodeId: `${prefix}-${node}`, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }),
     dropConnection: async (_bus, node) => {
-      await closeConnectionsNamed(`${connectionName(`${prefix}-${node}`)}${PRESENCE_CONNECTION_SUFFIX}`);
+      await closeConnectionsNamed(presenceConnectionName(`${prefix}-${node}`));
     },
     // It reconnects by itself.
     restore: async () => {},

@@ -5,7 +5,7 @@ import type { Logger } from "../../core/ports/logger.js";
 import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
 import { decodePresenceMessage, encodePresenceMessage } from "../../protocol/presence.js";
 import { AmqpSession } from "./session.js";
-import { AmqpNames, connectionName } from "./topology.js";
+import { AmqpNames } from "./topology.js";
 
 export interface AmqpPresenceBusOptions {
   readonly url: string;
@@ -25,8 +25,14 @@ const DEFAULT_STOP_TIMEOUT_MS = 2_000;
 const MESSAGE_TTL_MS = 30_000;
 const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
 
-/** `connection_name` of a node's presence connection: the gateway's name plus this suffix. */
-export const PRESENCE_CONNECTION_SUFFIX = "-presence";
+/**
+ * `connection_name` of a node's presence connection. Not under the gateway's
+ * `sobranie-gateway-` prefix: tools that find a node's connection by that
+ * name must keep finding only the one carrying its node queue.
+ */
+export function presenceConnectionName(nodeId: string): string {
+  return `sobranie-presence-${nodeId}`;
+}
 
 /**
  * The presence bus on `sobranie.presence` (a topic exchange declared with the
@@ -37,7 +43,7 @@ export const PRESENCE_CONNECTION_SUFFIX = "-presence";
  * snapshots, not replayed). Publishes use a plain channel without confirms:
  * a lost presence message costs one resync, not a wrong answer forever.
  *
- * Its own connection (`sobranie-gateway-<node>-presence`), so that a flood
+ * Its own connection (`sobranie-presence-<node>`), so that a flood
  * of live events on the node queue never delays heartbeats behind it.
  * Reconnects with full-jitter backoff, like AmqpBroker.
  */
@@ -113,7 +119,7 @@ export class AmqpPresenceBus implements PresenceBus {
   }
 
   private async establish(): Promise<void> {
-    const session = await AmqpSession.open(this.options.url, `${connectionName(this.options.nodeId)}${PRESENCE_CONNECTION_SUFFIX}`, this.logger);
+    const session = await AmqpSession.open(this.options.url, presenceConnectionName(this.options.nodeId), this.logger);
     this.opening = session;
     try {
       const channel = await session.createChannel();
