@@ -11,7 +11,7 @@ export interface FanoutThrottleOptions {
   /** Past the rate, net changes are sent together this often. */
   readonly flushMs: number;
   /** Called with the number of local recipients of each frame sent. */
-  readonly sent: (channel: string, recipients: number) => void;
+  readonly sent: (op: "join" | "leave", channel: string, recipients: number) => void;
 }
 
 interface Pending {
@@ -81,6 +81,6 @@ export class FanoutThrottle {
 
   private send(channel: string, op: "join" | "leave", user: string, info: unknown): void {
     const text = encodeServerFrame(info === undefined ? { op, channel, user } : { op, channel, user, info });
-    this.options.sent(channel, this.options.fanout.publish(channel, text));
+    this.options.sent(op, channel, this.options.fanout.publish(channel, text));
   }
 }

@@ -139,7 +139,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       fanout: deps.fanout,
       perSec: options.fanoutPerSec,
       flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
-      sent: (channel, recipients) => deps.metrics.messagesSent("join", namespaceOf(channel), recipients, undefined),
+      sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
     });
   }
 
