@@ -16,7 +16,8 @@ describe("presence and status on one node (embedded)", () => {
 
   beforeAll(async () => {
     gateway = await startTestGateway({ API_KEYS: API_KEY, HEARTBEAT_MS: "200", PRESENCE_TTL_MS: "1500" }, { embedded: true });
-  });
+    // Embedded mode opens PGlite: slow on a busy machine.
+  }, 60_000);
   afterAll(async () => {
     for (const client of clients) client.close();
     await gateway?.stop();
