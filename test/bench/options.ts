@@ -1,5 +1,12 @@
+import type { ConnectOptions } from "./connect.js";
 import type { FanoutOptions } from "./fanout.js";
+import type { IdleOptions } from "./idle.js";
+import type { IngressOptions } from "./ingress.js";
+import type { RecoveryOptions } from "./recovery.js";
 import type { ScenarioName } from "./servers.js";
+
+export const BENCH_SCENARIOS = ["fanout", "idle", "connect", "ingress", "recovery"] as const;
+export type BenchScenario = (typeof BENCH_SCENARIOS)[number];
 
 export interface BenchOptions {
   quick: boolean;
@@ -10,14 +17,25 @@ export interface BenchOptions {
   rabbitUrl: string;
   logDir: string;
   fanout: FanoutOptions;
+  /** Which scenarios run, in this order (`--scenario`). */
+  run: BenchScenario[];
+  idle: IdleOptions;
+  connect: ConnectOptions;
+  ingress: IngressOptions;
+  recovery: RecoveryOptions;
 }
 
 const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
 
 export const USAGE = `usage: npm run bench -- [options]
-  --quick                  2,000 clients over 20 channels, short phases (< 3 min)
+  --quick                  smaller sizes, short phases: every scenario in < 3 min
   --json FILE              write machine info and results as JSON
-  --only a,b               scenarios to run, of ${ALL_SCENARIOS.join(", ")} (default: all)
+  --scenario a,b           of ${BENCH_SCENARIOS.join(", ")} (default: all, in that order)
+  --only a,b               fanout servers to run, of ${ALL_SCENARIOS.join(", ")} (default: all)
+  --idle-connections N     idle: connections (quick 10,000, full 50,000; capped by the open-files limit)
+  --connect-clients N      connect: clients in the storm (quick 3,000, full 10,000)
+  --ingress-connections N  ingress: publishing connections (quick 100, full 200), --ingress-window N in flight each
+  --recovery-clients N     recovery: clients reconnecting at once (quick 1,000, full 5,000)
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
   --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
@@ -57,6 +75,11 @@ export function defaultOptions(quick: boolean): BenchOptions {
       reportEveryMs: 20,
       hardTimeoutMs: quick ? 120_000 : 300_000,
     },
+    run: [...BENCH_SCENARIOS],
+    idle: { connections: quick ? 10_000 : 50_000, procs: 4, addressesPerProc: 4, settleMs: quick ? 2_000 : 4_000 },
+    connect: { clients: quick ? 3_000 : 10_000, procs: 2, addressesPerProc: 4, concurrency: 50 },
+    ingress: { connections: quick ? 100 : 200, procs: 2, window: 4, dataBytes: 200, durationMs: quick ? 6_000 : 15_000, rampMs: quick ? 1_500 : 3_000 },
+    recovery: { clients: quick ? 1_000 : 5_000, perRoom: 20, eventsPerRoom: quick ? 10 : 20, procs: 2, timeoutMs: 60_000 },
   };
 }
 
@@ -90,6 +113,29 @@ export function parseOptions(argv: string[]): BenchOptions {
             if (!ALL_SCENARIOS.includes(name as ScenarioName)) throw new Error(`unknown scenario ${name}\n${USAGE}`);
             return name as ScenarioName;
           });
+        break;
+      case "--scenario":
+        options.run = value()
+          .split(",")
+          .map((name) => {
+            if (!(BENCH_SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}\n${USAGE}`);
+            return name as BenchScenario;
+          });
+        break;
+      case "--idle-connections":
+        options.idle.connections = Math.floor(count());
+        break;
+      case "--connect-clients":
+        options.connect.clients = Math.floor(count());
+        break;
+      case "--ingress-connections":
+        options.ingress.connections = Math.floor(count());
+        break;
+      case "--ingress-window":
+        options.ingress.window = Math.floor(count());
+        break;
+      case "--recovery-clients":
+        options.recovery.clients = Math.floor(count());
         break;
       case "--gateway-stub":
         options.gatewayStub = true;

@@ -69,15 +69,20 @@ function printBlock([header, row]: [string[], Row], results: Results, log: (line
   for (const [name, result] of Object.entries(results) as [ScenarioName, FanoutResult | { error: string }][]) {
     rows.push([name, ...("error" in result ? ["error"] : row(result))]);
   }
-  const widths = header.map((_, column) => Math.max(...rows.map((cells) => (cells[column] ?? "").length)));
+  printGrid(rows, log);
+}
+
+/** Rows under a header row, first column left-aligned, the rest right-aligned (the runner's table format). */
+export function printGrid(rows: string[][], log: (line: string) => void): void {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((cells) => (cells[column] ?? "").length)));
   log("");
   for (const cells of rows) log(cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  "));
 }
 
-function show(value: number | null): string {
+export function show(value: number | null): string {
   return value === null ? "-" : String(value);
 }
 
-function ratio(a: number | null, b: number | null): string {
+export function ratio(a: number | null, b: number | null): string {
   return a === null || b === null || b === 0 ? "-" : (a / b).toFixed(2);
 }

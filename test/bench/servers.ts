@@ -52,6 +52,7 @@ interface SpawnedServer {
 
 const gatewayMain = fileURLToPath(new URL("../../src/main.js", import.meta.url));
 const seedMain = fileURLToPath(new URL("./server-seed-ws.js", import.meta.url));
+const plainMain = fileURLToPath(new URL("./server-ws-plain.js", import.meta.url));
 
 export async function startRawUws(context: ServerContext): Promise<ServerHandle> {
   const setup: PublisherSetup = { runId: context.runId, channelCount: context.channelCount, bodyBytes: context.bodyBytes, hardTimeoutMs: context.hardTimeoutMs };
@@ -87,6 +88,19 @@ export async function startGateway(context: ServerContext): Promise<ServerHandle
   const jwtSecret = randomBytes(24).toString("hex");
   const stubExchange = context.gatewayStub ? await resolveExchange(context.rabbitUrl) : null;
   const env: Record<string, string> = {
+    ...gatewayEnv(context, port, jwtSecret),
+    ...(stubExchange === null ? {} : stubEnv(stubExchange, context)),
+    ...context.gatewayEnv,
+  };
+  const server = await spawnServer(context.gatewayStub ? seedMain : gatewayMain, env, port, context, "gateway");
+  const exchange = stubExchange ?? EVENTS_EXCHANGE;
+  const notes = context.gatewayStub ? ["STUB: seedWs server in the gateway's place (--gateway-stub); not the gateway"] : [`ROLE=gateway NODE_ID=${env.NODE_ID}`];
+  return withAmqpPublisher("gateway", server, port, jwtSecret, exchange, context, notes);
+}
+
+/** The gateway's bench env: limits raised so that none shapes what is measured. */
+function gatewayEnv(context: ServerContext, port: number, jwtSecret: string): Record<string, string> {
+  return {
     PORT: String(port),
     RABBITMQ_URL: context.rabbitUrl,
     JWT_SECRET: jwtSecret,
@@ -103,13 +117,48 @@ export async function startGateway(context: ServerContext): Promise<ServerHandle
     // Clients have closed before the runner stops the gateway: no drain to wait for.
     DRAIN_GRACE_MS: "0",
     SHUTDOWN_TIMEOUT_MS: "5000",
-    ...(stubExchange === null ? {} : stubEnv(stubExchange, context)),
-    ...context.gatewayEnv,
   };
-  const server = await spawnServer(context.gatewayStub ? seedMain : gatewayMain, env, port, context, "gateway");
-  const exchange = stubExchange ?? EVENTS_EXCHANGE;
-  const notes = context.gatewayStub ? ["STUB: seedWs server in the gateway's place (--gateway-stub); not the gateway"] : [`ROLE=gateway NODE_ID=${env.NODE_ID}`];
-  return withAmqpPublisher("gateway", server, port, jwtSecret, exchange, context, notes);
+}
+
+/** A server process alone (no publisher child), for the idle, connect, ingress and recovery scenarios. */
+export interface ProcessHandle {
+  port: number;
+  wsUrl: string;
+  jwtSecret: string | null;
+  /** The node process itself (below `timeout`): what RSS and CPU are read from. */
+  pid: number;
+  exitStatus(): string | null;
+  stop(): Promise<void>;
+}
+
+/**
+ * `node dist/src/main.js` with the bench env, then `env` (a scenario's own
+ * settings), then `--gateway-env`. With `ROLE=worker` in `env` it is a worker.
+ */
+export async function startGatewayProcess(context: ServerContext, env: Record<string, string>, label: string): Promise<ProcessHandle> {
+  const port = await freePort();
+  const jwtSecret = env.JWT_SECRET ?? randomBytes(24).toString("hex");
+  const server = await spawnServer(gatewayMain, { ...gatewayEnv(context, port, jwtSecret), NODE_ID: `bench-${label}-${context.runId}`, ...env, ...context.gatewayEnv }, port, context, label);
+  return processHandle(server, port, `ws://127.0.0.1:${port}/realtime/ws`, jwtSecret);
+}
+
+/** The plain `ws` baseline server (server-ws-plain.ts): accepts connections, sends nothing. */
+export async function startPlainWs(context: ServerContext): Promise<ProcessHandle> {
+  const port = await freePort();
+  const env = { PORT: String(port), BENCH_HARD_TIMEOUT_MS: String(context.hardTimeoutMs) };
+  const server = await spawnServer(plainMain, env, port, context, "plainWs");
+  return processHandle(server, port, `ws://127.0.0.1:${port}/realtime/ws`, null);
+}
+
+function processHandle(server: SpawnedServer, port: number, wsUrl: string, jwtSecret: string | null): ProcessHandle {
+  return {
+    port,
+    wsUrl,
+    jwtSecret,
+    pid: server.pid,
+    exitStatus: () => exitStatus(server.child),
+    stop: () => stopChild(server.child, 15_000, server.pid),
+  };
 }
 
 export async function startSeedWs(context: ServerContext): Promise<ServerHandle> {

@@ -1,0 +1,115 @@
+import type { ChildProcess } from "node:child_process";
+import { forkBench, nextMessage, stopChild } from "./children.js";
+import type { ConnCommand, ConnConfig, ConnReport } from "./conn-process.js";
+import { LatencyHistogram } from "./stats.js";
+
+export interface ConnFleetOptions {
+  procs: number;
+  /** Total connections, split evenly over the processes. */
+  clients: number;
+  url: string;
+  jwtSecret: string | null;
+  addressesPerProc: number;
+  concurrency: number;
+  timeoutMs: number;
+  hardTimeoutMs: number;
+  rooms?: number;
+  roomPrefix?: string;
+}
+
+/** One step's reports from every process, added up. */
+export interface StepTotals {
+  ok: number;
+  failed: number;
+  failures: Record<string, number>;
+  /** The slowest process's elapsed time. */
+  elapsedMs: number;
+  histogram: LatencyHistogram;
+  extra: Record<string, number>;
+}
+
+/**
+ * The conn-process children of one scenario run, driven step by step.
+ * Process `p` connects from 127.0.<p+1>.1…<addressesPerProc> (as fleet.ts
+ * does); a step resolves once every process has reported it.
+ */
+export class ConnFleet {
+  private constructor(private readonly children: ChildProcess[], private readonly hardTimeoutMs: number) {}
+
+  static start(options: ConnFleetOptions): ConnFleet {
+    const children = Array.from({ length: options.procs }, () => forkBench("./conn-process.js"));
+    const fleet = new ConnFleet(children, options.hardTimeoutMs);
+    children.forEach((child, proc) => {
+      const config: ConnConfig = {
+        procIndex: proc,
+        url: options.url,
+        jwtSecret: options.jwtSecret,
+        count: Math.floor(((proc + 1) * options.clients) / options.procs) - Math.floor((proc * options.clients) / options.procs),
+        localAddresses: Array.from({ length: options.addressesPerProc }, (_, k) => `127.0.${proc + 1}.${k + 1}`),
+        concurrency: options.concurrency,
+        timeoutMs: options.timeoutMs,
+        hardTimeoutMs: options.hardTimeoutMs,
+        rooms: options.rooms ?? 1,
+        roomPrefix: options.roomPrefix ?? "bench",
+      };
+      fleet.configs.set(child, config);
+    });
+    return fleet;
+  }
+
+  private readonly configs = new Map<ChildProcess, ConnConfig>();
+
+  /** Hands each process its config; resolves once every token is signed. */
+  configure(): Promise<StepTotals> {
+    return this.step("config", (child) => ({ type: "config", config: this.configs.get(child)! }));
+  }
+
+  /** Opens every process's connections (subscribed to its room when asked). */
+  async open(subscribe: "none" | "room"): Promise<StepTotals> {
+    await this.configure();
+    return this.step("open", { type: "open", subscribe });
+  }
+
+  /** Sends `command` to every process (at the same moment; `null`: none, only wait) and adds up their `step` reports. */
+  async step(step: string, command: ConnCommand | ((child: ChildProcess) => ConnCommand) | null): Promise<StepTotals> {
+    const reports = await Promise.all(
+      this.children.map((child, index) => {
+        const done = nextMessage(child, `conn process ${index} ${step}`, this.hardTimeoutMs, (m) => {
+          const report = m as ConnReport;
+          if (report.type === "done" && report.step === "error") throw new Error(`conn process ${index}: ${Object.keys(report.failures).join(", ")}`);
+          return report.type === "done" && report.step === step ? report : undefined;
+        });
+        if (command !== null) child.send(typeof command === "function" ? command(child) : command);
+        return done;
+      }),
+    );
+    const totals: StepTotals = { ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: new LatencyHistogram(), extra: {} };
+    for (const report of reports) {
+      totals.ok += report.ok;
+      totals.failed += report.failed;
+      totals.elapsedMs = Math.max(totals.elapsedMs, report.elapsedMs);
+      totals.histogram.addSparse(report.histogram);
+      for (const [reason, count] of Object.entries(report.failures)) totals.failures[reason] = (totals.failures[reason] ?? 0) + count;
+      for (const [key, count] of Object.entries(report.extra)) totals.extra[key] = (totals.extra[key] ?? 0) + count;
+    }
+    return totals;
+  }
+
+  pids(): number[] {
+    return this.children.map((child) => child.pid ?? 0).filter((pid) => pid > 0);
+  }
+
+  /** Lets every process close its sockets and exit; kills stragglers. */
+  async stop(): Promise<void> {
+    for (const child of this.children) if (child.connected) child.send({ type: "finish" } satisfies ConnCommand);
+    await Promise.all(
+      this.children.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        const timer = setTimeout(() => void stopChild(child, 1000), 5000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}

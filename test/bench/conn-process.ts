@@ -1,0 +1,316 @@
+import { SignJWT } from "jose";
+import WebSocket from "ws";
+import { boundLifetime } from "./ipc.js";
+import { nowMs } from "./payload.js";
+import { LatencyHistogram, type SparseHistogram } from "./stats.js";
+
+/**
+ * Load generator of the idle, connect, ingress and recovery scenarios: one
+ * child process owning `count` connections, driven by the runner step by step
+ * (`open`, then `go` / `drop` / `storm`, then `finish`). Tokens are signed
+ * before any timed step, so JWT signing is the generator's cost, never the
+ * measurement's. Gateway clients (`jwtSecret` set) wait for `welcome`; plain
+ * `ws` baseline clients only for `open`.
+ */
+
+export interface ConnConfig {
+  procIndex: number;
+  url: string;
+  jwtSecret: string | null;
+  count: number;
+  localAddresses: string[];
+  concurrency: number;
+  timeoutMs: number;
+  hardTimeoutMs: number;
+  /** recovery and ingress: client i uses `room:<prefix><i % rooms>`. */
+  rooms: number;
+  roomPrefix: string;
+}
+
+export type ConnCommand =
+  /** Takes the config and signs every client's token. */
+  | { type: "config"; config: ConnConfig }
+  | { type: "open"; subscribe: "none" | "room" }
+  /** connect: a timed storm of connect + `welcome` + subscribe `user:<sub>` + `ok` (or `open` on a plain server). */
+  | { type: "connect" }
+  /** ingress: closed-loop `publish` with `window` in flight per connection. */
+  | { type: "ingress"; durationMs: number; rampMs: number; window: number; dataBytes: number }
+  | { type: "drop" }
+  /** recovery: reconnect everything at once with `since`; `k` events were missed per room; `t0` is the runner's clock. */
+  | { type: "storm"; k: number; t0: number; timeoutMs: number }
+  /** recovery: the runner is about to publish one event per room; each client notes its seq. */
+  | { type: "prime" }
+  | { type: "finish" };
+
+export interface ConnReport {
+  type: "done";
+  step: string;
+  ok: number;
+  failed: number;
+  failures: Record<string, number>;
+  elapsedMs: number;
+  histogram: SparseHistogram;
+  extra: Record<string, number>;
+}
+
+type Frame = { op?: string; ref?: number; seq?: number; code?: string; recovered?: boolean; channel?: string };
+
+let config: ConnConfig;
+let tokens: string[] = [];
+const sockets: (WebSocket | null)[] = [];
+const lastSeq: number[] = [];
+
+boundLifetime(60_000, "conn-process");
+process.on("message", (command: ConnCommand) => void handle(command).catch((error: unknown) => report("error", { ok: 0, failed: 1, failures: { [String(error)]: 1 } })));
+
+async function handle(command: ConnCommand): Promise<void> {
+  switch (command.type) {
+    case "config":
+      config = command.config;
+      boundLifetime(config.hardTimeoutMs, `conn-process ${config.procIndex}`);
+      tokens = config.jwtSecret === null ? [] : await signAll(config.jwtSecret);
+      return report("config", {});
+    case "open": {
+      const started = nowMs();
+      const outcome = await pool(config.count, config.concurrency, async (i) => {
+        const ws = await open(i);
+        if (command.subscribe === "room") {
+          const ok = await request(ws, { op: "subscribe", ref: 1, channel: room(i) }, 1);
+          if (ok.op !== "ok") throw new Error(`subscribe_${ok.code}`);
+          lastSeq[i] = 0;
+        }
+        sockets[i] = ws;
+      });
+      return report("open", { ...outcome, elapsedMs: nowMs() - started });
+    }
+    case "connect": {
+      const histogram = new LatencyHistogram();
+      const started = nowMs();
+      const outcome = await pool(config.count, config.concurrency, async (i) => {
+        const t = nowMs();
+        const ws = await open(i);
+        if (config.jwtSecret !== null) {
+          const ok = await request(ws, { op: "subscribe", ref: 1, channel: `user:${subject(i)}` }, 1);
+          if (ok.op !== "ok") throw new Error(`subscribe_${ok.code}`);
+        }
+        histogram.recordMs(nowMs() - t);
+        sockets[i] = ws;
+      });
+      return report("connect", { ...outcome, elapsedMs: nowMs() - started, histogram: histogram.toSparse() });
+    }
+    case "ingress":
+      return ingress(command);
+    case "drop": {
+      for (const ws of sockets) ws?.terminate();
+      sockets.length = 0;
+      return report("drop", {});
+    }
+    case "storm":
+      return storm(command);
+    case "prime":
+      return prime();
+    case "finish":
+      for (const ws of sockets) ws?.terminate();
+      setTimeout(() => process.exit(0), 200);
+  }
+}
+
+function subject(i: number): string {
+  return `b${config.procIndex}x${i}`;
+}
+
+function room(i: number): string {
+  return `room:${config.roomPrefix}${i % config.rooms}`;
+}
+
+async function signAll(secret: string): Promise<string[]> {
+  const key = new TextEncoder().encode(secret);
+  const out: string[] = [];
+  for (let i = 0; i < config.count; i += 1) {
+    out.push(await new SignJWT({ channels: ["room:*"] }).setProtectedHeader({ alg: "HS256" }).setSubject(subject(i)).setExpirationTime("2h").sign(key));
+  }
+  return out;
+}
+
+/** Runs `task(0..count-1)` with at most `concurrency` at once; failures are tallied by reason. */
+async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<{ ok: number; failed: number; failures: Record<string, number> }> {
+  let next = 0;
+  let ok = 0;
+  const failures: Record<string, number> = {};
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      try {
+        await task(i);
+        ok += 1;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        failures[reason] = (failures[reason] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { ok, failed: count - ok, failures };
+}
+
+/** Connects client `i`; resolves after `welcome` (gateway) or `open` (plain ws server). */
+function open(i: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const url = config.jwtSecret === null ? config.url : `${config.url}?token=${tokens[i]}`;
+    const ws = new WebSocket(url, { localAddress: config.localAddresses[i % config.localAddresses.length]!, perMessageDeflate: false, handshakeTimeout: config.timeoutMs });
+    const timer = setTimeout(() => fail("timeout"), config.timeoutMs);
+    const fail = (reason: string): void => {
+      clearTimeout(timer);
+      ws.terminate();
+      reject(new Error(reason));
+    };
+    ws.on("error", (error: NodeJS.ErrnoException) => fail(error.code ?? error.message));
+    ws.on("unexpected-response", (_request, response) => fail(`http_${response.statusCode ?? "?"}`));
+    const done = (): void => {
+      clearTimeout(timer);
+      ws.removeAllListeners("error");
+      ws.on("error", () => undefined);
+      resolve(ws);
+    };
+    if (config.jwtSecret === null) ws.once("open", done);
+    else ws.once("message", (data: Buffer) => ((parse(data).op === "welcome" ? done : () => fail("no_welcome"))()));
+  });
+}
+
+/** Sends a frame and resolves with the first `ok` or `error` answering `ref`. */
+function request(ws: WebSocket, frame: object, ref: number): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("timeout")), config.timeoutMs);
+    const onMessage = (data: Buffer): void => {
+      const answer = parse(data);
+      if ((answer.op !== "ok" && answer.op !== "error") || answer.ref !== ref) return;
+      clearTimeout(timer);
+      ws.off("message", onMessage);
+      resolve(answer);
+    };
+    ws.on("message", onMessage);
+    ws.once("close", (code) => reject(new Error(`close_${code}`)));
+    ws.send(JSON.stringify(frame));
+  });
+}
+
+function parse(data: Buffer): Frame {
+  try {
+    return JSON.parse(data.toString("utf8")) as Frame;
+  } catch {
+    return {};
+  }
+}
+
+async function ingress(command: Extract<ConnCommand, { type: "ingress" }>): Promise<void> {
+  const histogram = new LatencyHistogram();
+  const errors: Record<string, number> = {};
+  const started = nowMs();
+  const measureFrom = started + command.rampMs;
+  const end = started + command.durationMs;
+  const pad = "x".repeat(command.dataBytes);
+  let measured = 0;
+  let inFlight = 0;
+  let all = 0;
+  await new Promise<void>((resolve) => {
+    sockets.forEach((ws, i) => {
+      if (ws === null) return;
+      const sentAt = new Map<number, number>();
+      let ref = 0;
+      const send = (): void => {
+        ref += 1;
+        sentAt.set(ref, nowMs());
+        inFlight += 1;
+        ws.send(`{"op":"publish","ref":${ref},"channel":"${room(i)}","type":"bench.tick","data":{"p":"${pad}"}}`);
+      };
+      ws.on("message", (data: Buffer) => {
+        const at = nowMs();
+        const frame = parse(data);
+        if (frame.ref === undefined || !sentAt.has(frame.ref)) return;
+        const t = sentAt.get(frame.ref)!;
+        sentAt.delete(frame.ref);
+        inFlight -= 1;
+        if (frame.op === "ok") {
+          all += 1;
+          if (t >= measureFrom && at <= end) {
+            measured += 1;
+            histogram.recordMs(at - t);
+          }
+        } else errors[frame.code ?? "?"] = (errors[frame.code ?? "?"] ?? 0) + 1;
+        if (at < end) send();
+        else if (inFlight === 0) resolve();
+      });
+      for (let w = 0; w < command.window; w += 1) send();
+    });
+    // Answers that never come must not hold the run.
+    setTimeout(resolve, command.durationMs + 10_000);
+  });
+  const failed = Object.values(errors).reduce((sum, count) => sum + count, 0);
+  report("ingress", { ok: measured, failed, failures: errors, elapsedMs: end - measureFrom, histogram: histogram.toSparse(), extra: { all, unanswered: inFlight } });
+}
+
+/**
+ * Everyone reconnects at once with `since`; a client is done once it holds
+ * `k` distinct events with seq > since (seqs are increasing per channel, not
+ * contiguous). A seq seen twice, or one at or below `since`, is a duplicate.
+ */
+async function storm(command: Extract<ConnCommand, { type: "storm" }>): Promise<void> {
+  const histogram = new LatencyHistogram();
+  let lost = 0;
+  let duplicates = 0;
+  let notRecovered = 0;
+  let lastDone = command.t0;
+  const outcome = await pool(config.count, config.count, async (i) => {
+    const since = lastSeq[i]!;
+    const seen = new Set<number>();
+    const ws = await open(i);
+    sockets[i] = ws;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        lost += command.k - seen.size;
+        reject(new Error("incomplete"));
+      }, command.timeoutMs);
+      ws.on("message", (data: Buffer) => {
+        const frame = parse(data);
+        if (frame.op === "ok" && frame.ref === 1 && frame.recovered !== true) notRecovered += 1;
+        if (frame.op === "error") reject(new Error(`error_${frame.code}`));
+        if (frame.op !== "event" || frame.seq === undefined) return;
+        if (frame.seq <= since || seen.has(frame.seq)) duplicates += 1;
+        else seen.add(frame.seq);
+        if (seen.size === command.k) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      ws.send(JSON.stringify({ op: "subscribe", ref: 1, channel: room(i), since }));
+    });
+    const at = nowMs();
+    lastDone = Math.max(lastDone, at);
+    histogram.recordMs(at - command.t0);
+  });
+  // Late duplicates would arrive within moments of the last recovery.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  report("storm", { ...outcome, elapsedMs: lastDone - command.t0, histogram: histogram.toSparse(), extra: { lost, duplicates, notRecovered } });
+}
+
+function prime(): void {
+  let pending = 0;
+  sockets.forEach((ws, i) => {
+    if (ws === null) return;
+    pending += 1;
+    const onMessage = (data: Buffer): void => {
+      const frame = parse(data);
+      if (frame.op !== "event" || frame.seq === undefined) return;
+      lastSeq[i] = frame.seq;
+      ws.off("message", onMessage);
+      if (--pending === 0) report("prime", {});
+    };
+    ws.on("message", onMessage);
+  });
+  report("listening", {});
+}
+
+function report(step: string, fields: Partial<ConnReport>): void {
+  const message: ConnReport = { type: "done", step, ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: [], extra: {}, ...fields };
+  if (process.connected) process.send?.(message);
+}
