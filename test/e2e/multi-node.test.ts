@@ -28,6 +28,13 @@ const PUBLISH_GAP_MS = 20;
 const DRAIN_GRACE_MS = 1_000;
 /** The shipped SobranieGatewayDown holds `for: 1m`; the test's copy of the rule file holds 15s (only that rule changed). */
 const GATEWAY_DOWN_FOR = "15s";
+/** Short presence heartbeats, so a dead node's members are dropped within seconds (defaults: 25 s and 60 s). */
+const HEARTBEAT_MS = 1_000;
+const PRESENCE_TTL_MS = 5_000;
+/** Clients ping this often (silence for PRESENCE_TTL_MS closes 4008). */
+const PING_EVERY_MS = 1_000;
+/** Presence members in one room, spread over both nodes by nginx; they do not reconnect. */
+const PRESENCE_MEMBERS = 6;
 
 interface Ports {
   nginx: number;
@@ -118,6 +125,8 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
       DATABASE_URL: services.databaseUrl,
       LOG_LEVEL: "info",
       DRAIN_GRACE_MS: String(DRAIN_GRACE_MS),
+      HEARTBEAT_MS: String(HEARTBEAT_MS),
+      PRESENCE_TTL_MS: String(PRESENCE_TTL_MS),
     });
   }
 
@@ -163,7 +172,7 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
     const users = Array.from({ length: CLIENTS }, (_, i) => `${tag}-u${i}`);
     const mine: ReconnectingSubscriber[] = [];
     for (const user of users) {
-      const subscriber = new ReconnectingSubscriber(nginx.wsUrl, `user:${user}`, await signToken({ sub: user }));
+      const subscriber = new ReconnectingSubscriber(nginx.wsUrl, `user:${user}`, await signToken({ sub: user }), PING_EVERY_MS);
       await subscriber.start();
       mine.push(subscriber);
       subscribers.push(subscriber);
@@ -218,7 +227,20 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
     });
   }, 120_000);
 
+  const pinged: TestClient[] = [];
+  const pinger = setInterval(() => {
+    for (const client of pinged) if (client.socket.readyState === client.socket.OPEN) client.send({ op: "ping" });
+  }, PING_EVERY_MS);
+
+  /** A plain client through nginx (no reconnect) that keeps its session alive. */
+  async function plainClient(sub: string, channels: string[]): Promise<TestClient> {
+    const client = await TestClient.connect(nginx.wsUrl, { token: await signToken({ sub, channels, info: { name: sub } }) });
+    pinged.push(client);
+    return client;
+  }
+
   afterEach(async () => {
+    for (const client of pinged.splice(0)) client.close();
     await publisher?.stop().catch(() => {});
     publisher = undefined;
     await Promise.all(subscribers.splice(0).map((subscriber) => subscriber.stop()));
@@ -226,15 +248,45 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
   });
 
   afterAll(async () => {
+    clearInterval(pinger);
     await prometheus?.stop();
     await nginx?.stop();
     await services?.drop();
   });
 
-  it("kill -9 of one gateway: its clients reconnect through nginx to the survivor and miss nothing; Prometheus fires SobranieGatewayDown for that node only", async () => {
-    const { gatewayIds, gateways } = await startStack(uniqueId("kill"));
-    const [victimId, survivorId] = gatewayIds;
-    const [victimTarget, survivorTarget] = ports.gateways.map((port) => `127.0.0.1:${port}`);
+  it("kill -9 of one gateway: its clients reconnect through nginx to the survivor and miss nothing; presence converges; Prometheus fires SobranieGatewayDown for that node only", async () => {
+    const tag = uniqueId("kill");
+    const { gatewayIds, gateways } = await startStack(tag);
+
+    // Presence: a watcher and members of one room, all through nginx; the watcher's node will survive.
+    const room = `room:${tag}`;
+    const watcher = await plainClient(`${tag}-watcher`, [room]);
+    expect(await watcher.request({ op: "subscribe", channel: room })).toMatchObject({ op: "ok" });
+    const members: Array<{ user: string; node: string; client: TestClient }> = [];
+    for (let i = 0; i < PRESENCE_MEMBERS; i++) {
+      const user = `${tag}-m${i}`;
+      const client = await plainClient(user, [room]);
+      expect(await client.request({ op: "subscribe", channel: room, presence: true })).toMatchObject({ op: "ok" });
+      members.push({ user, node: String(client.frames[0]!.node), client });
+    }
+    const survivorIndex = gatewayIds.indexOf(String(watcher.frames[0]!.node));
+    expect(survivorIndex).toBeGreaterThanOrEqual(0);
+    const victimIndex = 1 - survivorIndex;
+    const [victimId, survivorId] = [gatewayIds[victimIndex]!, gatewayIds[survivorIndex]!];
+    const [victimTarget, survivorTarget] = [`127.0.0.1:${ports.gateways[victimIndex]}`, `127.0.0.1:${ports.gateways[survivorIndex]}`];
+    const deadMembers = members.filter((member) => member.node === victimId).map((member) => member.user).sort();
+    const liveMembers = members.filter((member) => member.node === survivorId).map((member) => member.user).sort();
+    expect(deadMembers.length).toBeGreaterThanOrEqual(1);
+    expect(liveMembers.length).toBeGreaterThanOrEqual(1);
+    const presenceOnSurvivor = async (): Promise<string[]> => {
+      // Polled: stay well under the per-connection frame rate limit (20/s).
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const reply = await watcher.request({ op: "presence", channel: room }, 15_000);
+      expect(reply).toMatchObject({ op: "ok" });
+      return (reply.members as Array<{ user: string }>).map((member) => member.user).sort();
+    };
+    // Before the kill the survivor lists the members of both nodes (presence replicates across nodes).
+    await waitFor(async () => JSON.stringify(await presenceOnSurvivor()) === JSON.stringify([...members.map((member) => member.user)].sort()), 30_000, "survivor lists every member");
 
     // Prometheus sees both gateways up (and so no gateway-down alert) before the kill.
     await waitFor(
@@ -256,8 +308,8 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
     await waitFor(() => clients.every((client) => client.events.length >= 2), 60_000, "events flowing to every client");
 
     const killedAt = Date.now();
-    gateways[0].kill("SIGKILL");
-    expect((await gateways[0].exited).signal).toBe("SIGKILL");
+    gateways[victimIndex]!.kill("SIGKILL");
+    expect((await gateways[victimIndex]!.exited).signal).toBe("SIGKILL");
     await waitFor(() => victims.every((client) => client.sessions.length >= 2 && client.connected), 60_000, "the dead node's clients reconnected");
     const reconnectedMs = Date.now() - killedAt;
     for (const client of victims) {
@@ -267,6 +319,14 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
       expect(client.sessions[1]!.subscribedWithSince, "resubscribed with since = last seq seen").toBe(client.sessions[0]!.client.events(client.channel).at(-1)?.seq);
     }
     for (const client of survivors) expect(client.sessions).toHaveLength(1);
+
+    // Presence converges on the survivor: the dead node's members leave (node TTL), its own stay.
+    await waitFor(async () => JSON.stringify(await presenceOnSurvivor()) === JSON.stringify(liveMembers), 60_000, "presence on the survivor lists only its own members");
+    const presenceConvergedMs = Date.now() - killedAt;
+    await waitFor(() => deadMembers.every((user) => watcher.frames.some((frame) => frame.op === "leave" && frame.channel === room && frame.user === user)), 30_000, "leave frames for the dead node's members");
+    const leaves = watcher.frames.filter((frame) => frame.op === "leave").map((frame) => String(frame.user)).sort();
+    expect(leaves).toEqual(deadMembers);
+    expect(watcher.socket.readyState).toBe(watcher.socket.OPEN);
 
     // Keep publishing on the survivor for a while, then check every user's view.
     const reachedPublished = publisher!.count + 100;
@@ -303,7 +363,7 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
 
     console.log(
       `[multi-node] kill -9: ${victims.length} clients on the killed node, ${survivors.length} on the survivor; ` +
-        `all reconnected through nginx ${reconnectedMs} ms after the kill; ${total} events, each delivered exactly once in order (${replayed(victims)} of them replayed by since); ` +
+        `all reconnected through nginx ${reconnectedMs} ms after the kill; presence on the survivor converged (${deadMembers.length} members of the dead node left, ${liveMembers.length} stayed; PRESENCE_TTL_MS ${PRESENCE_TTL_MS}) ${presenceConvergedMs} ms after the kill; ${total} events, each delivered exactly once in order (${replayed(victims)} of them replayed by since); ` +
         `up=0 seen ${upZeroMs} ms and SobranieGatewayDown (for: ${GATEWAY_DOWN_FOR}) firing ${firingMs} ms after the kill (scrape/evaluation interval 15s as shipped)`,
     );
   });

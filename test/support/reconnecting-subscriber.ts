@@ -34,6 +34,8 @@ export class ReconnectingSubscriber {
     readonly url: string,
     readonly channel: string,
     private readonly token: string,
+    /** `{op: "ping"}` this often: below the gateway's PRESENCE_TTL_MS (silence closes 4008). */
+    private readonly pingEveryMs = 10_000,
   ) {}
 
   get events(): Frame[] {
@@ -60,7 +62,7 @@ export class ReconnectingSubscriber {
       // The session closes 4008 after PRESENCE_TTL_MS of silence: ping as the SDK does.
       const session = this.current;
       if (session && !session.closed && session.client.socket.readyState === WebSocket.OPEN) session.client.send({ op: "ping" });
-    }, 10_000);
+    }, this.pingEveryMs);
   }
 
   /** Stops reconnecting and closes the open session. */
