@@ -33,3 +33,35 @@ export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<vo
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * Calls `attempt` until it resolves or `signal` aborts, with a full-jitter
+ * backoff between failures. With `waitFirst` (a reconnect after a loss) it
+ * also waits one jittered step before the first try, so a fleet dropped by the
+ * same broker restart does not come back in lockstep. Resolves true once an
+ * attempt succeeded, false when aborted first; never rejects.
+ */
+export async function retryWithBackoff(options: {
+  readonly clock: Clock;
+  readonly backoff: BackoffOptions;
+  readonly signal: AbortSignal;
+  readonly waitFirst: boolean;
+  readonly attempt: () => Promise<void>;
+  readonly onFailure: (error: unknown, attempt: number) => void;
+}): Promise<boolean> {
+  const { clock, backoff, signal } = options;
+  let attempt = options.waitFirst ? 0 : -1;
+  while (!signal.aborted) {
+    if (attempt >= 0) await sleep(clock, fullJitterDelayMs(backoff, attempt), signal);
+    attempt += 1;
+    if (signal.aborted) return false;
+    try {
+      await options.attempt();
+      return true;
+    } catch (error) {
+      if (signal.aborted) return false;
+      options.onFailure(error, attempt);
+    }
+  }
+  return false;
+}

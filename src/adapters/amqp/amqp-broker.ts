@@ -8,7 +8,7 @@ import {
 } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
-import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
+import { type BackoffOptions, retryWithBackoff } from "../../core/backoff.js";
 import { BindingPool } from "./binding-pool.js";
 import { NodeQueueConsumer } from "./consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
@@ -167,22 +167,15 @@ export class AmqpBroker implements Broker {
   }
 
   private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
-    // A reconnect waits one jittered step first, so gateways dropped by a broker restart do not return in lockstep.
-    let attempt = isReconnect ? 0 : -1;
-    while (!this.abort.signal.aborted) {
-      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
-      attempt += 1;
-      if (this.abort.signal.aborted) break;
-      try {
-        await this.establish();
-        return;
-      } catch (error) {
-        if (this.abort.signal.aborted) break;
-        this.logger.warn({ err: error, attempt }, "broker connection attempt failed; retrying");
-      }
-    }
-    throw new BrokerUnavailableError("broker stopped before it became ready");
+    const connected = await retryWithBackoff({
+      clock: this.clock,
+      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
+      signal: this.abort.signal,
+      waitFirst: isReconnect,
+      attempt: () => this.establish(),
+      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "broker connection attempt failed; retrying"),
+    });
+    if (!connected) throw new BrokerUnavailableError("broker stopped before it became ready");
   }
 
   private async establish(): Promise<void> {

@@ -1,4 +1,4 @@
-import { fullJitterDelayMs, sleep, type BackoffOptions } from "../../core/backoff.js";
+import { retryWithBackoff, type BackoffOptions } from "../../core/backoff.js";
 import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
@@ -70,18 +70,15 @@ export class AmqpEventsPublisher implements EventsPublisher {
   }
 
   private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
-    for (let attempt = isReconnect ? 0 : -1; !this.abort.signal.aborted; attempt += 1) {
-      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
-      if (this.abort.signal.aborted) break;
-      try {
-        await this.establish();
-        return;
-      } catch (error) {
-        if (!this.abort.signal.aborted) this.logger.warn({ err: error, attempt: attempt + 1 }, "events publisher connection attempt failed; retrying");
-      }
-    }
-    throw new BrokerUnavailableError("events publisher stopped before it connected");
+    const connected = await retryWithBackoff({
+      clock: this.clock,
+      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
+      signal: this.abort.signal,
+      waitFirst: isReconnect,
+      attempt: () => this.establish(),
+      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "events publisher connection attempt failed; retrying"),
+    });
+    if (!connected) throw new BrokerUnavailableError("events publisher stopped before it connected");
   }
 
   private async establish(): Promise<void> {

@@ -4,7 +4,7 @@ import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
-import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
+import { type BackoffOptions, fullJitterDelayMs, retryWithBackoff } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { AmqpSession } from "./session.js";
@@ -180,21 +180,15 @@ export class AmqpPersistQueue implements PersistQueue {
   }
 
   private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
-    let attempt = isReconnect ? 0 : -1;
-    while (!this.abort.signal.aborted) {
-      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
-      attempt += 1;
-      if (this.abort.signal.aborted) break;
-      try {
-        await this.establish();
-        return;
-      } catch (error) {
-        if (this.abort.signal.aborted) break;
-        this.logger.warn({ err: error, attempt }, "persist queue connection attempt failed; retrying");
-      }
-    }
-    throw new BrokerUnavailableError("persist queue stopped before it became ready");
+    const connected = await retryWithBackoff({
+      clock: this.clock,
+      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
+      signal: this.abort.signal,
+      waitFirst: isReconnect,
+      attempt: () => this.establish(),
+      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "persist queue connection attempt failed; retrying"),
+    });
+    if (!connected) throw new BrokerUnavailableError("persist queue stopped before it became ready");
   }
 
   private async establish(): Promise<void> {

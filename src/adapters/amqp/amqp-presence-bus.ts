@@ -1,5 +1,5 @@
 import type { Channel, ConsumeMessage } from "amqplib";
-import { type BackoffOptions, fullJitterDelayMs, sleep } from "../../core/backoff.js";
+import { type BackoffOptions, retryWithBackoff } from "../../core/backoff.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
@@ -101,21 +101,16 @@ export class AmqpPresenceBus implements PresenceBus {
     return this.stopPromise;
   }
 
+  /** Resolves once connected, or quietly once stop() aborted the attempts. */
   private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const backoff = this.options.reconnect ?? DEFAULT_RECONNECT;
-    let attempt = isReconnect ? 0 : -1;
-    while (!this.abort.signal.aborted) {
-      if (attempt >= 0) await sleep(this.clock, fullJitterDelayMs(backoff, attempt), this.abort.signal);
-      attempt += 1;
-      if (this.abort.signal.aborted) return;
-      try {
-        await this.establish();
-        return;
-      } catch (error) {
-        if (this.abort.signal.aborted) return;
-        this.logger.warn({ err: error, attempt }, "presence bus connection attempt failed; retrying");
-      }
-    }
+    await retryWithBackoff({
+      clock: this.clock,
+      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
+      signal: this.abort.signal,
+      waitFirst: isReconnect,
+      attempt: () => this.establish(),
+      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "presence bus connection attempt failed; retrying"),
+    });
   }
 
   private async establish(): Promise<void> {
