@@ -208,3 +208,44 @@ describe("JwtAuthenticator with a remote JWKS", () => {
     expect(error.cause).toBeDefined();
   });
 });
+
+describe("JwtAuthenticator.verifyNow (the synchronous HS256 path of the upgrade)", () => {
+  const nowSec = () => Math.floor(Date.now() / 1000);
+  const auth = new JwtAuthenticator({ secret: SECRET, issuer: "sobranie", audience: "clients" });
+  const claims = (extra: Record<string, unknown> = {}) => ({ sub: "u1", exp: nowSec() + 60, iss: "sobranie", aud: "clients", ...extra });
+
+  it("agrees with verify on a valid token", async () => {
+    const token = await hs256(claims({ channels: ["room:*"], info: { name: "A" } }));
+    expect(auth.verifyNow(token)).toEqual(await auth.verify(token));
+  });
+
+  it("refuses what verify refuses, with the same kind of error", async () => {
+    const cases = [
+      await hs256(claims(), "another-secret-that-is-long-enough-xx"),
+      await hs256(claims({ exp: nowSec() - 60 })),
+      await hs256(claims({ sub: undefined })),
+      await hs256(claims({ exp: undefined })),
+      await hs256(claims({ iss: "someone-else" })),
+      await hs256(claims({ aud: "others" })),
+      await hs256(claims({ nbf: nowSec() + 600 })),
+      await hs256(claims({ sub: "a.b" })),
+      await hs256(claims({ info: { pad: "x".repeat(2_000) } })),
+      "not.a.jwt",
+      "two.parts",
+    ];
+    for (const token of cases) {
+      expect(() => auth.verifyNow(token), token.slice(0, 40)).toThrow(AuthenticationError);
+      await expect(auth.verify(token)).rejects.toThrow(AuthenticationError);
+    }
+  });
+
+  it("leaves other algorithms to the asynchronous path", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const pem = await exportSPKI(publicKey);
+    const both = new JwtAuthenticator({ secret: SECRET, publicKeyPem: pem });
+    const es256 = await new SignJWT({ sub: "u1" }).setProtectedHeader({ alg: "ES256" }).setExpirationTime("1h").sign(privateKey);
+    expect(both.verifyNow(es256)).toBeUndefined();
+    expect((await both.verify(es256)).userId).toBe("u1");
+    expect(new JwtAuthenticator({ publicKeyPem: pem }).verifyNow(es256)).toBeUndefined();
+  });
+});

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createHmac, createPublicKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
@@ -73,6 +73,7 @@ export class JwtAuthenticator implements Authenticator {
   private readonly issuer: string | undefined;
   private readonly audience: string | undefined;
   private readonly clockToleranceSec: number;
+  private readonly hmacSecret: string | undefined;
 
   constructor(options: JwtAuthenticatorOptions) {
     if (options.publicKeyPem !== undefined && options.jwksUrl !== undefined) {
@@ -101,6 +102,44 @@ export class JwtAuthenticator implements Authenticator {
     this.issuer = options.issuer;
     this.audience = options.audience;
     this.clockToleranceSec = options.clockToleranceSec ?? 5;
+    this.hmacSecret = options.secret;
+  }
+
+  /**
+   * HS256 decided synchronously with node:crypto (jose has no synchronous
+   * API). Why: uWebSockets.js 20.30 sometimes closes a socket upgraded after
+   * an await with 1006 right after `open` (seen on about one connection in
+   * forty in a tight connect loop); an upgrade in the handler's own turn never
+   * is. The same rules as `verify`: header alg HS256 only, signature compared
+   * in constant time, exp/nbf with the clock tolerance, iss/aud when set, and
+   * the same claims schema. Other algorithms return undefined (async path).
+   */
+  verifyNow(token: string): Principal | undefined {
+    if (this.hmacSecret === undefined) return undefined;
+    if (token === "") throw new AuthenticationError("token is empty");
+    if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
+    const parts = token.split(".");
+    if (parts.length !== 3) throw new AuthenticationError("token is malformed");
+    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+    const header = parseJsonPart(headerPart) as { alg?: unknown; crit?: unknown } | undefined;
+    if (!header || typeof header !== "object") throw new AuthenticationError("token is malformed");
+    if (header.alg !== "HS256") return undefined;
+    if (header.crit !== undefined) return undefined;
+    const expected = createHmac("sha256", this.hmacSecret).update(`${headerPart}.${payloadPart}`).digest();
+    const presented = Buffer.from(signaturePart, "base64url");
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      throw new AuthenticationError("token signature is invalid");
+    }
+    const payload = parseJsonPart(payloadPart) as Record<string, unknown> | undefined;
+    if (!payload || typeof payload !== "object" || Array.isArray(payload)) throw new AuthenticationError("token is malformed");
+    if (payload.sub === undefined) throw new AuthenticationError('token has no "sub" claim');
+    if (payload.exp === undefined) throw new AuthenticationError('token has no "exp" claim');
+    const nowSec = Date.now() / 1_000;
+    if (typeof payload.exp === "number" && payload.exp <= nowSec - this.clockToleranceSec) throw new AuthenticationError("token expired");
+    if (typeof payload.nbf === "number" && payload.nbf > nowSec + this.clockToleranceSec) throw new AuthenticationError('token "nbf" claim is invalid');
+    if (this.issuer !== undefined && payload.iss !== this.issuer) throw new AuthenticationError('token "iss" claim is invalid');
+    if (this.audience !== undefined && !audienceMatches(payload.aud, this.audience)) throw new AuthenticationError('token "aud" claim is invalid');
+    return toPrincipal(payload);
   }
 
   async verify(token: string): Promise<Principal> {
@@ -119,17 +158,34 @@ export class JwtAuthenticator implements Authenticator {
     } catch (error) {
       throw new AuthenticationError(describeFailure(error, this.algorithms), { cause: error });
     }
-    const claims = v.safeParse(ClaimsSchema, payload);
-    if (!claims.success) {
-      throw new AuthenticationError(claims.issues[0].message, { cause: new v.ValiError(claims.issues) });
-    }
-    return {
-      userId: claims.output.sub,
-      channelPatterns: claims.output.channels ?? [],
-      info: claims.output.info,
-      expiresAtMs: claims.output.exp * 1_000,
-    };
+    return toPrincipal(payload);
   }
+}
+
+/** The claims schema applied to a verified payload: one mapping for both paths. */
+function toPrincipal(payload: unknown): Principal {
+  const claims = v.safeParse(ClaimsSchema, payload);
+  if (!claims.success) {
+    throw new AuthenticationError(claims.issues[0].message, { cause: new v.ValiError(claims.issues) });
+  }
+  return {
+    userId: claims.output.sub,
+    channelPatterns: claims.output.channels ?? [],
+    info: claims.output.info,
+    expiresAtMs: claims.output.exp * 1_000,
+  };
+}
+
+function parseJsonPart(part: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function audienceMatches(aud: unknown, expected: string): boolean {
+  return aud === expected || (Array.isArray(aud) && aud.includes(expected));
 }
 
 /**

@@ -2,7 +2,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_sock
 import { HttpRejection } from "../../protocol/codes.js";
 import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";
-import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
 import type { EventStore } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { registerInboxRoutes } from "./inbox-routes.js";
@@ -184,18 +184,29 @@ export class UwsServer {
     };
     if (gateway.isDraining()) return refuse("draining");
     if (!token) return refuse("unauthorized", "missing token: Authorization: Bearer <jwt> or ?token=<jwt>");
-    authenticator.verify(token).then(
-      (principal) => {
-        if (!reply.isOpen) return;
-        const admission = gateway.admit(principal);
-        if (!admission.ok) return refuse(admission.reason);
-        const data: SocketData = { ticket: admission.ticket, session: undefined, socket: undefined };
-        reply.corked((response) => response.upgrade(data, key, protocol, extensions, context));
-      },
-      (error: unknown) => {
-        refuse("unauthorized", error instanceof AuthenticationError ? error.message : "token could not be verified");
-      },
-    );
+    const upgrade = (principal: Principal, upgradeNow: boolean): void => {
+      const admission = gateway.admit(principal);
+      if (!admission.ok) return refuse(admission.reason);
+      const data: SocketData = { ticket: admission.ticket, session: undefined, socket: undefined };
+      // In the handler's own turn uWS is already corked; after an await it must be corked here.
+      if (upgradeNow) res.upgrade(data, key, protocol, extensions, context);
+      else reply.corked((response) => response.upgrade(data, key, protocol, extensions, context));
+    };
+    const unauthorized = (error: unknown): void =>
+      refuse("unauthorized", error instanceof AuthenticationError ? error.message : "token could not be verified");
+    // Upgrade in this turn whenever the token can be decided now (HS256):
+    // uWS.js 20.30 occasionally closes a socket upgraded after an await with
+    // 1006 right after `open` (see JwtAuthenticator.verifyNow).
+    let decided: Principal | undefined;
+    try {
+      decided = authenticator.verifyNow?.(token);
+    } catch (error) {
+      return unauthorized(error);
+    }
+    if (decided) return upgrade(decided, true);
+    authenticator.verify(token).then((principal) => {
+      if (reply.isOpen) upgrade(principal, false);
+    }, unauthorized);
   }
 
   private metrics(res: HttpResponse): void {

@@ -12,6 +12,13 @@ export interface Principal {
 export interface Authenticator {
   /** Resolves the principal, or rejects with `AuthenticationError`. */
   verify(token: string): Promise<Principal>;
+  /**
+   * Decides at once where the token's key allows it: the principal, or a
+   * thrown `AuthenticationError`; `undefined` when only `verify` can decide
+   * (a key that must be fetched). The WebSocket upgrade uses it to upgrade
+   * synchronously (see UwsServer).
+   */
+  verifyNow?(token: string): Principal | undefined;
 }
 
 export class AuthenticationError extends Error {
