@@ -1,4 +1,4 @@
-import net from "node:net";
+import { TcpProxy } from "../support/tcp-proxy.js";
 import amqp from "amqplib";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import type { Page } from "playwright-core";
@@ -8,38 +8,6 @@ import { TEST_JWT_SECRET, signToken, uniqueId } from "../support/test-gateway.js
 import { TestBrowser, keepScreenshots } from "../support/browser.js";
 
 const API_KEY = "browser-e2e-api-key-0123456789";
-
-/**
- * A fixed address in front of whichever gateway runs (what nginx is in
- * production): a restarted gateway gets a fresh port instead of rebinding the
- * old one, which the browser's own reconnect attempts could be holding.
- */
-class FrontDoor {
-  target = 0;
-  port = 0;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly server = net.createServer((client) => {
-    const upstream = net.connect(this.target, "127.0.0.1");
-    for (const socket of [client, upstream]) {
-      this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
-      socket.on("error", () => {});
-    }
-    client.pipe(upstream).pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 interface PageEvent {
   id: string;
@@ -164,10 +132,13 @@ describe("browser: the SDK bundle on the demo page", () => {
 
   it("survives a gateway restart: reconnects, recovers, misses nothing and repeats nothing on a durable channel", async () => {
     onTestFailed(() => keepScreenshots(browser, "browser-restart"));
-    const door = new FrontDoor();
+    // A fixed address in front of whichever gateway runs (nginx in production):
+    // the restarted gateway gets a fresh port instead of rebinding the old one,
+    // which the browser's own reconnect attempts could be holding.
+    const door = new TcpProxy("127.0.0.1", 0);
     await door.start();
     const first = startGateway();
-    door.target = await first.port;
+    door.retarget(await first.port);
     const room = `room:${uniqueId("restart")}`;
     const page = await openDemo(door.port, room, "websocket");
     const probe = await firstDelivered(page, room);
@@ -181,7 +152,7 @@ describe("browser: the SDK bundle on the demo page", () => {
     for (const id of during) await publish(room, id, { phase: "during" });
 
     const second = startGateway();
-    door.target = await second.port;
+    door.retarget(await second.port);
     const after = [uniqueId("after1")];
     await page.waitForFunction(() => (globalThis as unknown as { sobranieDemo: { states: string[] } }).sobranieDemo.states.filter((s) => s === "connected").length >= 2, undefined, {
       timeout: 60_000,

@@ -13,8 +13,13 @@ export class TcpProxy {
 
   constructor(
     private readonly targetHost: string,
-    private readonly targetPort: number,
+    private targetPort: number,
   ) {}
+
+  /** New connections go to `port` from now on (a restarted server on a fresh port); open ones stay. */
+  retarget(port: number): void {
+    this.targetPort = port;
+  }
 
   async start(): Promise<void> {
     this.server = net.createServer((client) => {
