@@ -173,7 +173,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       // 1. drain the edge: /readyz and new upgrades answer 503, clients get
       //    `reconnect`, whoever is left is closed 1012 after the grace period;
       // 2. stop listening; close leftovers and timers; presence says `leaving`
-      //    (after the sessions' own leaves) and its bus closes;
+      //    (after the sessions' own leaves), writes waiting lastSeen times, and
+      //    its bus closes;
       // 3. outbox relay (its batch in flight finishes or stays unmarked), then the
       //    worker: stop taking batches, finish the one in flight (or leave it
       //    unacked for redelivery), stop retention;
@@ -184,7 +185,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         await gateway.drain(config.drainGraceMs);
       }
       server.stopListening();
-      gateway?.stop();
+      await gateway?.stop();
       await presenceBus?.stop();
       await outbox?.stop();
       await worker?.stop();

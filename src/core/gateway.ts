@@ -135,6 +135,7 @@ export class Gateway implements BrokerHandler {
         metrics: deps.metrics,
         logger: deps.logger.child({ component: "presence" }),
         publishEvent: (event) => this.publishPresenceEvent(event),
+        lastSeenStore: deps.store,
       },
     );
     const bindings = new ChannelBindings({
@@ -283,12 +284,13 @@ export class Gateway implements BrokerHandler {
     for (const session of [...this.sessions]) session.close(CloseCode.ServiceRestart, "server restarting: reconnect");
   }
 
-  stop(): void {
+  /** Closes every session; resolves once presence has said `leaving` and written its waiting lastSeen times. */
+  async stop(): Promise<void> {
     this.inspector?.cancel();
     this.inspector = undefined;
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
     // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
-    this.tracker.stop();
+    await this.tracker.stop();
   }
 
   /**

@@ -192,7 +192,7 @@ export class Session {
       case "presence":
         return this.presence(frame);
       case "status":
-        return this.ok(frame.ref, { users: this.ctx.presence.statuses(frame.users) });
+        return void this.status(frame);
       default: {
         const unreachable: never = frame;
         return unreachable;
@@ -352,6 +352,10 @@ export class Session {
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
     if (!verdict.policy.presence) return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     this.ok(frame.ref, { ...this.ctx.presence.members(channel.name) });
+  }
+
+  private async status(frame: Frame<"status">): Promise<void> {
+    this.ok(frame.ref, { users: await this.ctx.presence.statuses(frame.users) });
   }
 
   private async publish(frame: Frame<"publish">): Promise<void> {

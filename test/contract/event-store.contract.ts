@@ -228,6 +228,31 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       expect(await store.inbox("carol", 0, 10)).toEqual({ events: [], unread: 0, readUpTo: 5 });
     });
 
+    it("keeps users' lastSeen: a batch in one call, never moving back, to the millisecond, across a restart", async () => {
+      const users = Array.from({ length: 600 }, (_, i) => `user-${i}`);
+      await store.saveLastSeen(new Map(users.map((user, i) => [user, BASE_MS + i])));
+      await store.saveLastSeen(
+        new Map([
+          ["user-0", BASE_MS + HOUR_MS + 7],
+          ["user-1", BASE_MS - HOUR_MS],
+          ["o'brien \"x\"", BASE_MS + 1],
+        ]),
+      );
+      await store.saveLastSeen(new Map());
+      expect(await store.loadLastSeen([])).toEqual(new Map());
+      expect(await store.loadLastSeen(["user-0", "user-1", "user-599", "o'brien \"x\"", "nobody"])).toEqual(
+        new Map([
+          ["user-0", BASE_MS + HOUR_MS + 7],
+          ["user-1", BASE_MS + 1],
+          ["user-599", BASE_MS + 599],
+          ["o'brien \"x\"", BASE_MS + 1],
+        ]),
+      );
+      expect((await store.loadLastSeen(users)).size).toBe(600);
+      const reopened = await fixture.reopen();
+      expect(await reopened.loadLastSeen(["user-0"])).toEqual(new Map([["user-0", BASE_MS + HOUR_MS + 7]]));
+    });
+
     it("a restarted store keeps its data and applying migrations again changes nothing", async () => {
       const before = await store.append([event("p1", "room:1"), event("p2", "user:1")]);
       await store.markRead("1", seqOf(before, 1));
@@ -287,6 +312,8 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       await expect(failure).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(failure).rejects.toMatchObject({ code: "unavailable", retryable: true });
       await expect(store.history("room:1", 0, 10)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.saveLastSeen(new Map([["u", BASE_MS]]))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.loadLastSeen(["u"])).rejects.toBeInstanceOf(StoreUnavailableError);
     });
   });
 }

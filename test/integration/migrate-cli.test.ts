@@ -49,6 +49,7 @@ describe("npm run migrate (migrate-cli)", () => {
         "sobranie_channel_watermark",
         "sobranie_event",
         "sobranie_inbox_read",
+        "sobranie_last_seen",
         MIGRATIONS_TABLE,
         "sobranie_outbox",
       ]);

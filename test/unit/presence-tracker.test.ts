@@ -4,6 +4,8 @@ import { silentLogger } from "../../src/core/ports/logger.js";
 import { noopMetrics } from "../../src/core/ports/metrics.js";
 import type { LocalFanout } from "../../src/core/ports/session-socket.js";
 import { MemoryPresenceBus, MemoryPresenceNetwork } from "../../src/adapters/memory/memory-presence-bus.js";
+import { MemoryEventStore } from "../../src/adapters/memory/memory-event-store.js";
+import type { LastSeenStore } from "../../src/core/ports/last-seen-store.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 const HEARTBEAT_MS = 1_000;
@@ -35,7 +37,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number } = {}) {
+function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number; lastSeenStore?: LastSeenStore } = {}) {
   const clock = new FakeClock();
   const network = new MemoryPresenceNetwork();
   const nodes: Node[] = [];
@@ -53,7 +55,7 @@ function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number
         fanoutPerSec: options.fanoutPerSec ?? 1_000,
         fanoutFlushMs: 500,
       },
-      { clock, bus, fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: (event) => events.push(event) },
+      { clock, bus, fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: (event) => events.push(event), lastSeenStore: options.lastSeenStore },
     );
     await tracker.start();
     const node = { id, tracker, bus, fanout, events };
@@ -108,12 +110,12 @@ describe("PresenceTracker", () => {
     b.tracker.userConnected("u1");
     await settle();
     expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
-    expect(a.tracker.statuses(["u1"])[0]).toMatchObject({ user: "u1", online: true });
+    expect((await a.tracker.statuses(["u1"]))[0]).toMatchObject({ user: "u1", online: true });
     // Both last connections close at the same moment, each node still seeing the other's.
     a.tracker.userDisconnected("u1");
     b.tracker.userDisconnected("u1");
     await settle();
-    expect(b.tracker.statuses(["u1"])[0]).toMatchObject({ user: "u1", online: false });
+    expect((await b.tracker.statuses(["u1"]))[0]).toMatchObject({ user: "u1", online: false });
     expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online", "presence.status.u1.offline"]);
     expect(b.fanout.frames("status", "status:u1").map((f) => f.online)).toEqual([true, false]);
   });
@@ -249,11 +251,92 @@ describe("PresenceTracker", () => {
     await settle();
     const b = await cluster.add("0-first");
     await cluster.advance(2_500);
-    expect(b.tracker.statuses(["u1"])[0]?.online).toBe(true);
+    expect((await b.tracker.statuses(["u1"]))[0]?.online).toBe(true);
     expect(cluster.allEvents().map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
     b.tracker.userConnected("u2");
     await settle();
     expect(b.events.map((e) => e.routingKey)).toEqual(["presence.status.u2.online"]);
     expect(a.events.map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+  });
+
+  describe("lastSeen in the store", () => {
+    /** Records every write, so a test can tell how many nodes wrote what. */
+    class RecordingStore implements LastSeenStore {
+      readonly inner = new MemoryEventStore();
+      readonly writes: Array<[string, number]> = [];
+      down = false;
+      async saveLastSeen(seen: ReadonlyMap<string, number>): Promise<void> {
+        if (this.down) throw new Error("connection refused");
+        this.writes.push(...seen);
+        await this.inner.saveLastSeen(seen);
+      }
+      async loadLastSeen(users: readonly string[]): Promise<Map<string, number>> {
+        if (this.down) throw new Error("connection refused");
+        return this.inner.loadLastSeen(users);
+      }
+    }
+
+    it("writes each offline once, from the publishing node, in a batch; a node started later answers from the store", async () => {
+      const store = new RecordingStore();
+      await store.inner.start();
+      const cluster = makeCluster({ lastSeenStore: store });
+      const a = await cluster.add("a");
+      const b = await cluster.add("b");
+      await cluster.advance(2_500);
+      b.tracker.userConnected("u1");
+      b.tracker.userConnected("u2");
+      await settle();
+      b.tracker.userDisconnected("u1");
+      b.tracker.userDisconnected("u2");
+      const leftAt = cluster.clock.now();
+      await settle();
+      expect(store.writes).toEqual([]);
+      await cluster.advance(1_000);
+      // Node a publishes events (lowest id), so a alone writes: one batch, once per user.
+      expect(store.writes).toEqual([
+        ["u1", leftAt],
+        ["u2", leftAt],
+      ]);
+      expect(a.events.map((e) => e.type)).toEqual(["online", "online", "offline", "offline"]);
+      const c = await cluster.add("c");
+      await cluster.advance(2_500);
+      expect(await c.tracker.statuses(["u1", "never"])).toEqual([
+        { user: "u1", online: false, lastSeen: new Date(leftAt).toISOString() },
+        { user: "never", online: false, lastSeen: null },
+      ]);
+    });
+
+    it("answers from memory while the store is unreachable, and writes the time once it is back", async () => {
+      const store = new RecordingStore();
+      await store.inner.start();
+      const cluster = makeCluster({ lastSeenStore: store });
+      const a = await cluster.add("a");
+      await cluster.advance(2_500);
+      a.tracker.userConnected("u1");
+      await settle();
+      store.down = true;
+      a.tracker.userDisconnected("u1");
+      const leftAt = cluster.clock.now();
+      await cluster.advance(1_000);
+      expect(await a.tracker.statuses(["u1"])).toEqual([{ user: "u1", online: false, lastSeen: new Date(leftAt).toISOString() }]);
+      store.down = false;
+      await cluster.advance(1_000);
+      expect(store.writes).toEqual([["u1", leftAt]]);
+    });
+
+    it("writes what waits when it stops", async () => {
+      const store = new RecordingStore();
+      await store.inner.start();
+      const cluster = makeCluster({ lastSeenStore: store });
+      const a = await cluster.add("a");
+      await cluster.advance(2_500);
+      a.tracker.userConnected("u1");
+      await settle();
+      a.tracker.userDisconnected("u1");
+      await settle();
+      expect(store.writes).toEqual([]);
+      await a.tracker.stop();
+      expect(store.writes.map(([user]) => user)).toEqual(["u1"]);
+    });
   });
 });

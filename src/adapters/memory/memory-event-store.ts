@@ -35,6 +35,7 @@ export class MemoryEventStore implements EventStore {
   /** Highest seq retention removed, per channel. */
   private readonly watermarks = new Map<string, number>();
   private readonly readMarks = new Map<string, number>();
+  private readonly lastSeen = new Map<string, number>();
 
   async start(): Promise<void> {
     this.ready = true;
@@ -147,6 +148,25 @@ export class MemoryEventStore implements EventStore {
     const list = this.byChannel.get(channel) ?? [];
     const start = firstIndexAfter(list, afterSeq);
     return list.slice(start, start + limit);
+  }
+
+  async saveLastSeen(seen: ReadonlyMap<string, number>): Promise<void> {
+    this.ensureReady();
+    for (const [user, atMs] of seen) {
+      // Milliseconds, as timestamptz keeps them.
+      const kept = Math.trunc(atMs);
+      this.lastSeen.set(user, Math.max(this.lastSeen.get(user) ?? kept, kept));
+    }
+  }
+
+  async loadLastSeen(users: readonly string[]): Promise<Map<string, number>> {
+    this.ensureReady();
+    const found = new Map<string, number>();
+    for (const user of users) {
+      const atMs = this.lastSeen.get(user);
+      if (atMs !== undefined) found.set(user, atMs);
+    }
+    return found;
   }
 
   private ensureReady(): void {

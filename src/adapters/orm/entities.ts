@@ -84,4 +84,14 @@ export const OutboxEntity = defineEntity({
   ],
 });
 
-export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity, OutboxEntity] as const;
+/** When a user was last online (their last connection on any node closed), for `status` after restarts. */
+export const LastSeenEntity = defineEntity({
+  name: "LastSeen",
+  tableName: "sobranie_last_seen",
+  properties: {
+    userId: p.string().length(128).primary(),
+    lastSeenAt: p.datetime(),
+  },
+});
+
+export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity, OutboxEntity, LastSeenEntity] as const;

@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../../core/ports/event-store.js";
-import { ChannelRetentionEntity, InboxReadEntity, StoredEventEntity } from "./entities.js";
+import { ChannelRetentionEntity, InboxReadEntity, LastSeenEntity, StoredEventEntity } from "./entities.js";
 
 /**
  * The store's hand-written SQL. Table names come from the entities (the one
@@ -18,6 +18,7 @@ export interface Tables {
   readonly event: string;
   readonly inboxRead: string;
   readonly watermark: string;
+  readonly lastSeen: string;
 }
 
 export function tablesIn(schema: string): Tables {
@@ -26,6 +27,7 @@ export function tablesIn(schema: string): Tables {
     event: quote(StoredEventEntity.meta.tableName),
     inboxRead: quote(InboxReadEntity.meta.tableName),
     watermark: quote(ChannelRetentionEntity.meta.tableName),
+    lastSeen: quote(LastSeenEntity.meta.tableName),
   };
 }
 
@@ -124,6 +126,26 @@ export function upsertReadMark(t: Tables): string {
     `"read_up_to" = greatest(r."read_up_to", excluded."read_up_to"), ` +
     `"updated_at" = case when excluded."read_up_to" > r."read_up_to" then now() else r."updated_at" end ` +
     `returning "read_up_to"`
+  );
+}
+
+/**
+ * Upserts a batch of lastSeen times; an earlier time never replaces a later
+ * one (GREATEST). Params: json object {user: ISO time}.
+ */
+export function upsertLastSeen(t: Tables): string {
+  return (
+    `insert into ${t.lastSeen} as s ("user_id", "last_seen_at") ` +
+    `select x.key, x.value::timestamptz from jsonb_each_text(?::jsonb) as x ` +
+    `on conflict ("user_id") do update set "last_seen_at" = greatest(s."last_seen_at", excluded."last_seen_at")`
+  );
+}
+
+/** The stored lastSeen of the given users, as epoch milliseconds. Params: ids json array. */
+export function selectLastSeen(t: Tables): string {
+  return (
+    `select "user_id", (extract(epoch from "last_seen_at") * 1000)::bigint as "at_ms" from ${t.lastSeen} ` +
+    `where "user_id" in (select jsonb_array_elements_text(?::jsonb))`
   );
 }
 

@@ -29,10 +29,12 @@ import {
   selectByIds,
   selectHistory,
   selectInbox,
+  selectLastSeen,
   type Tables,
   tablesIn,
   toEvent,
   toNumber,
+  upsertLastSeen,
   upsertReadMark,
 } from "./event-sql.js";
 import { applyMigrations } from "./migrate.js";
@@ -103,6 +105,8 @@ export class OrmEventStore implements EventStore {
     readonly history: string;
     readonly inbox: string;
     readonly markRead: string;
+    readonly saveLastSeen: string;
+    readonly loadLastSeen: string;
   };
   private orm: MikroORM<AbstractSqlDriver> | undefined;
   /** The PGlite this store created and must close; undefined for PostgreSQL or a caller's instance. */
@@ -125,6 +129,8 @@ export class OrmEventStore implements EventStore {
       history: selectHistory(this.tables),
       inbox: selectInbox(this.tables),
       markRead: upsertReadMark(this.tables),
+      saveLastSeen: upsertLastSeen(this.tables),
+      loadLastSeen: selectLastSeen(this.tables),
     };
     this.log = options.logger.child({ component: "event-store" });
   }
@@ -218,6 +224,19 @@ export class OrmEventStore implements EventStore {
     checkSeq("upToSeq", upToSeq);
     const rows = await this.run<{ read_up_to: unknown }>(this.sql.markRead, [userId, upToSeq]);
     return toNumber(rows[0]?.read_up_to);
+  }
+
+  async saveLastSeen(seen: ReadonlyMap<string, number>): Promise<void> {
+    if (seen.size === 0) return;
+    const batch: Record<string, string> = {};
+    for (const [user, atMs] of seen) batch[user] = new Date(atMs).toISOString();
+    await this.run(this.sql.saveLastSeen, [JSON.stringify(batch)]);
+  }
+
+  async loadLastSeen(users: readonly string[]): Promise<Map<string, number>> {
+    if (users.length === 0) return new Map();
+    const rows = await this.run<{ user_id: unknown; at_ms: unknown }>(this.sql.loadLastSeen, [JSON.stringify(users)]);
+    return new Map(rows.map((row) => [String(row.user_id), toNumber(row.at_ms)]));
   }
 
   private async insertOrFind(

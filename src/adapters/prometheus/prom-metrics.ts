@@ -81,6 +81,8 @@ export class PromMetrics implements Metrics {
   private readonly presenceNodes: Gauge;
   private readonly presenceHeartbeatAge: Gauge;
   private readonly presenceResyncs: Counter;
+  private readonly lastSeenWrites: Counter;
+  private readonly lastSeenDrops: Counter;
   private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
   constructor(options: { nodeId: string }) {
@@ -188,10 +190,18 @@ export class PromMetrics implements Metrics {
       registers,
     });
     this.presenceResyncs = new Counter({ name: "sobranie_presence_resyncs_total", help: "Presence snapshots asked of peers after missed deltas or a digest mismatch", registers });
+    this.lastSeenWrites = new Counter({
+      name: "sobranie_presence_last_seen_writes_total",
+      help: "Users' lastSeen times written to the store in batches, by outcome (failed ones are retried)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.lastSeenDrops = new Counter({ name: "sobranie_presence_last_seen_dropped_total", help: "lastSeen times dropped unwritten while the store was unreachable", registers });
 
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
     for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
+    for (const outcome of ["ok", "failed"]) this.lastSeenWrites.inc({ outcome }, 0);
   }
 
   /**
@@ -279,6 +289,14 @@ export class PromMetrics implements Metrics {
 
   presenceResync(): void {
     this.presenceResyncs.inc();
+  }
+
+  lastSeenSaved(users: number, ok: boolean): void {
+    this.lastSeenWrites.inc({ outcome: ok ? "ok" : "failed" }, users);
+  }
+
+  lastSeenDropped(): void {
+    this.lastSeenDrops.inc();
   }
 
 

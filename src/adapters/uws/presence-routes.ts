@@ -71,7 +71,7 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
       if (list.length === 0) return reply.reject(HttpRejection.BadRequest, "users=<id>,<id>… is required");
       if (list.length > MAX_STATUS_USERS) return reply.reject(HttpRejection.BadRequest, `at most ${MAX_STATUS_USERS} users per request`);
       if (!list.every((user) => USER_ID.test(user))) return reply.reject(HttpRejection.BadRequest, "user ids are 1 to 128 characters");
-      reply.json(200, { users: deps.gateway.presence.statuses(list) });
+      reply.json(200, { users: await deps.gateway.presence.statuses(list) });
     })();
   });
 }

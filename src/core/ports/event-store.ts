@@ -1,3 +1,5 @@
+import type { LastSeenStore } from "./last-seen-store.js";
+
 /**
  * Durable history of events in durable namespaces (CONTRACT §3): PostgreSQL
  * through MikroORM in production (`OrmEventStore`), the same entities on an
@@ -56,7 +58,8 @@ export interface Inbox {
   readonly readUpTo: number;
 }
 
-export interface EventStore {
+/** The store also keeps users' lastSeen (same database, same health). */
+export interface EventStore extends LastSeenStore {
   /** Connects and applies pending migrations. */
   start(): Promise<void>;
   /** Idempotent. */

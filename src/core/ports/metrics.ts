@@ -42,6 +42,10 @@ export interface Metrics {
   presenceState(state: PresenceState): void;
   /** This node asked a peer for a presence snapshot (missed deltas or a digest mismatch). */
   presenceResync(): void;
+  /** A batch of `users` lastSeen times was written to the store (`ok`) or failed and waits for a retry. */
+  lastSeenSaved(users: number, ok: boolean): void;
+  /** A lastSeen time was dropped unwritten: too many waited while the store was unreachable. */
+  lastSeenDropped(): void;
 }
 
 export interface PresenceState {
@@ -69,4 +73,6 @@ export const noopMetrics: Metrics = {
   draining() {},
   presenceState() {},
   presenceResync() {},
+  lastSeenSaved() {},
+  lastSeenDropped() {},
 };

@@ -1,11 +1,13 @@
 import { encodeServerFrame, type PresenceMember, type UserStatus } from "../../protocol/frames.js";
 import type { Clock, Timer } from "../ports/clock.js";
+import type { LastSeenStore } from "../ports/last-seen-store.js";
 import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { PresenceBus, PresenceBusHandler, PresenceChange, PresenceEntry, PresenceMessage } from "../ports/presence-bus.js";
 import type { LocalFanout } from "../ports/session-socket.js";
 import { EntryDigest } from "./digest.js";
 import { FanoutThrottle } from "./fanout-throttle.js";
+import { DEFAULT_LAST_SEEN_WRITER, LastSeenWriter, type LastSeenWriterOptions } from "./last-seen-writer.js";
 
 /** The key under which a node holds "user has a connection here" (no channel is empty). */
 export const ONLINE_KEY = "";
@@ -31,12 +33,14 @@ export interface PresenceTrackerOptions {
   /** join/leave frames per channel per second before they are coalesced. */
   readonly fanoutPerSec: number;
   readonly fanoutFlushMs?: number;
+  readonly lastSeenWriter?: LastSeenWriterOptions;
 }
 
 /** One presence change for backends, to `sobranie.events` under the reserved `presence` prefix. */
 export interface PresenceBackendEvent {
   readonly routingKey: string;
   readonly type: "online" | "offline" | "join" | "leave";
+  readonly user: string;
   readonly data: Record<string, unknown>;
   readonly atMs: number;
 }
@@ -49,6 +53,12 @@ export interface PresenceTrackerDeps {
   readonly logger: Logger;
   /** Publishes to backends; failures are the sink's to log (presence never waits on them). */
   readonly publishEvent: (event: PresenceBackendEvent) => void;
+  /**
+   * Where lastSeen survives restarts (PostgreSQL). Written by the node that
+   * publishes backend events, at each offline, in batches; read by `statuses`
+   * for users this node has not seen leave. Absent: lastSeen lives in memory only.
+   */
+  readonly lastSeenStore?: LastSeenStore | undefined;
 }
 
 export interface PresenceListing {
@@ -67,7 +77,8 @@ export interface PresenceHandle {
   track(channel: string, user: string, info: unknown): void;
   untrack(channel: string, user: string): void;
   members(channel: string): PresenceListing;
-  statuses(users: readonly string[]): UserStatus[];
+  /** Online users have lastSeen now; offline ones the latest time known here or in the store. */
+  statuses(users: readonly string[]): Promise<UserStatus[]>;
 }
 
 interface Peer {
@@ -110,18 +121,24 @@ interface Holder {
  *   change happened instead would lose the offline of a user whose last two
  *   connections, on two nodes, close at the same moment (each node sees the
  *   other still holding the user).
+ * - lastSeen: every node remembers the offline times it observed (bounded);
+ *   the backend-event publisher also writes each one to the store in batches,
+ *   so it survives restarts and reaches nodes started later.
  */
 export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private readonly local = new Map<string, Map<string, { info: unknown; count: number }>>();
   private readonly localDigest = new EntryDigest();
   private seq = 0;
   private pending: PresenceChange[] = [];
+  /** When the first pending change happened: the delta's time, and the local transitions' (one time on every node). */
+  private pendingAtMs = 0;
   private flushQueued = false;
   private snapshotQueued = false;
   private readonly peers = new Map<string, Peer>();
   private readonly cluster = new Map<string, Map<string, Holder>>();
   private readonly lastSeen = new Map<string, number>();
   private readonly throttle: FanoutThrottle;
+  private readonly lastSeenWriter: LastSeenWriter | undefined;
   private heldEvents: PresenceBackendEvent[] = [];
   private connected = false;
   private synced = false;
@@ -141,6 +158,8 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
       sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
     });
+    const store = deps.lastSeenStore;
+    this.lastSeenWriter = store && new LastSeenWriter(options.lastSeenWriter ?? DEFAULT_LAST_SEEN_WRITER, { ...deps, store });
   }
 
   /** Starts the heartbeat; resolves once the bus is connected. */
@@ -152,16 +171,19 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   /**
    * Graceful stop: pending deltas, then `leaving` so every other node removes
    * what this one still holds at once. Callers close sessions first, so their
-   * leaves travel as ordinary deltas. Idempotent; the bus is stopped by its owner.
+   * leaves travel as ordinary deltas. Resolves once waiting lastSeen times
+   * are written (or failed to be). Idempotent; the bus is stopped by its owner.
    */
-  stop(): void {
-    if (this.stopped) return;
-    this.flush();
-    this.stopped = true;
-    this.ticker?.cancel();
-    this.warmup?.cancel();
-    this.throttle.close();
-    this.deps.bus.publish({ ...this.from(), kind: "leaving" });
+  async stop(): Promise<void> {
+    if (!this.stopped) {
+      this.flush();
+      this.stopped = true;
+      this.ticker?.cancel();
+      this.warmup?.cancel();
+      this.throttle.close();
+      this.deps.bus.publish({ ...this.from(), kind: "leaving" });
+    }
+    await this.lastSeenWriter?.stop();
   }
 
   isLeader(): boolean {
@@ -188,8 +210,8 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     if (held) return void (held.count += 1);
     users.set(user, { info, count: 1 });
     this.localDigest.toggle(key, user, true);
-    this.queueChange(info === undefined ? { op: "add", key, user } : { op: "add", key, user, info });
-    this.clusterAdd(key, user, this.options.nodeId, info, this.deps.clock.now(), false);
+    const atMs = this.queueChange(info === undefined ? { op: "add", key, user } : { op: "add", key, user, info });
+    this.clusterAdd(key, user, this.options.nodeId, info, atMs, false);
   }
 
   untrack(key: string, user: string): void {
@@ -202,8 +224,8 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     users.delete(user);
     if (users.size === 0) this.local.delete(key);
     this.localDigest.toggle(key, user, false);
-    this.queueChange({ op: "remove", key, user });
-    this.clusterRemove(key, user, this.options.nodeId, this.deps.clock.now(), false);
+    const atMs = this.queueChange({ op: "remove", key, user });
+    this.clusterRemove(key, user, this.options.nodeId, atMs, false);
   }
 
   members(channel: string): PresenceListing {
@@ -215,13 +237,15 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     return { count, members };
   }
 
-  statuses(users: readonly string[]): UserStatus[] {
+  async statuses(users: readonly string[]): Promise<UserStatus[]> {
+    const offline = users.filter((user) => !this.cluster.get(ONLINE_KEY)?.has(user));
+    const stored = await this.loadLastSeen(offline);
     const online = this.cluster.get(ONLINE_KEY);
     const nowMs = this.deps.clock.now();
     return users.map((user) => {
       if (online?.has(user)) return { user, online: true, lastSeen: iso(nowMs) };
-      const seen = this.lastSeen.get(user);
-      return { user, online: false, lastSeen: seen === undefined ? null : iso(seen) };
+      const seen = Math.max(this.lastSeen.get(user) ?? -Infinity, stored.get(user) ?? -Infinity);
+      return { user, online: false, lastSeen: Number.isFinite(seen) ? iso(seen) : null };
     });
   }
 
@@ -323,7 +347,25 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     this.publishHeartbeat();
     const held = this.heldEvents;
     this.heldEvents = [];
-    if (this.isLeader()) for (const event of held) this.deps.publishEvent(event);
+    if (this.isLeader()) for (const event of held) this.emit(event);
+  }
+
+  /** The store's times; if it is unreachable, what this node remembers still answers. */
+  private async loadLastSeen(users: readonly string[]): Promise<Map<string, number>> {
+    const store = this.deps.lastSeenStore;
+    if (!store || users.length === 0) return new Map();
+    try {
+      return await store.loadLastSeen(users);
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, "lastSeen not read from the store: answering from memory");
+      return new Map();
+    }
+  }
+
+  /** This node is the publisher: the event goes to backends, an offline's time to the store. */
+  private emit(event: PresenceBackendEvent): void {
+    this.deps.publishEvent(event);
+    if (event.type === "offline") this.lastSeenWriter?.record(event.user, event.atMs);
   }
 
   private from(): { node: string; incarnation: string; atMs: number } {
@@ -335,14 +377,17 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     this.deps.bus.publish({ ...this.from(), kind: "heartbeat", seq: this.seq, digest: this.localDigest.toString(), synced: this.synced });
   }
 
-  private queueChange(change: PresenceChange): void {
+  /** Returns the time the change counts as happened at (its batch's). */
+  private queueChange(change: PresenceChange): number {
+    if (this.pending.length === 0) this.pendingAtMs = this.deps.clock.now();
     this.pending.push(change);
-    if (this.flushQueued) return;
+    if (this.flushQueued) return this.pendingAtMs;
     this.flushQueued = true;
     queueMicrotask(() => {
       this.flushQueued = false;
       this.flush();
     });
+    return this.pendingAtMs;
   }
 
   private flush(): void {
@@ -350,7 +395,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     const changes = this.pending;
     this.pending = [];
     this.seq += 1;
-    this.deps.bus.publish({ ...this.from(), kind: "delta", seq: this.seq, changes });
+    this.deps.bus.publish({ ...this.from(), atMs: this.pendingAtMs, kind: "delta", seq: this.seq, changes });
   }
 
   private queueSnapshot(): void {
@@ -474,19 +519,19 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     if (key === ONLINE_KEY) {
       if (!ROUTING_WORD.test(user)) return;
       const type = present ? "online" : "offline";
-      event = { routingKey: `presence.status.${user}.${type}`, type, data: { user, online: present, lastSeen: iso(atMs) }, atMs };
+      event = { routingKey: `presence.status.${user}.${type}`, type, user, data: { user, online: present, lastSeen: iso(atMs) }, atMs };
     } else {
       const colon = key.indexOf(":");
       const type = present ? "join" : "leave";
       const data: Record<string, unknown> = { channel: key, user };
       if (info !== undefined) data.info = info;
-      event = { routingKey: `presence.${key.slice(0, colon)}.${key.slice(colon + 1)}.${type}`, type, data, atMs };
+      event = { routingKey: `presence.${key.slice(0, colon)}.${key.slice(colon + 1)}.${type}`, type, user, data, atMs };
     }
     if (!this.synced) {
       if (this.heldEvents.length < MAX_HELD_EVENTS) this.heldEvents.push(event);
       return;
     }
-    if (this.isLeader()) this.deps.publishEvent(event);
+    if (this.isLeader()) this.emit(event);
   }
 
   private rememberSeen(user: string, atMs: number): void {

@@ -1,4 +1,4 @@
-import { Migration } from "@mikro-orm/migrations";
+import { SchemaMigration } from "./schema-migration.js";
 
 /**
  * Creates the event store tables (entities.ts). Frozen history: a later
@@ -8,9 +8,9 @@ import { Migration } from "@mikro-orm/migrations";
  * the same class serves production and the per-test schemas, on PostgreSQL
  * and on PGlite alike.
  */
-export class Migration20261125000000EventStore extends Migration {
+export class Migration20261125000000EventStore extends SchemaMigration {
   override up(): void {
-    const event = this.table("sobranie_event");
+    const event = this.qualified("sobranie_event");
     this.addSql(
       `create table ${event} (` +
         `"seq" bigserial primary key, ` +
@@ -27,14 +27,14 @@ export class Migration20261125000000EventStore extends Migration {
     this.addSql(`create index "sobranie_event_channel_seq_index" on ${event} ("channel", "seq")`);
     this.addSql(`create index "sobranie_event_namespace_occurred_at_index" on ${event} ("namespace", "occurred_at")`);
     this.addSql(
-      `create table ${this.table("sobranie_inbox_read")} (` +
+      `create table ${this.qualified("sobranie_inbox_read")} (` +
         `"user_id" varchar(128) not null, ` +
         `"read_up_to" bigint not null, ` +
         `"updated_at" timestamptz not null default now(), ` +
         `constraint "sobranie_inbox_read_pkey" primary key ("user_id"))`,
     );
     this.addSql(
-      `create table ${this.table("sobranie_channel_watermark")} (` +
+      `create table ${this.qualified("sobranie_channel_watermark")} (` +
         `"channel" varchar(170) not null, ` +
         `"pruned_up_to" bigint not null, ` +
         `constraint "sobranie_channel_watermark_pkey" primary key ("channel"))`,
@@ -43,13 +43,7 @@ export class Migration20261125000000EventStore extends Migration {
 
   override down(): void {
     for (const name of ["sobranie_channel_watermark", "sobranie_inbox_read", "sobranie_event"]) {
-      this.addSql(`drop table if exists ${this.table(name)}`);
+      this.addSql(`drop table if exists ${this.qualified(name)}`);
     }
-  }
-
-  private table(name: string): string {
-    const platform = this.driver.getPlatform();
-    const schema = this.config.get("schema") ?? platform.getDefaultSchemaName() ?? "public";
-    return platform.quoteIdentifier(`${schema}.${name}`);
   }
 }

@@ -1,4 +1,4 @@
-import { Migration } from "@mikro-orm/migrations";
+import { SchemaMigration } from "./schema-migration.js";
 
 /**
  * The PostgreSQL outbox (README "Publishing from SQL"). Frozen history: a later
@@ -13,11 +13,11 @@ import { Migration } from "@mikro-orm/migrations";
  *
  * Names are qualified with the configured schema, like the event store's.
  */
-export class Migration20261126000000Outbox extends Migration {
+export class Migration20261126000000Outbox extends SchemaMigration {
   override up(): void {
-    const outbox = this.name("sobranie_outbox");
-    const capture = this.name("sobranie_outbox_capture");
-    const emit = this.name("sobranie_outbox_emit");
+    const outbox = this.qualified("sobranie_outbox");
+    const capture = this.qualified("sobranie_outbox_capture");
+    const emit = this.qualified("sobranie_outbox_emit");
     this.addSql(
       `create table ${outbox} (` +
         `"id" bigserial primary key, ` +
@@ -70,16 +70,16 @@ export class Migration20261126000000Outbox extends Migration {
 
   override down(): void {
     for (const fn of ["sobranie_outbox_post", "sobranie_outbox_notification", "sobranie_outbox_row"]) {
-      this.addSql(`drop function if exists ${this.name(fn)}() cascade`);
+      this.addSql(`drop function if exists ${this.qualified(fn)}() cascade`);
     }
-    this.addSql(`drop function if exists ${this.name("sobranie_outbox_capture")}(text, text, text, text, jsonb)`);
-    this.addSql(`drop function if exists ${this.name("sobranie_outbox_emit")}(text, text, text, jsonb, timestamptz, text)`);
-    this.addSql(`drop table if exists ${this.name("sobranie_outbox")}`);
+    this.addSql(`drop function if exists ${this.qualified("sobranie_outbox_capture")}(text, text, text, text, jsonb)`);
+    this.addSql(`drop function if exists ${this.qualified("sobranie_outbox_emit")}(text, text, text, jsonb, timestamptz, text)`);
+    this.addSql(`drop table if exists ${this.qualified("sobranie_outbox")}`);
   }
 
   private triggerFunction(name: string, capture: string, args: string): string {
     return (
-      `create or replace function ${this.name(name)}() returns trigger language plpgsql as $fn$ ` +
+      `create or replace function ${this.qualified(name)}() returns trigger language plpgsql as $fn$ ` +
       `declare v_row jsonb; ` +
       `begin ` +
       `if TG_OP = 'DELETE' then v_row := to_jsonb(OLD); else v_row := to_jsonb(NEW); end if; ` +
@@ -87,11 +87,5 @@ export class Migration20261126000000Outbox extends Migration {
       `return null; ` +
       `end $fn$`
     );
-  }
-
-  private name(name: string): string {
-    const platform = this.driver.getPlatform();
-    const schema = this.config.get("schema") ?? platform.getDefaultSchemaName() ?? "public";
-    return platform.quoteIdentifier(`${schema}.${name}`);
   }
 }

@@ -1,0 +1,15 @@
+/**
+ * Where users' `lastSeen` survives restarts (CONTRACT §4 `status`): the
+ * PostgreSQL store in production (`OrmEventStore`, table `sobranie_last_seen`),
+ * PGlite in embedded mode, a Map in tests. Held to test/contract/event-store.contract.ts.
+ */
+export interface LastSeenStore {
+  /**
+   * Upserts one time (ms since the epoch) per user in one statement. A time
+   * earlier than the stored one is ignored: nodes may report out of order,
+   * and `lastSeen` never moves back.
+   */
+  saveLastSeen(seen: ReadonlyMap<string, number>): Promise<void>;
+  /** The stored times of those users that have one (at most a few hundred users per call). */
+  loadLastSeen(users: readonly string[]): Promise<Map<string, number>>;
+}
