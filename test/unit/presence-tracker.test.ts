@@ -276,6 +276,18 @@ describe("PresenceTracker", () => {
       }
     }
 
+    /** Node a alone, settled, with u1 online and a working store. */
+    async function oneNodeWithUserOnline() {
+      const store = new RecordingStore();
+      await store.inner.start();
+      const cluster = makeCluster({ lastSeenStore: store });
+      const a = await cluster.add("a");
+      await cluster.advance(2_500);
+      a.tracker.userConnected("u1");
+      await settle();
+      return { store, cluster, a };
+    }
+
     it("writes each offline once, from the publishing node, in a batch; a node started later answers from the store", async () => {
       const store = new RecordingStore();
       await store.inner.start();
@@ -307,13 +319,7 @@ describe("PresenceTracker", () => {
     });
 
     it("answers from memory while the store is unreachable, and writes the time once it is back", async () => {
-      const store = new RecordingStore();
-      await store.inner.start();
-      const cluster = makeCluster({ lastSeenStore: store });
-      const a = await cluster.add("a");
-      await cluster.advance(2_500);
-      a.tracker.userConnected("u1");
-      await settle();
+      const { store, cluster, a } = await oneNodeWithUserOnline();
       store.down = true;
       a.tracker.userDisconnected("u1");
       const leftAt = cluster.clock.now();
@@ -325,13 +331,7 @@ describe("PresenceTracker", () => {
     });
 
     it("writes what waits when it stops", async () => {
-      const store = new RecordingStore();
-      await store.inner.start();
-      const cluster = makeCluster({ lastSeenStore: store });
-      const a = await cluster.add("a");
-      await cluster.advance(2_500);
-      a.tracker.userConnected("u1");
-      await settle();
+      const { store, a } = await oneNodeWithUserOnline();
       a.tracker.userDisconnected("u1");
       await settle();
       expect(store.writes).toEqual([]);
