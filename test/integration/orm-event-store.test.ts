@@ -5,7 +5,8 @@ import { ormOptions } from "../../src/adapters/orm/orm-config.js";
 import { OrmEventStore, type OrmEventStoreOptions } from "../../src/adapters/orm/orm-event-store.js";
 import { StoreUnavailableError } from "../../src/core/ports/event-store.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
-import { type EventStoreFixture, eventStoreContract } from "../contract/event-store.contract.js";
+import { eventStoreContract } from "../contract/event-store.contract.js";
+import { ormStoreFixture } from "../support/orm-store-fixture.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait-for.js";
@@ -20,27 +21,9 @@ afterAll(async () => {
   await admin.close();
 });
 
-eventStoreContract("OrmEventStore on PostgreSQL", async (): Promise<EventStoreFixture> => {
-  const schema = uniqueName("t_events");
-  const open = async (): Promise<OrmEventStore> => {
-    const store = new OrmEventStore({ logger: silentLogger, databaseUrl: TEST_DATABASE_URL, schema });
-    await store.start();
-    return store;
-  };
-  let current = await open();
-  return {
-    store: current,
-    async reopen() {
-      await current.stop();
-      current = await open();
-      return current;
-    },
-    async cleanup() {
-      await current.stop();
-      await admin.dropSchema(schema);
-    },
-  };
-});
+eventStoreContract("OrmEventStore on PostgreSQL", () =>
+  ormStoreFixture({ databaseUrl: TEST_DATABASE_URL }, (schema) => admin.dropSchema(schema)),
+);
 
 describe("OrmEventStore on PostgreSQL: schema, startup and outages", () => {
   const schemas: string[] = [];
