@@ -1,11 +1,12 @@
 import { TcpProxy } from "../support/tcp-proxy.js";
 import amqp from "amqplib";
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { createIsolatedServices, type IsolatedServices } from "../support/isolated-services.js";
 import { TEST_JWT_SECRET, signToken, uniqueId } from "../support/test-gateway.js";
 import { TestBrowser, keepScreenshots } from "../support/browser.js";
+import { waitFor } from "../support/wait-for.js";
 
 const API_KEY = "browser-e2e-api-key-0123456789";
 
@@ -15,6 +16,30 @@ interface PageEvent {
   type: string;
   data: unknown;
 }
+
+/** A `join` or `leave` as the SDK's `on("join")` / `on("leave")` delivered it on a page. */
+interface PresenceChange {
+  op: "join" | "leave";
+  channel: string;
+  user: string;
+  info?: unknown;
+}
+
+/** What the tests read from the demo page (`window.sobranieDemo`), plus the presence log `recordPresence` adds. */
+interface DemoGlobals {
+  sobranieDemo: {
+    states: string[];
+    client: {
+      on(name: "join" | "leave", listener: (change: Omit<PresenceChange, "op">) => void): () => void;
+      subscribe(channel: string, handler: () => void, options: { presence: boolean }): Promise<unknown>;
+      presence(channel: string): Promise<Array<{ user: string; info?: unknown }>>;
+    };
+    presenceLog?: PresenceChange[];
+  };
+}
+
+/** Generous on the shared 2-core machine (README measures a join across nodes in milliseconds). */
+const PRESENCE_WAIT_MS = 30_000;
 
 /**
  * A real browser (Debian's chromium via playwright-core) on the demo page,
@@ -34,7 +59,11 @@ describe("browser: the SDK bundle on the demo page", () => {
     connection = await amqp.connect(services.rabbitmqUrl);
     channel = await connection.createConfirmChannel();
   }, 60_000);
-  afterEach(async () => {
+  afterEach(async ({ task }) => {
+    // Here, not in onTestFailed: vitest runs onTestFailed after afterEach, when these pages are closed.
+    // Before the gateways are killed, so the screenshots show the pages as the failure left them.
+    if (task.result?.state === "fail") await keepScreenshots(browser, `browser-${task.name}`);
+    browser.console.length = 0;
     await GatewayProcess.killAll();
     for (const page of browser.context.pages()) await page.close().catch(() => {});
   });
@@ -44,7 +73,7 @@ describe("browser: the SDK bundle on the demo page", () => {
     await services?.drop();
   });
 
-  function startGateway(): { gateway: GatewayProcess; port: Promise<number> } {
+  function startGateway(env: Record<string, string> = {}): { gateway: GatewayProcess; port: Promise<number> } {
     const gateway = GatewayProcess.start([], {
       PORT: "0",
       HOST: "127.0.0.1",
@@ -58,6 +87,7 @@ describe("browser: the SDK bundle on the demo page", () => {
       DRAIN_GRACE_MS: "300",
       BIND_LINGER_MS: "200",
       NODE_QUEUE_EXPIRES_MS: "10000",
+      ...env,
     });
     const ready = (async () => {
       const [, bound] = await gateway.waitForOutput(/"port":(\d+)/);
@@ -74,8 +104,8 @@ describe("browser: the SDK bundle on the demo page", () => {
     await channel.waitForConfirms();
   }
 
-  async function openDemo(port: number, room: string, transport: "websocket" | "sse"): Promise<Page> {
-    const token = await signToken({ sub: uniqueId("viewer"), channels: ["room:*"] });
+  async function openDemo(port: number, room: string, transport: "websocket" | "sse", user: { sub: string; info?: unknown } = { sub: uniqueId("viewer") }): Promise<Page> {
+    const token = await signToken({ ...user, channels: ["room:*"] });
     const page = await browser.page();
     await page.goto(`http://127.0.0.1:${port}/#token=${token}&room=${room}&transport=${transport}`);
     await page.waitForFunction(() => (globalThis as unknown as { sobranieDemo?: { states: string[] } }).sobranieDemo?.states.includes("connected"), undefined, { timeout: 30_000 });
@@ -111,9 +141,58 @@ describe("browser: the SDK bundle on the demo page", () => {
     }
   }
 
+  /** `sobranie_presence_nodes` of a gateway: the nodes it hears presence heartbeats from, itself included. */
+  async function presenceNodes(port: number): Promise<number> {
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^sobranie_presence_nodes(?:\{[^}]*\})? (\d+)$/m.exec(metrics)?.[1] ?? 0);
+  }
+
+  /** Waits until the server accepted the page's subscription (the SDK resolves a repeated subscribe only then). */
+  async function subscribed(page: Page, room: string, timeoutMs = PRESENCE_WAIT_MS): Promise<void> {
+    await page.evaluate(
+      ([channel, ms]) =>
+        Promise.race([
+          (globalThis as unknown as DemoGlobals).sobranieDemo.client.subscribe(channel, () => {}, { presence: true }).then(() => undefined),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`subscribe ${channel} not accepted within ${ms} ms`)), ms)),
+        ]),
+      [room, timeoutMs] as const,
+    );
+  }
+
+  /** From now on, keeps every `join` and `leave` the page's SDK emits in `sobranieDemo.presenceLog`. */
+  async function recordPresence(page: Page): Promise<void> {
+    await page.evaluate(() => {
+      const demo = (globalThis as unknown as DemoGlobals).sobranieDemo;
+      const log: PresenceChange[] = (demo.presenceLog = []);
+      demo.client.on("join", (change) => log.push({ op: "join", ...change }));
+      demo.client.on("leave", (change) => log.push({ op: "leave", ...change }));
+    });
+  }
+
+  /** The first `op` of `user` the page's SDK emitted, once there is one. */
+  async function presenceChange(page: Page, op: PresenceChange["op"], user: string): Promise<PresenceChange> {
+    const handle = await page.waitForFunction(
+      ([op, user]) => (globalThis as unknown as DemoGlobals).sobranieDemo.presenceLog?.find((change) => change.op === op && change.user === user),
+      [op, user] as const,
+      { timeout: PRESENCE_WAIT_MS, polling: 50 },
+    );
+    return (await handle.jsonValue()) as PresenceChange;
+  }
+
+  /** The members of `room` a gateway lists through the HTTP API. */
+  async function membersOn(port: number, room: string): Promise<string[]> {
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/presence/${room}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    return ((await response.json()) as { members: Array<{ user: string }> }).members.map((member) => member.user);
+  }
+
+  const presenceOf = (page: Page, room: string): Promise<Array<{ user: string; info?: unknown }>> =>
+    page.evaluate((channel) => (globalThis as unknown as DemoGlobals).sobranieDemo.client.presence(channel), room);
+
+  /** The demo page's member list, as a newcomer reads it. */
+  const memberItems = (page: Page) => page.locator("#presence li.member");
+
   for (const transport of ["websocket", "sse"] as const) {
     it(`receives events published to RabbitMQ over ${transport}`, async () => {
-      onTestFailed(() => keepScreenshots(browser, `browser-${transport}`));
       const { port } = startGateway();
       const room = `room:${uniqueId(transport)}`;
       const page = await openDemo(await port, room, transport);
@@ -131,7 +210,6 @@ describe("browser: the SDK bundle on the demo page", () => {
   }
 
   it("survives a gateway restart: reconnects, recovers, misses nothing and repeats nothing on a durable channel", async () => {
-    onTestFailed(() => keepScreenshots(browser, "browser-restart"));
     // A fixed address in front of whichever gateway runs (nginx in production):
     // the restarted gateway gets a fresh port instead of rebinding the old one,
     // which the browser's own reconnect attempts could be holding.
@@ -166,4 +244,48 @@ describe("browser: the SDK bundle on the demo page", () => {
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]!).toBeGreaterThan(seqs[i - 1]!);
     await door.stop();
   }, 180_000);
+
+  it("shows a second page's presence on the first, across two gateway processes: join with the JWT info, then leave when it closes", async () => {
+    // Two nodes on one vhost, each page on its own: presence replicates over
+    // the sobranie.presence exchange. A short heartbeat lets the nodes count
+    // each other within a second (the metric is refreshed on each heartbeat).
+    const presenceEnv = { ROLE: "gateway", HEARTBEAT_MS: "1000", PRESENCE_TTL_MS: "15000" };
+    const nodeA = startGateway(presenceEnv);
+    const nodeB = startGateway(presenceEnv);
+    const [portA, portB] = await Promise.all([nodeA.port, nodeB.port]);
+    // Ready does not wait for the presence bus: a delta sent before the other node listens would only arrive with the next resync.
+    await waitFor(async () => (await presenceNodes(portA)) === 2 && (await presenceNodes(portB)) === 2, PRESENCE_WAIT_MS, "both gateways hearing each other on the presence bus");
+
+    const room = `room:${uniqueId("presence")}`;
+    const ada = { sub: uniqueId("ada"), info: { name: "Ada Lovelace" } };
+    const grace = { sub: uniqueId("grace"), info: { name: "Grace Hopper" } };
+    const first = await openDemo(portA, room, "websocket", ada);
+    await subscribed(first, room);
+    await recordPresence(first);
+    // So the newcomer's presence() on connect can list the first user (the demo asks before it subscribes).
+    await waitFor(async () => (await membersOn(portB, room)).includes(ada.sub), PRESENCE_WAIT_MS, "node B listing the first page's user");
+
+    const second = await openDemo(portB, room, "websocket", grace);
+    await subscribed(second, room);
+
+    // The first page's SDK hears the join, with the info claim of the second page's token.
+    expect(await presenceChange(first, "join", grace.sub)).toEqual({ op: "join", channel: room, user: grace.sub, info: grace.info });
+    // Its presence() lists both members with their info (cluster-wide, asked of node A).
+    expect(await presenceOf(first, room)).toEqual(expect.arrayContaining([{ user: ada.sub, info: ada.info }, { user: grace.sub, info: grace.info }]));
+    // And the page shows the second user by name in its member list.
+    await memberItems(first).filter({ hasText: grace.info.name }).waitFor({ timeout: PRESENCE_WAIT_MS });
+    expect(await memberItems(first).allTextContents()).toContain(`${grace.sub} (${grace.info.name})`);
+    // The newcomer sees who was already there (the demo asks presence() on connect).
+    await memberItems(second).filter({ hasText: ada.info.name }).waitFor({ timeout: PRESENCE_WAIT_MS });
+
+    await second.close();
+    expect(await presenceChange(first, "leave", grace.sub)).toEqual({ op: "leave", channel: room, user: grace.sub });
+    await memberItems(first).filter({ hasText: grace.info.name }).waitFor({ state: "detached", timeout: PRESENCE_WAIT_MS });
+    const after = await presenceOf(first, room);
+    expect(after.map((member) => member.user)).not.toContain(grace.sub);
+    expect(after).toContainEqual({ user: ada.sub, info: ada.info });
+    // Exactly one join and one leave of the second user reached the first page.
+    const log = await first.evaluate(() => (globalThis as unknown as DemoGlobals).sobranieDemo.presenceLog ?? []);
+    expect(log.filter((change) => change.user === grace.sub).map((change) => change.op)).toEqual(["join", "leave"]);
+  }, 120_000);
 });
