@@ -67,8 +67,8 @@ async function start() {
     $("state").textContent = state + " (" + transport + ")";
     if (state === "connected" && client.transportKind === "websocket") refreshPresence(client, room);
   });
-  client.on("join", ({ user, info }) => { demo.members.set(user, info); renderPresence(); });
-  client.on("leave", ({ user }) => { demo.members.delete(user); renderPresence(); });
+  client.on("join", ({ channel, user, info }) => { if (channel === room) { demo.members.set(user, info); renderPresence(); } });
+  client.on("leave", ({ channel, user }) => { if (channel === room) { demo.members.delete(user); renderPresence(); } });
   client.on("error", (error) => console.warn("sobranie:", error.code, error.message));
   client.subscribe(room, (event) => {
     demo.events.push(event);
@@ -79,9 +79,13 @@ async function start() {
   }, { presence: true }).catch((error) => { $("state").textContent = "refused: " + error.message; });
 }
 
+// The listing replaces what the page knew (who left while it was away is gone);
+// frames on one connection are ordered, so joins and leaves after it still apply.
 async function refreshPresence(client, room) {
   try {
-    for (const member of await client.presence(room)) demo.members.set(member.user, member.info);
+    const members = await client.presence(room);
+    demo.members.clear();
+    for (const member of members) demo.members.set(member.user, member.info);
     renderPresence();
   } catch (error) {
     renderPresence(error.code === "unavailable" ? "(presence not available on this server)" : "(" + error.message + ")");
