@@ -141,3 +141,27 @@ describe("SSE /realtime/events", () => {
     await waitFor(async () => (await gauge()) === 0, 10_000, "the stream counted as closed");
   });
 });
+
+/** The keep-alive comment runs every min(15 s, HEARTBEAT_MS); shortened here so the test sees several. */
+describe("SSE keep-alive comments", () => {
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway({ HEARTBEAT_MS: "300", PRESENCE_TTL_MS: "1200" }, { embedded: true });
+  }, 60_000);
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  it("writes a comment line every interval, and a reader who never sends anything outlives the presence TTL", async () => {
+    const url = `${gateway.httpUrl}/realtime/events?channels=post:keepalive`;
+    const client = await SseTestClient.open(url, { authorization: `Bearer ${await signToken({ sub: uniqueId("sse") })}` });
+    await client.next((message) => message.data.op === "ok");
+    const startedMs = Date.now();
+    await waitFor(() => client.comments >= 5, 10_000, "five keep-alive comments");
+    // Five comments take at least four intervals (the first may come early).
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(4 * 300 - 50);
+    expect(client.ended).toBe(false);
+    client.close();
+  });
+});
