@@ -152,7 +152,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   // The PostgreSQL outbox relay runs on workers with a real PostgreSQL (applications write the outbox there).
   const outbox: RunningOutbox | undefined =
     worker && config.databaseUrl
-      ? startOutbox({ config, databaseUrl: config.databaseUrl, broker: messaging.broker, after: worker.started, clock, logger: logger.child({ component: "outbox" }) })
+      ? startOutbox({ config, databaseUrl: config.databaseUrl, broker: messaging.broker, after: worker.started, clock, metrics, logger: logger.child({ component: "outbox" }) })
       : undefined;
   const ready = Promise.all([brokerReady, worker?.started]).then(() => undefined);
   ready.then(

@@ -2,6 +2,7 @@ import type { Config } from "../config/index.js";
 import type { Broker } from "../core/ports/broker.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
+import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher } from "../core/ports/outbox.js";
 import { AmqpEventsPublisher } from "../adapters/amqp/amqp-events-publisher.js";
 import { OrmOutbox } from "../adapters/orm/orm-outbox.js";
@@ -26,6 +27,7 @@ export function startOutbox(deps: {
   broker: Broker;
   after: Promise<void>;
   clock: Clock;
+  metrics: Metrics;
   logger: Logger;
 }): RunningOutbox {
   const { config, clock, logger } = deps;
@@ -36,6 +38,7 @@ export function startOutbox(deps: {
     publisher,
     clock,
     logger,
+    metrics: deps.metrics,
     options: { batchSize: config.outbox.batchSize, sweepIntervalMs: config.outbox.sweepIntervalMs, keepPublishedMs: config.outbox.keepPublishedMs },
   });
   let stopped = false;

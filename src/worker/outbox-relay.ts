@@ -1,6 +1,7 @@
 import { fullJitterDelayMs, type BackoffOptions } from "../core/backoff.js";
 import type { Clock, Timer } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
+import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher, Outbox, OutboxRow, OutboxSignal } from "../core/ports/outbox.js";
 
 export interface OutboxRelayOptions {
@@ -19,6 +20,7 @@ export interface OutboxRelayDeps {
   readonly publisher: EventsPublisher;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly options: OutboxRelayOptions;
 }
 
@@ -121,7 +123,10 @@ export class OutboxRelay implements OutboxSignal {
         this.scheduleRetry(error);
         return;
       }
-      if (relayed > 0) logger.debug({ relayed }, "outbox rows relayed");
+      if (relayed > 0) {
+        this.deps.metrics.outboxRelayed(relayed);
+        logger.debug({ relayed }, "outbox rows relayed");
+      }
       full = relayed === options.batchSize;
     } while ((full || this.again) && !this.stopped);
   }
@@ -140,6 +145,7 @@ export class OutboxRelay implements OutboxSignal {
     const retry = this.deps.options.retry ?? DEFAULT_RETRY;
     const delayMs = Math.max(retry.initialDelayMs, fullJitterDelayMs(retry, this.failures));
     this.failures += 1;
+    this.deps.metrics.outboxRelayFailed();
     this.deps.logger.warn({ err: error, failures: this.failures, delayMs }, "outbox relay failed; rows stay unpublished and are retried");
     this.retryTimer = this.deps.clock.setTimeout(() => {
       this.retryTimer = undefined;

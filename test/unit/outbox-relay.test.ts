@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
+import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
 import type { EventsPublisher, Outbox, OutboxRow, OutboxSignal, RelayBatchResult } from "../../src/core/ports/outbox.js";
 import { OutboxRelay } from "../../src/worker/outbox-relay.js";
 import { FakeClock } from "../support/fake-clock.js";
@@ -55,23 +56,27 @@ function setup(options: { batchSize?: number } = {}) {
   const outbox = new FakeOutbox();
   const publisher = new RecordingPublisher();
   const clock = new FakeClock();
+  const counted = { relayed: 0, failures: 0 };
+  const metrics: Metrics = { ...noopMetrics, outboxRelayed: (rows) => void (counted.relayed += rows), outboxRelayFailed: () => void (counted.failures += 1) };
   const relay = new OutboxRelay({
     outbox,
     publisher,
     clock,
     logger: silentLogger,
+    metrics,
     options: { batchSize: options.batchSize ?? 3, sweepIntervalMs: 5_000, keepPublishedMs: 60_000, retry: { initialDelayMs: 100, maxDelayMs: 1_000 } },
   });
-  return { outbox, publisher, clock, relay };
+  return { outbox, publisher, clock, relay, counted };
 }
 
 describe("OutboxRelay", () => {
   it("on start relays what accumulated, in id order, batch after batch", async () => {
-    const { outbox, publisher, relay } = setup({ batchSize: 3 });
+    const { outbox, publisher, relay, counted } = setup({ batchSize: 3 });
     outbox.add(7);
     await relay.start();
     await relay.idle();
     expect(publisher.ids).toEqual(["e1", "e2", "e3", "e4", "e5", "e6", "e7"]);
+    expect(counted).toEqual({ relayed: 7, failures: 0 });
     expect(outbox.rows.every((row) => row.published)).toBe(true);
     await relay.stop();
   });
@@ -117,12 +122,13 @@ describe("OutboxRelay", () => {
   });
 
   it("while the broker is away nothing is marked; after the backoff the rows go out, NOTIFYs do not cut the backoff", async () => {
-    const { outbox, publisher, clock, relay } = setup();
+    const { outbox, publisher, clock, relay, counted } = setup();
     publisher.down = true;
     outbox.add(2);
     await relay.start();
     await relay.idle();
     expect(outbox.rows.some((row) => row.published)).toBe(false);
+    expect(counted).toEqual({ relayed: 0, failures: 1 });
     const claims = outbox.claims;
     relay.notified();
     await relay.idle();
@@ -131,6 +137,7 @@ describe("OutboxRelay", () => {
     clock.advance(1_000);
     await waitFor(() => outbox.rows.every((row) => row.published), 1_000, "retry relays and marks");
     expect(publisher.ids).toEqual(["e1", "e2"]);
+    expect(counted).toEqual({ relayed: 2, failures: 1 });
     await relay.stop();
   });
 

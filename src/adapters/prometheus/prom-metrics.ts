@@ -83,6 +83,8 @@ export class PromMetrics implements Metrics {
   private readonly presenceResyncs: Counter;
   private readonly lastSeenWrites: Counter;
   private readonly lastSeenDrops: Counter;
+  private readonly outboxRows: Counter;
+  private readonly outboxFailures: Counter;
   private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
   constructor(options: { nodeId: string }) {
@@ -197,6 +199,8 @@ export class PromMetrics implements Metrics {
       registers,
     });
     this.lastSeenDrops = new Counter({ name: "sobranie_presence_last_seen_dropped_total", help: "lastSeen times dropped unwritten while the store was unreachable", registers });
+    this.outboxRows = new Counter({ name: "sobranie_outbox_relayed_total", help: "PostgreSQL outbox rows published (broker-confirmed) and marked by this worker's relay", registers });
+    this.outboxFailures = new Counter({ name: "sobranie_outbox_relay_failures_total", help: "Outbox batches that failed (database or broker away); their rows are retried", registers });
 
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
@@ -297,6 +301,14 @@ export class PromMetrics implements Metrics {
 
   lastSeenDropped(): void {
     this.lastSeenDrops.inc();
+  }
+
+  outboxRelayed(rows: number): void {
+    this.outboxRows.inc(rows);
+  }
+
+  outboxRelayFailed(): void {
+    this.outboxFailures.inc();
   }
 
 

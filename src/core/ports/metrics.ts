@@ -46,6 +46,10 @@ export interface Metrics {
   lastSeenSaved(users: number, ok: boolean): void;
   /** A lastSeen time was dropped unwritten: too many waited while the store was unreachable. */
   lastSeenDropped(): void;
+  /** The outbox relay published and marked `rows` outbox rows. */
+  outboxRelayed(rows: number): void;
+  /** An outbox batch failed (database or broker away); its rows stay unpublished and are retried. */
+  outboxRelayFailed(): void;
 }
 
 export interface PresenceState {
@@ -75,4 +79,6 @@ export const noopMetrics: Metrics = {
   presenceResync() {},
   lastSeenSaved() {},
   lastSeenDropped() {},
+  outboxRelayed() {},
+  outboxRelayFailed() {},
 };
