@@ -19,6 +19,7 @@ import type { Metrics, UpgradeRejectReason } from "./ports/metrics.js";
 import type { LocalFanout, SessionSocket } from "./ports/session-socket.js";
 import type { PresenceBus } from "./ports/presence-bus.js";
 import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
+import { BackendEventQueue } from "./presence/backend-event-queue.js";
 
 export interface GatewayOptions {
   readonly nodeId: string;
@@ -61,6 +62,8 @@ export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; rea
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
 const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50 } as const;
+/** Presence events for backends waiting out a broker outage: about 10 MB at most. */
+const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
 
 export class NamespaceNotFoundError extends Error {
   override readonly name = "NamespaceNotFoundError";
@@ -114,11 +117,16 @@ export class Gateway implements BrokerHandler {
   private draining = false;
   private inspector: Timer | undefined;
   private readonly tracker: PresenceTracker;
+  private readonly presenceEvents: BackendEventQueue<PresenceBackendEvent>;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = options;
     this.deps = deps;
     const presence = options.presence ?? DEFAULT_PRESENCE;
+    this.presenceEvents = new BackendEventQueue((event) => this.publishPresenceEvent(event), PRESENCE_EVENT_QUEUE, {
+      clock: deps.clock,
+      logger: deps.logger.child({ component: "presence-events" }),
+    });
     this.tracker = new PresenceTracker(
       {
         nodeId: options.nodeId,
@@ -134,7 +142,7 @@ export class Gateway implements BrokerHandler {
         fanout: deps.fanout,
         metrics: deps.metrics,
         logger: deps.logger.child({ component: "presence" }),
-        publishEvent: (event) => this.publishPresenceEvent(event),
+        publishEvent: (event) => this.presenceEvents.push(event),
         lastSeenStore: deps.store,
       },
     );
@@ -265,6 +273,7 @@ export class Gateway implements BrokerHandler {
 
   readinessChanged(ready: boolean): void {
     this.brokerReady = ready;
+    if (ready) this.presenceEvents.resume();
   }
 
   /**
@@ -291,6 +300,7 @@ export class Gateway implements BrokerHandler {
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
     // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
     await this.tracker.stop();
+    this.presenceEvents.close();
   }
 
   /**
@@ -354,20 +364,18 @@ export class Gateway implements BrokerHandler {
   /**
    * A presence change for backends (CONTRACT §3), to the events exchange under
    * the reserved `presence` prefix; no namespace is called `presence`, so it is
-   * never forwarded to the live exchange and reaches no client. Not retried:
-   * a change lost while the broker is away is logged.
+   * never forwarded to the live exchange and reaches no client. While the
+   * broker is away, events wait in order (bounded) and go out on reconnect.
    */
-  private publishPresenceEvent(event: PresenceBackendEvent): void {
+  private publishPresenceEvent(event: PresenceBackendEvent): Promise<void> {
     const id = this.deps.newId();
-    this.deps.broker
-      .publish({
-        target: "events",
-        routingKey: event.routingKey,
-        body: encodeEnvelope({ id, type: `presence.${event.type}`, data: event.data, occurredAt: new Date(event.atMs).toISOString() }),
-        messageId: id,
-        timestampMs: event.atMs,
-      })
-      .catch((error: unknown) => this.deps.logger.warn({ err: error, routingKey: event.routingKey }, "presence event not published"));
+    return this.deps.broker.publish({
+      target: "events",
+      routingKey: event.routingKey,
+      body: encodeEnvelope({ id, type: `presence.${event.type}`, data: event.data, occurredAt: new Date(event.atMs).toISOString() }),
+      messageId: id,
+      timestampMs: event.atMs,
+    });
   }
 
   private deadLetter(reason: string, message: string): DeliveryOutcome {

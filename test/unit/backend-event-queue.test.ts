@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
+import { silentLogger } from "../../src/core/ports/logger.js";
+import { BackendEventQueue } from "../../src/core/presence/backend-event-queue.js";
+import { FakeClock } from "../support/fake-clock.js";
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A broker that can be away (rejects unavailable) or refuse one event for good. */
+function setup(maxWaiting = 100) {
+  const clock = new FakeClock();
+  const sent: string[] = [];
+  const broker = { away: false, poison: "" };
+  const queue = new BackendEventQueue<string>(
+    async (event) => {
+      await Promise.resolve();
+      if (broker.away) throw new BrokerUnavailableError();
+      if (event === broker.poison) throw new Error("refused");
+      sent.push(event);
+    },
+    { maxWaiting, retryMs: 2_000 },
+    { clock, logger: silentLogger },
+  );
+  return { clock, sent, broker, queue };
+}
+
+describe("BackendEventQueue (presence events for backends)", () => {
+  it("sends in order; during an outage everything waits, in order, and goes out on resume", async () => {
+    const { sent, broker, queue } = setup();
+    queue.push("a.online");
+    await settle();
+    broker.away = true;
+    queue.push("a.offline");
+    queue.push("b.online");
+    await settle();
+    queue.push("a.online");
+    await settle();
+    expect(sent).toEqual(["a.online"]);
+    expect(queue.size).toBe(3);
+    broker.away = false;
+    queue.resume();
+    await settle();
+    expect(sent).toEqual(["a.online", "a.offline", "b.online", "a.online"]);
+    expect(queue.size).toBe(0);
+  });
+
+  it("retries by itself after retryMs when no resume comes (a reconnect raced the failure)", async () => {
+    const { clock, sent, broker, queue } = setup();
+    broker.away = true;
+    queue.push("x");
+    await settle();
+    broker.away = false;
+    clock.advance(1_999);
+    await settle();
+    expect(sent).toEqual([]);
+    clock.advance(1);
+    await settle();
+    expect(sent).toEqual(["x"]);
+  });
+
+  it("keeps the newest maxWaiting events during a long outage, and skips an event refused for good", async () => {
+    const { sent, broker, queue } = setup(3);
+    broker.away = true;
+    for (const event of ["e1", "e2", "e3", "e4", "e5"]) queue.push(event);
+    await settle();
+    expect(queue.size).toBe(3);
+    broker.away = false;
+    broker.poison = "e4";
+    queue.resume();
+    await settle();
+    expect(sent).toEqual(["e3", "e5"]);
+  });
+
+  it("sends nothing after close", async () => {
+    const { clock, sent, broker, queue } = setup();
+    broker.away = true;
+    queue.push("x");
+    await settle();
+    queue.close();
+    broker.away = false;
+    clock.advance(10_000);
+    await settle();
+    expect(sent).toEqual([]);
+  });
+});
