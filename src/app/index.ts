@@ -106,6 +106,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         logger: logger.child({ component: "gateway" }),
         newId: uuidv7,
         bindLingerMs: config.bindLingerMs,
+        bindWholeNamespaces: config.bindWholeNamespaces,
         store,
         presenceBus,
       },

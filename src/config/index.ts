@@ -38,6 +38,8 @@ export interface Config {
     readonly expiresMs: number;
   };
   readonly bindLingerMs: number;
+  /** Namespaces bound as a whole (`<ns>.#`) on the node queue instead of per channel; empty by default. */
+  readonly bindWholeNamespaces: readonly string[];
   readonly drainGraceMs: number;
   readonly shutdownTimeoutMs: number;
   /** Built-ins first, then the `NAMESPACES` extras; names are unique. */
@@ -166,6 +168,7 @@ function toConfig(env: Env): Config {
       expiresMs: env.NODE_QUEUE_EXPIRES_MS,
     },
     bindLingerMs: env.BIND_LINGER_MS,
+    bindWholeNamespaces: env.BIND_WHOLE_NAMESPACES ?? [],
     drainGraceMs: env.DRAIN_GRACE_MS,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     namespaces,

@@ -5,6 +5,7 @@ import {
   retention,
   integer,
   MAX_TIMER_MS,
+  namespaceNames,
   namespaces,
   oneOf,
   publicKeyPem,
@@ -108,6 +109,11 @@ export const VARIABLES = {
   MAX_CONNECTIONS: variable("100000", "connections on this node (HTTP 503 beyond)", positive),
   SEND_BUFFER_BYTES: variable("1048576", "per-socket send buffer before close 4013", integer(1_024)),
   BIND_LINGER_MS: variable("5000", "keep a channel's binding this long after its last local subscriber leaves", durationMs(0)),
+  BIND_WHOLE_NAMESPACES: variable(
+    undefined,
+    "comma-separated namespaces bound once per node as `<ns>.#` instead of once per subscribed channel: no binding churn, but every event of the namespace reaches every node (README Performance)",
+    namespaceNames,
+  ),
   NODE_QUEUE_MAX_LENGTH: variable("100000", "per-node queue max length (x-max-length)", positive),
   NODE_QUEUE_MESSAGE_TTL_MS: variable("60000", "per-node queue message TTL (x-message-ttl)", durationMs(0)),
   NODE_QUEUE_EXPIRES_MS: variable("60000", "per-node queue deleted after this long unused (x-expires)", durationMs(1)),
@@ -190,6 +196,11 @@ function durableNames(extra: readonly NamespacePolicy[] | undefined): string[] {
   return [...BUILT_IN_NAMESPACES, ...(extra ?? [])].filter((policy) => policy.durable).map((policy) => policy.name);
 }
 
+function unknownNames(names: readonly string[] | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
+  const known = new Set([...BUILT_IN_NAMESPACES, ...(extra ?? [])].map((policy) => policy.name));
+  return (names ?? []).filter((name) => !known.has(name));
+}
+
 export const EnvSchema = v.pipe(
   EnvFields,
   rule(
@@ -227,6 +238,12 @@ export const EnvSchema = v.pipe(
     "RETENTION",
     (env) => Object.keys(env.RETENTION ?? {}).every((name) => durableNames(env.NAMESPACES).includes(name)),
     (env) => `names namespaces that are not durable: ${Object.keys(env.RETENTION ?? {}).filter((name) => !durableNames(env.NAMESPACES).includes(name)).join(", ")}`,
+  ),
+  rule(
+    ["BIND_WHOLE_NAMESPACES", "NAMESPACES"],
+    "BIND_WHOLE_NAMESPACES",
+    (env) => unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).length === 0,
+    (env) => `names namespaces that do not exist: ${unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).join(", ")}`,
   ),
   rule(
     ["DRAIN_GRACE_MS", "SHUTDOWN_TIMEOUT_MS"],

@@ -71,6 +71,18 @@ export const apiKeys = v.pipe(
   }),
 );
 
+/** Comma-separated namespace names (`user,room`); blanks and empty items are ignored, each name is checked against the grammar. */
+export const namespaceNames = v.pipe(
+  v.string(),
+  v.transform((text) => [...new Set(text.split(",").map((name) => name.trim()).filter((name) => name !== ""))]),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    for (const name of dataset.value) {
+      if (!NAMESPACE_PATTERN.test(name)) addIssue({ message: `"${name}" is not a namespace name (${NAMESPACE_PATTERN.source})` });
+    }
+  }),
+);
+
 /** At most this many extra namespaces: each becomes a label value, so the count stays bounded. */
 const MAX_EXTRA_NAMESPACES = 64;
 const builtInNames = new Set(BUILT_IN_NAMESPACES.map((policy) => policy.name));

@@ -45,6 +45,8 @@ export interface GatewayDeps {
   /** A new unique, time-ordered id (session ids, event ids). */
   readonly newId: () => string;
   readonly bindLingerMs: number;
+  /** Namespaces bound once as a whole instead of per channel (BIND_WHOLE_NAMESPACES); default none. */
+  readonly bindWholeNamespaces?: readonly string[] | undefined;
   /** Durable history for recovery and the inbox; absent on a node without a store. */
   readonly store?: EventStore | undefined;
   /** Presence between nodes; absent: this node is alone (no replication). */
@@ -118,6 +120,7 @@ export class Gateway implements BrokerHandler {
   private inspector: Timer | undefined;
   private readonly tracker: PresenceTracker;
   private readonly presenceEvents: BackendEventQueue<PresenceBackendEvent>;
+  private readonly bindings: ChannelBindings;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = options;
@@ -152,7 +155,9 @@ export class Gateway implements BrokerHandler {
       lingerMs: deps.bindLingerMs,
       onCountChange: (count) => deps.metrics.bindingsActive(count),
       onExpired: (prefix) => this.lastSeq.delete(prefix),
+      wholeNamespaces: deps.bindWholeNamespaces,
     });
+    this.bindings = bindings;
     this.ctx = {
       nodeId: options.nodeId,
       heartbeatMs: options.heartbeatMs,
@@ -182,8 +187,10 @@ export class Gateway implements BrokerHandler {
     };
   }
 
+  /** Call before the broker starts: whole-namespace bindings are then made while it connects, before it reports ready. */
   start(): void {
     if (this.inspector) return;
+    this.bindings.bindWholeNamespaces();
     this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
     this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
   }
@@ -246,13 +253,20 @@ export class Gateway implements BrokerHandler {
   handleDelivery(delivery: LiveDelivery): DeliveryOutcome {
     const route = parseRoutingKey(delivery.routingKey);
     if (!route) return this.deadLetter("bad_routing_key", `routing key ${delivery.routingKey} names no channel and type`);
+    const { channel } = route;
+    const namespace = this.deps.namespaces.get(channel.namespace) ? channel.namespace : "other";
+    const prefix = routingPrefix(channel);
+    // A whole-bound namespace brings every event of it here: those of channels
+    // nobody here subscribed to are dropped before any decoding (and are not
+    // dead-lettered: the node with a subscriber judges them).
+    if (this.bindings.isWhole(channel.namespace) && !this.bindings.has(prefix)) {
+      this.deps.metrics.unsubscribedDropped(namespace);
+      return { kind: "delivered" };
+    }
     const decoded = decodeEnvelope(delivery.body, delivery, this.deps.newId);
     if (!decoded.ok) return this.deadLetter(decoded.reason, decoded.message);
     const { envelope, publishedAtMs } = decoded;
-    const { channel } = route;
-    const namespace = this.deps.namespaces.get(channel.namespace) ? channel.namespace : "other";
     if (envelope.seq !== undefined) {
-      const prefix = routingPrefix(channel);
       const last = this.lastSeq.get(prefix);
       if (last !== undefined && envelope.seq <= last) {
         this.deps.metrics.duplicateDropped(namespace);

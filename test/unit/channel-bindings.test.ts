@@ -3,14 +3,14 @@ import { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
 import { ChannelBindings } from "../../src/core/channel-bindings.js";
 import { FakeClock } from "../support/fake-clock.js";
 
-async function setup(lingerMs = 1_000) {
+async function setup(lingerMs = 1_000, wholeNamespaces: string[] = []) {
   const broker = new MemoryBroker({ liveNamespaces: ["post"] });
   await broker.start({ handleDelivery: () => ({ kind: "delivered" }), readinessChanged: () => {} });
   const bind = vi.spyOn(broker, "bind");
   const unbind = vi.spyOn(broker, "unbind");
   const clock = new FakeClock();
   const counts: number[] = [];
-  const bindings = new ChannelBindings({ broker, clock, lingerMs, onCountChange: (n) => counts.push(n) });
+  const bindings = new ChannelBindings({ broker, clock, lingerMs, onCountChange: (n) => counts.push(n), wholeNamespaces });
   return { broker, bind, unbind, clock, bindings, counts };
 }
 
@@ -61,5 +61,35 @@ describe("ChannelBindings", () => {
     bindings.release("post.1");
     clock.advance(1_000);
     expect(counts).toEqual([1, 2, 1]);
+  });
+
+  describe("with a namespace bound as a whole", () => {
+    it("binds the namespace once and no channel of it, yet knows which channels have local subscribers", async () => {
+      const { bind, unbind, clock, bindings, counts } = await setup(1_000, ["user"]);
+      bindings.bindWholeNamespaces();
+      await Promise.all([bindings.acquire("user.1"), bindings.acquire("user.2"), bindings.acquire("post.1")]);
+      expect(bind.mock.calls.map(([prefix]) => prefix).sort()).toEqual(["post.1", "user"]);
+      expect(bindings.isWhole("user")).toBe(true);
+      expect(bindings.isWhole("post")).toBe(false);
+      expect([bindings.has("user.1"), bindings.has("user.2"), bindings.has("user.3")]).toEqual([true, true, false]);
+      bindings.release("user.1");
+      clock.advance(999);
+      expect(bindings.has("user.1")).toBe(true);
+      clock.advance(1);
+      expect(bindings.has("user.1")).toBe(false);
+      expect(unbind).not.toHaveBeenCalled();
+      // The namespace counts as one binding; its channels count as none.
+      expect(counts).toEqual([1, 2]);
+    });
+
+    it("waits for the namespace binding before a subscribe is confirmed, and retries it after a failure", async () => {
+      const { bind, bindings } = await setup(1_000, ["user"]);
+      bind.mockRejectedValueOnce(new Error("channel closed"));
+      bindings.bindWholeNamespaces();
+      await expect(bindings.acquire("user.1")).rejects.toThrow("channel closed");
+      await bindings.acquire("user.1");
+      await bindings.acquire("user.2");
+      expect(bind.mock.calls.map(([prefix]) => prefix)).toEqual(["user", "user"]);
+    });
   });
 });

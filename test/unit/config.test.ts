@@ -47,6 +47,7 @@ describe("loadConfig defaults", () => {
     });
     expect(config.nodeQueue).toEqual({ maxLength: 100_000, messageTtlMs: 60_000, expiresMs: 60_000 });
     expect(config.bindLingerMs).toBe(5_000);
+    expect(config.bindWholeNamespaces).toEqual([]);
     expect(config.drainGraceMs).toBe(10_000);
     expect(config.shutdownTimeoutMs).toBe(30_000);
     expect(config.namespaces).toEqual(BUILT_IN_NAMESPACES);
@@ -139,6 +140,13 @@ describe("loadConfig values", () => {
     expect(variablesOf({ RETENTION: JSON.stringify({ post: { maxAgeMs: 1 } }) })).toEqual(["RETENTION"]);
     expect(variablesOf({ RETENTION: "{nope" })).toEqual(["RETENTION"]);
     expect(variablesOf({ RETENTION: JSON.stringify({ room: { maxAgeMs: -1 } }) })).toEqual(["RETENTION"]);
+  });
+
+  it("splits BIND_WHOLE_NAMESPACES and accepts only namespaces that exist", () => {
+    expect(loadConfig({ BIND_WHOLE_NAMESPACES: " user, room,,user " }).bindWholeNamespaces).toEqual(["user", "room"]);
+    expect(loadConfig({ BIND_WHOLE_NAMESPACES: "audit", NAMESPACES: JSON.stringify([{ name: "audit" }]) }).bindWholeNamespaces).toEqual(["audit"]);
+    expect(problemsOf({ BIND_WHOLE_NAMESPACES: "user,nope" }).problems).toEqual([{ variable: "BIND_WHOLE_NAMESPACES", message: "names namespaces that do not exist: nope" }]);
+    expect(variablesOf({ BIND_WHOLE_NAMESPACES: "Bad.Name" })).toEqual(["BIND_WHOLE_NAMESPACES"]);
   });
 
   it("validates NODE_ID against its pattern", () => {

@@ -72,6 +72,7 @@ export class PromMetrics implements Metrics {
   private readonly clientPublishes: Counter<"namespace">;
   private readonly persisted: Counter<"namespace" | "duplicate">;
   private readonly duplicatesDropped: Counter<"namespace">;
+  private readonly unsubscribedDrops: Counter<"namespace">;
   private readonly amqpConnected: Gauge;
   private readonly amqpReconnects: Counter;
   private readonly bindings: Gauge;
@@ -160,6 +161,12 @@ export class PromMetrics implements Metrics {
       name: "sobranie_events_persisted_total",
       help: "Durable events handled by the worker, by namespace; duplicate=true when the id was stored before",
       labelNames: ["namespace", "duplicate"],
+      registers,
+    });
+    this.unsubscribedDrops = new Counter({
+      name: "sobranie_unsubscribed_dropped_total",
+      help: "Events of a namespace bound as a whole (BIND_WHOLE_NAMESPACES) that reached a gateway with no local subscriber of their channel",
+      labelNames: ["namespace"],
       registers,
     });
     this.duplicatesDropped = new Counter({
@@ -261,6 +268,10 @@ export class PromMetrics implements Metrics {
 
   duplicateDropped(namespace: string): void {
     this.duplicatesDropped.inc({ namespace });
+  }
+
+  unsubscribedDropped(namespace: string): void {
+    this.unsubscribedDrops.inc({ namespace });
   }
 
   clientPublished(namespace: string): void {

@@ -33,6 +33,8 @@ export interface Metrics {
   eventsPersisted(namespace: string, duplicate: boolean): void;
   /** A gateway dropped a relayed event whose seq it had already delivered on the channel. */
   duplicateDropped(namespace: string): void;
+  /** A gateway dropped an event of a whole-bound namespace (BIND_WHOLE_NAMESPACES) for a channel with no local subscriber. */
+  unsubscribedDropped(namespace: string): void;
   clientPublished(namespace: string): void;
   brokerConnected(connected: boolean): void;
   brokerReconnected(): void;
@@ -70,6 +72,7 @@ export const noopMetrics: Metrics = {
   deadLettered() {},
   eventsPersisted() {},
   duplicateDropped() {},
+  unsubscribedDropped() {},
   clientPublished() {},
   brokerConnected() {},
   brokerReconnected() {},
