@@ -1,6 +1,7 @@
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { boundLifetime } from "./ipc.js";
+import { RawWs, type RawTarget } from "./raw-ws-client.js";
 import { nowMs } from "./payload.js";
 import { LatencyHistogram, type SparseHistogram } from "./stats.js";
 
@@ -31,8 +32,8 @@ export type ConnCommand =
   /** Takes the config and signs every client's token. */
   | { type: "config"; config: ConnConfig }
   | { type: "open"; subscribe: "none" | "room" }
-  /** connect: a timed storm of connect + `welcome` + subscribe `user:<sub>` + `ok` (or `open` on a plain server). */
-  | { type: "connect" }
+  /** connect: a timed storm; see ConnectStep. */
+  | ({ type: "connect" } & ConnectStep)
   /** ingress: closed-loop `publish` with `window` in flight per connection. */
   | { type: "ingress"; durationMs: number; rampMs: number; window: number; dataBytes: number }
   | { type: "drop" }
@@ -41,6 +42,19 @@ export type ConnCommand =
   /** recovery: the runner is about to publish one event per room; each client notes its seq. */
   | { type: "prime" }
   | { type: "finish" };
+
+/**
+ * One connect storm: every client connects (`client`: the `ws` library or the
+ * raw client of raw-ws-client.ts), waits for `open` (the 101) or also for
+ * `welcome`, then optionally subscribes (`user`: its own `user:<sub>`, a new
+ * channel per client; `room`: `room:<prefix><i % rooms>`) and waits for `ok`.
+ * The latency is that whole exchange.
+ */
+export interface ConnectStep {
+  client: "ws" | "raw";
+  expect: "open" | "welcome";
+  subscribe: "none" | "user" | "room";
+}
 
 export interface ConnReport {
   type: "done";
@@ -58,6 +72,7 @@ type Frame = { op?: string; ref?: number; seq?: number; code?: string; recovered
 let config: ConnConfig;
 let tokens: string[] = [];
 const sockets: (WebSocket | null)[] = [];
+const rawSockets: RawWs[] = [];
 const lastSeq: number[] = [];
 
 boundLifetime(60_000, "conn-process");
@@ -83,21 +98,8 @@ async function handle(command: ConnCommand): Promise<void> {
       });
       return report("open", { ...outcome, elapsedMs: nowMs() - started });
     }
-    case "connect": {
-      const histogram = new LatencyHistogram();
-      const started = nowMs();
-      const outcome = await pool(config.count, config.concurrency, async (i) => {
-        const t = nowMs();
-        const ws = await open(i);
-        if (config.jwtSecret !== null) {
-          const ok = await request(ws, { op: "subscribe", ref: 1, channel: `user:${subject(i)}` }, 1);
-          if (ok.op !== "ok") throw new Error(`subscribe_${ok.code}`);
-        }
-        histogram.recordMs(nowMs() - t);
-        sockets[i] = ws;
-      });
-      return report("connect", { ...outcome, elapsedMs: nowMs() - started, histogram: histogram.toSparse() });
-    }
+    case "connect":
+      return connectStorm(command);
     case "ingress":
       return ingress(command);
     case "drop": {
@@ -111,6 +113,7 @@ async function handle(command: ConnCommand): Promise<void> {
       return prime();
     case "finish":
       for (const ws of sockets) ws?.terminate();
+      for (const ws of rawSockets) ws.destroy();
       setTimeout(() => process.exit(0), 200);
   }
 }
@@ -153,8 +156,8 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
   return { ok, failed: count - ok, failures };
 }
 
-/** Connects client `i`; resolves after `welcome` (gateway) or `open` (plain ws server). */
-function open(i: number): Promise<WebSocket> {
+/** Connects client `i`; resolves after `welcome` (gateway, by default) or `open` (plain ws server, by default). */
+function open(i: number, expect: "open" | "welcome" = config.jwtSecret === null ? "open" : "welcome"): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const url = config.jwtSecret === null ? config.url : `${config.url}?token=${tokens[i]}`;
     const ws = new WebSocket(url, { localAddress: config.localAddresses[i % config.localAddresses.length]!, perMessageDeflate: false, handshakeTimeout: config.timeoutMs });
@@ -172,7 +175,7 @@ function open(i: number): Promise<WebSocket> {
       ws.on("error", () => undefined);
       resolve(ws);
     };
-    if (config.jwtSecret === null) ws.once("open", done);
+    if (expect === "open") ws.once("open", done);
     else ws.once("message", (data: Buffer) => ((parse(data).op === "welcome" ? done : () => fail("no_welcome"))()));
   });
 }
@@ -194,12 +197,46 @@ function request(ws: WebSocket, frame: object, ref: number): Promise<Frame> {
   });
 }
 
-function parse(data: Buffer): Frame {
+function parse(data: Buffer | string): Frame {
   try {
-    return JSON.parse(data.toString("utf8")) as Frame;
+    return JSON.parse(typeof data === "string" ? data : data.toString("utf8")) as Frame;
   } catch {
     return {};
   }
+}
+
+async function connectStorm(step: ConnectStep): Promise<void> {
+  const histogram = new LatencyHistogram();
+  const target = rawTarget();
+  const channelOf = (i: number): string => (step.subscribe === "user" ? `user:${subject(i)}` : room(i));
+  const started = nowMs();
+  const outcome = await pool(config.count, config.concurrency, async (i) => {
+    const t = nowMs();
+    if (step.client === "ws") {
+      const ws = await open(i, step.expect);
+      sockets[i] = ws;
+      if (step.subscribe !== "none") {
+        const ok = await request(ws, { op: "subscribe", ref: 1, channel: channelOf(i) }, 1);
+        if (ok.op !== "ok") throw new Error(`subscribe_${ok.code}`);
+      }
+    } else {
+      const ws = await RawWs.open({ ...target, path: tokens[i] === undefined ? target.path : `${target.path}?token=${tokens[i]}` }, config.localAddresses[i % config.localAddresses.length]!, config.timeoutMs);
+      rawSockets.push(ws);
+      if (step.expect === "welcome" && parse(await ws.nextText(config.timeoutMs)).op !== "welcome") throw new Error("no_welcome");
+      if (step.subscribe !== "none") {
+        ws.send(JSON.stringify({ op: "subscribe", ref: 1, channel: channelOf(i) }));
+        const ok = parse(await ws.nextText(config.timeoutMs));
+        if (ok.op !== "ok") throw new Error(`subscribe_${ok.code ?? ok.op}`);
+      }
+    }
+    histogram.recordMs(nowMs() - t);
+  });
+  report("connect", { ...outcome, elapsedMs: nowMs() - started, histogram: histogram.toSparse() });
+}
+
+function rawTarget(): RawTarget {
+  const url = new URL(config.url);
+  return { host: url.hostname, port: Number(url.port), path: url.pathname };
 }
 
 async function ingress(command: Extract<ConnCommand, { type: "ingress" }>): Promise<void> {

@@ -1,10 +1,28 @@
 import os from "node:os";
+import { randomBytes } from "node:crypto";
 import { ConnFleet } from "./conn-fleet.js";
+import type { ConnectStep } from "./conn-process.js";
 import { CpuMeter } from "./machine.js";
 import { openFilesLimit } from "./memory.js";
 import { printGrid, ratio, show } from "./report.js";
-import { type ProcessHandle, type ServerContext, startGatewayProcess, startPlainWs } from "./servers.js";
+import { type ServerContext, startGatewayProcess, startPlainWs, startRawUws } from "./servers.js";
 import { round } from "./stats.js";
+
+/**
+ * The phases of scenario `connect`, run in this order, each against a fresh
+ * server process, so one run decomposes the storm:
+ *
+ * | phase | server | each client does |
+ * |---|---|---|
+ * | `plainWs` | plain `ws` server | upgrade (`open`) only |
+ * | `rawUws` | bare uWS.js | upgrade, `welcome`, subscribe `user:<id>`, `ok` (no auth, no broker) |
+ * | `welcome` | gateway | JWT upgrade, `welcome` |
+ * | `bound` | gateway | + subscribe `room:bench0` (one channel for all: bound once) |
+ * | `user` | gateway | + subscribe `user:<id>` (a new channel, so a new binding, per client) |
+ * | `userWhole` | gateway, `BIND_WHOLE_NAMESPACES=user` | the same as `user`; one `user.#` binding made at start |
+ */
+export const CONNECT_PHASES = ["plainWs", "rawUws", "welcome", "bound", "user", "userWhole"] as const;
+export type ConnectPhase = (typeof CONNECT_PHASES)[number];
 
 export interface ConnectOptions {
   clients: number;
@@ -12,6 +30,8 @@ export interface ConnectOptions {
   addressesPerProc: number;
   /** Connects in flight per client process. */
   concurrency: number;
+  phases: ConnectPhase[];
+  client: ConnectStep["client"];
 }
 
 export interface ConnectServerResult {
@@ -27,30 +47,73 @@ export interface ConnectServerResult {
 
 export interface ConnectResult {
   clients: number;
-  gateway: ConnectServerResult;
-  plainWs: ConnectServerResult;
+  client: ConnectStep["client"];
+  phases: Partial<Record<ConnectPhase, ConnectServerResult>>;
   loadAvg1m: number;
   notes: string[];
 }
 
+const PHASE_STEP: Record<ConnectPhase, Omit<ConnectStep, "client">> = {
+  plainWs: { expect: "open", subscribe: "none" },
+  rawUws: { expect: "welcome", subscribe: "user" },
+  welcome: { expect: "welcome", subscribe: "none" },
+  bound: { expect: "welcome", subscribe: "room" },
+  user: { expect: "welcome", subscribe: "user" },
+  userWhole: { expect: "welcome", subscribe: "user" },
+};
+
+interface StormTarget {
+  wsUrl: string;
+  jwtSecret: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
 /**
- * Scenario `connect`: a storm of authenticated connects. Gateway: each client
- * connects with its own JWT (distinct user), waits for `welcome`, subscribes
- * to `user:<id>` (a new binding per user: binding churn is part of the cost)
- * and waits for `ok`; the time of that whole exchange is the latency. Plain
- * `ws` baseline: connect until `open` (no auth, no frames). Tokens are signed
- * before the clock starts. `procs × concurrency` connects are in flight.
+ * Scenario `connect`: storms of connects, `procs × concurrency` in flight,
+ * one per phase (CONNECT_PHASES). Every client has its own user and JWT,
+ * signed before the clock starts and sent to every server (the baselines
+ * ignore it), so all phases send the same bytes.
  */
 export async function runConnect(context: ServerContext, options: ConnectOptions, log: (line: string) => void): Promise<ConnectResult> {
   const clients = Math.min(options.clients, openFilesLimit() - 500);
   const loadAvg1m = round(os.loadavg()[0] ?? 0, 2) ?? 0;
-  log(`  ${clients} clients, ${options.procs} processes × ${options.concurrency} connects in flight`);
-  const gateway = await storm(context, options, clients, await startGatewayProcess(context, {}, "connect"), log, "gateway");
-  const plainWs = await storm(context, options, clients, await startPlainWs(context), log, "plainWs");
-  return { clients, gateway, plainWs, loadAvg1m, notes: clients < options.clients ? [`capped at ${clients} by the open-files limit`] : [] };
+  log(`  ${clients} clients, ${options.procs} processes × ${options.concurrency} connects in flight, ${options.client} client`);
+  const phases: ConnectResult["phases"] = {};
+  for (const phase of options.phases) {
+    const target = await startTarget(context, phase);
+    phases[phase] = await storm(context, options, clients, target, { client: options.client, ...PHASE_STEP[phase] }, log, phase);
+  }
+  return { clients, client: options.client, phases, loadAvg1m, notes: clients < options.clients ? [`capped at ${clients} by the open-files limit`] : [] };
 }
 
-async function storm(context: ServerContext, options: ConnectOptions, clients: number, server: ProcessHandle, log: (line: string) => void, name: string): Promise<ConnectServerResult> {
+async function startTarget(context: ServerContext, phase: ConnectPhase): Promise<StormTarget> {
+  const unusedSecret = randomBytes(24).toString("hex");
+  switch (phase) {
+    case "plainWs": {
+      const server = await startPlainWs(context);
+      return { wsUrl: server.wsUrl, jwtSecret: unusedSecret, pid: server.pid, stop: () => server.stop() };
+    }
+    case "rawUws": {
+      const server = await startRawUws(context);
+      return { wsUrl: server.wsUrl, jwtSecret: unusedSecret, pid: server.pids.server?.[0] ?? 0, stop: () => server.stop() };
+    }
+    case "welcome":
+    case "bound":
+    case "user":
+    case "userWhole": {
+      const env: Record<string, string> = phase === "userWhole" ? { BIND_WHOLE_NAMESPACES: "user" } : {};
+      const server = await startGatewayProcess(context, env, `connect-${phase}`);
+      return { wsUrl: server.wsUrl, jwtSecret: server.jwtSecret!, pid: server.pid, stop: () => server.stop() };
+    }
+    default: {
+      const unreachable: never = phase;
+      return unreachable;
+    }
+  }
+}
+
+async function storm(context: ServerContext, options: ConnectOptions, clients: number, server: StormTarget, step: ConnectStep, log: (line: string) => void, name: string): Promise<ConnectServerResult> {
   const fleet = ConnFleet.start({
     procs: options.procs,
     clients,
@@ -66,7 +129,7 @@ async function storm(context: ServerContext, options: ConnectOptions, clients: n
     const pids: Record<string, number[]> = { server: [server.pid], clients: fleet.pids(), runner: [process.pid] };
     if (context.brokerPid !== null) pids.broker = [context.brokerPid];
     const meter = new CpuMeter(pids);
-    const totals = await fleet.step("connect", { type: "connect" });
+    const totals = await fleet.step("connect", { type: "connect", ...step });
     const cpuPct = meter.stop();
     const result: ConnectServerResult = {
       connectsPerSec: Math.round((totals.ok / totals.elapsedMs) * 1000),
@@ -87,17 +150,26 @@ async function storm(context: ServerContext, options: ConnectOptions, clients: n
 }
 
 export function printConnect(result: ConnectResult, log: (line: string) => void): void {
-  const row = (name: string, r: ConnectServerResult): string[] => [
-    name,
-    String(r.connectsPerSec),
-    show(r.p50Ms),
-    show(r.p99Ms),
-    String(r.failed),
-    show(r.cpuPct.server ?? null),
-    show(r.cpuPct.clients ?? null),
-    show(r.cpuPct.box ?? null),
-    show(r.cpuPct.others ?? null),
-  ];
-  printGrid([["connect", "connects/s", "p50 ms", "p99 ms", "failed", "srv cpu%", "clients cpu%", "box cpu%", "others%"], row("gateway", result.gateway), row("plainWs", result.plainWs)], log);
-  log(`gateway/plainWs: connects/s ${ratio(result.gateway.connectsPerSec, result.plainWs.connectsPerSec)} (gateway: JWT + welcome + subscribe user:<id> + ok; plainWs: open only)`);
+  const baseline = result.phases.rawUws?.connectsPerSec;
+  const rows = CONNECT_PHASES.flatMap((phase) => {
+    const r = result.phases[phase];
+    if (r === undefined) return [];
+    return [
+      [
+        phase,
+        String(r.connectsPerSec),
+        baseline === undefined ? "-" : ratio(r.connectsPerSec, baseline),
+        show(r.p50Ms),
+        show(r.p99Ms),
+        String(r.failed),
+        show(r.cpuPct.server ?? null),
+        show(r.cpuPct.broker ?? null),
+        show(r.cpuPct.clients ?? null),
+        show(r.cpuPct.box ?? null),
+        show(r.cpuPct.others ?? null),
+      ],
+    ];
+  });
+  printGrid([["connect", "connects/s", "/rawUws", "p50 ms", "p99 ms", "failed", "srv cpu%", "broker cpu%", "clients cpu%", "box cpu%", "others%"], ...rows], log);
+  log(`(${result.client} client) plainWs: upgrade only; rawUws: bare uWS.js, welcome + subscribe + ok; welcome: gateway JWT + welcome; bound: + subscribe to one bound channel; user: + subscribe user:<id> (new binding each); userWhole: the same with BIND_WHOLE_NAMESPACES=user`);
 }

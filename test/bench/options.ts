@@ -1,4 +1,4 @@
-import type { ConnectOptions } from "./connect.js";
+import { CONNECT_PHASES, type ConnectOptions, type ConnectPhase } from "./connect.js";
 import type { FanoutOptions } from "./fanout.js";
 import type { IdleOptions } from "./idle.js";
 import type { IngressOptions } from "./ingress.js";
@@ -14,6 +14,8 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
   gatewayStub: boolean;
   gatewayEnv: Record<string, string>;
+  /** Node options for the gateway process (`--gateway-node-args`), e.g. `--cpu-prof`. */
+  gatewayNodeArgs: string[];
   rabbitUrl: string;
   logDir: string;
   fanout: FanoutOptions;
@@ -33,11 +35,16 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenario a,b           of ${BENCH_SCENARIOS.join(", ")} (default: all, in that order)
   --only a,b               fanout servers to run, of ${ALL_SCENARIOS.join(", ")} (default: all)
   --idle-connections N     idle: connections (quick 10,000, full 50,000; capped by the open-files limit)
-  --connect-clients N      connect: clients in the storm (quick 3,000, full 10,000)
+  --connect-clients N      connect: clients in each storm (quick 3,000, full 10,000)
+  --connect-phases a,b     connect: of ${CONNECT_PHASES.join(", ")} (default: all)
+  --connect-client raw|ws  connect: the bare-TCP client (default) or the ws library
+  --connect-procs N        connect: client processes (default 2), --connect-concurrency N in flight each (default 50)
   --ingress-connections N  ingress: publishing connections (quick 100, full 200), --ingress-window N in flight each
   --recovery-clients N     recovery: clients reconnecting at once (quick 1,000, full 5,000)
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
+  --gateway-node-args "A B" node options for every gateway process, e.g.
+                           "--cpu-prof --cpu-prof-dir=bench-results/prof" (profile written at its stop)
   --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
   --clients N --channels N --procs N --payload-bytes N
   --window N               closed-loop deliveries in flight (default 20 per client)
@@ -53,6 +60,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     scenarios: ALL_SCENARIOS,
     gatewayStub: false,
     gatewayEnv: {},
+    gatewayNodeArgs: [],
     rabbitUrl: "amqp://guest:guest@127.0.0.1:5672",
     logDir: "bench-results/logs",
     fanout: {
@@ -77,7 +85,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     },
     run: [...BENCH_SCENARIOS],
     idle: { connections: quick ? 10_000 : 50_000, procs: 4, addressesPerProc: 4, settleMs: quick ? 2_000 : 4_000 },
-    connect: { clients: quick ? 3_000 : 10_000, procs: 2, addressesPerProc: 4, concurrency: 50 },
+    connect: { clients: quick ? 3_000 : 10_000, procs: 2, addressesPerProc: 4, concurrency: 50, phases: [...CONNECT_PHASES], client: "raw" },
     ingress: { connections: quick ? 100 : 200, procs: 2, window: 4, dataBytes: 200, durationMs: quick ? 6_000 : 15_000, rampMs: quick ? 1_500 : 3_000 },
     recovery: { clients: quick ? 1_000 : 5_000, perRoom: 20, eventsPerRoom: quick ? 10 : 20, procs: 2, timeoutMs: 60_000 },
   };
@@ -127,6 +135,29 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case "--connect-clients":
         options.connect.clients = Math.floor(count());
+        break;
+      case "--connect-phases":
+        options.connect.phases = value()
+          .split(",")
+          .map((name) => {
+            if (!(CONNECT_PHASES as readonly string[]).includes(name)) throw new Error(`unknown connect phase ${name}\n${USAGE}`);
+            return name as ConnectPhase;
+          });
+        break;
+      case "--connect-client": {
+        const client = value();
+        if (client !== "raw" && client !== "ws") throw new Error(`--connect-client is raw or ws, got ${client}`);
+        options.connect.client = client;
+        break;
+      }
+      case "--connect-procs":
+        options.connect.procs = Math.floor(count());
+        break;
+      case "--connect-concurrency":
+        options.connect.concurrency = Math.floor(count());
+        break;
+      case "--gateway-node-args":
+        options.gatewayNodeArgs = value().split(" ").filter((arg) => arg !== "");
         break;
       case "--ingress-connections":
         options.ingress.connections = Math.floor(count());

@@ -36,6 +36,7 @@ const context: ServerContext = {
   rabbitUrl: options.rabbitUrl,
   logDir: options.logDir,
   gatewayEnv: options.gatewayEnv,
+  gatewayNodeArgs: options.gatewayNodeArgs,
   gatewayStub: options.gatewayStub,
   brokerPid: brokerPid(),
 };

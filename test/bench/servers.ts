@@ -33,6 +33,8 @@ export interface ServerContext {
   logDir: string;
   /** Extra env for the gateway (`--gateway-env KEY=VALUE`), applied last. */
   gatewayEnv: Record<string, string>;
+  /** Node options for every gateway process (`--gateway-node-args`). */
+  gatewayNodeArgs: string[];
   /** Run the seedWs server in the gateway's place (to exercise the harness before the gateway exists). */
   gatewayStub: boolean;
   brokerPid: number | null;
@@ -92,7 +94,7 @@ export async function startGateway(context: ServerContext): Promise<ServerHandle
     ...(stubExchange === null ? {} : stubEnv(stubExchange, context)),
     ...context.gatewayEnv,
   };
-  const server = await spawnServer(context.gatewayStub ? seedMain : gatewayMain, env, port, context, "gateway");
+  const server = await spawnServer(context.gatewayStub ? seedMain : gatewayMain, env, port, context, "gateway", context.gatewayStub ? [] : context.gatewayNodeArgs);
   const exchange = stubExchange ?? EVENTS_EXCHANGE;
   const notes = context.gatewayStub ? ["STUB: seedWs server in the gateway's place (--gateway-stub); not the gateway"] : [`ROLE=gateway NODE_ID=${env.NODE_ID}`];
   return withAmqpPublisher("gateway", server, port, jwtSecret, exchange, context, notes);
@@ -138,7 +140,7 @@ export interface ProcessHandle {
 export async function startGatewayProcess(context: ServerContext, env: Record<string, string>, label: string): Promise<ProcessHandle> {
   const port = await freePort();
   const jwtSecret = env.JWT_SECRET ?? randomBytes(24).toString("hex");
-  const server = await spawnServer(gatewayMain, { ...gatewayEnv(context, port, jwtSecret), NODE_ID: `bench-${label}-${context.runId}`, ...env, ...context.gatewayEnv }, port, context, label);
+  const server = await spawnServer(gatewayMain, { ...gatewayEnv(context, port, jwtSecret), NODE_ID: `bench-${label}-${context.runId}`, ...env, ...context.gatewayEnv }, port, context, label, context.gatewayNodeArgs);
   return processHandle(server, port, `ws://127.0.0.1:${port}/realtime/ws`, jwtSecret);
 }
 
@@ -214,7 +216,7 @@ async function withAmqpPublisher(
 }
 
 /** Spawns a server process with its output in a log file; resolves when `GET /readyz` answers 200. */
-async function spawnServer(main: string, env: Record<string, string>, port: number, context: ServerContext, label: string): Promise<SpawnedServer> {
+async function spawnServer(main: string, env: Record<string, string>, port: number, context: ServerContext, label: string, nodeArgs: string[] = []): Promise<SpawnedServer> {
   mkdirSync(context.logDir, { recursive: true });
   const logPath = join(context.logDir, `${label}-${context.runId}.log`);
   const log = openSync(logPath, "a");
@@ -222,7 +224,7 @@ async function spawnServer(main: string, env: Record<string, string>, port: numb
   // bounds it (and forwards our SIGTERM). stdin stays an open pipe: the seed
   // server also exits when it closes.
   const seconds = String(Math.ceil(context.hardTimeoutMs / 1000));
-  const [command, args] = existsSync(TIMEOUT_BIN) ? [TIMEOUT_BIN, ["-k", "10", seconds, process.execPath, main]] : [process.execPath, [main]];
+  const [command, args] = existsSync(TIMEOUT_BIN) ? [TIMEOUT_BIN, ["-k", "10", seconds, process.execPath, ...nodeArgs, main]] : [process.execPath, [...nodeArgs, main]];
   const child = spawnTracked(command, args, { env: { ...process.env, ...env }, stdio: ["pipe", log, log] });
   closeSync(log);
   const deadline = Date.now() + READY_TIMEOUT_MS;
