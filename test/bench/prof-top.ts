@@ -3,9 +3,10 @@ import { readFileSync } from "node:fs";
 /**
  * Top self-time functions of a V8 `.cpuprofile` (what `node --cpu-prof`
  * writes; see `--gateway-node-args`): `node dist/test/bench/prof-top.js
- * FILE [N]`. Percent of all samples, idle included, so "(idle)" and
- * "(program)" show how busy the process was. Same function in several
- * call sites is added up by name, file and line.
+ * FILE [N]`. Two percentages: of all samples (so "(idle)" shows how busy
+ * the process was) and of the busy ones (idle left out), which is what to
+ * compare between runs. Same function in several call sites is added up by
+ * name, file and line.
  */
 
 interface ProfileNode {
@@ -31,6 +32,8 @@ for (const id of profile.samples) {
   hits.set(key, (hits.get(key) ?? 0) + 1);
 }
 const total = profile.samples.length;
+const busy = total - (hits.get("(idle)") ?? 0);
 const rows = [...hits.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
-process.stdout.write(`${total} samples\n`);
-for (const [key, count] of rows) process.stdout.write(`${((100 * count) / total).toFixed(1).padStart(5)} %  ${key}\n`);
+const percent = (count: number, of: number): string => `${of === 0 ? "-" : ((100 * count) / of).toFixed(1)} %`.padStart(7);
+process.stdout.write(`${total} samples, ${busy} busy\n    all    busy\n`);
+for (const [key, count] of rows) process.stdout.write(`${percent(count, total)} ${key === "(idle)" ? "       " : percent(count, busy)}  ${key}\n`);

@@ -1,5 +1,6 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Logger } from "../../core/ports/logger.js";
+import { coalesceMuxWrites } from "./coalesce-writes.js";
 
 /**
  * Heartbeat asked of the broker when the URL names none: a peer that
@@ -55,6 +56,7 @@ export class AmqpSession {
       clientProperties: { connection_name: connectionName },
       timeout: CONNECT_TIMEOUT_MS,
     });
+    if (!coalesceMuxWrites(model)) logger.debug({}, "amqplib internals not as expected: frames are written one syscall each");
     return new AmqpSession(model, logger);
   }
 
