@@ -1,9 +1,11 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeQueueName } from "../../src/adapters/amqp/topology.js";
+import { AmqpNames, connectionName, nodeQueueName } from "../../src/adapters/amqp/topology.js";
 import { TestPublisher } from "../support/amqp-tools.js";
-import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { waitFor } from "../support/wait-for.js";
+import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
 
 const run = promisify(execFile);
@@ -52,4 +54,27 @@ describe("BIND_WHOLE_NAMESPACES=post on the real RabbitMQ", () => {
     expect(metrics).toMatch(/sobranie_bindings_active(\{[^}]*\})? 1\n/);
     client.close();
   });
+
+  it("makes the namespace binding again after a reconnect, before it reports ready", async () => {
+    const queue = nodeQueueName(gateway.nodeId);
+    // Remove it behind the gateway's back: only the reconnect's restore can bring it back.
+    const connection = await amqp.connect(RABBITMQ_URL);
+    try {
+      await (await connection.createChannel()).unbindQueue(queue, AmqpNames.liveExchange, "post.#");
+    } finally {
+      await connection.close();
+    }
+    expect(await bindingsOf(queue)).toEqual([]);
+    await closeBrokerConnection(connectionName(gateway.nodeId));
+    await waitFor(async () => /sobranie_amqp_reconnects_total(\{[^}]*\})? [1-9]/.test(await (await fetch(`${gateway.httpUrl}/metrics`)).text()), 10_000, "a reconnect");
+    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 10_000, "ready again");
+    expect(await bindingsOf(queue)).toEqual(["sobranie.live post.#"]);
+  });
 });
+
+async function closeBrokerConnection(name: string): Promise<void> {
+  const { stdout } = await run("rabbitmqctl", ["list_connections", "pid", "client_properties", "--quiet"]);
+  const line = stdout.split("\n").find((row) => row.includes(name));
+  if (!line) throw new Error(`no connection named ${name}:\n${stdout}`);
+  await run("rabbitmqctl", ["close_connection", line.split("\t")[0]!, "test: forced close"]);
+}
