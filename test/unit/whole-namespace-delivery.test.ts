@@ -81,6 +81,6 @@ describe("a gateway with a namespace bound as a whole", () => {
     gateway.handleDelivery(delivery("user.alice.note", JSON.stringify({ id: "e2", type: "note", data: {} })));
     expect(drops).toEqual(["user", "user"]);
     expect(bind).toHaveBeenCalledTimes(1);
-    gateway.stop();
+    await gateway.stop();
   });
 });
