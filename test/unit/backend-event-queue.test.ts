@@ -84,4 +84,23 @@ describe("BackendEventQueue (presence events for backends)", () => {
     await settle();
     expect(sent).toEqual([]);
   });
+
+  it("pipelines a burst: many publishes in flight at once, not one confirm at a time", async () => {
+    const started: string[] = [];
+    const confirms: Array<() => void> = [];
+    const queue = new BackendEventQueue<string>(
+      (event) => {
+        started.push(event);
+        return new Promise<void>((resolve) => confirms.push(resolve));
+      },
+      { maxWaiting: 100, retryMs: 2_000 },
+      { clock: new FakeClock(), logger: silentLogger },
+    );
+    for (let i = 0; i < 10; i++) queue.push(`e${i}`);
+    await settle();
+    expect(started).toHaveLength(10);
+    for (const confirm of confirms) confirm();
+    await settle();
+    expect(queue.size).toBe(0);
+  });
 });

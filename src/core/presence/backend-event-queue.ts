@@ -2,6 +2,9 @@ import { BrokerUnavailableError } from "../ports/broker.js";
 import type { Clock, Timer } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 
+/** Publishes in flight at once: enough to pipeline confirms through a connect storm. */
+const WINDOW = 500;
+
 /** Publishes one event; rejects BrokerUnavailableError while the broker is away. */
 export type PublishEvent<T> = (event: T) => Promise<void>;
 
@@ -16,9 +19,9 @@ export interface BackendEventQueueOptions {
  * Presence events for backends, in order, surviving broker outages: an event
  * the broker refused as unavailable waits, with every later one behind it (so
  * a user's online never overtakes their offline), until `resume()` is called
- * on reconnect (or after `retryMs`). One publish in flight at a time keeps the order; a failure
- * other than unavailability (a bug, a refused message) is logged and the
- * event skipped, so one bad event cannot stall the queue.
+ * on reconnect (or after `retryMs`). A failure other than unavailability (a
+ * bug, a refused message) is logged and the event skipped, so one bad event
+ * cannot stall the queue.
  */
 export class BackendEventQueue<T> {
   private readonly waiting: T[] = [];
@@ -35,10 +38,7 @@ export class BackendEventQueue<T> {
 
   push(event: T): void {
     this.waiting.push(event);
-    if (this.waiting.length > this.options.maxWaiting) {
-      this.waiting.shift();
-      if (this.dropped++ === 0) this.deps.logger.error({ maxWaiting: this.options.maxWaiting }, "presence events dropped: the broker has been away too long");
-    }
+    this.trim();
     void this.pump();
   }
 
@@ -63,28 +63,43 @@ export class BackendEventQueue<T> {
     return this.waiting.length;
   }
 
+  /**
+   * Sends the waiting events in windows of up to WINDOW publishes in flight
+   * (the broker channel keeps their order and pipelines the confirms). Those
+   * refused as unavailable go back to the front, in order, and the queue
+   * pauses; other failures are logged and skipped.
+   */
   private async pump(): Promise<void> {
     if (this.sending || this.paused) return;
     this.sending = true;
     try {
       while (this.waiting.length > 0 && !this.paused) {
-        const event = this.waiting[0] as T;
-        try {
-          await this.publish(event);
-        } catch (error) {
-          if (error instanceof BrokerUnavailableError) {
-            this.paused = true;
-            this.retry ??= this.deps.clock.setTimeout(() => this.resume(), this.options.retryMs);
-            this.deps.logger.warn({ waiting: this.waiting.length }, "presence events wait for the broker");
-            break;
-          }
-          this.deps.logger.warn({ err: error }, "presence event not published");
-        }
-        // Sent, or skipped for good; a concurrent overflow may already have shifted it out.
-        if (this.waiting[0] === event) this.waiting.shift();
+        const window = this.waiting.splice(0, WINDOW);
+        const outcomes = await Promise.allSettled(window.map((event) => this.publish(event)));
+        const retry: T[] = [];
+        outcomes.forEach((outcome, i) => {
+          if (outcome.status === "fulfilled") return;
+          if (outcome.reason instanceof BrokerUnavailableError) retry.push(window[i] as T);
+          else this.deps.logger.warn({ err: outcome.reason }, "presence event not published");
+        });
+        if (retry.length === 0) continue;
+        this.waiting.unshift(...retry);
+        this.trim();
+        this.paused = true;
+        this.retry ??= this.deps.clock.setTimeout(() => this.resume(), this.options.retryMs);
+        this.deps.logger.warn({ waiting: this.waiting.length }, "presence events wait for the broker");
       }
     } finally {
       this.sending = false;
     }
+  }
+
+  /** Keeps the newest maxWaiting. */
+  private trim(): void {
+    const excess = this.waiting.length - this.options.maxWaiting;
+    if (excess <= 0) return;
+    this.waiting.splice(0, excess);
+    if (this.dropped === 0) this.deps.logger.error({ maxWaiting: this.options.maxWaiting }, "presence events dropped: the broker has been away too long");
+    this.dropped += excess;
   }
 }

@@ -103,7 +103,7 @@ interface Holder {
  * Cluster-wide presence, held on every node.
  *
  * - Local: channel → user → connection count on this node; changes of the
- *   first/last connection become deltas on the bus (batched per microtask).
+ *   first/last connection become deltas on the bus (batched per event-loop turn).
  * - Cluster: channel → user → the nodes holding it. join/leave (and status
  *   frames) reach local subscribers only when that set turns non-empty or
  *   empty: two tabs, or two nodes, are one member.
@@ -383,7 +383,9 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     this.pending.push(change);
     if (this.flushQueued) return this.pendingAtMs;
     this.flushQueued = true;
-    queueMicrotask(() => {
+    // After the event loop's current I/O phase, not the current callback: a
+    // connect storm's changes (one uWS callback each) leave as one delta.
+    setImmediate(() => {
       this.flushQueued = false;
       this.flush();
     });
