@@ -68,6 +68,11 @@ async function startBunGateway(env: Record<string, string>): Promise<BunGateway>
   };
 }
 
+async function gauge(gateway: BunGateway, name: string): Promise<number> {
+  const text = await (await fetch(`${gateway.httpUrl}/metrics`)).text();
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, "m").exec(text)?.[1]);
+}
+
 async function closedCount(gateway: BunGateway, code: number): Promise<number> {
   const text = await (await fetch(`${gateway.httpUrl}/metrics`)).text();
   return Number(new RegExp(`^sobranie_connections_closed_total\\{[^}]*code="${code}"[^}]*\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
@@ -121,6 +126,21 @@ describe("the gateway on Bun, with RabbitMQ", () => {
     ws.close();
     sse.close();
   }, CASE_TIMEOUT_MS);
+
+  it("notices a WebSocket client and an SSE client that leave", async () => {
+    const open = async (name: string): Promise<number> => gauge(gateway, `sobranie_${name}_connections_active`);
+    await waitFor(async () => (await open("ws")) === 0 && (await open("sse")) === 0, 5_000, "the earlier cases' clients gone");
+    const token = await signToken("dan");
+    const ws = await TestClient.connect(gateway.wsUrl, { token });
+    const sse = await SseTestClient.open(`${gateway.httpUrl}/realtime/events?channels=post:leave`, { authorization: `Bearer ${token}` });
+    await sse.next((message) => message.data.op === "ok");
+    expect(await open("ws")).toBe(1);
+    expect(await open("sse")).toBe(1);
+    ws.close();
+    sse.close();
+    await waitFor(async () => (await open("ws")) === 0, 5_000, "the WebSocket closed");
+    await waitFor(async () => (await open("sse")) === 0, 5_000, "the SSE stream aborted");
+  });
 
   it("answers a frame over 64 KiB with too_large and closes 1009", async () => {
     const ws = await TestClient.connect(gateway.wsUrl, { token: await signToken("ann") });
@@ -177,6 +197,17 @@ describe("the gateway on Bun, embedded (no RABBITMQ_URL)", () => {
     expect((await page.text()).includes("<html")).toBe(true);
     expect((await fetch(`${gateway.httpUrl}/client/sobranie-client.js`)).status).toBe(200);
     expect((await fetch(`${gateway.httpUrl}/no/such/page`)).status).toBe(404);
+  });
+
+  it("reads a POST body and refuses one over 64 KiB with 413", async () => {
+    expect((await publish("post:body", { text: "hi" })).length).toBeGreaterThan(0);
+    const response = await fetch(`${gateway.httpUrl}/api/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ channel: "post:body", type: "big", data: { pad: "x".repeat(70 * 1024) } }),
+    });
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: { code: "too_large" } });
   });
 
   it("closes a WebSocket that stops reading with 4013 while a fast one gets everything", async () => {
