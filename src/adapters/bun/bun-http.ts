@@ -69,7 +69,8 @@ export class BunHttpRequest implements UwsRequest {
  * - `write` returns false while Bun holds bytes the client has not taken
  *   (the direct stream's write answered with a promise), as uWS does;
  * - `onAborted` handlers run once if the client leaves before `end`; after
- *   that every call is a no-op (uWS would crash; here nothing is sent).
+ *   that every call is a no-op (uWS would crash; here nothing is sent), and
+ *   `result` settles (if it had not) with a response nobody receives.
  */
 export class BunHttpResponse implements UwsResponse {
   readonly result: Promise<Response | undefined>;
@@ -141,6 +142,8 @@ export class BunHttpResponse implements UwsResponse {
       if (this.ended || this.aborted) return;
       this.aborted = true;
       this.endStream?.();
+      // Settled so Bun can release the request; the connection is gone, nothing is sent.
+      this.settle(new Response(null, { status: 499 }));
       handler();
     });
     return this;
