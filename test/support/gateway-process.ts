@@ -4,6 +4,14 @@ import { fileURLToPath } from "node:url";
 /** The compiled entry point (`npm test` builds before running the tests). */
 export const MAIN_JS = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
 
+/**
+ * The runtime gateway processes run on: this process's own (node under
+ * vitest, bun under `bun test`), or Bun from node_modules with
+ * `GATEWAY_RUNTIME=bun`, to re-run the Node suites against a gateway on Bun.
+ */
+export const GATEWAY_RUNTIME =
+  process.env.GATEWAY_RUNTIME === "bun" ? fileURLToPath(new URL("../../node_modules/.bin/bun", import.meta.url)) : process.execPath;
+
 export interface ProcessResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -40,7 +48,7 @@ export class GatewayProcess {
   }
 
   static start(args: string[], env: Record<string, string>): GatewayProcess {
-    const child = spawn(process.execPath, [MAIN_JS, ...args], {
+    const child = spawn(GATEWAY_RUNTIME, [MAIN_JS, ...args], {
       env: { PATH: process.env.PATH ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,12 +1,12 @@
 import { readFile } from "node:fs/promises";
-import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { DEMO_PAGE } from "./demo/demo-page.js";
 import { PendingReply } from "./http-reply.js";
 
 export interface ClientRoutesDeps {
-  readonly app: TemplatedApp;
+  readonly app: UwsApp;
   readonly logger: Logger;
 }
 

@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse } from "@btc-vision/uwebsockets.js";
+import type { UwsRequest, UwsResponse } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { UpgradeRejectReason } from "../../core/ports/metrics.js";
 
@@ -25,7 +25,7 @@ export class PendingReply {
   private answered = false;
   private readonly abortListeners: Array<() => void> = [];
 
-  constructor(private readonly res: HttpResponse) {
+  constructor(private readonly res: UwsResponse) {
     res.onAborted(() => {
       this.aborted = true;
       for (const listener of this.abortListeners) listener();
@@ -91,7 +91,7 @@ export class PendingReply {
   }
 
   /** Runs `write` corked, if the client is still there; marks the reply answered. */
-  corked(write: (res: HttpResponse) => void): void {
+  corked(write: (res: UwsResponse) => void): void {
     if (!this.isOpen) return;
     this.answered = true;
     this.res.cork(() => write(this.res));
@@ -99,7 +99,7 @@ export class PendingReply {
 }
 
 /** The client token: `Authorization: Bearer <jwt>`, else `?token=<jwt>`. Read it before any await. */
-export function requestToken(req: HttpRequest): string | undefined {
+export function requestToken(req: UwsRequest): string | undefined {
   const match = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"));
   return match?.[1] ?? (req.getQuery("token") || undefined);
 }

@@ -1,4 +1,4 @@
-import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseInboxQuery, parseReadBody, readInbox } from "../../core/inbox.js";
 import type { Gateway } from "../../core/gateway.js";
@@ -10,7 +10,7 @@ import { PendingReply, requestToken } from "./http-reply.js";
 const MAX_BODY_BYTES = 65_536;
 
 export interface InboxRoutesDeps {
-  readonly app: TemplatedApp;
+  readonly app: UwsApp;
   readonly authenticator: Authenticator;
   readonly store: EventStore | undefined;
   readonly gateway: Gateway;

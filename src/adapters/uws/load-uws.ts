@@ -1,12 +1,17 @@
 import { createRequire } from "node:module";
 import type * as Uws from "@btc-vision/uwebsockets.js";
-
-export type UwsModule = typeof Uws;
+import { createBunUws } from "../bun/bun-uws.js";
+import type { UwsApi } from "./uws-api.js";
 
 /**
- * Loads a native uWebSockets.js build, or throws.
+ * The uWS API for this runtime, or throws.
  *
- * uWS.js is not on npm from its author; two republished builds are pinned:
+ * On Bun: the shim over `Bun.serve` (Bun's server is uWebSockets too, with the
+ * same topic pub/sub); uWS.js native code does not load in Bun, and the native
+ * packages are never required there.
+ *
+ * On Node: a native uWebSockets.js build. uWS.js is not on npm from its
+ * author; two republished builds are pinned:
  * - `@btc-vision/uwebsockets.js` 20.57 (Node 20–25, glibc ≥ 2.38): preferred.
  * - `@trufflesuite/uws-js-unofficial` 20.30 (Node 16–20, glibc ≥ 2.27).
  * The second one's own entry point silently falls back to a slow pure-JS
@@ -14,17 +19,19 @@ export type UwsModule = typeof Uws;
  * gateway on the fallback would be an order of magnitude slower and must
  * refuse to start instead.
  */
-export function loadUws(): { uws: UwsModule; build: string } {
+export function loadUws(): { uws: UwsApi; build: string } {
+  const bun = process.versions.bun;
+  if (bun !== undefined) return { uws: createBunUws(), build: `bun-${bun}` };
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
   try {
-    return { uws: require("@btc-vision/uwebsockets.js") as UwsModule, build: "@btc-vision/uwebsockets.js@20.57.0" };
+    return { uws: native(require("@btc-vision/uwebsockets.js") as typeof Uws), build: "@btc-vision/uwebsockets.js@20.57.0" };
   } catch (error) {
     failures.push(`@btc-vision/uwebsockets.js: ${firstLine(error)}`);
   }
   const binary = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
   try {
-    const uws = require(`@trufflesuite/uws-js-unofficial/binaries/${binary}`) as UwsModule;
+    const uws = native(require(`@trufflesuite/uws-js-unofficial/binaries/${binary}`) as typeof Uws);
     return { uws, build: `@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0 (${binary})` };
   } catch (error) {
     failures.push(`@trufflesuite/uws-js-unofficial: ${firstLine(error)}`);
@@ -33,6 +40,11 @@ export function loadUws(): { uws: UwsModule; build: string } {
     `no native uWebSockets.js build loads on Node ${process.versions.node} (${process.platform}/${process.arch}); ` +
       `refusing the slow JS fallback.\n  ${failures.join("\n  ")}`,
   );
+}
+
+/** The compile-time proof that the native module's own types cover the subset the server uses. */
+function native(uws: typeof Uws): UwsApi {
+  return uws;
 }
 
 function firstLine(error: unknown): string {

@@ -1,4 +1,4 @@
-import type { HttpRequest, TemplatedApp } from "@btc-vision/uwebsockets.js";
+import type { UwsApp, UwsRequest } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseChannel } from "../../protocol/channel.js";
 import type { Gateway } from "../../core/gateway.js";
@@ -13,7 +13,7 @@ const MAX_STATUS_USERS = 100;
 const USER_ID = /^.{1,128}$/su;
 
 export interface PresenceRoutesDeps {
-  readonly app: TemplatedApp;
+  readonly app: UwsApp;
   readonly apiKeys: ApiKeys;
   readonly authenticator: Authenticator;
   readonly namespaces: NamespaceRegistry;
@@ -76,7 +76,7 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
   });
 }
 
-function bearer(req: HttpRequest): string | undefined {
+function bearer(req: UwsRequest): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
 }
 

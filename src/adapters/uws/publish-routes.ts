@@ -1,4 +1,4 @@
-import type { TemplatedApp } from "@btc-vision/uwebsockets.js";
+import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseBackendPublish } from "../../core/backend-publish.js";
 import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
@@ -11,7 +11,7 @@ import { PendingReply } from "./http-reply.js";
 const MAX_BODY_BYTES = 65_536;
 
 export interface PublishRoutesDeps {
-  readonly app: TemplatedApp;
+  readonly app: UwsApp;
   readonly apiKeys: ApiKeys;
   readonly gateway: Gateway;
   readonly clock: Clock;

@@ -1,4 +1,4 @@
-import type { HttpResponse, TemplatedApp } from "@btc-vision/uwebsockets.js";
+import type { UwsApp, UwsResponse } from "./uws-api.js";
 import { CloseCode, HttpRejection } from "../../protocol/codes.js";
 import { parseChannel } from "../../protocol/channel.js";
 import { SSE_PREAMBLE, parseLastEventId } from "../../protocol/sse.js";
@@ -14,7 +14,7 @@ import { SseSessionSocket, type SseTopics } from "./sse-session-socket.js";
 export const SSE_KEEPALIVE_MS = 15_000;
 
 export interface SseRoutesDeps {
-  readonly app: TemplatedApp;
+  readonly app: UwsApp;
   readonly gateway: Gateway;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
@@ -108,7 +108,7 @@ export function registerSseRoutes(deps: SseRoutesDeps): void {
   });
 }
 
-function startStream(res: HttpResponse): void {
+function startStream(res: UwsResponse): void {
   res
     .writeStatus("200 OK")
     .writeHeader("content-type", "text/event-stream; charset=utf-8")

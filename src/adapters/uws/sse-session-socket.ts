@@ -1,4 +1,4 @@
-import type { HttpResponse } from "@btc-vision/uwebsockets.js";
+import type { UwsResponse } from "./uws-api.js";
 import { SSE_KEEPALIVE, SseMessage, sseCloseMessage } from "../../protocol/sse.js";
 import type { CloseCode } from "../../protocol/codes.js";
 import type { SessionSocket } from "../../core/ports/session-socket.js";
@@ -34,7 +34,7 @@ export class SseTopics {
 }
 
 export interface SseSessionSocketDeps {
-  readonly res: HttpResponse;
+  readonly res: UwsResponse;
   readonly topics: SseTopics;
   /** Refs of the subscribe requests the stream makes for its `channels`; `id:` lines start once all are answered. */
   readonly pendingRefs: readonly number[];
@@ -62,7 +62,7 @@ export class SseSessionSocket implements SessionSocket {
   private backlogBytes = 0;
   private readonly pendingRefs: Set<number>;
   private readonly joined = new Set<string>();
-  private readonly res: HttpResponse;
+  private readonly res: UwsResponse;
   private readonly topics: SseTopics;
   private readonly onClosed: (code: number) => void;
 

@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from "@btc-vision/uwebsockets.js";
+import type { UwsApi, UwsApp, UwsListenSocket, UwsRequest, UwsResponse, UwsUpgradeContext } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";
@@ -16,7 +16,6 @@ import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.j
 import { registerSseRoutes } from "./sse-routes.js";
 import type { SseTopics } from "./sse-session-socket.js";
 import { registerClientRoutes } from "./client-routes.js";
-import type { UwsModule } from "./load-uws.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
 
 export interface Readiness {
@@ -30,8 +29,8 @@ export interface MetricsExposition {
 }
 
 export interface UwsServerDeps {
-  readonly uws: UwsModule;
-  readonly app: TemplatedApp;
+  readonly uws: UwsApi;
+  readonly app: UwsApp;
   readonly exposition: MetricsExposition;
   readonly readiness: () => Readiness;
   readonly logger: Logger;
@@ -82,7 +81,7 @@ const UPGRADE_REJECTIONS = ADMISSION_REJECTIONS;
  *   inspection interval of traffic, and it never misses an event silently.
  */
 export class UwsServer {
-  private listenSocket: us_listen_socket | undefined;
+  private listenSocket: UwsListenSocket | undefined;
   private readonly deps: UwsServerDeps;
 
   constructor(deps: UwsServerDeps) {
@@ -169,7 +168,7 @@ export class UwsServer {
     this.deps.app.close();
   }
 
-  private upgrade(edge: EdgeDeps, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+  private upgrade(edge: EdgeDeps, res: UwsResponse, req: UwsRequest, context: UwsUpgradeContext): void {
     // Everything needed from `req` is read now: it is invalid after the first await.
     const token = requestToken(req);
     const key = req.getHeader("sec-websocket-key");
@@ -209,7 +208,7 @@ export class UwsServer {
     }, unauthorized);
   }
 
-  private metrics(res: HttpResponse): void {
+  private metrics(res: UwsResponse): void {
     const reply = new PendingReply(res);
     this.deps.exposition.render().then(
       (text) => reply.text(200, this.deps.exposition.contentType, text),

@@ -1,4 +1,4 @@
-import type { TemplatedApp, WebSocket } from "@btc-vision/uwebsockets.js";
+import type { UwsApp, UwsWebSocket } from "./uws-api.js";
 import type { CloseCode } from "../../protocol/codes.js";
 import type { LocalFanout, SessionSocket } from "../../core/ports/session-socket.js";
 import type { SseTopics } from "./sse-session-socket.js";
@@ -10,7 +10,7 @@ import type { SseTopics } from "./sse-session-socket.js";
 export class UwsSessionSocket<UserData> implements SessionSocket {
   private closed = false;
 
-  constructor(private readonly ws: WebSocket<UserData>) {}
+  constructor(private readonly ws: UwsWebSocket<UserData>) {}
 
   markClosed(): void {
     this.closed = true;
@@ -45,7 +45,7 @@ export class UwsSessionSocket<UserData> implements SessionSocket {
  */
 export class UwsFanout implements LocalFanout {
   constructor(
-    private readonly app: TemplatedApp,
+    private readonly app: UwsApp,
     private readonly sse?: SseTopics,
   ) {}
 
