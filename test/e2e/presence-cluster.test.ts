@@ -143,6 +143,11 @@ describe("presence across three gateway processes on RabbitMQ", () => {
     const joinMs = Date.now() - startedAt;
     await tab2.request({ op: "subscribe", channel, presence: true });
     for (const node of nodes) await waitFor(async () => (await membersOn(node, channel)).join() === `alice${run}`, ACROSS_NODES_MS, `member on ${node.id}`);
+    // Nothing visible says n2's hold reached the others (alice was already a
+    // member); n2's next heartbeat follows its delta on the same route, so two
+    // heartbeats later every node has it. Without this wait, n1's remove could
+    // overtake n2's add (different publishers) and the test would see a leave.
+    await new Promise((resolve) => setTimeout(resolve, 2 * HEARTBEAT_MS));
     tab1.close();
     await waitFor(async () => (await tab1.closed) !== undefined, ACROSS_NODES_MS);
     // The other tab still holds alice everywhere.

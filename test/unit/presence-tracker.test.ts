@@ -233,6 +233,20 @@ describe("PresenceTracker", () => {
     expect(a.fanout.frames("leave", "room:1")).toHaveLength(0);
   });
 
+  it("publishes each event once when nodes start together and changes happen while they warm up", async () => {
+    const cluster = makeCluster();
+    const [c, b, a] = [await cluster.add("c"), await cluster.add("b"), await cluster.add("a")];
+    c.tracker.userConnected("u1");
+    b.tracker.track("room:1", "u2", undefined);
+    await settle();
+    await cluster.advance(3_000);
+    expect(cluster.allEvents().map((e) => e.routingKey).sort()).toEqual(["presence.room.1.join", "presence.status.u1.online"]);
+    expect(a.events).toHaveLength(2);
+    a.tracker.userConnected("u3");
+    await settle();
+    expect(cluster.allEvents()).toHaveLength(3);
+  });
+
   it("publishes events held during warm-up once it knows it is the only node", async () => {
     const cluster = makeCluster();
     const a = await cluster.add("a");

@@ -39,7 +39,7 @@ export type PresenceMessage =
       readonly kind: "heartbeat";
       readonly seq: number;
       readonly digest: string;
-      /** The sender has a settled view of the cluster and may be elected to publish backend events. */
+      /** The sender has a settled view of the cluster (informational: publisher election uses ids only). */
       readonly synced: boolean;
     })
   /** Asks `target` (or every node, "*") to send a snapshot. */

@@ -86,7 +86,6 @@ interface Peer {
   readonly incarnation: string;
   seq: number;
   lastHeardMs: number;
-  synced: boolean;
   readonly entries: Map<string, Map<string, unknown>>;
   readonly digest: EntryDigest;
   syncAskedAtMs: number | undefined;
@@ -113,8 +112,11 @@ interface Holder {
  * - A node silent for `ttlMs` is dead and its entries are removed everywhere;
  *   `leaving` (graceful stop) removes them at once. A node that cannot hear the
  *   bus judges nobody: peers' clocks restart when it reconnects.
- * - Backend events: exactly one node publishes them, the synced node with the
- *   lowest id, for every cluster-level transition it observes. Every node sees
+ * - Backend events: exactly one node publishes them, the node with the lowest
+ *   id of those it knows, once settled, for every cluster-level transition it
+ *   observes. A lower node still warming up counts: it holds what it sees
+ *   meanwhile and publishes it when it settles (deferring only to synced
+ *   peers let two cold-starting nodes both publish their held events). Every node sees
  *   the same transitions per (channel, user) in the same order (one holder set,
  *   changes from each node in order), so one publisher gives one event per
  *   change, including for a dead node's members. Deciding on the node where a
@@ -188,7 +190,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
 
   isLeader(): boolean {
     if (!this.synced || !this.connected) return false;
-    for (const peer of this.peers.values()) if (peer.synced && peer.node < this.options.nodeId) return false;
+    for (const peer of this.peers.values()) if (peer.node < this.options.nodeId) return false;
     return true;
   }
 
@@ -290,7 +292,6 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
         return;
       }
       case "heartbeat":
-        peer.synced = message.synced;
         if (message.seq !== peer.seq || message.digest !== peer.digest.toString()) this.askSync(peer);
         return;
       case "snapshot":
@@ -435,7 +436,6 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       incarnation: message.incarnation,
       seq: 0,
       lastHeardMs: this.deps.clock.now(),
-      synced: false,
       entries: new Map(),
       digest: new EntryDigest(),
       syncAskedAtMs: undefined,
