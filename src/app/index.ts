@@ -54,6 +54,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const runsGateway = config.role !== "worker";
   const runsWorker = config.role !== "gateway";
 
+  // First: a runtime without a usable uWS build fails here, not after the store's start-up.
+  const { uws, build } = loadUws();
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
     store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
@@ -63,7 +65,6 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   }
 
   const messaging = createMessaging({ config, namespaces, logger, clock, metrics });
-  const { uws, build } = loadUws();
   const uwsApp = uws.App();
   const sseTopics = new SseTopics();
   let gateway: Gateway | undefined;
