@@ -2,10 +2,11 @@ import type { ConnectOptions } from "./connect.js";
 import type { FanoutOptions } from "./fanout.js";
 import type { IdleOptions } from "./idle.js";
 import type { IngressOptions } from "./ingress.js";
+import type { PresenceRoomOptions } from "./presence-room.js";
 import type { RecoveryOptions } from "./recovery.js";
 import type { ScenarioName } from "./servers.js";
 
-export const BENCH_SCENARIOS = ["fanout", "idle", "connect", "ingress", "recovery"] as const;
+export const BENCH_SCENARIOS = ["fanout", "idle", "connect", "ingress", "recovery", "presence"] as const;
 export type BenchScenario = (typeof BENCH_SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -23,6 +24,7 @@ export interface BenchOptions {
   connect: ConnectOptions;
   ingress: IngressOptions;
   recovery: RecoveryOptions;
+  presence: PresenceRoomOptions;
 }
 
 const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
@@ -36,6 +38,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-clients N      connect: clients in the storm (quick 3,000, full 10,000)
   --ingress-connections N  ingress: publishing connections (quick 100, full 200), --ingress-window N in flight each
   --recovery-clients N     recovery: clients reconnecting at once (quick 1,000, full 5,000)
+  --presence-members N     presence: members of the one room over two nodes (quick 2,000, full 10,000)
+  --presence-idle-ms N     presence: idle CPU window (quick 10,000, full 30,000)
+  --presence-heartbeat-ms N, --presence-ttl-ms N
+                           presence: HEARTBEAT_MS and PRESENCE_TTL_MS of both nodes (default 2000, 6000)
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
   --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
@@ -80,6 +86,17 @@ export function defaultOptions(quick: boolean): BenchOptions {
     connect: { clients: quick ? 3_000 : 10_000, procs: 2, addressesPerProc: 4, concurrency: 50 },
     ingress: { connections: quick ? 100 : 200, procs: 2, window: 4, dataBytes: 200, durationMs: quick ? 6_000 : 15_000, rampMs: quick ? 1_500 : 3_000 },
     recovery: { clients: quick ? 1_000 : 5_000, perRoom: 20, eventsPerRoom: quick ? 10 : 20, procs: 2, timeoutMs: 60_000 },
+    presence: {
+      members: quick ? 2_000 : 10_000,
+      concurrency: 50,
+      heartbeatMs: 2_000,
+      ttlMs: 6_000,
+      idleMs: quick ? 10_000 : 30_000,
+      quietMs: 1_500,
+      pollMs: 10,
+      timeoutMs: quick ? 60_000 : 240_000,
+      hardTimeoutMs: quick ? 180_000 : 900_000,
+    },
   };
 }
 
@@ -137,6 +154,18 @@ export function parseOptions(argv: string[]): BenchOptions {
       case "--recovery-clients":
         options.recovery.clients = Math.floor(count());
         break;
+      case "--presence-members":
+        options.presence.members = Math.max(4, Math.floor(count()));
+        break;
+      case "--presence-idle-ms":
+        options.presence.idleMs = Math.floor(count());
+        break;
+      case "--presence-heartbeat-ms":
+        options.presence.heartbeatMs = Math.floor(count());
+        break;
+      case "--presence-ttl-ms":
+        options.presence.ttlMs = Math.floor(count());
+        break;
       case "--gateway-stub":
         options.gatewayStub = true;
         break;
@@ -193,5 +222,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     }
   }
   if (fanout.channels > fanout.clients) throw new Error("--channels must not exceed --clients");
+  if (options.presence.ttlMs <= options.presence.heartbeatMs) throw new Error("--presence-ttl-ms must be above --presence-heartbeat-ms (the gateway requires PRESENCE_TTL_MS > HEARTBEAT_MS)");
   return options;
 }
