@@ -81,14 +81,14 @@ export class PresenceObserver {
 
   /**
    * Asks again every `intervalMs` (one question in flight at a time) until an
-   * answer satisfies `done`; `null` after `timeoutMs` or once the socket is
-   * closed. Resolution: the interval plus one round trip through the node's
+   * answer satisfies `done`; `null` after `timeoutMs`, once the socket is
+   * closed, or once `abort` fires (the condition can no longer come true). Resolution: the interval plus one round trip through the node's
    * event loop, which is busy exactly when convergence is slow.
    */
-  async until(channel: string, done: (count: number) => boolean, intervalMs: number, timeoutMs: number): Promise<Observation | null> {
+  async until(channel: string, done: (count: number) => boolean, intervalMs: number, timeoutMs: number, abort?: AbortSignal): Promise<Observation | null> {
     const deadline = nowMs() + timeoutMs;
     let polls = 0;
-    while (nowMs() < deadline && !this.closed) {
+    while (nowMs() < deadline && !this.closed && abort?.aborted !== true) {
       const count = await this.count(channel, Math.max(1, deadline - nowMs()));
       const at = nowMs();
       polls += 1;

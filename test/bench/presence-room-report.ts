@@ -40,6 +40,8 @@ export function printPresenceRoom(r: PresenceRoomResult, log: (line: string) => 
     `full on A/B and drained: after the last subscribe ok (both full ${show(r.presence.join.convergedMs)} ms after it); join storm: first subscribe → both nodes full; ` +
       `cpu-s: CPU seconds from the first subscribe until the fan-out drained (presence ${Math.round(r.presence.join.cpuWindowMs / 100) / 10} s, no presence ${Math.round(r.baseline.join.cpuWindowMs / 100) / 10} s)`,
   );
+  const pj = r.presence.join;
+  log(`after the join: count on A ${show(pj.countOnA)}, on B ${show(pj.countOnB)} of ${r.members}; members' closes ${JSON.stringify(pj.closes)}; subscribe failures ${JSON.stringify(pj.failures)}`);
 
   const both = (cpu: Cpu): number | null => (cpu.nodeA == null || cpu.nodeB == null ? null : Math.round((cpu.nodeA + cpu.nodeB) * 10) / 10);
   const idle = (name: string, i: PresenceIdle): string[] => [

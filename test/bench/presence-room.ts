@@ -55,6 +55,10 @@ export interface PresenceJoin {
   cpuPct: Cpu;
   cpuWindowMs: number;
   eventLoopMaxMs: LoopMax;
+  /** After the fan-out drained: each node's count (short of `members` when subscribes failed or members were closed) and the members' closes by code. */
+  countOnA: number | null;
+  countOnB: number | null;
+  closes: Record<string, number>;
 }
 
 export interface PresenceIdle {
@@ -93,6 +97,9 @@ export interface PresenceRoomResult {
   loadAvg1m: number;
   notes: string[];
 }
+
+/** Convergence is expected within about a second of the last `ok`; 30 s later it is reported as never (null) with the counts reached. */
+const CONVERGE_GIVE_UP_MS = 30_000;
 
 /** Two gateway nodes, their observers, and the member fleets on each. */
 interface Cluster {
@@ -259,11 +266,17 @@ async function joinPhase(cluster: Cluster, ctx: ServerContext, channel: string, 
   const meter = new CpuMeter(cpuGroups(cluster, ctx), 1);
   const startedAt = nowMs();
   const full = (count: number): boolean => count >= total;
+  const impossible = new AbortController();
   const watches = presence
-    ? [cluster.observerA.until(channel, full, options.pollMs, options.timeoutMs), cluster.observerB.until(channel, full, options.pollMs, options.timeoutMs)]
+    ? [cluster.observerA.until(channel, full, options.pollMs, options.timeoutMs, impossible.signal), cluster.observerB.until(channel, full, options.pollMs, options.timeoutMs, impossible.signal)]
     : [Promise.resolve(null), Promise.resolve(null)];
   const joined = await stepAll(allFleets(cluster), "join", { type: "join", channel, presence, heartbeatMs: options.heartbeatMs });
+  // A member that never got its `ok` is no member: the full count cannot come any more.
+  if (joined.failed > 0) impossible.abort();
+  // Members closed after their `ok` (4008, 4013) leave the room as well: past this, the count is not coming.
+  const giveUp = setTimeout(() => impossible.abort(), CONVERGE_GIVE_UP_MS);
   const [fullA, fullB] = (await Promise.all(watches)) as [Observation | null, Observation | null];
+  clearTimeout(giveUp);
   const settled = await stepAll(allFleets(cluster), "settle", { type: "settle", quietMs: options.quietMs, timeoutMs: options.timeoutMs });
   const cpuPct = meter.stop();
   const cpuWindowMs = Math.round(nowMs() - startedAt);
@@ -288,6 +301,9 @@ async function joinPhase(cluster: Cluster, ctx: ServerContext, channel: string, 
     cpuPct,
     cpuWindowMs,
     eventLoopMaxMs,
+    countOnA: presence ? await cluster.observerA.count(channel) : null,
+    countOnB: presence ? await cluster.observerB.count(channel) : null,
+    closes: closesOf(settled),
   };
 }
 
@@ -300,14 +316,16 @@ async function idlePhase(cluster: Cluster, ctx: ServerContext, channel: string, 
   const cpuPct = meter.stop();
   const eventLoopMaxMs = await loopMax(cluster);
   const counts = await stepAll(allFleets(cluster), "counts", { type: "counts" });
-  const closes = Object.fromEntries(Object.entries(counts.extra).filter(([key]) => key.startsWith("close_")));
+  const closes = closesOf(counts);
   return { windowMs: options.idleMs, cpuPct, open: counts.extra.open ?? 0, closes, countOnA: await cluster.observerA.count(channel), countOnB: await cluster.observerB.count(channel), eventLoopMaxMs };
 }
 
 /** B1's members all disconnect at once (TCP close from the client side); both nodes are watched until they count it. */
 async function disconnectPhase(cluster: Cluster, channel: string, options: PresenceRoomOptions): Promise<PresenceLeave> {
-  const total = cluster.sizes.a + cluster.sizes.b1 + cluster.sizes.b2;
-  const left = (count: number): boolean => count <= total - cluster.sizes.b1;
+  // Targets from what is actually there (members closed earlier, e.g. 4008, are already gone).
+  const leaving = (await cluster.fleets.b1.step("counts", { type: "counts" })).extra.open ?? 0;
+  const before = (await cluster.observerA.count(channel)) ?? 0;
+  const left = (count: number): boolean => count <= before - leaving;
   await loopMax(cluster);
   const watchA = cluster.observerA.until(channel, left, options.pollMs, options.timeoutMs);
   const watchB = cluster.observerB.until(channel, left, options.pollMs, options.timeoutMs);
@@ -317,19 +335,21 @@ async function disconnectPhase(cluster: Cluster, channel: string, options: Prese
   const dropAt = dropped.firstMark.dropAt ?? null;
   const eventLoopMaxMs = await loopMax(cluster);
   return {
-    members: cluster.sizes.b1,
+    members: leaving,
     onAMs: after(onA, dropAt),
     onBMs: after(onB, dropAt),
     leaveFrames: settled.extra.leaveFrames ?? 0,
-    fanoutDrainedMs: dropAt === null || settled.lastMark.lastPresenceFrameAt === undefined ? null : Math.round(settled.lastMark.lastPresenceFrameAt - dropAt),
+    fanoutDrainedMs: dropAt === null || settled.lastMark.lastPresenceFrameAt === undefined || settled.lastMark.lastPresenceFrameAt < dropAt ? null : Math.round(settled.lastMark.lastPresenceFrameAt - dropAt),
     eventLoopMaxMs,
   };
 }
 
 /** `kill -9` of node B with B2's members on it: node A removes them when B has been silent for PRESENCE_TTL_MS (checked every HEARTBEAT_MS). */
 async function killPhase(cluster: Cluster, channel: string, options: PresenceRoomOptions): Promise<PresenceLeave> {
-  const left = (count: number): boolean => count <= cluster.sizes.a;
   const before = await cluster.fleets.a.step("counts", { type: "counts" });
+  const staying = before.extra.open ?? 0;
+  const dying = (await cluster.fleets.b2.step("counts", { type: "counts" })).extra.open ?? 0;
+  const left = (count: number): boolean => count <= staying;
   await loopMax(cluster);
   const watch = cluster.observerA.until(channel, left, options.pollMs, options.timeoutMs);
   const killAt = nowMs();
@@ -339,7 +359,7 @@ async function killPhase(cluster: Cluster, channel: string, options: PresenceRoo
   const lastFrameAt = settled.lastMark.lastPresenceFrameAt;
   const eventLoopMaxMs = { a: (await loopMax(cluster)).a, b: null };
   return {
-    members: cluster.sizes.b2,
+    members: dying,
     onAMs: after(onA, killAt),
     onBMs: null,
     leaveFrames: (settled.extra.leaveFrames ?? 0) - (before.extra.leaveFrames ?? 0),
@@ -362,6 +382,10 @@ async function eventLoopMaxMs(port: number): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+function closesOf(totals: StepTotals): Record<string, number> {
+  return Object.fromEntries(Object.entries(totals.extra).filter(([key]) => key.startsWith("close_")));
 }
 
 function after(observation: Observation | null, from: number | null): number | null {
