@@ -9,62 +9,54 @@ export interface Observation {
   polls: number;
 }
 
+const PING = JSON.stringify({ op: "ping" });
+const OPEN_TIMEOUT_MS = 10_000;
+
 /**
  * A runner-side connection to one gateway node that asks the `presence` op
  * for a channel's member count. It subscribes to nothing, so it is no member
  * and receives no join/leave frames: its answers are the node's own view of
  * the cluster. Above PRESENCE_MAX_LISTED the answer has `count` only
  * (`truncated: true`), which is all that is read here.
+ *
+ * It pings every `heartbeatMs` like any client, and reconnects on the next
+ * question when the node closed it (a node whose event loop stalls longer
+ * than its TTL closes even clients that pinged: `reconnects` counts that).
  */
 export class PresenceObserver {
   private ref = 0;
   private readonly waiting = new Map<number, (count: number | null) => void>();
-  private closed = false;
-  private readonly heartbeat: NodeJS.Timeout;
+  private ws: WebSocket | null = null;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopped = false;
+  reconnects = 0;
+  readonly closeCodes: Record<string, number> = {};
 
   private constructor(
-    private readonly ws: WebSocket,
-    heartbeatMs: number,
-  ) {
-    // Like any client: silent for PRESENCE_TTL_MS, it would be closed with 4008 during the idle window.
-    this.heartbeat = setInterval(() => this.closed || ws.send(PING), heartbeatMs);
-    ws.on("message", (data: Buffer) => {
-      const frame = parse(data);
-      if (frame.ref === undefined) return;
-      const resolve = this.waiting.get(frame.ref);
-      this.waiting.delete(frame.ref);
-      resolve?.(frame.op === "ok" && typeof frame.count === "number" ? frame.count : null);
-    });
-    ws.on("close", () => {
-      this.closed = true;
-      clearInterval(this.heartbeat);
-      for (const resolve of this.waiting.values()) resolve(null);
-      this.waiting.clear();
-    });
-    ws.on("error", () => undefined);
-  }
+    private readonly url: string,
+    private readonly heartbeatMs: number,
+  ) {}
 
-  /** Connects as `user` (claim `room:*`, so `presence` is allowed), waits for `welcome`, then pings every `heartbeatMs`. */
+  /** Connects as `user` (claim `room:*`, so `presence` is allowed) and waits for `welcome`. */
   static async connect(wsUrl: string, jwtSecret: string, user: string, heartbeatMs: number): Promise<PresenceObserver> {
     const token = await new SignJWT({ channels: ["room:*"] }).setProtectedHeader({ alg: "HS256" }).setSubject(user).setExpirationTime("2h").sign(new TextEncoder().encode(jwtSecret));
-    const ws = new WebSocket(`${wsUrl}?token=${token}`, { perMessageDeflate: false });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`observer ${user}: no welcome within 10 s`)), 10_000);
-      ws.once("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      ws.once("message", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return new PresenceObserver(ws, heartbeatMs);
+    const observer = new PresenceObserver(`${wsUrl}?token=${token}`, heartbeatMs);
+    await observer.open();
+    return observer;
   }
 
-  /** The node's member count of `channel`; `null` on an error answer, a closed socket or no answer within `timeoutMs`. */
-  count(channel: string, timeoutMs = 10_000): Promise<number | null> {
-    if (this.closed) return Promise.resolve(null);
+  /** The node's member count of `channel`; `null` on an error answer, no connection, or no answer within `timeoutMs`. */
+  async count(channel: string, timeoutMs = 10_000): Promise<number | null> {
+    if (this.stopped) return null;
+    if (this.ws === null) {
+      try {
+        await this.open();
+        this.reconnects += 1;
+      } catch {
+        return null;
+      }
+    }
+    const ws = this.ws!;
     const ref = ++this.ref;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -75,20 +67,21 @@ export class PresenceObserver {
         clearTimeout(timer);
         resolve(count);
       });
-      this.ws.send(JSON.stringify({ op: "presence", ref, channel }));
+      ws.send(JSON.stringify({ op: "presence", ref, channel }));
     });
   }
 
   /**
    * Asks again every `intervalMs` (one question in flight at a time) until an
-   * answer satisfies `done`; `null` after `timeoutMs`, once the socket is
-   * closed, or once `abort` fires (the condition can no longer come true). Resolution: the interval plus one round trip through the node's
-   * event loop, which is busy exactly when convergence is slow.
+   * answer satisfies `done`; `null` after `timeoutMs` or once `abort` fires
+   * (the condition can no longer come true). Resolution: the interval plus
+   * one round trip through the node's event loop, which is busy exactly when
+   * convergence is slow.
    */
   async until(channel: string, done: (count: number) => boolean, intervalMs: number, timeoutMs: number, abort?: AbortSignal): Promise<Observation | null> {
     const deadline = nowMs() + timeoutMs;
     let polls = 0;
-    while (nowMs() < deadline && !this.closed && abort?.aborted !== true) {
+    while (nowMs() < deadline && !this.stopped && abort?.aborted !== true) {
       const count = await this.count(channel, Math.max(1, deadline - nowMs()));
       const at = nowMs();
       polls += 1;
@@ -99,12 +92,47 @@ export class PresenceObserver {
   }
 
   close(): void {
+    this.stopped = true;
     clearInterval(this.heartbeat);
-    this.ws.terminate();
+    this.ws?.terminate();
+  }
+
+  private async open(): Promise<void> {
+    const ws = new WebSocket(this.url, { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error("observer: no welcome"));
+      }, OPEN_TIMEOUT_MS);
+      ws.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      ws.once("message", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    ws.on("error", () => undefined);
+    ws.on("message", (data: Buffer) => {
+      const frame = parse(data);
+      if (frame.ref === undefined) return;
+      const resolve = this.waiting.get(frame.ref);
+      this.waiting.delete(frame.ref);
+      resolve?.(frame.op === "ok" && typeof frame.count === "number" ? frame.count : null);
+    });
+    ws.on("close", (code: number) => {
+      if (this.ws === ws) this.ws = null;
+      clearInterval(this.heartbeat);
+      if (!this.stopped) this.closeCodes[code] = (this.closeCodes[code] ?? 0) + 1;
+      for (const resolve of this.waiting.values()) resolve(null);
+      this.waiting.clear();
+    });
+    this.ws = ws;
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(PING), this.heartbeatMs);
   }
 }
-
-const PING = JSON.stringify({ op: "ping" });
 
 function parse(data: Buffer): { op?: string; ref?: number; count?: number } {
   try {

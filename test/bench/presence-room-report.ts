@@ -1,4 +1,4 @@
-import type { Cpu, PresenceIdle, PresenceJoin, PresenceRoomResult } from "./presence-room.js";
+import type { Cpu, PeerRemoval, PresenceIdle, PresenceJoin, PresenceRoomResult } from "./presence-room.js";
 import { printGrid, ratio, show } from "./report.js";
 
 /**
@@ -74,10 +74,16 @@ export function printPresenceRoom(r: PresenceRoomResult, log: (line: string) => 
   printGrid(
     [
       ["presence leave", "members", "on A ms", "on B ms", "leave frames", "drained ms", "bound ms", "loop max ms A/B"],
-      ["disconnect B1", String(disconnect.members), show(disconnect.onAMs), show(disconnect.onBMs), String(disconnect.leaveFrames), show(disconnect.fanoutDrainedMs), "-", `${show(disconnect.eventLoopMaxMs.a)}/${show(disconnect.eventLoopMaxMs.b)}`],
+      disconnect === null
+        ? ["disconnect B1", "skipped: no count from node A"]
+        : ["disconnect B1", String(disconnect.members), show(disconnect.onAMs), show(disconnect.onBMs), String(disconnect.leaveFrames), show(disconnect.fanoutDrainedMs), "-", `${show(disconnect.eventLoopMaxMs.a)}/${show(disconnect.eventLoopMaxMs.b)}`],
       ["kill -9 node B", String(kill.members), show(kill.onAMs), "-", String(kill.leaveFrames), show(kill.fanoutDrainedMs), `${r.ttlMs - r.heartbeatMs}..${r.ttlMs + r.heartbeatMs}`, `${show(kill.eventLoopMaxMs.a)}/-`],
     ],
     log,
   );
   log(`HEARTBEAT_MS=${r.heartbeatMs} PRESENCE_TTL_MS=${r.ttlMs}: a node silent for the TTL is dropped at the next heartbeat tick; times from the client drop / the SIGKILL to the first observer answer with the smaller count`);
+  const removals = (list: PeerRemoval[]): string => (list.length === 0 ? "none" : list.map((removal) => `${removal.time.slice(11, 23)} ${removal.reason} (${removal.entries} entries)`).join(", "));
+  log(`peer removals in the logs: node A ${removals(r.presence.peerRemovals.a)}; node B ${removals(r.presence.peerRemovals.b)} (only A's last "dead", after the kill, is expected)`);
+  const observerCloses = r.presence.observerCloses;
+  if (Object.keys(observerCloses.a).length + Object.keys(observerCloses.b).length > 0) log(`observer connections closed by the nodes (and reopened): A ${JSON.stringify(observerCloses.a)}, B ${JSON.stringify(observerCloses.b)}`);
 }

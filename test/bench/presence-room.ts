@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join as joinPath } from "node:path";
 import os from "node:os";
 import { ConnFleet, type StepTotals } from "./conn-fleet.js";
 import type { ConnCommand } from "./conn-process.js";
@@ -83,6 +85,12 @@ export interface PresenceLeave {
   eventLoopMaxMs: LoopMax;
 }
 
+export interface PeerRemoval {
+  time: string;
+  reason: string;
+  entries: number;
+}
+
 export interface PresenceRoomResult {
   members: number;
   channel: string;
@@ -90,7 +98,16 @@ export interface PresenceRoomResult {
   onB: number;
   heartbeatMs: number;
   ttlMs: number;
-  presence: { join: PresenceJoin; idle: PresenceIdle; disconnect: PresenceLeave; kill: PresenceLeave };
+  presence: {
+    join: PresenceJoin;
+    idle: PresenceIdle;
+    disconnect: PresenceLeave | null;
+    kill: PresenceLeave;
+    /** "presence: node removed" lines in each node's log: on A, the last `dead` one is expected (the kill); any other is a live peer judged dead. */
+    peerRemovals: { a: PeerRemoval[]; b: PeerRemoval[] };
+    /** Observer connections the nodes closed (code → times); each was reopened on the next question. */
+    observerCloses: { a: Record<string, number>; b: Record<string, number> };
+  };
   baseline: { join: PresenceJoin; idle: PresenceIdle };
   /** presence / baseline gateway CPU over the idle window: node A, node B, both. */
   idleCpuRatio: { a: number | null; b: number | null; both: number | null };
@@ -156,11 +173,12 @@ export async function runPresenceRoom(context: ServerContext, requested: Presenc
       const idle = await idlePhase(cluster, ctx, channel, options);
       log(`  presence idle ${options.idleMs} ms: gateway cpu% A ${idle.cpuPct.nodeA}, B ${idle.cpuPct.nodeB}; counts A ${idle.countOnA}, B ${idle.countOnB}`);
       const disconnect = await disconnectPhase(cluster, channel, options);
-      log(`  disconnect ${disconnect.members} of node B's members: node A counted it in ${disconnect.onAMs} ms, node B in ${disconnect.onBMs} ms`);
+      log(`  disconnect ${disconnect?.members} of node B's members: node A counted it in ${disconnect?.onAMs} ms, node B in ${disconnect?.onBMs} ms`);
       const kill = await killPhase(cluster, channel, options);
       log(`  kill -9 node B (${kill.members} members): node A counted it in ${kill.onAMs} ms`);
-      return { join, idle, disconnect, kill };
+      return { join, idle, disconnect, kill, observerCloses: { a: { ...cluster.observerA.closeCodes }, b: { ...cluster.observerB.closeCodes } } };
     });
+    const removals = (node: string): PeerRemoval[] => peerRemovals(joinPath(context.logDir, `presence-${node}-${context.runId}.log`));
     const ratioOf = (p: number | null | undefined, b: number | null | undefined): number | null => (p == null || b == null || b === 0 ? null : round(p / b, 2));
     const sum = (cpu: Cpu): number | null => (cpu.nodeA == null || cpu.nodeB == null ? null : cpu.nodeA + cpu.nodeB);
     return {
@@ -170,7 +188,7 @@ export async function runPresenceRoom(context: ServerContext, requested: Presenc
       onB: sizes.b1 + sizes.b2,
       heartbeatMs,
       ttlMs,
-      presence,
+      presence: { ...presence, peerRemovals: { a: removals("a"), b: removals("b") } },
       baseline,
       idleCpuRatio: {
         a: ratioOf(presence.idle.cpuPct.nodeA, baseline.idle.cpuPct.nodeA),
@@ -321,10 +339,11 @@ async function idlePhase(cluster: Cluster, ctx: ServerContext, channel: string, 
 }
 
 /** B1's members all disconnect at once (TCP close from the client side); both nodes are watched until they count it. */
-async function disconnectPhase(cluster: Cluster, channel: string, options: PresenceRoomOptions): Promise<PresenceLeave> {
+async function disconnectPhase(cluster: Cluster, channel: string, options: PresenceRoomOptions): Promise<PresenceLeave | null> {
   // Targets from what is actually there (members closed earlier, e.g. 4008, are already gone).
   const leaving = (await cluster.fleets.b1.step("counts", { type: "counts" })).extra.open ?? 0;
-  const before = (await cluster.observerA.count(channel)) ?? 0;
+  const before = await cluster.observerA.count(channel);
+  if (before === null) return null;
   const left = (count: number): boolean => count <= before - leaving;
   await loopMax(cluster);
   const watchA = cluster.observerA.until(channel, left, options.pollMs, options.timeoutMs);
@@ -381,6 +400,21 @@ async function eventLoopMaxMs(port: number): Promise<number | null> {
     return match ? Math.round(Number(match[1]) * 1000) : null;
   } catch {
     return null;
+  }
+}
+
+/** The node's "presence: node removed" log lines (info level; the scenario runs its nodes at LOG_LEVEL=info). */
+function peerRemovals(path: string): PeerRemoval[] {
+  try {
+    return readFileSync(path, "utf8")
+      .split("\n")
+      .filter((line) => line.includes("presence: node removed"))
+      .map((line) => {
+        const entry = JSON.parse(line) as { time?: string | number; reason?: string; entries?: number };
+        return { time: typeof entry.time === "number" ? new Date(entry.time).toISOString() : String(entry.time), reason: entry.reason ?? "?", entries: entry.entries ?? 0 };
+      });
+  } catch {
+    return [];
   }
 }
 
