@@ -41,7 +41,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --presence-members N     presence: members of the one room over two nodes (quick 2,000, full 10,000)
   --presence-idle-ms N     presence: idle CPU window (quick 10,000, full 30,000)
   --presence-heartbeat-ms N, --presence-ttl-ms N
-                           presence: HEARTBEAT_MS and PRESENCE_TTL_MS of both nodes (default 2000, 6000)
+                           presence: HEARTBEAT_MS and PRESENCE_TTL_MS of both nodes (quick 2000, 6000;
+                           full 25000, 60000: the gateway's defaults)
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
   --rabbit URL             default amqp://guest:guest@127.0.0.1:5672
@@ -89,8 +90,10 @@ export function defaultOptions(quick: boolean): BenchOptions {
     presence: {
       members: quick ? 2_000 : 10_000,
       concurrency: 50,
-      heartbeatMs: 2_000,
-      ttlMs: 6_000,
+      // Full: the gateway's own defaults. Quick: short enough that kill -9 is detected within seconds
+      // (at 10,000 members 2 s / 6 s does not hold: the join fan-out stalls the nodes longer than the TTL).
+      heartbeatMs: quick ? 2_000 : 25_000,
+      ttlMs: quick ? 6_000 : 60_000,
       idleMs: quick ? 10_000 : 30_000,
       quietMs: 1_500,
       pollMs: 10,
