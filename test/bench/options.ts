@@ -39,7 +39,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --ingress-connections N  ingress: publishing connections (quick 100, full 200), --ingress-window N in flight each
   --recovery-clients N     recovery: clients reconnecting at once (quick 1,000, full 5,000)
   --presence-members N     presence: members of the one room over two nodes (quick 2,000, full 10,000)
-  --presence-idle-ms N     presence: idle CPU window (quick 10,000, full 30,000)
+  --presence-idle-ms N     presence: idle CPU window (quick 5,000, full 30,000)
   --presence-heartbeat-ms N, --presence-ttl-ms N
                            presence: HEARTBEAT_MS and PRESENCE_TTL_MS of both nodes (quick 2000, 6000;
                            full 25000, 60000: the gateway's defaults)
@@ -94,8 +94,10 @@ export function defaultOptions(quick: boolean): BenchOptions {
       // (at 10,000 members 2 s / 6 s does not hold: the join fan-out stalls the nodes longer than the TTL).
       heartbeatMs: quick ? 2_000 : 25_000,
       ttlMs: quick ? 6_000 : 60_000,
-      idleMs: quick ? 10_000 : 30_000,
-      quietMs: 1_500,
+      // Quick: 5 s windows keep `--quick` as a whole near 3 minutes; at ~2 % of a core that is ±1 tick (±12 %) per node.
+      idleMs: quick ? 5_000 : 30_000,
+      // Past the throttle's 1 s flush: no frame for this long means nothing is held any more.
+      quietMs: 1_200,
       pollMs: 10,
       timeoutMs: quick ? 60_000 : 240_000,
       hardTimeoutMs: quick ? 180_000 : 900_000,

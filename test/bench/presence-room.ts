@@ -163,14 +163,14 @@ export async function runPresenceRoom(context: ServerContext, requested: Presenc
     const baseline = await withCluster(ctx, env, "presence-base", sizes, options, async (cluster) => {
       const join = await joinPhase(cluster, ctx, channel, false, options);
       log(`  baseline (no presence): ${join.subscribed} subscribed in ${join.subscribeStormMs} ms`);
-      const idle = await idlePhase(cluster, ctx, channel, options);
+      const idle = await idlePhase(cluster, ctx, channel, false, options);
       log(`  baseline idle ${options.idleMs} ms: gateway cpu% A ${idle.cpuPct.nodeA}, B ${idle.cpuPct.nodeB}`);
       return { join, idle };
     });
     const presence = await withCluster(ctx, env, "presence", sizes, options, async (cluster) => {
       const join = await joinPhase(cluster, ctx, channel, true, options);
       log(`  presence: ${join.subscribed} subscribed in ${join.subscribeStormMs} ms; both nodes full ${join.convergedMs} ms after the last ok (join storm ${join.joinStormMs} ms); fan-out drained ${join.fanoutDrainedAfterLastOkMs} ms after it`);
-      const idle = await idlePhase(cluster, ctx, channel, options);
+      const idle = await idlePhase(cluster, ctx, channel, true, options);
       log(`  presence idle ${options.idleMs} ms: gateway cpu% A ${idle.cpuPct.nodeA}, B ${idle.cpuPct.nodeB}; counts A ${idle.countOnA}, B ${idle.countOnB}`);
       const disconnect = await disconnectPhase(cluster, channel, options);
       log(`  disconnect ${disconnect?.members} of node B's members: node A counted it in ${disconnect?.onAMs} ms, node B in ${disconnect?.onBMs} ms`);
@@ -325,9 +325,9 @@ async function joinPhase(cluster: Cluster, ctx: ServerContext, channel: string, 
   };
 }
 
-async function idlePhase(cluster: Cluster, ctx: ServerContext, channel: string, options: PresenceRoomOptions): Promise<PresenceIdle> {
-  // The same pause after the join in both runs (the presence run has already waited quietMs for its fan-out to drain; the baseline has no fan-out).
-  await new Promise((resolve) => setTimeout(resolve, options.quietMs));
+async function idlePhase(cluster: Cluster, ctx: ServerContext, channel: string, presence: boolean, options: PresenceRoomOptions): Promise<PresenceIdle> {
+  // The same pause after the join in both runs: the presence run has just waited quietMs for its fan-out to drain, the baseline has no fan-out.
+  if (!presence) await new Promise((resolve) => setTimeout(resolve, options.quietMs));
   await loopMax(cluster);
   const meter = new CpuMeter(cpuGroups(cluster, ctx), 1);
   await new Promise((resolve) => setTimeout(resolve, options.idleMs));
