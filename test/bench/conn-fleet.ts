@@ -15,6 +15,13 @@ export interface ConnFleetOptions {
   hardTimeoutMs: number;
   rooms?: number;
   roomPrefix?: string;
+  /** Tokens carry a small `info` claim (presence). */
+  info?: boolean;
+  /**
+   * Index of this fleet's first process when several fleets run at once (presence):
+   * keeps user ids (`b<proc>x<i>`) and source addresses (127.0.<proc+1>.*) distinct across them.
+   */
+  procOffset?: number;
 }
 
 /** One step's reports from every process, added up. */
@@ -26,6 +33,9 @@ export interface StepTotals {
   elapsedMs: number;
   histogram: LatencyHistogram;
   extra: Record<string, number>;
+  /** Per mark name: the earliest and the latest over the processes that reported it. */
+  firstMark: Record<string, number>;
+  lastMark: Record<string, number>;
 }
 
 /**
@@ -39,18 +49,21 @@ export class ConnFleet {
   static start(options: ConnFleetOptions): ConnFleet {
     const children = Array.from({ length: options.procs }, () => forkBench("./conn-process.js"));
     const fleet = new ConnFleet(children, options.hardTimeoutMs);
-    children.forEach((child, proc) => {
+    const offset = options.procOffset ?? 0;
+    children.forEach((child, index) => {
+      const proc = offset + index;
       const config: ConnConfig = {
         procIndex: proc,
         url: options.url,
         jwtSecret: options.jwtSecret,
-        count: Math.floor(((proc + 1) * options.clients) / options.procs) - Math.floor((proc * options.clients) / options.procs),
+        count: Math.floor(((index + 1) * options.clients) / options.procs) - Math.floor((index * options.clients) / options.procs),
         localAddresses: Array.from({ length: options.addressesPerProc }, (_, k) => `127.0.${proc + 1}.${k + 1}`),
         concurrency: options.concurrency,
         timeoutMs: options.timeoutMs,
         hardTimeoutMs: options.hardTimeoutMs,
         rooms: options.rooms ?? 1,
         roomPrefix: options.roomPrefix ?? "bench",
+        info: options.info ?? false,
       };
       fleet.configs.set(child, config);
     });
@@ -83,7 +96,7 @@ export class ConnFleet {
         return done;
       }),
     );
-    const totals: StepTotals = { ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: new LatencyHistogram(), extra: {} };
+    const totals: StepTotals = { ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: new LatencyHistogram(), extra: {}, firstMark: {}, lastMark: {} };
     for (const report of reports) {
       totals.ok += report.ok;
       totals.failed += report.failed;
@@ -91,6 +104,10 @@ export class ConnFleet {
       totals.histogram.addSparse(report.histogram);
       for (const [reason, count] of Object.entries(report.failures)) totals.failures[reason] = (totals.failures[reason] ?? 0) + count;
       for (const [key, count] of Object.entries(report.extra)) totals.extra[key] = (totals.extra[key] ?? 0) + count;
+      for (const [key, at] of Object.entries(report.marks ?? {})) {
+        totals.firstMark[key] = Math.min(totals.firstMark[key] ?? at, at);
+        totals.lastMark[key] = Math.max(totals.lastMark[key] ?? at, at);
+      }
     }
     return totals;
   }

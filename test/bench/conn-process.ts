@@ -6,7 +6,7 @@ import { nowMs } from "./payload.js";
 import { LatencyHistogram, type SparseHistogram } from "./stats.js";
 
 /**
- * Load generator of the idle, connect, ingress and recovery scenarios: one
+ * Load generator of the idle, connect, ingress, recovery and presence scenarios: one
  * child process owning `count` connections, driven by the runner step by step
  * (`open`, then `go` / `drop` / `storm`, then `finish`). Tokens are signed
  * before any timed step, so JWT signing is the generator's cost, never the
@@ -26,6 +26,8 @@ export interface ConnConfig {
   /** recovery and ingress: client i uses `room:<prefix><i % rooms>`. */
   rooms: number;
   roomPrefix: string;
+  /** presence: each token also carries a small `info` claim (`{name}`). */
+  info?: boolean;
 }
 
 export type ConnCommand =
@@ -41,6 +43,12 @@ export type ConnCommand =
   | { type: "storm"; k: number; t0: number; timeoutMs: number }
   /** recovery: the runner is about to publish one event per room; each client notes its seq. */
   | { type: "prime" }
+  /** presence: connect, `subscribe` to `channel` (with `presence` or without), then ping every `heartbeatMs`. */
+  | { type: "join"; channel: string; presence: boolean; heartbeatMs: number }
+  /** presence: resolves once no join/leave frame arrived for `quietMs` (or after `timeoutMs`). */
+  | { type: "settle"; quietMs: number; timeoutMs: number }
+  /** presence: frames received and sockets closed so far. */
+  | { type: "counts" }
   | { type: "finish" };
 
 /**
@@ -65,6 +73,8 @@ export interface ConnReport {
   elapsedMs: number;
   histogram: SparseHistogram;
   extra: Record<string, number>;
+  /** Timestamps (`nowMs()`, comparable across processes): the fleet keeps the earliest and latest of each. */
+  marks?: Record<string, number>;
 }
 
 type Frame = { op?: string; ref?: number; seq?: number; code?: string; recovered?: boolean; channel?: string };
@@ -103,14 +113,21 @@ async function handle(command: ConnCommand): Promise<void> {
     case "ingress":
       return ingress(command);
     case "drop": {
+      const at = nowMs();
       for (const ws of sockets) ws?.terminate();
       sockets.length = 0;
-      return report("drop", {});
+      return report("drop", { marks: { dropAt: at } });
     }
     case "storm":
       return storm(command);
     case "prime":
       return prime();
+    case "join":
+      return join(command);
+    case "settle":
+      return settle(command);
+    case "counts":
+      return report("counts", { extra: counts() });
     case "finish":
       for (const ws of sockets) ws?.terminate();
       for (const ws of rawSockets) ws.destroy();
@@ -130,7 +147,8 @@ async function signAll(secret: string): Promise<string[]> {
   const key = new TextEncoder().encode(secret);
   const out: string[] = [];
   for (let i = 0; i < config.count; i += 1) {
-    out.push(await new SignJWT({ channels: ["room:*"] }).setProtectedHeader({ alg: "HS256" }).setSubject(subject(i)).setExpirationTime("2h").sign(key));
+    const claims = config.info === true ? { channels: ["room:*"], info: { name: `Member ${subject(i)}` } } : { channels: ["room:*"] };
+    out.push(await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(subject(i)).setExpirationTime("2h").sign(key));
   }
   return out;
 }
@@ -330,6 +348,81 @@ async function storm(command: Extract<ConnCommand, { type: "storm" }>): Promise<
   report("storm", { ...outcome, elapsedMs: lastDone - command.t0, histogram: histogram.toSparse(), extra: { lost, duplicates, notRecovered } });
 }
 
+/** presence: what each socket of the join step has received, counted from the frame's first bytes (no JSON parse). */
+const received = { join: 0, leave: 0, pong: 0, other: 0 };
+let lastPresenceFrameAt = 0;
+const closeCodes: Record<string, number> = {};
+/** `{"op":"` is 7 bytes: the op's first letter decides (join, leave, pong; server frames are JSON.stringify output, `op` first). */
+const OP_LETTER = 7;
+
+/**
+ * Every connection subscribes to one channel; the step reports the first
+ * subscribe sent and the last `ok` received (marks), and subscribe → `ok`
+ * latency. From then on each socket counts join/leave frames and pings once
+ * per `heartbeatMs`, spread over the period like the SDK's heartbeat.
+ */
+async function join(command: Extract<ConnCommand, { type: "join" }>): Promise<void> {
+  const histogram = new LatencyHistogram();
+  let firstSubscribeAt = Number.POSITIVE_INFINITY;
+  let lastOkAt = 0;
+  // Pings start with the first connection: the storm may last longer than PRESENCE_TTL_MS.
+  startPings(command.heartbeatMs);
+  const outcome = await pool(config.count, config.concurrency, async (i) => {
+    const ws = await open(i);
+    sockets[i] = ws;
+    ws.on("message", (data: Buffer) => {
+      const letter = data[OP_LETTER];
+      if (letter === 0x6a) received.join += 1;
+      else if (letter === 0x6c) received.leave += 1;
+      else if (letter === 0x70) return void (received.pong += 1);
+      else return void (received.other += 1);
+      lastPresenceFrameAt = nowMs();
+    });
+    ws.on("close", (code: number) => void (closeCodes[code] = (closeCodes[code] ?? 0) + 1));
+    const sentAt = nowMs();
+    firstSubscribeAt = Math.min(firstSubscribeAt, sentAt);
+    const frame = command.presence ? { op: "subscribe", ref: 1, channel: command.channel, presence: true } : { op: "subscribe", ref: 1, channel: command.channel };
+    const ok = await request(ws, frame, 1).catch((error: unknown) => ({ op: "error", code: error instanceof Error ? error.message : String(error) }) as Frame);
+    if (ok.op !== "ok") {
+      sockets[i] = null;
+      ws.terminate();
+      throw new Error(`subscribe_${ok.code}`);
+    }
+    const at = nowMs();
+    lastOkAt = Math.max(lastOkAt, at);
+    histogram.recordMs(at - sentAt);
+  });
+  report("join", { ...outcome, elapsedMs: lastOkAt - firstSubscribeAt, histogram: histogram.toSparse(), marks: { firstSubscribeAt, lastOkAt } });
+}
+
+const PING = JSON.stringify({ op: "ping" });
+const PING_TICK_MS = 100;
+
+/** Each of the `count` slots gets one `ping` per `heartbeatMs` once its socket is open. */
+function startPings(heartbeatMs: number): void {
+  let cursor = 0;
+  const slice = Math.max(1, Math.ceil((config.count * PING_TICK_MS) / heartbeatMs));
+  setInterval(() => {
+    for (let k = 0; k < slice; k += 1) {
+      const ws = sockets[cursor++ % config.count];
+      if (ws?.readyState === WebSocket.OPEN) ws.send(PING);
+    }
+  }, PING_TICK_MS);
+}
+
+async function settle(command: Extract<ConnCommand, { type: "settle" }>): Promise<void> {
+  const deadline = nowMs() + command.timeoutMs;
+  while (nowMs() - lastPresenceFrameAt < command.quietMs && nowMs() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  const quiet = nowMs() - lastPresenceFrameAt >= command.quietMs;
+  report("settle", { ok: quiet ? 1 : 0, failed: quiet ? 0 : 1, failures: quiet ? {} : { not_quiet: 1 }, extra: counts(), marks: lastPresenceFrameAt > 0 ? { lastPresenceFrameAt } : {} });
+}
+
+function counts(): Record<string, number> {
+  const open = sockets.filter((ws) => ws?.readyState === WebSocket.OPEN).length;
+  const closes = Object.fromEntries(Object.entries(closeCodes).map(([code, n]) => [`close_${code}`, n]));
+  return { open, joinFrames: received.join, leaveFrames: received.leave, pongs: received.pong, otherFrames: received.other, ...closes };
+}
+
 function prime(): void {
   let pending = 0;
   sockets.forEach((ws, i) => {
@@ -348,6 +441,6 @@ function prime(): void {
 }
 
 function report(step: string, fields: Partial<ConnReport>): void {
-  const message: ConnReport = { type: "done", step, ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: [], extra: {}, ...fields };
+  const message: ConnReport = { type: "done", step, ok: 0, failed: 0, failures: {}, elapsedMs: 0, histogram: [], extra: {}, marks: {}, ...fields };
   if (process.connected) process.send?.(message);
 }

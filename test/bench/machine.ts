@@ -42,7 +42,11 @@ export class CpuMeter {
   private readonly start: Map<string, number | null>;
   private readonly boxStart: BoxTicks | null;
 
-  constructor(private readonly groups: Record<string, number[]>) {
+  /** `decimals`: digits kept after the point (0 by default; presence reads idle processes at 0.1 %). */
+  constructor(
+    private readonly groups: Record<string, number[]>,
+    private readonly decimals = 0,
+  ) {
     this.start = new Map(Object.entries(groups).map(([name, pids]) => [name, ticksOf(pids)]));
     this.boxStart = boxTicks();
   }
@@ -53,20 +57,25 @@ export class CpuMeter {
     for (const [name, pids] of Object.entries(this.groups)) {
       const before = this.start.get(name) ?? null;
       const after = ticksOf(pids);
-      out[name] = before === null || after === null ? null : Math.round(((after - before) / TICKS_PER_SEC / seconds) * 100);
+      out[name] = before === null || after === null ? null : this.round(((after - before) / TICKS_PER_SEC / seconds) * 100);
     }
     const boxEnd = boxTicks();
     const share = (pick: (ticks: BoxTicks) => number): number | null =>
       this.boxStart === null || boxEnd === null || boxEnd.total === this.boxStart.total
         ? null
-        : Math.round(((pick(boxEnd) - pick(this.boxStart)) / (boxEnd.total - this.boxStart.total)) * 100 * os.cpus().length);
+        : this.round(((pick(boxEnd) - pick(this.boxStart)) / (boxEnd.total - this.boxStart.total)) * 100 * os.cpus().length);
     out.box = share((ticks) => ticks.busy);
     // Kernel network work on loopback (softirq) is mostly not billed to any process.
     out.softirq = share((ticks) => ticks.softirq);
     // What is left: other tenants of a shared machine, and steal.
     const ours = Object.keys(this.groups).reduce((sum, name) => sum + (out[name] ?? 0), 0);
-    out.others = out.box === null ? null : Math.max(0, out.box - ours - (out.softirq ?? 0));
+    out.others = out.box === null ? null : Math.max(0, this.round(out.box - ours - (out.softirq ?? 0)));
     return out;
+  }
+
+  private round(value: number): number {
+    const scale = 10 ** this.decimals;
+    return Math.round(value * scale) / scale;
   }
 }
 

@@ -2,10 +2,11 @@ import { CONNECT_PHASES, type ConnectOptions, type ConnectPhase } from "./connec
 import type { FanoutOptions } from "./fanout.js";
 import type { IdleOptions } from "./idle.js";
 import type { IngressOptions } from "./ingress.js";
+import type { PresenceRoomOptions } from "./presence-room.js";
 import type { RecoveryOptions } from "./recovery.js";
 import type { ScenarioName } from "./servers.js";
 
-export const BENCH_SCENARIOS = ["fanout", "idle", "connect", "ingress", "recovery"] as const;
+export const BENCH_SCENARIOS = ["fanout", "idle", "connect", "ingress", "recovery", "presence"] as const;
 export type BenchScenario = (typeof BENCH_SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -25,6 +26,7 @@ export interface BenchOptions {
   connect: ConnectOptions;
   ingress: IngressOptions;
   recovery: RecoveryOptions;
+  presence: PresenceRoomOptions;
 }
 
 const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
@@ -41,6 +43,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --connect-procs N        connect: client processes (default 2), --connect-concurrency N in flight each (default 50)
   --ingress-connections N  ingress: publishing connections (quick 100, full 200), --ingress-window N in flight each
   --recovery-clients N     recovery: clients reconnecting at once (quick 1,000, full 5,000)
+  --presence-members N     presence: members of the one room over two nodes (quick 2,000, full 10,000)
+  --presence-idle-ms N     presence: idle CPU window (quick 5,000, full 30,000)
+  --presence-heartbeat-ms N, --presence-ttl-ms N
+                           presence: HEARTBEAT_MS and PRESENCE_TTL_MS of both nodes (quick 2000, 6000;
+                           full 25000, 60000: the gateway's defaults)
   --gateway-stub           start the seedWs server in the gateway's place (harness check only)
   --gateway-env KEY=VALUE  extra env for the gateway (repeatable)
   --gateway-node-args "A B" node options for every gateway process, e.g.
@@ -88,6 +95,21 @@ export function defaultOptions(quick: boolean): BenchOptions {
     connect: { clients: quick ? 3_000 : 10_000, procs: 2, addressesPerProc: 4, concurrency: 50, phases: [...CONNECT_PHASES], client: "raw" },
     ingress: { connections: quick ? 100 : 200, procs: 2, window: 4, dataBytes: 200, durationMs: quick ? 6_000 : 15_000, rampMs: quick ? 1_500 : 3_000 },
     recovery: { clients: quick ? 1_000 : 5_000, perRoom: 20, eventsPerRoom: quick ? 10 : 20, procs: 2, timeoutMs: 60_000 },
+    presence: {
+      members: quick ? 2_000 : 10_000,
+      concurrency: 50,
+      // Full: the gateway's own defaults. Quick: short enough that kill -9 is detected within seconds
+      // (at 10,000 members 2 s / 6 s does not hold: the join fan-out stalls the nodes longer than the TTL).
+      heartbeatMs: quick ? 2_000 : 25_000,
+      ttlMs: quick ? 6_000 : 60_000,
+      // Quick: 5 s windows keep `--quick` as a whole near 3 minutes; at ~2 % of a core that is ±1 tick (±12 %) per node.
+      idleMs: quick ? 5_000 : 30_000,
+      // Past the throttle's 1 s flush: no frame for this long means nothing is held any more.
+      quietMs: 1_200,
+      pollMs: 10,
+      timeoutMs: quick ? 60_000 : 240_000,
+      hardTimeoutMs: quick ? 180_000 : 900_000,
+    },
   };
 }
 
@@ -168,6 +190,18 @@ export function parseOptions(argv: string[]): BenchOptions {
       case "--recovery-clients":
         options.recovery.clients = Math.floor(count());
         break;
+      case "--presence-members":
+        options.presence.members = Math.max(4, Math.floor(count()));
+        break;
+      case "--presence-idle-ms":
+        options.presence.idleMs = Math.floor(count());
+        break;
+      case "--presence-heartbeat-ms":
+        options.presence.heartbeatMs = Math.floor(count());
+        break;
+      case "--presence-ttl-ms":
+        options.presence.ttlMs = Math.floor(count());
+        break;
       case "--gateway-stub":
         options.gatewayStub = true;
         break;
@@ -224,5 +258,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     }
   }
   if (fanout.channels > fanout.clients) throw new Error("--channels must not exceed --clients");
+  if (options.presence.ttlMs <= options.presence.heartbeatMs) throw new Error("--presence-ttl-ms must be above --presence-heartbeat-ms (the gateway requires PRESENCE_TTL_MS > HEARTBEAT_MS)");
   return options;
 }

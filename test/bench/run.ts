@@ -9,6 +9,8 @@ import { printIdle, runIdle } from "./idle.js";
 import { printIngress, runIngress } from "./ingress.js";
 import { brokerPid, machineInfo } from "./machine.js";
 import { parseOptions } from "./options.js";
+import { runPresenceRoom } from "./presence-room.js";
+import { printPresenceRoom } from "./presence-room-report.js";
 import { printRecovery, runRecovery } from "./recovery.js";
 import { printTable } from "./report.js";
 import { type ScenarioName, type ServerContext, type ServerHandle, startGateway, startRawUws, startSeedWs } from "./servers.js";
@@ -90,6 +92,11 @@ const others = {
     printRecovery(result, log);
     return result;
   },
+  presence: async () => {
+    const result = await runPresenceRoom(context, options.presence, log);
+    printPresenceRoom(result, log);
+    return result;
+  },
 };
 const scenarios: Record<string, unknown> = {};
 let failed = false;
@@ -119,7 +126,7 @@ if (options.json !== null) {
     runId,
     at: new Date().toISOString(),
     machine,
-    config: { quick: options.quick, gatewayStub: options.gatewayStub, fanout, idle: options.idle, connect: options.connect, ingress: options.ingress, recovery: options.recovery },
+    config: { quick: options.quick, gatewayStub: options.gatewayStub, fanout, idle: options.idle, connect: options.connect, ingress: options.ingress, recovery: options.recovery, presence: options.presence },
     scenarios,
   };
   writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`);
