@@ -20,6 +20,7 @@ import type { LocalFanout, SessionSocket } from "./ports/session-socket.js";
 import type { PresenceBus } from "./ports/presence-bus.js";
 import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
 import { BackendEventQueue } from "./presence/backend-event-queue.js";
+import { LateTick } from "./late-tick.js";
 
 export interface GatewayOptions {
   readonly nodeId: string;
@@ -120,12 +121,14 @@ export class Gateway implements BrokerHandler {
   private inspector: Timer | undefined;
   private readonly tracker: PresenceTracker;
   private readonly presenceEvents: BackendEventQueue<PresenceBackendEvent>;
+  private readonly inspectTick: LateTick;
   private readonly bindings: ChannelBindings;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = options;
     this.deps = deps;
     const presence = options.presence ?? DEFAULT_PRESENCE;
+    this.inspectTick = new LateTick(options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS, deps.clock.now());
     this.presenceEvents = new BackendEventQueue((event) => this.publishPresenceEvent(event), PRESENCE_EVENT_QUEUE, {
       clock: deps.clock,
       logger: deps.logger.child({ component: "presence-events" }),
@@ -400,7 +403,8 @@ export class Gateway implements BrokerHandler {
 
   private inspectSessions(): void {
     const nowMs = this.deps.clock.now();
-    for (const session of this.sessions) session.inspect(nowMs);
+    const judgeSilence = !this.inspectTick.late(nowMs);
+    for (const session of this.sessions) session.inspect(nowMs, judgeSilence);
   }
 
   private userState(userId: string): UserState {

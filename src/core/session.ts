@@ -126,12 +126,12 @@ export class Session {
     this.lastHeardMs = this.ctx.clock.now();
   }
 
-  /** Periodic check by the gateway: heartbeat TTL and send-buffer limit. */
-  inspect(nowMs: number): void {
+  /** Periodic check by the gateway: send-buffer limit, and heartbeat TTL unless `judgeSilence` is off (a late run, see LateTick). */
+  inspect(nowMs: number, judgeSilence = true): void {
     if (this.closed) return;
     if (this.socket.bufferedBytes() > this.ctx.limits.sendBufferBytes) {
       this.close(CloseCode.TooSlow, "send buffer over its limit");
-    } else if (nowMs - this.lastHeardMs > this.ctx.ttlMs) {
+    } else if (judgeSilence && nowMs - this.lastHeardMs > this.ctx.ttlMs) {
       this.close(CloseCode.HeartbeatMissed, "no heartbeat within ttlMs");
     }
   }

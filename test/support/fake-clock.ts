@@ -48,6 +48,20 @@ export class FakeClock implements Clock {
     this.nowMs = target;
   }
 
+  /**
+   * Moves time forward as a stalled event loop sees it: every timer that fell
+   * due runs once, late, at the new time (an interval then continues from now).
+   */
+  stall(ms: number): void {
+    this.nowMs += ms;
+    const due = this.scheduled.filter((entry) => !entry.cancelled && entry.at <= this.nowMs).sort((a, b) => a.at - b.at);
+    for (const entry of due) {
+      if (entry.every === undefined) entry.cancelled = true;
+      else entry.at = this.nowMs + entry.every;
+      entry.callback();
+    }
+  }
+
   private schedule(callback: () => void, ms: number, every: number | undefined): Timer {
     const entry: Scheduled = { at: this.nowMs + Math.max(0, ms), every, callback, cancelled: false };
     this.scheduled.push(entry);

@@ -247,6 +247,22 @@ describe("PresenceTracker", () => {
     expect(cluster.allEvents()).toHaveLength(3);
   });
 
+  it("does not judge a peer dead in a tick that comes late after an event-loop stall longer than the TTL", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    b.tracker.userConnected("u1");
+    await settle();
+    // a's loop stalls for 2 TTLs: its ticks run late, before b's heartbeats (queued meanwhile) are read.
+    cluster.clock.stall(2 * TTL_MS);
+    expect((await a.tracker.statuses(["u1"]))[0]?.online).toBe(true);
+    await settle();
+    await cluster.advance(1_000);
+    expect((await a.tracker.statuses(["u1"]))[0]?.online).toBe(true);
+    expect(a.events.map((e) => e.type)).toEqual(["online"]);
+  });
+
   it("publishes events held during warm-up once it knows it is the only node", async () => {
     const cluster = makeCluster();
     const a = await cluster.add("a");

@@ -90,3 +90,20 @@ describe("a session's binding references", () => {
     expect(fickle.socket.topics.has("post:2")).toBe(false);
   });
 });
+
+describe("the heartbeat TTL after an event-loop stall", () => {
+  it("is not judged in the late inspection right after a stall, and is judged on time again", async () => {
+    const { clock, gateway, connect } = await setup();
+    gateway.start();
+    const { socket, session } = connect("sleepy");
+    // Longer than the 60 s TTL: the late inspection must not close a socket whose pings are still unread.
+    clock.stall(120_000);
+    expect(socket.closedWith).toBeUndefined();
+    session.receiveText(JSON.stringify({ op: "ping" }), 13);
+    clock.advance(59_000);
+    expect(socket.closedWith).toBeUndefined();
+    clock.advance(2_000);
+    expect(socket.closedWith?.code).toBe(4008);
+    await gateway.stop();
+  });
+});

@@ -6,6 +6,7 @@ import type { Metrics } from "../ports/metrics.js";
 import type { PresenceBus, PresenceBusHandler, PresenceChange, PresenceEntry, PresenceMessage } from "../ports/presence-bus.js";
 import type { LocalFanout } from "../ports/session-socket.js";
 import { EntryDigest } from "./digest.js";
+import { LateTick } from "../late-tick.js";
 import { FanoutThrottle } from "./fanout-throttle.js";
 import { DEFAULT_LAST_SEEN_WRITER, LastSeenWriter, type LastSeenWriterOptions } from "./last-seen-writer.js";
 
@@ -141,6 +142,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private readonly lastSeen = new Map<string, number>();
   private readonly throttle: FanoutThrottle;
   private readonly lastSeenWriter: LastSeenWriter | undefined;
+  private readonly tickTiming: LateTick;
   private heldEvents: PresenceBackendEvent[] = [];
   private connected = false;
   private synced = false;
@@ -160,6 +162,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
       sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
     });
+    this.tickTiming = new LateTick(options.heartbeatMs, deps.clock.now());
     const store = deps.lastSeenStore;
     this.lastSeenWriter = store && new LastSeenWriter(options.lastSeenWriter ?? DEFAULT_LAST_SEEN_WRITER, { ...deps, store });
   }
@@ -319,10 +322,12 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     this.throttle.sweep();
     const nowMs = this.deps.clock.now();
     let oldestMs = nowMs;
+    // A late tick (event-loop stall) has not read the heartbeats that came meanwhile: no peer is judged in it.
+    const judgeSilence = !this.tickTiming.late(nowMs);
     if (this.connected) {
       this.publishHeartbeat();
       for (const peer of [...this.peers.values()]) {
-        if (nowMs - peer.lastHeardMs > this.options.ttlMs) this.dropPeer(peer.node, "dead");
+        if (judgeSilence && nowMs - peer.lastHeardMs > this.options.ttlMs) this.dropPeer(peer.node, "dead");
         else oldestMs = Math.min(oldestMs, peer.lastHeardMs);
       }
     }
