@@ -260,6 +260,8 @@ export class RealtimeClient {
         return this.emit(frame.op, { channel: frame.channel, user: frame.user, info: frame.info });
       case "leave":
         return this.emit("leave", { channel: frame.channel, user: frame.user });
+      case "members":
+        return this.emit("members", { channel: frame.channel, count: frame.count, joined: frame.joined, left: frame.left });
       case "status":
         return this.emit("status", { user: frame.user, online: frame.online, ...(frame.lastSeen === undefined ? {} : { lastSeen: frame.lastSeen }) });
       case "read":

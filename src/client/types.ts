@@ -37,6 +37,8 @@ export interface ClientEvents {
   event: RealtimeEvent;
   join: { channel: string; user: string; info?: unknown };
   leave: { channel: string; user: string };
+  /** More users joined or left at once than the server itemizes: the member count now, not the names (call `presence()` for them). */
+  members: { channel: string; count: number; joined: number; left: number };
   status: UserStatus;
   /** The user's inbox read mark moved (on any of their connections). */
   read: { channel: string; upTo: number };

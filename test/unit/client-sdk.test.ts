@@ -114,6 +114,25 @@ describe("RealtimeClient over a fake WebSocket", () => {
     client.close();
   });
 
+  it("delivers presence frames: join, leave and the members summary of a busy room", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const seen: unknown[] = [];
+    client.on("join", (e) => seen.push(["join", e]));
+    client.on("leave", (e) => seen.push(["leave", e]));
+    client.on("members", (e) => seen.push(["members", e]));
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.deliver({ op: "join", channel: "room:1", user: "u1", info: { name: "U" } });
+    FakeWebSocket.last.deliver({ op: "members", channel: "room:1", count: 900, joined: 850, left: 49 });
+    FakeWebSocket.last.deliver({ op: "leave", channel: "room:1", user: "u1" });
+    expect(seen).toEqual([
+      ["join", { channel: "room:1", user: "u1", info: { name: "U" } }],
+      ["members", { channel: "room:1", count: 900, joined: 850, left: 49 }],
+      ["leave", { channel: "room:1", user: "u1" }],
+    ]);
+    client.close();
+  });
+
   it("reconnects with backoff, resubscribes with since = the last seq, and drops what it already delivered", async () => {
     const client = open();
     await vi.advanceTimersByTimeAsync(0);

@@ -233,6 +233,19 @@ describe("PresenceTracker", () => {
     expect(a.fanout.frames("leave", "room:1")).toHaveLength(0);
   });
 
+  it("sends one members frame instead of naming each user when more than the rate changed in a flush", async () => {
+    const cluster = makeCluster({ fanoutPerSec: 2 });
+    const a = await cluster.add("a");
+    for (let i = 1; i <= 10; i++) a.tracker.track("room:1", `u${i}`, undefined);
+    a.tracker.untrack("room:1", "u1");
+    expect(a.fanout.frames("join", "room:1").map((f) => f.user)).toEqual(["u1", "u2"]);
+    await cluster.advance(500);
+    // Held: u3..u10 joined (8), u1 left (1): 9 net changes > 2 a second, so counts only.
+    expect(a.fanout.frames("members", "room:1")).toEqual([{ op: "members", channel: "room:1", count: 9, joined: 8, left: 1 }]);
+    expect(a.fanout.frames("join", "room:1")).toHaveLength(2);
+    expect(a.fanout.frames("leave", "room:1")).toHaveLength(0);
+  });
+
   it("publishes each event once when nodes start together and changes happen while they warm up", async () => {
     const cluster = makeCluster();
     const [c, b, a] = [await cluster.add("c"), await cluster.add("b"), await cluster.add("a")];

@@ -18,7 +18,7 @@ export type FrameRejectReason =
 
 export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining";
 
-export type ServerFrameType = "event" | "join" | "leave" | "status" | "read";
+export type ServerFrameType = "event" | "join" | "leave" | "members" | "status" | "read";
 
 export interface Metrics {
   connectionOpened(transport: Transport): void;

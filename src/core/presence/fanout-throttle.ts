@@ -10,8 +10,10 @@ export interface FanoutThrottleOptions {
   readonly perSec: number;
   /** Past the rate, net changes are sent together this often. */
   readonly flushMs: number;
+  /** The channel's member count now (cluster-wide), for `members` frames. */
+  readonly count: (channel: string) => number;
   /** Called with the number of local recipients of each frame sent. */
-  readonly sent: (op: "join" | "leave", channel: string, recipients: number) => void;
+  readonly sent: (op: "join" | "leave" | "members", channel: string, recipients: number) => void;
 }
 
 interface Pending {
@@ -31,8 +33,11 @@ interface ChannelState {
  * join/leave fan-out per channel: each frame is serialized once and handed to
  * the native topic publish. Within `perSec` frames go out at once; past it the
  * changes are held and coalesced per user (only the net change survives) and
- * sent every `flushMs`, so a 10,000-member room with churn costs each client at
- * most one frame per changed user per flush instead of one per change.
+ * sent every `flushMs`: itemized when at most `perSec` users changed, else as
+ * ONE `members` frame with the count and how many joined and left. So each
+ * subscriber gets at most about `perSec` + 1 presence frames per channel per
+ * flush, whatever the churn: a join storm of N members costs O(N) frames per
+ * subscriber-second bound, not N per subscriber (N² in all).
  */
 export class FanoutThrottle {
   private readonly channels = new Map<string, ChannelState>();
@@ -71,12 +76,15 @@ export class FanoutThrottle {
 
   private flush(channel: string, state: ChannelState): void {
     state.timer = undefined;
-    const pending = [...state.pending];
+    const net = [...state.pending].filter(([, change]) => (change.op === "join") !== change.wasMember);
     state.pending.clear();
-    for (const [user, change] of pending) {
-      const isMember = change.op === "join";
-      if (isMember !== change.wasMember) this.send(channel, change.op, user, change.info);
+    if (net.length <= this.options.perSec) {
+      for (const [user, change] of net) this.send(channel, change.op, user, change.info);
+      return;
     }
+    const joined = net.filter(([, change]) => change.op === "join").length;
+    const text = encodeServerFrame({ op: "members", channel, count: this.options.count(channel), joined, left: net.length - joined });
+    this.options.sent("members", channel, this.options.fanout.publish(channel, text));
   }
 
   private send(channel: string, op: "join" | "leave", user: string, info: unknown): void {

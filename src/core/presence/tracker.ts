@@ -160,6 +160,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       fanout: deps.fanout,
       perSec: options.fanoutPerSec,
       flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
+      count: (channel) => this.cluster.get(channel)?.size ?? 0,
       sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
     });
     this.tickTiming = new LateTick(options.heartbeatMs, deps.clock.now());

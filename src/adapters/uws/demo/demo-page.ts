@@ -69,6 +69,8 @@ async function start() {
   });
   client.on("join", ({ channel, user, info }) => { if (channel === room) { demo.members.set(user, info); renderPresence(); } });
   client.on("leave", ({ channel, user }) => { if (channel === room) { demo.members.delete(user); renderPresence(); } });
+  // A busy room's changes come as counts: list a small room again, show a big one's count.
+  client.on("members", ({ channel, count }) => { if (channel === room) { if (count <= 100) refreshPresence(client, room); else renderPresence(count + " members"); } });
   client.on("error", (error) => console.warn("sobranie:", error.code, error.message));
   client.subscribe(room, (event) => {
     demo.events.push(event);
