@@ -1,53 +1,16 @@
 import { describe, expect, it, vi } from "vitest";
 import { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
-import { Gateway } from "../../src/core/gateway.js";
-import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
-import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
-import { noopMetrics } from "../../src/core/ports/metrics.js";
+import { coreGateway } from "../support/core-gateway.js";
 import { FakeClock } from "../support/fake-clock.js";
-import { FakeFanout, FakeSocket } from "../support/fake-socket.js";
 
 const LINGER_MS = 1_000;
 
 async function setup() {
   const clock = new FakeClock();
   const broker = new MemoryBroker({ liveNamespaces: ["post"] });
-  const fanout = new FakeFanout();
-  const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")) };
-  let ids = 0;
-  const gateway = new Gateway(
-    {
-      nodeId: "n1",
-      heartbeatMs: 25_000,
-      ttlMs: 60_000,
-      recoveryLimit: 100,
-      limits: {
-        maxFrameBytes: 65_536,
-        connectionRatePerSec: 1_000,
-        connectionBurst: 1_000,
-        userRatePerSec: 1_000,
-        userBurst: 1_000,
-        abuseCloseMs: 5_000,
-        maxSubscriptions: 128,
-        maxConnectionsPerUser: 16,
-        maxConnections: 100,
-        sendBufferBytes: 1 << 20,
-      },
-    },
-    { broker, fanout, authenticator, namespaces: new NamespaceRegistry(BUILT_IN_NAMESPACES), clock, metrics: noopMetrics, logger: silentLogger, newId: () => `id-${++ids}`, bindLingerMs: LINGER_MS },
-  );
+  const { gateway, connect } = coreGateway(clock, broker, { bindLingerMs: LINGER_MS });
   await broker.start(gateway);
   const unbind = vi.spyOn(broker, "unbind");
-  const connect = (userId: string) => {
-    const principal: Principal = { userId, channelPatterns: [], info: undefined, expiresAtMs: clock.now() + 3_600_000 };
-    const admission = gateway.admit(principal);
-    if (!admission.ok) throw new Error(admission.reason);
-    const socket = new FakeSocket();
-    fanout.sockets.add(socket);
-    const session = gateway.open(admission.ticket, socket);
-    return { socket, session };
-  };
   const subscribe = (session: ReturnType<typeof connect>["session"], channel: string, ref: number) =>
     session.receiveText(JSON.stringify({ op: "subscribe", ref, channel }), 64);
   const settle = () => new Promise((resolve) => setImmediate(resolve));

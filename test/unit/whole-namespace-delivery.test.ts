@@ -1,13 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
 import { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
-import { Gateway } from "../../src/core/gateway.js";
-import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
-import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
 import type { LiveDelivery } from "../../src/core/ports/broker.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
 import { type Metrics, noopMetrics } from "../../src/core/ports/metrics.js";
+import { coreGateway } from "../support/core-gateway.js";
 import { FakeClock } from "../support/fake-clock.js";
-import { FakeFanout, FakeSocket } from "../support/fake-socket.js";
 
 const LINGER_MS = 1_000;
 
@@ -16,43 +12,12 @@ async function setup() {
   const clock = new FakeClock();
   const broker = new MemoryBroker({ liveNamespaces: ["post"] });
   const bind = vi.spyOn(broker, "bind");
-  const fanout = new FakeFanout();
-  const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")) };
   const drops: string[] = [];
   const deadLetters: string[] = [];
   const metrics: Metrics = { ...noopMetrics, unsubscribedDropped: (namespace) => drops.push(namespace), deadLettered: (reason) => deadLetters.push(reason) };
-  let ids = 0;
-  const gateway = new Gateway(
-    {
-      nodeId: "n1",
-      heartbeatMs: 25_000,
-      ttlMs: 60_000,
-      recoveryLimit: 100,
-      limits: {
-        maxFrameBytes: 65_536,
-        connectionRatePerSec: 1_000,
-        connectionBurst: 1_000,
-        userRatePerSec: 1_000,
-        userBurst: 1_000,
-        abuseCloseMs: 5_000,
-        maxSubscriptions: 128,
-        maxConnectionsPerUser: 16,
-        maxConnections: 100,
-        sendBufferBytes: 1 << 20,
-      },
-    },
-    { broker, fanout, authenticator, namespaces: new NamespaceRegistry(BUILT_IN_NAMESPACES), clock, metrics, logger: silentLogger, newId: () => `id-${++ids}`, bindLingerMs: LINGER_MS, bindWholeNamespaces: ["user"] },
-  );
+  const { gateway, connect } = coreGateway(clock, broker, { metrics, bindLingerMs: LINGER_MS, bindWholeNamespaces: ["user"] });
   gateway.start();
   await broker.start(gateway);
-  const connect = (userId: string) => {
-    const principal: Principal = { userId, channelPatterns: [], info: undefined, expiresAtMs: clock.now() + 3_600_000 };
-    const admission = gateway.admit(principal);
-    if (!admission.ok) throw new Error(admission.reason);
-    const socket = new FakeSocket();
-    fanout.sockets.add(socket);
-    return { socket, session: gateway.open(admission.ticket, socket) };
-  };
   const delivery = (routingKey: string, body: string): LiveDelivery => ({ routingKey, body: new TextEncoder().encode(body), messageId: undefined, timestampMs: undefined });
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   return { clock, gateway, bind, connect, delivery, settle, drops, deadLetters };

@@ -1,0 +1,59 @@
+import type { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
+import { Gateway, type GatewayDeps } from "../../src/core/gateway.js";
+import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
+import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
+import { silentLogger } from "../../src/core/ports/logger.js";
+import { noopMetrics } from "../../src/core/ports/metrics.js";
+import type { FakeClock } from "./fake-clock.js";
+import { FakeFanout, FakeSocket } from "./fake-socket.js";
+
+/**
+ * The core Gateway on test doubles (fake clock, fake sockets, an in-memory
+ * broker), with generous limits, for unit tests of session and delivery
+ * logic. `connect` admits a user and opens a session on a FakeSocket.
+ */
+export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partial<GatewayDeps> & { bindLingerMs: number }) {
+  const fanout = new FakeFanout();
+  const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")) };
+  let ids = 0;
+  const gateway = new Gateway(
+    {
+      nodeId: "n1",
+      heartbeatMs: 25_000,
+      ttlMs: 60_000,
+      recoveryLimit: 100,
+      limits: {
+        maxFrameBytes: 65_536,
+        connectionRatePerSec: 1_000,
+        connectionBurst: 1_000,
+        userRatePerSec: 1_000,
+        userBurst: 1_000,
+        abuseCloseMs: 5_000,
+        maxSubscriptions: 128,
+        maxConnectionsPerUser: 16,
+        maxConnections: 100,
+        sendBufferBytes: 1 << 20,
+      },
+    },
+    {
+      broker,
+      fanout,
+      authenticator,
+      namespaces: new NamespaceRegistry(BUILT_IN_NAMESPACES),
+      clock,
+      metrics: noopMetrics,
+      logger: silentLogger,
+      newId: () => `id-${++ids}`,
+      ...deps,
+    },
+  );
+  const connect = (userId: string) => {
+    const principal: Principal = { userId, channelPatterns: [], info: undefined, expiresAtMs: clock.now() + 3_600_000 };
+    const admission = gateway.admit(principal);
+    if (!admission.ok) throw new Error(admission.reason);
+    const socket = new FakeSocket();
+    fanout.sockets.add(socket);
+    return { socket, session: gateway.open(admission.ticket, socket) };
+  };
+  return { gateway, connect };
+}
