@@ -78,14 +78,14 @@ export class TestClient {
         }
         if (this.socket.readyState === WebSocket.CLOSED) {
           done();
-          reject(new Error(`socket closed while waiting; frames: ${JSON.stringify(this.frames.slice(-5))}`));
+          reject(new Error(`socket closed while waiting; last frames: ${brief(this.frames.slice(-5))}`));
           return true;
         }
         return false;
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no matching frame within ${timeoutMs} ms; last frames: ${JSON.stringify(this.frames.slice(-5))}`));
+        reject(new Error(`no matching frame within ${timeoutMs} ms; last frames: ${brief(this.frames.slice(-5))}`));
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -114,4 +114,9 @@ export class UpgradeRefused extends Error {
   ) {
     super(`upgrade refused with HTTP ${status}: ${body}`);
   }
+}
+
+/** Frames for an error message, each cut to 300 characters (events can be 60 KB). */
+function brief(frames: readonly Frame[]): string {
+  return frames.map((frame) => JSON.stringify(frame).slice(0, 300)).join(", ");
 }
