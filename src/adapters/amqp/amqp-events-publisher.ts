@@ -1,9 +1,10 @@
-import { retryWithBackoff, type BackoffOptions } from "../../core/backoff.js";
+import type { BackoffOptions } from "../../core/backoff.js";
 import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
 import { ConfirmPublisher } from "./publisher.js";
+import { connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
@@ -17,7 +18,6 @@ export interface AmqpEventsPublisherOptions {
   readonly stopTimeoutMs?: number;
 }
 
-const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
 
@@ -69,16 +69,9 @@ export class AmqpEventsPublisher implements EventsPublisher {
     return this.stopping;
   }
 
-  private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const connected = await retryWithBackoff({
-      clock: this.clock,
-      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
-      signal: this.abort.signal,
-      waitFirst: isReconnect,
-      attempt: () => this.establish(),
-      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "events publisher connection attempt failed; retrying"),
-    });
-    if (!connected) throw new BrokerUnavailableError("events publisher stopped before it connected");
+  private connectUntilReady(isReconnect: boolean): Promise<void> {
+    const { clock, logger, abort, options } = this;
+    return connectUntilReady({ what: "events publisher", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() });
   }
 
   private async establish(): Promise<void> {

@@ -4,9 +4,10 @@ import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
-import { type BackoffOptions, fullJitterDelayMs, retryWithBackoff } from "../../core/backoff.js";
+import { type BackoffOptions, fullJitterDelayMs } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
+import { connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames, assertPersistQueue, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
@@ -42,7 +43,6 @@ export interface AmqpPersistQueueOptions {
 const DEFAULT_MAX_BATCH = 200;
 const DEFAULT_MAX_BATCH_WAIT_MS = 5;
 const PREFETCH_BATCHES = 2;
-const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
 const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 200, maxDelayMs: 10_000 };
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Budget for closing a half-set-up connection before retrying. */
@@ -179,16 +179,9 @@ export class AmqpPersistQueue implements PersistQueue {
     }
   }
 
-  private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    const connected = await retryWithBackoff({
-      clock: this.clock,
-      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
-      signal: this.abort.signal,
-      waitFirst: isReconnect,
-      attempt: () => this.establish(),
-      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "persist queue connection attempt failed; retrying"),
-    });
-    if (!connected) throw new BrokerUnavailableError("persist queue stopped before it became ready");
+  private connectUntilReady(isReconnect: boolean): Promise<void> {
+    const { clock, logger, abort, options } = this;
+    return connectUntilReady({ what: "persist queue", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() });
   }
 
   private async establish(): Promise<void> {

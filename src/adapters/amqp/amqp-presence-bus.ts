@@ -1,9 +1,10 @@
 import type { Channel, ConsumeMessage } from "amqplib";
-import { type BackoffOptions, retryWithBackoff } from "../../core/backoff.js";
+import type { BackoffOptions } from "../../core/backoff.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
 import { decodePresenceMessage, encodePresenceMessage } from "../../protocol/presence.js";
+import { connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames } from "./topology.js";
 
@@ -19,7 +20,6 @@ export interface AmqpPresenceBusOptions {
   readonly onInvalid?: () => void;
 }
 
-const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
 const DEFAULT_STOP_TIMEOUT_MS = 2_000;
 /** Presence messages are worthless once a heartbeat or two old; the broker drops them past this. */
 const MESSAGE_TTL_MS = 30_000;
@@ -102,15 +102,11 @@ export class AmqpPresenceBus implements PresenceBus {
   }
 
   /** Resolves once connected, or quietly once stop() aborted the attempts. */
-  private async connectUntilReady(isReconnect: boolean): Promise<void> {
-    await retryWithBackoff({
-      clock: this.clock,
-      backoff: this.options.reconnect ?? DEFAULT_RECONNECT,
-      signal: this.abort.signal,
-      waitFirst: isReconnect,
-      attempt: () => this.establish(),
-      onFailure: (error, attempt) => this.logger.warn({ err: error, attempt }, "presence bus connection attempt failed; retrying"),
-    });
+  private connectUntilReady(isReconnect: boolean): Promise<void> {
+    const { clock, logger, abort, options } = this;
+    return connectUntilReady({ what: "presence bus", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() }).catch(
+      () => undefined,
+    );
   }
 
   private async establish(): Promise<void> {
