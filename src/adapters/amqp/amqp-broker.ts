@@ -8,11 +8,10 @@ import {
 } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
-import type { BackoffOptions } from "../../core/backoff.js";
 import { BindingPool } from "./binding-pool.js";
 import { NodeQueueConsumer } from "./consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
-import { connectUntilReady } from "./reconnect.js";
+import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import {
   AmqpNames,
@@ -23,16 +22,10 @@ import {
   eventProperties,
 } from "./topology.js";
 
-export interface AmqpBrokerOptions {
-  /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
-  readonly url: string;
-  readonly nodeId: string;
+export interface AmqpBrokerOptions extends AmqpConnectionOptions {
   /** Non-durable namespaces, forwarded events → live by the broker (CONTRACT §3). */
   readonly liveNamespaces: readonly string[];
-  readonly logger: Logger;
-  readonly clock?: Clock;
   readonly nodeQueue: NodeQueueOptions;
-  readonly reconnect?: BackoffOptions;
   /** Called after every successful reconnect (not after the first connect). */
   readonly onReconnect?: () => void;
   readonly onConnectionStateChange?: (connected: boolean) => void;

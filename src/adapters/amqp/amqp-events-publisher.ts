@@ -1,19 +1,13 @@
-import type { BackoffOptions } from "../../core/backoff.js";
 import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
 import { ConfirmPublisher } from "./publisher.js";
-import { connectUntilReady } from "./reconnect.js";
+import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
-export interface AmqpEventsPublisherOptions {
-  readonly url: string;
-  readonly nodeId: string;
-  readonly logger: Logger;
-  readonly clock?: Clock;
-  readonly reconnect?: BackoffOptions;
+export interface AmqpEventsPublisherOptions extends AmqpConnectionOptions {
   /** Bound on waiting for confirms and closing at stop. */
   readonly stopTimeoutMs?: number;
 }

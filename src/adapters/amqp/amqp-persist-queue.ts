@@ -7,18 +7,13 @@ import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/
 import { type BackoffOptions, fullJitterDelayMs } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
-import { connectUntilReady } from "./reconnect.js";
+import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames, assertPersistQueue, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
 
-export interface AmqpPersistQueueOptions {
-  /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
-  readonly url: string;
-  readonly nodeId: string;
+export interface AmqpPersistQueueOptions extends AmqpConnectionOptions {
   /** Each is bound `<namespace>.#` from `sobranie.events` to the queue. */
   readonly durableNamespaces: readonly string[];
-  readonly logger: Logger;
-  readonly clock?: Clock;
   /** Default `sobranie.persist`; tests use unique names. */
   readonly queueName?: string;
   readonly maxBatch?: number;
@@ -32,8 +27,6 @@ export interface AmqpPersistQueueOptions {
    * holding the message), not the local retries of a rejected batch.
    */
   readonly deliveryLimit?: number;
-  /** Backoff between connection attempts. */
-  readonly reconnect?: BackoffOptions;
   /** Pause after a rejected batch before the next one (full jitter, grows per consecutive failure). */
   readonly retryBackoff?: BackoffOptions;
   /** Bound on each stop() step: the batch in flight, publish confirms, connection close. */

@@ -1,19 +1,13 @@
 import type { Channel, ConsumeMessage } from "amqplib";
-import type { BackoffOptions } from "../../core/backoff.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
 import { decodePresenceMessage, encodePresenceMessage } from "../../protocol/presence.js";
-import { connectUntilReady } from "./reconnect.js";
+import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames } from "./topology.js";
 
-export interface AmqpPresenceBusOptions {
-  readonly url: string;
-  readonly nodeId: string;
-  readonly logger: Logger;
-  readonly clock?: Clock;
-  readonly reconnect?: BackoffOptions;
+export interface AmqpPresenceBusOptions extends AmqpConnectionOptions {
   /** Bound on stop(): flushing publishes and closing the connection. */
   readonly stopTimeoutMs?: number;
   /** Called for every message that failed validation (dropped). */

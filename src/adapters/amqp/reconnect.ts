@@ -3,6 +3,18 @@ import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 
+/** What every AMQP adapter (broker, persist queue, presence bus, outbox publisher) is given to connect. */
+export interface AmqpConnectionOptions {
+  /** `amqp://user:pass@host:5672/vhost`; a `heartbeat` query parameter overrides the default. */
+  readonly url: string;
+  /** Names the connection in the RabbitMQ management UI. */
+  readonly nodeId: string;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Backoff between connection attempts; default DEFAULT_RECONNECT. */
+  readonly reconnect?: BackoffOptions;
+}
+
 /** Backoff of every AMQP connection loop (broker, persist queue, presence bus, outbox publisher) unless configured. */
 export const DEFAULT_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
 
