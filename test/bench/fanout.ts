@@ -44,6 +44,7 @@ export interface PhaseResult extends Percentiles {
   lost: number;
   publisherMaxLagMs: number;
   cpuPct: Record<string, number | null>;
+  serverWritesPerSec: number | null;
 }
 
 /** The headline figures asked for (max delivered/s; latency at half of it; all losses), then the detail behind them. */
@@ -52,6 +53,8 @@ export interface FanoutResult extends Percentiles {
   lost: number;
   /** Max-phase deliveries per second of server CPU: less sensitive than delivered/s to a box full of clients. */
   deliveriesPerServerCpuSec: number | null;
+  /** Max-phase deliveries per socket-write system call of the server (`null` without perf): how well it coalesces. */
+  deliveriesPerServerWrite: number | null;
   clients: { connected: number; failed: number; failures: Record<string, number>; connectMs: number; unrouted: number };
   max: PhaseResult;
   fixed: PhaseResult;
@@ -134,6 +137,7 @@ export async function runFanout(server: ServerHandle, options: FanoutOptions, lo
       p999Ms: results.fixed.p999Ms,
       lost: results.max.lost + results.fixed.lost + (results.common?.lost ?? 0),
       deliveriesPerServerCpuSec: serverCpu ? Math.round(max.deliveredPerSec / (serverCpu / 100)) : null,
+      deliveriesPerServerWrite: max.serverWritesPerSec ? round(max.deliveredPerSec / max.serverWritesPerSec, 1) : null,
       clients: { connected: fleet.connected, failed: fleet.failed, failures: fleet.failures, connectMs: Math.round(fleet.connectMs), unrouted },
       ...results,
       outOfOrder: totals.outOfOrder.slice(Phase.Max).reduce((sum, count) => sum + count, 0),
@@ -163,5 +167,6 @@ function phaseResult(run: PhaseRun, offered: number | null, totals: FleetTotals,
     lost: Math.max(0, run.expected - received),
     publisherMaxLagMs: round(run.publisherMaxLagMs, 1) ?? 0,
     cpuPct: run.cpuPct,
+    serverWritesPerSec: run.serverWritesPerSec,
   };
 }

@@ -29,13 +29,16 @@ export interface BenchOptions {
   presence: PresenceRoomOptions;
 }
 
-const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
+const ALL_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "amqpUws", "seedWs"];
+/** `--quick` leaves amqpUws out (it keeps the quick run under 3 minutes; the broker's share only matters at full size). */
+const QUICK_SCENARIOS: ScenarioName[] = ["gateway", "rawUws", "seedWs"];
 
 export const USAGE = `usage: npm run bench -- [options]
   --quick                  smaller sizes, short phases: every scenario in < 3 min
   --json FILE              write machine info and results as JSON
   --scenario a,b           of ${BENCH_SCENARIOS.join(", ")} (default: all, in that order)
-  --only a,b               fanout servers to run, of ${ALL_SCENARIOS.join(", ")} (default: all)
+  --only a,b               fanout servers to run, of ${ALL_SCENARIOS.join(", ")}
+                           (default: all; --quick: ${QUICK_SCENARIOS.join(", ")})
   --idle-connections N     idle: connections (quick 10,000, full 50,000; capped by the open-files limit)
   --connect-clients N      connect: clients in each storm (quick 3,000, full 10,000)
   --connect-phases a,b     connect: of ${CONNECT_PHASES.join(", ")} (default: all)
@@ -64,7 +67,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
   return {
     quick,
     json: null,
-    scenarios: ALL_SCENARIOS,
+    scenarios: quick ? QUICK_SCENARIOS : ALL_SCENARIOS,
     gatewayStub: false,
     gatewayEnv: {},
     gatewayNodeArgs: [],

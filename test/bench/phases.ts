@@ -3,6 +3,7 @@ import type { ClientFleet } from "./fleet.js";
 import { Phase } from "./ipc.js";
 import { CpuMeter } from "./machine.js";
 import type { ServerHandle } from "./servers.js";
+import { WriteCallMeter } from "./write-calls.js";
 
 /** What every phase needs: the server and its publisher, the clients, and the CPU groups to meter. */
 export interface PhaseContext {
@@ -23,6 +24,8 @@ export interface PhaseRun {
   deliveredPerSec: number;
   publisherMaxLagMs: number;
   cpuPct: Record<string, number | null>;
+  /** The server's socket-write system calls per second (max phase only; `null` without perf). */
+  serverWritesPerSec: number | null;
 }
 
 /**
@@ -83,9 +86,11 @@ export async function closedLoop(context: PhaseContext, durationMs: number, ramp
   await sleep(rampMs);
   const from = { at: performance.now(), received: fleet.received(Phase.Max) };
   const cpu = new CpuMeter(context.cpuGroups);
+  const writes = new WriteCallMeter(server.pids.server ?? []);
   await sleep(durationMs - rampMs);
   const to = { at: performance.now(), received: fleet.received(Phase.Max) };
   const cpuPct = cpu.stop();
+  const serverWritesPerSec = await writes.stop();
   unsubscribe();
   server.publisher.send({ type: "end", phase: Phase.Max });
   const total = await server.publisher.final(Phase.Max, 30_000);
@@ -97,6 +102,7 @@ export async function closedLoop(context: PhaseContext, durationMs: number, ramp
     deliveredPerSec: (to.received - from.received) / ((to.at - from.at) / 1000),
     publisherMaxLagMs: total.maxLagMs,
     cpuPct,
+    serverWritesPerSec,
   };
 }
 
@@ -111,7 +117,7 @@ export async function openLoop(context: PhaseContext, phase: Phase, deliveriesPe
   const cpuPct = cpu.stop();
   const expected = expectedDeliveries(fleet, context.channels, total.count);
   await drain(fleet, phase, expected);
-  return { published: total.count, expected, deliveredPerSec: fleet.received(phase) / seconds, publisherMaxLagMs: total.maxLagMs, cpuPct };
+  return { published: total.count, expected, deliveredPerSec: fleet.received(phase) / seconds, publisherMaxLagMs: total.maxLagMs, cpuPct, serverWritesPerSec: null };
 }
 
 /** Event `k` went to channel `k % channels`: the first `published % channels` channels got one more. */

@@ -5,7 +5,7 @@ type Results = Partial<Record<ScenarioName, FanoutResult | { error: string }>>;
 type Row = (result: FanoutResult) => string[];
 
 const MAIN: [string[], Row] = [
-  ["scenario", "delivered/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "offered/s", "srv cpu%", "box cpu%", "softirq%", "others%", "dlv/srv-cpu-s"],
+  ["scenario", "delivered/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "offered/s", "srv cpu%", "box cpu%", "softirq%", "others%", "dlv/srv-cpu-s", "dlv/write"],
   (r) => [
     String(r.deliveredPerSec),
     show(r.p50Ms),
@@ -18,6 +18,7 @@ const MAIN: [string[], Row] = [
     show(r.max.cpuPct.softirq ?? null),
     show(r.max.cpuPct.others ?? null),
     show(r.deliveriesPerServerCpuSec),
+    show(r.deliveriesPerServerWrite),
   ],
 ];
 
@@ -42,10 +43,12 @@ const COMMON: [string[], Row] = [
  * scenario's own max (`offered/s`), losses over all phases, CPU during the max
  * phase (`softirq%`: loopback network work billed to no process; `others%`:
  * the rest of the box not spent by this benchmark — other tenants of a shared
- * machine, steal), and deliveries per server-CPU-second. A second
+ * machine, steal), deliveries per server-CPU-second, and deliveries per
+ * socket-write system call of the server (`dlv/write`, with perf). A second
  * table gives latency at one common offered load. Then the gateway/rawUws
  * ratios: throughput as a fraction of the bare-uWS upper bound, latency as a
- * multiple of it.
+ * multiple of it; and, when amqpUws ran, the gateway against bare uWS fed by
+ * the same broker (what the broker itself costs, set apart).
  */
 export function printTable(results: Results, log: (line: string) => void): void {
   printBlock(MAIN, results, log);
@@ -61,6 +64,13 @@ export function printTable(results: Results, log: (line: string) => void): void 
         ? `; at the same load: p50 ${ratio(gateway.common.p50Ms, raw.common.p50Ms)}, p99 ${ratio(gateway.common.p99Ms, raw.common.p99Ms)}, p99.9 ${ratio(gateway.common.p999Ms, raw.common.p999Ms)}`
         : ""),
   );
+  const broker = results.amqpUws;
+  if (broker && !("error" in broker)) {
+    log(
+      `gateway/amqpUws (bare uWS fed by the same broker): delivered/s ${ratio(gateway.deliveredPerSec, broker.deliveredPerSec)}, ` +
+        `dlv/srv-cpu-s ${ratio(gateway.deliveriesPerServerCpuSec, broker.deliveriesPerServerCpuSec)}; amqpUws/rawUws: delivered/s ${ratio(broker.deliveredPerSec, raw.deliveredPerSec)}`,
+    );
+  }
   if (gateway.notes.some((note) => note.startsWith("STUB"))) log("note: gateway is a STUB run (--gateway-stub), not the gateway");
 }
 

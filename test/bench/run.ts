@@ -13,7 +13,7 @@ import { runPresenceRoom } from "./presence-room.js";
 import { printPresenceRoom } from "./presence-room-report.js";
 import { printRecovery, runRecovery } from "./recovery.js";
 import { printTable } from "./report.js";
-import { type ScenarioName, type ServerContext, type ServerHandle, startGateway, startRawUws, startSeedWs } from "./servers.js";
+import { type ScenarioName, type ServerContext, type ServerHandle, startAmqpUws, startGateway, startRawUws, startSeedWs } from "./servers.js";
 import { round } from "./stats.js";
 
 /**
@@ -28,6 +28,7 @@ const runId = randomBytes(4).toString("hex");
 const starters: Record<ScenarioName, (context: ServerContext) => Promise<ServerHandle>> = {
   gateway: startGateway,
   rawUws: startRawUws,
+  amqpUws: startAmqpUws,
   seedWs: startSeedWs,
 };
 const context: ServerContext = {

@@ -1,4 +1,5 @@
 import { loadUws } from "../../src/adapters/uws/load-uws.js";
+import { bareUwsApp } from "./bare-uws.js";
 import { boundLifetime, type PublisherCommand, type PublisherSetup, sendToParent } from "./ipc.js";
 import { channelName, eventBody, eventFrame } from "./payload.js";
 import { PublishLoop } from "./publish-loop.js";
@@ -10,49 +11,15 @@ import { PublishLoop } from "./publish-loop.js";
  * no per-client bookkeeping: an upper bound for what the gateway could reach on
  * this machine with these clients.
  *
- * It speaks just enough of CONTRACT §4 (welcome, subscribe → ok, ping → pong)
- * for the load generator to treat it exactly like the gateway.
+ * The server itself is bare-uws.ts, shared with the amqpUws baseline.
  */
 
 const setup = JSON.parse(process.argv[2] ?? "{}") as PublisherSetup;
 boundLifetime(setup.hardTimeoutMs, "server-uws");
 const { uws } = loadUws();
 
-const WELCOME = JSON.stringify({ op: "welcome", session: "raw", node: "raw-uws", heartbeatMs: 25_000, ttlMs: 60_000, maxFrameBytes: 65_536 });
 const topics = Array.from({ length: setup.channelCount }, (_, index) => channelName(index));
-
-const app = uws
-  .App()
-  .ws("/*", {
-    compression: uws.DISABLED,
-    maxPayloadLength: 64 * 1024,
-    idleTimeout: 120,
-    // The runner's closed loop bounds what is in flight; this only makes sure
-    // uWS never silently skips a subscriber, which would read as `lost`.
-    maxBackpressure: 64 * 1024 * 1024,
-    closeOnBackpressureLimit: false,
-    open: (ws) => {
-      ws.send(WELCOME, false);
-    },
-    message: (ws, message) => {
-      // uWS reuses `message` after this handler returns: decode it now.
-      let frame: { op?: unknown; ref?: unknown; channel?: unknown };
-      try {
-        frame = JSON.parse(Buffer.from(message).toString("utf8")) as typeof frame;
-      } catch {
-        return;
-      }
-      if (frame.op === "subscribe" && typeof frame.channel === "string") {
-        ws.subscribe(frame.channel);
-        ws.send(JSON.stringify({ op: "ok", ref: frame.ref, recovered: false, missed: 0 }), false);
-      } else if (frame.op === "ping") {
-        ws.send(JSON.stringify({ op: "pong", ref: frame.ref }), false);
-      }
-    },
-  })
-  .get("/readyz", (res) => {
-    res.end("ok");
-  });
+const app = bareUwsApp(uws);
 
 const loop = new PublishLoop({
   channelCount: setup.channelCount,

@@ -8,7 +8,7 @@ import amqp from "amqplib";
 import { forkBench, PublisherHandle, spawnTracked, stopChild } from "./children.js";
 import type { PublisherSetup } from "./ipc.js";
 
-export type ScenarioName = "gateway" | "rawUws" | "seedWs";
+export type ScenarioName = "gateway" | "rawUws" | "amqpUws" | "seedWs";
 
 /** A server under test, ready for clients, with the publisher that feeds it. */
 export interface ServerHandle {
@@ -41,6 +41,8 @@ export interface ServerContext {
 }
 
 const EVENTS_EXCHANGE = "sobranie.events";
+/** The gateway's hop between the events exchange and its node queues (CONTRACT §3). */
+const LIVE_EXCHANGE = "sobranie.live";
 /** Only used by seedWs when no gateway has declared the real exchange: auto-deleted with its last binding. */
 const FALLBACK_EXCHANGE = "bench.sobranie.events";
 const READY_TIMEOUT_MS = 30_000;
@@ -53,6 +55,7 @@ interface SpawnedServer {
 }
 
 const gatewayMain = fileURLToPath(new URL("../../src/main.js", import.meta.url));
+const amqpUwsMain = fileURLToPath(new URL("./server-amqp-uws.js", import.meta.url));
 const seedMain = fileURLToPath(new URL("./server-seed-ws.js", import.meta.url));
 const plainMain = fileURLToPath(new URL("./server-ws-plain.js", import.meta.url));
 
@@ -171,6 +174,20 @@ export async function startSeedWs(context: ServerContext): Promise<ServerHandle>
   return withAmqpPublisher("seedWs", server, port, null, exchange, context, [`ws server fed by amqplib from ${exchange}`]);
 }
 
+/**
+ * Bare uWS fed by RabbitMQ like the gateway: through the gateway's
+ * `sobranie.live` hop when a gateway has declared it (the same broker work per
+ * event), else straight from the events exchange.
+ */
+export async function startAmqpUws(context: ServerContext): Promise<ServerHandle> {
+  const port = await freePort();
+  const exchange = await resolveExchange(context.rabbitUrl);
+  const bindTo = exchange === EVENTS_EXCHANGE && (await exchangeExists(context.rabbitUrl, LIVE_EXCHANGE)) ? LIVE_EXCHANGE : exchange;
+  const env = { PORT: String(port), RABBITMQ_URL: context.rabbitUrl, ...stubEnv(bindTo, context) };
+  const server = await spawnServer(amqpUwsMain, env, port, context, "amqpUws");
+  return withAmqpPublisher("amqpUws", server, port, null, exchange, context, [`bare uWS fed by amqplib from ${bindTo} (manual acks, prefetch 1000)`]);
+}
+
 function stubEnv(exchange: string, context: ServerContext): Record<string, string> {
   return {
     BENCH_EXCHANGE: exchange,
@@ -268,14 +285,18 @@ async function isReady(port: number): Promise<boolean> {
 
 /** The real events exchange when a gateway has declared it, else the bench-only fallback. */
 async function resolveExchange(rabbitUrl: string): Promise<string> {
+  return (await exchangeExists(rabbitUrl, EVENTS_EXCHANGE)) ? EVENTS_EXCHANGE : FALLBACK_EXCHANGE;
+}
+
+async function exchangeExists(rabbitUrl: string, name: string): Promise<boolean> {
   const connection = await amqp.connect(rabbitUrl);
   try {
     const channel = await connection.createChannel();
     channel.on("error", () => undefined);
-    await channel.checkExchange(EVENTS_EXCHANGE);
-    return EVENTS_EXCHANGE;
+    await channel.checkExchange(name);
+    return true;
   } catch {
-    return FALLBACK_EXCHANGE;
+    return false;
   } finally {
     await connection.close().catch(() => undefined);
   }
