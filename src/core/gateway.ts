@@ -203,14 +203,19 @@ export class Gateway implements BrokerHandler {
     return this.tracker;
   }
 
-  /** Ready for traffic: broker connected with bindings restored, and not draining. */
+  /**
+   * Ready for traffic: broker connected with bindings restored, presence bus
+   * connected, and not draining. A node whose presence bus is away would show
+   * its new users offline everywhere else (and others' offline to them), so
+   * the load balancer sends new connections to another node meanwhile.
+   */
   isReady(): boolean {
-    return this.brokerReady && !this.draining;
+    return this.brokerReady && this.tracker.isConnected() && !this.draining;
   }
 
   /** What `/readyz` reports. */
   readiness(): { ready: boolean; checks: Record<string, boolean> } {
-    return { ready: this.isReady(), checks: { broker: this.brokerReady, accepting: !this.draining } };
+    return { ready: this.isReady(), checks: { broker: this.brokerReady, presence: this.tracker.isConnected(), accepting: !this.draining } };
   }
 
   isDraining(): boolean {

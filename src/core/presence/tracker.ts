@@ -192,6 +192,11 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     await this.lastSeenWriter?.stop();
   }
 
+  /** The bus is connected: this node's presence reaches the others and theirs reaches it. */
+  isConnected(): boolean {
+    return this.connected && !this.stopped;
+  }
+
   isLeader(): boolean {
     if (!this.synced || !this.connected) return false;
     for (const peer of this.peers.values()) if (peer.node < this.options.nodeId) return false;
