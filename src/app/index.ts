@@ -12,6 +12,7 @@ import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
 import { loadUws } from "../adapters/uws/load-uws.js";
 import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
 import { ApiKeys } from "../adapters/uws/api-keys.js";
+import { CorkedSends } from "../adapters/uws/corked-sends.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { SseTopics } from "../adapters/uws/sse-session-socket.js";
 import { createMessaging } from "./messaging.js";
@@ -67,6 +68,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const messaging = createMessaging({ config, namespaces, logger, clock, metrics });
   const uwsApp = uws.App();
   const sseTopics = new SseTopics();
+  const wsSends = new CorkedSends();
   let gateway: Gateway | undefined;
   const presenceBus = runsGateway ? messaging.presenceBus() : undefined;
   const authenticator = new JwtAuthenticator({
@@ -99,7 +101,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
       {
         broker: messaging.broker,
-        fanout: new UwsFanout(uwsApp, sseTopics),
+        fanout: new UwsFanout(uwsApp, wsSends, sseTopics),
         authenticator,
         namespaces,
         clock,
@@ -140,6 +142,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       maxFrameBytes: config.limits.maxFrameBytes,
       sendBufferBytes: config.limits.sendBufferBytes,
       sseTopics,
+      wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
       sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
     },

@@ -23,6 +23,8 @@ export interface BunServerWebSocket<Data> {
   readonly data: Data;
   /** Bytes sent, -1 when buffered behind backpressure, 0 when dropped. */
   send(data: string, compress?: boolean): number;
+  /** Sends made inside `callback` leave in one write. */
+  cork(callback: () => void): void;
   close(code?: number, reason?: string): void;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;

@@ -154,6 +154,11 @@ class BunUwsWebSocket<UserData> implements UwsWebSocket<UserData> {
     return sent > 0 ? 1 : sent === -1 ? 0 : 2;
   }
 
+  cork(cb: () => void): this {
+    this.ws.cork(cb);
+    return this;
+  }
+
   end(code?: number, shortMessage?: string): void {
     this.ws.close(code, shortMessage);
   }

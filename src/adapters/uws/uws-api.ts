@@ -69,6 +69,8 @@ export interface UwsResponse {
 
 export interface UwsWebSocket<UserData> {
   send(message: string, isBinary?: boolean, compress?: boolean): number;
+  /** Sends made inside `cb` leave in one write. */
+  cork(cb: () => void): UwsWebSocket<UserData>;
   end(code?: number, shortMessage?: string): void;
   subscribe(topic: string): boolean;
   unsubscribe(topic: string): boolean;

@@ -16,6 +16,7 @@ import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.j
 import { registerSseRoutes } from "./sse-routes.js";
 import type { SseTopics } from "./sse-session-socket.js";
 import { registerClientRoutes } from "./client-routes.js";
+import type { CorkedSends } from "./corked-sends.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
 
 export interface Readiness {
@@ -50,6 +51,8 @@ export interface EdgeDeps {
   readonly sendBufferBytes: number;
   /** SSE streams by channel; the same registry the gateway's LocalFanout writes to. */
   readonly sseTopics: SseTopics;
+  /** Where WebSocket frames wait for the end of the turn; the same one the gateway's LocalFanout flushes. */
+  readonly wsSends: CorkedSends;
   readonly maxSubscriptions: number;
   /** SSE comment interval (default 15 s). */
   readonly sseKeepAliveMs?: number;
@@ -124,7 +127,7 @@ export class UwsServer {
       upgrade: (res, req, context) => this.upgrade(edge, res, req, context),
       open: (ws) => {
         const data = ws.getUserData();
-        data.socket = new UwsSessionSocket(ws);
+        data.socket = new UwsSessionSocket(ws, deps.wsSends);
         data.session = deps.gateway.open(data.ticket, data.socket);
         deps.metrics.connectionOpened("ws");
       },
