@@ -30,7 +30,7 @@ export interface Config {
   readonly apiRate: { readonly perSec: number; readonly burst: number };
   readonly heartbeatMs: number;
   readonly presenceTtlMs: number;
-  readonly presence: { readonly maxListedMembers: number; readonly fanoutPerSec: number };
+  readonly presence: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
   readonly limits: LimitsConfig;
   readonly nodeQueue: {
     readonly maxLength: number;
@@ -149,7 +149,11 @@ function toConfig(env: Env): Config {
     apiRate: { perSec: env.API_RATE_PER_SEC, burst: env.API_RATE_BURST },
     heartbeatMs: env.HEARTBEAT_MS,
     presenceTtlMs: env.PRESENCE_TTL_MS,
-    presence: { maxListedMembers: env.PRESENCE_MAX_LISTED, fanoutPerSec: env.PRESENCE_FANOUT_PER_SEC },
+    presence: {
+      maxListedMembers: env.PRESENCE_MAX_LISTED,
+      fanoutPerSec: env.PRESENCE_FANOUT_PER_SEC,
+      fanoutDeliveriesPerSec: env.PRESENCE_FANOUT_DELIVERIES_PER_SEC,
+    },
     limits: {
       maxFrameBytes: env.MAX_FRAME_BYTES,
       rateConnectionPerSec: env.RATE_CONNECTION_PER_SEC,

@@ -98,6 +98,7 @@ export const VARIABLES = {
   PRESENCE_TTL_MS: variable("60000", "silence after which presence ends and the socket closes (> HEARTBEAT_MS)", durationMs(1)),
   PRESENCE_MAX_LISTED: variable("1000", "presence lists members up to this many per channel; above it answers the count only (truncated: true)", positive),
   PRESENCE_FANOUT_PER_SEC: variable("50", "join/leave frames per channel per second sent at once; past it net changes are sent once a second (as one `members` frame when more users changed)", positive),
+  PRESENCE_FANOUT_DELIVERIES_PER_SEC: variable("20000", "join/leave deliveries (frames × local subscribers) per channel per second sent at once; a room with more local subscribers gets fewer itemized frames (PRESENCE_FANOUT_PER_SEC × subscribers at most this), the rest as `members` frames", positive),
   MAX_FRAME_BYTES: variable("65536", "largest client frame", integer(1_024, 16 * 1024 * 1024)),
   RATE_CONNECTION_PER_SEC: variable("20", "frames per second per connection (token bucket rate)", positive),
   RATE_CONNECTION_BURST: variable("40", "token bucket burst per connection", positive),

@@ -31,8 +31,8 @@ export interface GatewayOptions {
   readonly inspectIntervalMs?: number;
   /** Most events one `subscribe` with `since` replays. */
   readonly recoveryLimit: number;
-  /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames per channel per second. */
-  readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number };
+  /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames and 20,000 deliveries per channel per second. */
+  readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
 }
 
 export interface GatewayDeps {
@@ -64,7 +64,7 @@ export interface AdmissionTicket {
 export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; reason: UpgradeRejectReason };
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
-const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50 } as const;
+const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 } as const;
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
 const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
 
@@ -141,6 +141,7 @@ export class Gateway implements BrokerHandler {
         ttlMs: options.ttlMs,
         maxListedMembers: presence.maxListedMembers,
         fanoutPerSec: presence.fanoutPerSec,
+        fanoutDeliveriesPerSec: presence.fanoutDeliveriesPerSec,
       },
       {
         clock: deps.clock,

@@ -15,14 +15,14 @@ export class TokenBucket {
     this.updatedAtMs = nowMs;
   }
 
-  /** Takes one token; on refusal tells how long until one is available. */
-  take(nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
+  /** Takes `cost` tokens (one by default); on refusal tells how long until they are available (never, past `burst`). */
+  take(nowMs: number, cost = 1): { ok: true } | { ok: false; retryAfterMs: number } {
     this.refill(nowMs);
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.tokens >= cost) {
+      this.tokens -= cost;
       return { ok: true };
     }
-    return { ok: false, retryAfterMs: Math.ceil(((1 - this.tokens) / this.ratePerSec) * 1000) };
+    return { ok: false, retryAfterMs: Math.ceil(((cost - this.tokens) / this.ratePerSec) * 1000) };
   }
 
   private refill(nowMs: number): void {

@@ -63,7 +63,7 @@ export type ServerFrame =
   | { op: "error"; ref?: number; code: ErrorCode; message: string; retryAfterMs?: number }
   | { op: "event"; channel: string; id: string; seq?: number; type: string; data: unknown; ts: string }
   | { op: "join" | "leave"; channel: string; user: string; info?: unknown }
-  /** Membership changed by more users than PRESENCE_FANOUT_PER_SEC in one flush: counts, not names (ask `presence` for the list). */
+  /** Membership changed by more users in one flush than the channel names (PRESENCE_FANOUT_PER_SEC, fewer in rooms over PRESENCE_FANOUT_DELIVERIES_PER_SEC): counts, not names (ask `presence` for the list). */
   | { op: "members"; channel: string; count: number; joined: number; left: number }
   | { op: "status"; user: string; online: boolean; lastSeen?: string | null }
   | { op: "read"; channel: string; upTo: number }

@@ -22,11 +22,11 @@ const HEARTBEAT_MS = 1_000;
 const TTL_MS = 60_000;
 const IDLE_WINDOW_MS = 10_000;
 
-const fanout = { publish: () => 0 };
+const fanout = { publish: () => 0, subscribers: () => 0 };
 
 function tracker(node: string, url: string): PresenceTracker {
   return new PresenceTracker(
-    { nodeId: node, incarnation: randomBytes(4).toString("hex"), heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 1_000, fanoutPerSec: 50 },
+    { nodeId: node, incarnation: randomBytes(4).toString("hex"), heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 },
     { clock: systemClock, bus: new AmqpPresenceBus({ url, nodeId: node, logger: silentLogger }), fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: () => {} },
   );
 }

@@ -41,4 +41,10 @@ export class FakeFanout implements LocalFanout {
     }
     return recipients;
   }
+
+  subscribers(topic: string): number {
+    let count = 0;
+    for (const socket of this.sockets) if (socket.topics.has(topic)) count += 1;
+    return count;
+  }
 }

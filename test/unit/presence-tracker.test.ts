@@ -15,9 +15,14 @@ type Sent = { topic: string; frame: Record<string, unknown> };
 
 class RecordingFanout implements LocalFanout {
   readonly sent: Sent[] = [];
+  /** Local sockets every topic reaches. */
+  localSubscribers = 1;
   publish(topic: string, text: string): number {
     this.sent.push({ topic, frame: JSON.parse(text) as Record<string, unknown> });
-    return 1;
+    return this.localSubscribers;
+  }
+  subscribers(_topic: string): number {
+    return this.localSubscribers;
   }
   frames(op: string, topic?: string): Array<Record<string, unknown>> {
     return this.sent.filter((s) => s.frame.op === op && (topic === undefined || s.topic === topic)).map((s) => s.frame);
@@ -37,7 +42,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number; lastSeenStore?: LastSeenStore } = {}) {
+function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number; fanoutDeliveriesPerSec?: number; lastSeenStore?: LastSeenStore } = {}) {
   const clock = new FakeClock();
   const network = new MemoryPresenceNetwork();
   const nodes: Node[] = [];
@@ -53,6 +58,7 @@ function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number
         ttlMs: TTL_MS,
         maxListedMembers: options.maxListedMembers ?? 1_000,
         fanoutPerSec: options.fanoutPerSec ?? 1_000,
+        fanoutDeliveriesPerSec: options.fanoutDeliveriesPerSec ?? 1_000_000,
         fanoutFlushMs: 500,
       },
       { clock, bus, fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: (event) => events.push(event), lastSeenStore: options.lastSeenStore },
@@ -203,7 +209,7 @@ describe("PresenceTracker", () => {
     await b1.bus.stop();
     const bus = new MemoryPresenceBus(cluster.network);
     const b2 = new PresenceTracker(
-      { nodeId: "b", incarnation: "b-2", heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 10, fanoutPerSec: 100 },
+      { nodeId: "b", incarnation: "b-2", heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 10, fanoutPerSec: 100, fanoutDeliveriesPerSec: 1_000_000 },
       { clock: cluster.clock, bus, fanout: new RecordingFanout(), metrics: noopMetrics, logger: silentLogger, publishEvent: () => {} },
     );
     await b2.start();
@@ -244,6 +250,27 @@ describe("PresenceTracker", () => {
     expect(a.fanout.frames("members", "room:1")).toEqual([{ op: "members", channel: "room:1", count: 9, joined: 8, left: 1 }]);
     expect(a.fanout.frames("join", "room:1")).toHaveLength(2);
     expect(a.fanout.frames("leave", "room:1")).toHaveLength(0);
+  });
+
+  it("in a room with many local subscribers, names fewer users a second: frames × subscribers stay within the delivery rate", async () => {
+    // 50 frames a second allowed, but 2,000 deliveries a second with 500 local subscribers is 4 frames.
+    const cluster = makeCluster({ fanoutPerSec: 50, fanoutDeliveriesPerSec: 2_000 });
+    const a = await cluster.add("a");
+    a.fanout.localSubscribers = 500;
+    for (let i = 1; i <= 4; i++) a.tracker.track("room:1", `u${i}`, undefined);
+    expect(a.fanout.frames("join", "room:1").map((f) => f.user)).toEqual(["u1", "u2", "u3", "u4"]);
+    for (let i = 5; i <= 9; i++) a.tracker.track("room:1", `u${i}`, undefined);
+    expect(a.fanout.frames("join", "room:1")).toHaveLength(4);
+    await cluster.advance(500);
+    // Held: u5..u9, 5 users > 4 a flush: one members frame (500 deliveries), not 5 × 500.
+    expect(a.fanout.frames("members", "room:1")).toEqual([{ op: "members", channel: "room:1", count: 9, joined: 5, left: 0 }]);
+    expect(a.fanout.frames("join", "room:1")).toHaveLength(4);
+
+    // A change or two per flush is still named, whatever the room's size.
+    a.fanout.localSubscribers = 1_000_000;
+    a.tracker.untrack("room:1", "u1");
+    await cluster.advance(1_000);
+    expect(a.fanout.frames("leave", "room:1").map((f) => f.user)).toEqual(["u1"]);
   });
 
   it("publishes each event once when nodes start together and changes happen while they warm up", async () => {

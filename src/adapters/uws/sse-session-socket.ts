@@ -23,6 +23,10 @@ export class SseTopics {
     if (sockets.size === 0) this.topics.delete(topic);
   }
 
+  subscribers(topic: string): number {
+    return this.topics.get(topic)?.size ?? 0;
+  }
+
   /** Returns how many SSE streams the frame was written to. */
   publish(topic: string, frameText: string): number {
     const sockets = this.topics.get(topic);

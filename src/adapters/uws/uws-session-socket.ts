@@ -85,4 +85,8 @@ export class UwsFanout implements LocalFanout {
     }
     return recipients + (this.sse?.publish(topic, text) ?? 0);
   }
+
+  subscribers(topic: string): number {
+    return this.app.numSubscribers(topic) + (this.sse?.subscribers(topic) ?? 0);
+  }
 }

@@ -25,4 +25,6 @@ export interface SessionSocket {
 export interface LocalFanout {
   /** Returns how many local sockets the frame was handed to. */
   publish(topic: string, text: string): number;
+  /** How many local sockets a frame published to `topic` now would reach. */
+  subscribers(topic: string): number;
 }

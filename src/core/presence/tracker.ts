@@ -33,6 +33,8 @@ export interface PresenceTrackerOptions {
   readonly maxListedMembers: number;
   /** join/leave frames per channel per second before they are coalesced. */
   readonly fanoutPerSec: number;
+  /** join/leave deliveries (frames × local subscribers) per channel per second before changes are held (PRESENCE_FANOUT_DELIVERIES_PER_SEC). */
+  readonly fanoutDeliveriesPerSec: number;
   readonly fanoutFlushMs?: number;
   readonly lastSeenWriter?: LastSeenWriterOptions;
 }
@@ -159,6 +161,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       clock: deps.clock,
       fanout: deps.fanout,
       perSec: options.fanoutPerSec,
+      deliveriesPerSec: options.fanoutDeliveriesPerSec,
       flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
       count: (channel) => this.cluster.get(channel)?.size ?? 0,
       sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
