@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { forkBench, nextMessage, stopChild } from "./children.js";
 import type { ConnCommand, ConnConfig, ConnReport } from "./conn-process.js";
+import { sourceAddresses } from "./source-addresses.js";
 import { LatencyHistogram } from "./stats.js";
 
 export interface ConnFleetOptions {
@@ -19,7 +20,7 @@ export interface ConnFleetOptions {
   info?: boolean;
   /**
    * Index of this fleet's first process when several fleets run at once (presence):
-   * keeps user ids (`b<proc>x<i>`) and source addresses (127.0.<proc+1>.*) distinct across them.
+   * keeps user ids (`b<proc>x<i>`) distinct across them.
    */
   procOffset?: number;
 }
@@ -40,8 +41,8 @@ export interface StepTotals {
 
 /**
  * The conn-process children of one scenario run, driven step by step.
- * Process `p` connects from 127.0.<p+1>.1…<addressesPerProc> (as fleet.ts
- * does); a step resolves once every process has reported it.
+ * Each process connects from source addresses of its own (source-addresses.ts);
+ * a step resolves once every process has reported it.
  */
 export class ConnFleet {
   private constructor(private readonly children: ChildProcess[], private readonly hardTimeoutMs: number) {}
@@ -50,6 +51,7 @@ export class ConnFleet {
     const children = Array.from({ length: options.procs }, () => forkBench("./conn-process.js"));
     const fleet = new ConnFleet(children, options.hardTimeoutMs);
     const offset = options.procOffset ?? 0;
+    const addresses = sourceAddresses(options.procs, options.addressesPerProc);
     children.forEach((child, index) => {
       const proc = offset + index;
       const config: ConnConfig = {
@@ -57,7 +59,7 @@ export class ConnFleet {
         url: options.url,
         jwtSecret: options.jwtSecret,
         count: Math.floor(((index + 1) * options.clients) / options.procs) - Math.floor((index * options.clients) / options.procs),
-        localAddresses: Array.from({ length: options.addressesPerProc }, (_, k) => `127.0.${proc + 1}.${k + 1}`),
+        localAddresses: addresses[index]!,
         concurrency: options.concurrency,
         timeoutMs: options.timeoutMs,
         hardTimeoutMs: options.hardTimeoutMs,

@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { forkBench, nextMessage, stopChild } from "./children.js";
 import { type ClientConfig, type ClientReport, PHASE_COUNT } from "./ipc.js";
+import { sourceAddresses } from "./source-addresses.js";
 import { LatencyHistogram } from "./stats.js";
 
 export interface FleetOptions {
@@ -35,9 +36,9 @@ type Final = Extract<ClientReport, { type: "final" }>;
  * Client `g` of `N` subscribes to channel `g % channels` and lives in process
  * `floor(g * procs / N)`: every channel's subscribers are spread over all
  * processes, so no channel's latency depends on a single process's luck.
- * Process `p` connects from 127.0.<p+1>.1…<addressesPerProc>: each source
- * address has its own ~28k ephemeral ports, and TIME_WAIT from an earlier
- * scenario cannot exhaust them.
+ * Each process connects from `addressesPerProc` source addresses of its own
+ * (source-addresses.ts): each has its own ~28k ephemeral ports, and no
+ * TIME_WAIT left by an earlier scenario is on them.
  */
 export class ClientFleet {
   private readonly children: ChildProcess[];
@@ -73,6 +74,7 @@ export class ClientFleet {
     const children: ChildProcess[] = [];
     try {
       const readies = [];
+      const addresses = sourceAddresses(options.procs, options.addressesPerProc);
       for (let proc = 0; proc < options.procs; proc += 1) {
         const first = Math.floor((proc * options.clients) / options.procs);
         const end = Math.floor(((proc + 1) * options.clients) / options.procs);
@@ -82,7 +84,7 @@ export class ClientFleet {
           jwtSecret: options.jwtSecret,
           channelOfClient: Array.from({ length: end - first }, (_, i) => (first + i) % options.channels),
           channelCount: options.channels,
-          localAddresses: Array.from({ length: options.addressesPerProc }, (_, k) => `127.0.${proc + 1}.${k + 1}`),
+          localAddresses: addresses[proc]!,
           connectConcurrency: options.connectConcurrency,
           connectTimeoutMs: options.connectTimeoutMs,
           hardTimeoutMs: options.hardTimeoutMs,
