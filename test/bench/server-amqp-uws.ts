@@ -1,6 +1,7 @@
 import amqp from "amqplib";
 import { loadUws } from "../../src/adapters/uws/load-uws.js";
 import { bareUwsApp } from "./bare-uws.js";
+import { startBrokerFed } from "./broker-fed.js";
 import { eventFrame } from "./payload.js";
 
 /**
@@ -13,30 +14,13 @@ import { eventFrame } from "./payload.js";
  * RabbitMQ-fed uWS gateway can reach on this machine; the gap between it and
  * rawUws is the broker, not the gateway.
  *
- * Started like the gateway and seedWs (env `PORT`, `RABBITMQ_URL`,
- * `BENCH_EXCHANGE`, `BENCH_CREATE_EXCHANGE`, `BENCH_HARD_TIMEOUT_MS`; exits
- * when its stdin closes).
+ * Started like the gateway and seedWs (broker-fed.ts).
  */
 
 const PREFETCH = 1_000;
 
-const port = Number(process.env.PORT ?? "0");
-const rabbitUrl = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const exchange = process.env.BENCH_EXCHANGE ?? "sobranie.events";
-const createExchange = process.env.BENCH_CREATE_EXCHANGE === "1";
-const hardTimeoutMs = Number(process.env.BENCH_HARD_TIMEOUT_MS ?? "600000");
-
-setTimeout(() => process.exit(2), hardTimeoutMs).unref();
-process.stdin.on("end", () => process.exit(0));
-process.stdin.resume();
-process.on("SIGTERM", () => process.exit(0));
-
 const { uws } = loadUws();
-const connection = await amqp.connect(rabbitUrl);
-const channel = await connection.createChannel();
-if (createExchange) await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-else await channel.checkExchange(exchange);
-const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+const { port, channel, exchange, queue } = await startBrokerFed();
 await channel.prefetch(PREFETCH);
 
 const bound = new Map<string, Promise<void>>();

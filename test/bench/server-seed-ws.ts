@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
-import amqp from "amqplib";
 import { WebSocket, WebSocketServer } from "ws";
+import { startBrokerFed } from "./broker-fed.js";
 
 /**
  * The seedWs baseline: what the seed document describes — a `ws` server that
@@ -8,35 +8,16 @@ import { WebSocket, WebSocketServer } from "ws";
  * RabbitMQ, loops over that set calling `ws.send`. It binds its own exclusive
  * queue to the events exchange, one binding per channel with subscribers.
  *
- * Started like the gateway (env `PORT`, `RABBITMQ_URL`, `GET /readyz`, path
+ * Started like the gateway (broker-fed.ts; `GET /readyz`, path
  * `/realtime/ws`), so `--gateway-stub` can put it in the gateway's place to
  * exercise the harness before the gateway exists. It does not check tokens.
- *
- * Env: `BENCH_EXCHANGE` (default `sobranie.events`); `BENCH_CREATE_EXCHANGE=1`
- * declares it (auto-delete) when it is absent; `BENCH_HARD_TIMEOUT_MS`.
- * It exits when its stdin closes, i.e. when the runner is gone.
  */
-
-const port = Number(process.env.PORT ?? "0");
-const rabbitUrl = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const exchange = process.env.BENCH_EXCHANGE ?? "sobranie.events";
-const createExchange = process.env.BENCH_CREATE_EXCHANGE === "1";
-const hardTimeoutMs = Number(process.env.BENCH_HARD_TIMEOUT_MS ?? "600000");
-
-setTimeout(() => process.exit(2), hardTimeoutMs).unref();
-process.stdin.on("end", () => process.exit(0));
-process.stdin.resume();
-process.on("SIGTERM", () => process.exit(0));
 
 const WELCOME = JSON.stringify({ op: "welcome", session: "seed", node: "seed-ws", heartbeatMs: 25_000, ttlMs: 60_000, maxFrameBytes: 65_536 });
 const subscribers = new Map<string, Set<WebSocket>>();
 let ready = false;
 
-const connection = await amqp.connect(rabbitUrl);
-const channel = await connection.createChannel();
-if (createExchange) await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-else await channel.checkExchange(exchange);
-const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+const { port, channel, exchange, queue } = await startBrokerFed();
 
 await channel.consume(
   queue,
