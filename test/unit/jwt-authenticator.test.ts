@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from "jose";
@@ -209,7 +209,7 @@ describe("JwtAuthenticator with a remote JWKS", () => {
   });
 });
 
-describe("JwtAuthenticator.verifyNow (the synchronous HS256 path of the upgrade)", () => {
+describe("JwtAuthenticator.verifyNow (the synchronous path of the upgrade) with a secret", () => {
   const nowSec = () => Math.floor(Date.now() / 1000);
   const auth = new JwtAuthenticator({ secret: SECRET, issuer: "sobranie", audience: "clients" });
   const claims = (extra: Record<string, unknown> = {}) => ({ sub: "u1", exp: nowSec() + 60, iss: "sobranie", aud: "clients", ...extra });
@@ -239,13 +239,66 @@ describe("JwtAuthenticator.verifyNow (the synchronous HS256 path of the upgrade)
     }
   });
 
-  it("leaves other algorithms to the asynchronous path", async () => {
+  it("leaves algorithms without a synchronous key to the asynchronous path", async () => {
     const { privateKey, publicKey } = await generateKeyPair("ES256");
     const pem = await exportSPKI(publicKey);
-    const both = new JwtAuthenticator({ secret: SECRET, publicKeyPem: pem });
     const es256 = await new SignJWT({ sub: "u1" }).setProtectedHeader({ alg: "ES256" }).setExpirationTime("1h").sign(privateKey);
-    expect(both.verifyNow(es256)).toBeUndefined();
-    expect((await both.verify(es256)).userId).toBe("u1");
-    expect(new JwtAuthenticator({ publicKeyPem: pem }).verifyNow(es256)).toBeUndefined();
+    // A secret only: ES256 is not configured, so verify refuses it.
+    expect(auth.verifyNow(es256)).toBeUndefined();
+    await expect(auth.verify(es256)).rejects.toThrow("token algorithm is not accepted");
+    // A PEM only: an HS256 token (here HMAC'd with the PEM text) is never checked against the public key.
+    const pemOnly = new JwtAuthenticator({ publicKeyPem: pem });
+    const confused = await hs256({ sub: "u1", exp: nowSec() + 60 }, pem);
+    expect(pemOnly.verifyNow(confused)).toBeUndefined();
+    await expect(pemOnly.verify(confused)).rejects.toThrow("token algorithm is not accepted");
+  });
+
+  it("leaves RSA keys under 2,048 bits to jose, which refuses them", async () => {
+    const small = generateKeyPairSync("rsa", { modulusLength: 1_024 });
+    const pem = small.publicKey.export({ type: "spki", format: "pem" }).toString();
+    // jose refuses to sign with such a key too: signed by hand.
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const input = `${part({ alg: "RS256" })}.${part({ sub: "u1", exp: Math.floor(Date.now() / 1000) + 60 })}`;
+    const token = `${input}.${sign("sha256", Buffer.from(input), small.privateKey).toString("base64url")}`;
+    const pemOnly = new JwtAuthenticator({ publicKeyPem: pem });
+    expect(pemOnly.verifyNow(token)).toBeUndefined();
+    await expect(pemOnly.verify(token)).rejects.toThrow(AuthenticationError);
+  });
+});
+
+describe("JwtAuthenticator.verifyNow with a PEM public key (RS256/ES256 decided in the upgrade's own turn)", () => {
+  const nowSec = () => Math.floor(Date.now() / 1000);
+  for (const alg of ["RS256", "ES256"] as const) {
+    it(`${alg}: agrees with verify on valid tokens and on every refusal`, async () => {
+      const { privateKey, publicKey } = await generateKeyPair(alg);
+      const auth = new JwtAuthenticator({ secret: SECRET, publicKeyPem: await exportSPKI(publicKey), issuer: "sobranie" });
+      const sign = (claims: Record<string, unknown>, key = privateKey) => new SignJWT(claims).setProtectedHeader({ alg }).sign(key);
+      const claims = (extra: Record<string, unknown> = {}) => ({ sub: "u1", exp: nowSec() + 60, iss: "sobranie", ...extra });
+
+      const valid = await sign(claims({ channels: ["room:*"], info: { name: "A" } }));
+      expect(auth.verifyNow(valid)).toEqual(await auth.verify(valid));
+
+      const [header, payload, signature] = valid.split(".") as [string, string, string];
+      const otherPayload = Buffer.from(JSON.stringify(claims({ sub: "admin" }))).toString("base64url");
+      const refused = [
+        await sign(claims(), (await generateKeyPair(alg)).privateKey),
+        `${header}.${otherPayload}.${signature}`,
+        `${header}.${payload}.${signature.slice(0, -4)}`,
+        `${header}.${payload}.`,
+        await sign(claims({ exp: nowSec() - 60 })),
+        await sign(claims({ iss: "someone-else" })),
+        await sign(claims({ sub: "a.b" })),
+      ];
+      for (const token of refused) {
+        expect(() => auth.verifyNow(token), token.slice(-20)).toThrow(AuthenticationError);
+        await expect(auth.verify(token)).rejects.toThrow(AuthenticationError);
+      }
+    });
+  }
+
+  it("leaves JWKS keys to the asynchronous path", async () => {
+    const { privateKey } = await generateKeyPair("RS256");
+    const token = await new SignJWT({ sub: "u1" }).setProtectedHeader({ alg: "RS256", kid: "k" }).setExpirationTime("1h").sign(privateKey);
+    expect(new JwtAuthenticator({ jwksUrl: "http://127.0.0.1:9/jwks" }).verifyNow(token)).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
@@ -75,6 +75,8 @@ export class JwtAuthenticator implements Authenticator {
   private readonly clockToleranceSec: number;
   /** The HS256 secret imported once: createHmac with a KeyObject skips re-importing a string key on every token (about 2–3 µs each). */
   private readonly hmacKey: KeyObject | undefined;
+  /** The PEM public key for the synchronous path (RSA keys under 2,048 bits are left to jose, which refuses them). */
+  private readonly pemKey: { readonly algorithm: "RS256" | "ES256"; readonly key: KeyObject } | undefined;
 
   constructor(options: JwtAuthenticatorOptions) {
     if (options.publicKeyPem !== undefined && options.jwksUrl !== undefined) {
@@ -104,19 +106,23 @@ export class JwtAuthenticator implements Authenticator {
     this.audience = options.audience;
     this.clockToleranceSec = options.clockToleranceSec ?? 5;
     this.hmacKey = options.secret === undefined ? undefined : createSecretKey(Buffer.from(options.secret, "utf8"));
+    this.pemKey = options.publicKeyPem === undefined ? undefined : synchronousPemKey(options.publicKeyPem);
   }
 
   /**
-   * HS256 decided synchronously with node:crypto (jose has no synchronous
-   * API). Why: uWebSockets.js 20.30 sometimes closes a socket upgraded after
-   * an await with 1006 right after `open` (seen on about one connection in
-   * forty in a tight connect loop); an upgrade in the handler's own turn never
-   * is. The same rules as `verify`: header alg HS256 only, signature compared
-   * in constant time, exp/nbf with the clock tolerance, iss/aud when set, and
-   * the same claims schema. Other algorithms return undefined (async path).
+   * HS256, and RS256/ES256 with the PEM key, decided synchronously with
+   * node:crypto (jose has no synchronous API). Why: uWebSockets.js 20.30
+   * sometimes closes a socket upgraded after an await with 1006 right after
+   * `open` (seen on about one connection in forty in a tight connect loop);
+   * an upgrade in the handler's own turn never is. The same rules as
+   * `verify`: the header's alg picks its own key and no other (HS256 only the
+   * secret, the PEM only its own algorithm), an HMAC compared in constant
+   * time, exp/nbf with the clock tolerance, iss/aud when set, and the same
+   * claims schema. Anything else — JWKS keys, a `crit` header, an algorithm
+   * not configured — returns undefined and takes the asynchronous path.
    */
   verifyNow(token: string): Principal | undefined {
-    if (this.hmacKey === undefined) return undefined;
+    if (this.hmacKey === undefined && this.pemKey === undefined) return undefined;
     if (token === "") throw new AuthenticationError("token is empty");
     if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
     const parts = token.split(".");
@@ -124,12 +130,16 @@ export class JwtAuthenticator implements Authenticator {
     const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
     const header = parseJsonPart(headerPart) as { alg?: unknown; crit?: unknown } | undefined;
     if (!header || typeof header !== "object") throw new AuthenticationError("token is malformed");
-    if (header.alg !== "HS256") return undefined;
     if (header.crit !== undefined) return undefined;
-    const expected = createHmac("sha256", this.hmacKey).update(`${headerPart}.${payloadPart}`).digest();
+    const signingInput = `${headerPart}.${payloadPart}`;
     const presented = Buffer.from(signaturePart, "base64url");
-    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-      throw new AuthenticationError("token signature is invalid");
+    if (header.alg === "HS256" && this.hmacKey !== undefined) {
+      const expected = createHmac("sha256", this.hmacKey).update(signingInput).digest();
+      if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) throw new AuthenticationError("token signature is invalid");
+    } else if (this.pemKey !== undefined && header.alg === this.pemKey.algorithm) {
+      if (!publicKeySignatureValid(this.pemKey, signingInput, presented)) throw new AuthenticationError("token signature is invalid");
+    } else {
+      return undefined;
     }
     const payload = parseJsonPart(payloadPart) as Record<string, unknown> | undefined;
     if (!payload || typeof payload !== "object" || Array.isArray(payload)) throw new AuthenticationError("token is malformed");
@@ -204,6 +214,26 @@ export function publicKeyAlgorithm(pem: string): "RS256" | "ES256" | undefined {
   if (keyObject.asymmetricKeyType === "rsa") return "RS256";
   if (keyObject.asymmetricKeyType === "ec" && keyObject.asymmetricKeyDetails?.namedCurve === "prime256v1") return "ES256";
   return undefined;
+}
+
+/** The PEM key as node:crypto verifies it, unless jose would refuse it (RSA under 2,048 bits: then only the async path sees it, and rejects). */
+function synchronousPemKey(pem: string): { algorithm: "RS256" | "ES256"; key: KeyObject } | undefined {
+  const algorithm = publicKeyAlgorithm(pem);
+  if (algorithm === undefined) return undefined;
+  const key = createPublicKey({ key: pem, format: "pem" });
+  if (algorithm === "RS256" && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2_048) return undefined;
+  return { algorithm, key };
+}
+
+/** RS256: RSASSA-PKCS1-v1_5 with SHA-256; ES256: ECDSA P-256 with SHA-256, the signature as r‖s (64 bytes, RFC 7518 §3.4). */
+function publicKeySignatureValid(pem: { algorithm: "RS256" | "ES256"; key: KeyObject }, signingInput: string, signature: Buffer): boolean {
+  if (pem.algorithm === "ES256" && signature.length !== 64) return false;
+  try {
+    const key = pem.algorithm === "ES256" ? { key: pem.key, dsaEncoding: "ieee-p1363" as const } : pem.key;
+    return verifySignature("sha256", Buffer.from(signingInput, "utf8"), key, signature);
+  } catch {
+    return false;
+  }
 }
 
 /** The PEM's key type decides its algorithm; the import itself is async and done once. */

@@ -196,7 +196,7 @@ export class UwsServer {
     };
     const unauthorized = (error: unknown): void =>
       refuse("unauthorized", error instanceof AuthenticationError ? error.message : "token could not be verified");
-    // Upgrade in this turn whenever the token can be decided now (HS256):
+    // Upgrade in this turn whenever the token can be decided now (HS256, or a PEM key's RS256/ES256):
     // uWS.js 20.30 occasionally closes a socket upgraded after an await with
     // 1006 right after `open` (see JwtAuthenticator.verifyNow).
     let decided: Principal | undefined;
