@@ -60,6 +60,19 @@ export async function stopChild(child: ChildProcess, graceMs = 10_000, alsoKill:
   clearTimeout(timer);
 }
 
+/** Waits `graceMs` for each child to exit by itself (after a `finish` it was sent), then stops the stragglers. */
+export async function awaitExits(children: ChildProcess[], graceMs = 5_000): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      const timer = setTimeout(() => void stopChild(child, 1000), graceMs);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
 /** Resolves with the first IPC message `accept` maps to a value; rejects on timeout or exit. */
 export function nextMessage<T>(child: ChildProcess, what: string, timeoutMs: number, accept: (message: unknown) => T | undefined): Promise<T> {
   return new Promise((resolve, reject) => {

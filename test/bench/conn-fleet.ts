@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { forkBench, nextMessage, stopChild } from "./children.js";
+import { awaitExits, forkBench, nextMessage } from "./children.js";
 import type { ConnCommand, ConnConfig, ConnReport } from "./conn-process.js";
 import { sourceAddresses } from "./source-addresses.js";
 import { LatencyHistogram } from "./stats.js";
@@ -121,14 +121,6 @@ export class ConnFleet {
   /** Lets every process close its sockets and exit; kills stragglers. */
   async stop(): Promise<void> {
     for (const child of this.children) if (child.connected) child.send({ type: "finish" } satisfies ConnCommand);
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-        const timer = setTimeout(() => void stopChild(child, 1000), 5000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await awaitExits(this.children);
   }
 }

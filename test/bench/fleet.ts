@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { forkBench, nextMessage, stopChild } from "./children.js";
+import { awaitExits, forkBench, nextMessage, stopChild } from "./children.js";
 import { type ClientConfig, type ClientReport, PHASE_COUNT } from "./ipc.js";
 import { sourceAddresses } from "./source-addresses.js";
 import { LatencyHistogram } from "./stats.js";
@@ -155,14 +155,6 @@ export class ClientFleet {
 
   /** Waits for the processes to exit by themselves after `finish`, then kills any straggler. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-        const timer = setTimeout(() => void stopChild(child, 1000), 5000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await awaitExits(this.children);
   }
 }
