@@ -17,7 +17,14 @@ export interface JwtAuthenticatorOptions {
   readonly clockToleranceSec?: number;
 }
 
-type Algorithm = "HS256" | "RS256" | "ES256";
+type Algorithm = "HS256" | PublicKeyAlgorithm;
+type PublicKeyAlgorithm = "RS256" | "ES256";
+
+/** A PEM public key, parsed once: the algorithm its type decides, and the key node:crypto verifies with. */
+interface PemKey {
+  readonly algorithm: PublicKeyAlgorithm;
+  readonly key: KeyObject;
+}
 
 /** Tokens arrive in URLs and `refresh` frames; nothing legitimate is this long. */
 const MAX_TOKEN_CHARS = 16_384;
@@ -76,7 +83,7 @@ export class JwtAuthenticator implements Authenticator {
   /** The HS256 secret imported once: createHmac with a KeyObject skips re-importing a string key on every token (about 2–3 µs each). */
   private readonly hmacKey: KeyObject | undefined;
   /** The PEM public key for the synchronous path (RSA keys under 2,048 bits are left to jose, which refuses them). */
-  private readonly pemKey: { readonly algorithm: "RS256" | "ES256"; readonly key: KeyObject } | undefined;
+  private readonly pemKey: PemKey | undefined;
 
   constructor(options: JwtAuthenticatorOptions) {
     if (options.publicKeyPem !== undefined && options.jwksUrl !== undefined) {
@@ -88,7 +95,7 @@ export class JwtAuthenticator implements Authenticator {
 
     this.algorithms = [
       ...(secret ? (["HS256"] as const) : []),
-      ...(pem ? [pem.algorithm] : []),
+      ...(pem ? [pem.parsed.algorithm] : []),
       ...(jwks ? (["RS256", "ES256"] as const) : []),
     ];
     if (this.algorithms.length === 0) {
@@ -98,7 +105,7 @@ export class JwtAuthenticator implements Authenticator {
     // header's alg is one of ours and picks its own source.
     this.getKey = async (header, token): Promise<CryptoKey | Uint8Array> => {
       if (header.alg === "HS256" && secret) return secret;
-      if (pem) return pem.key;
+      if (pem) return pem.imported;
       if (jwks) return jwks(header, token);
       throw new errors.JOSEAlgNotAllowed(`no key for algorithm ${String(header.alg)}`);
     };
@@ -106,7 +113,8 @@ export class JwtAuthenticator implements Authenticator {
     this.audience = options.audience;
     this.clockToleranceSec = options.clockToleranceSec ?? 5;
     this.hmacKey = options.secret === undefined ? undefined : createSecretKey(Buffer.from(options.secret, "utf8"));
-    this.pemKey = options.publicKeyPem === undefined ? undefined : synchronousPemKey(options.publicKeyPem);
+    const rsaUnder2048 = pem?.parsed.algorithm === "RS256" && (pem.parsed.key.asymmetricKeyDetails?.modulusLength ?? 0) < 2_048;
+    this.pemKey = rsaUnder2048 ? undefined : pem?.parsed;
   }
 
   /**
@@ -204,29 +212,24 @@ function audienceMatches(aud: unknown, expected: string): boolean {
  * undefined for anything else or a PEM that does not parse. Config uses this
  * too, so what it accepts is exactly what the authenticator can verify.
  */
-export function publicKeyAlgorithm(pem: string): "RS256" | "ES256" | undefined {
-  let keyObject: KeyObject;
+export function publicKeyAlgorithm(pem: string): PublicKeyAlgorithm | undefined {
+  return parsePem(pem)?.algorithm;
+}
+
+function parsePem(pem: string): PemKey | undefined {
+  let key: KeyObject;
   try {
-    keyObject = createPublicKey({ key: pem, format: "pem" });
+    key = createPublicKey({ key: pem, format: "pem" });
   } catch {
     return undefined;
   }
-  if (keyObject.asymmetricKeyType === "rsa") return "RS256";
-  if (keyObject.asymmetricKeyType === "ec" && keyObject.asymmetricKeyDetails?.namedCurve === "prime256v1") return "ES256";
+  if (key.asymmetricKeyType === "rsa") return { algorithm: "RS256", key };
+  if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1") return { algorithm: "ES256", key };
   return undefined;
 }
 
-/** The PEM key as node:crypto verifies it, unless jose would refuse it (RSA under 2,048 bits: then only the async path sees it, and rejects). */
-function synchronousPemKey(pem: string): { algorithm: "RS256" | "ES256"; key: KeyObject } | undefined {
-  const algorithm = publicKeyAlgorithm(pem);
-  if (algorithm === undefined) return undefined;
-  const key = createPublicKey({ key: pem, format: "pem" });
-  if (algorithm === "RS256" && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2_048) return undefined;
-  return { algorithm, key };
-}
-
 /** RS256: RSASSA-PKCS1-v1_5 with SHA-256; ES256: ECDSA P-256 with SHA-256, the signature as r‖s (64 bytes, RFC 7518 §3.4). */
-function publicKeySignatureValid(pem: { algorithm: "RS256" | "ES256"; key: KeyObject }, signingInput: string, signature: Buffer): boolean {
+function publicKeySignatureValid(pem: PemKey, signingInput: string, signature: Buffer): boolean {
   if (pem.algorithm === "ES256" && signature.length !== 64) return false;
   try {
     const key = pem.algorithm === "ES256" ? { key: pem.key, dsaEncoding: "ieee-p1363" as const } : pem.key;
@@ -236,15 +239,15 @@ function publicKeySignatureValid(pem: { algorithm: "RS256" | "ES256"; key: KeyOb
   }
 }
 
-/** The PEM's key type decides its algorithm; the import itself is async and done once. */
-function loadPem(pem: string): { algorithm: Algorithm; key: Promise<CryptoKey> } {
-  const algorithm = publicKeyAlgorithm(pem);
-  if (algorithm === undefined) throw new TypeError("JwtAuthenticator: publicKeyPem must be an RSA or P-256 SPKI public key");
-  const key = importSPKI(pem, algorithm);
+/** The PEM parsed once (its key type decides its algorithm), and the key jose verifies with (the import is async and done once). */
+function loadPem(pem: string): { parsed: PemKey; imported: Promise<CryptoKey> } {
+  const parsed = parsePem(pem);
+  if (parsed === undefined) throw new TypeError("JwtAuthenticator: publicKeyPem must be an RSA or P-256 SPKI public key");
+  const imported = importSPKI(pem, parsed.algorithm);
   // Keep an import failure from surfacing as an unhandled rejection before the
   // first verify; verify awaits the same promise and reports it.
-  key.catch(() => {});
-  return { algorithm, key };
+  imported.catch(() => {});
+  return { parsed, imported };
 }
 
 function describeFailure(error: unknown, algorithms: readonly Algorithm[]): string {
