@@ -15,7 +15,8 @@ export interface PublishSink {
  * writes them per socket when the loop turns, so everything granted in one
  * iteration leaves as one write per socket. With 256 the 10,000-client rawUws
  * run made one send() per delivery and measured 107k/s instead of 363k/s —
- * its own publishing, not uWS. The broker path batches like this by itself.
+ * its own publishing, not uWS. The broker path batches only partly: RabbitMQ
+ * hands the gateway its events spread over socket reads (see `dlv/write`).
  */
 const BATCH = 4096;
 const TICK_MS = 1;
