@@ -86,6 +86,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         ttlMs: config.presenceTtlMs,
         recoveryLimit: config.durable.recoveryMaxEvents,
         presence: config.presence,
+        brokerLoss: { graceMs: config.brokerLossGraceMs, spreadMs: config.drainGraceMs },
         limits: {
           maxFrameBytes: config.limits.maxFrameBytes,
           connectionRatePerSec: config.limits.rateConnectionPerSec,
@@ -149,7 +150,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   });
 
   const port = await server.listen(config.http.host, config.http.port);
-  gateway?.start();
+  await gateway?.start();
   const brokerReady = gateway ? messaging.broker.start(gateway) : Promise.resolve();
   if (runsWorker && store) {
     worker = startWorker({ config, store, queue: messaging.persistQueue(), namespaces, clock, metrics, logger: logger.child({ component: "worker" }) });
@@ -164,7 +165,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     () => logger.info({}, "ready"),
     (error: unknown) => logger.error({ err: error }, "failed to become ready"),
   );
-  logger.info({ port, role: config.role, uws: build, broker: config.rabbitmqUrl ? "rabbitmq" : "embedded", store: config.databaseUrl ? "postgresql" : "embedded" }, "listening");
+  logger.info({ port, role: config.role, uws: build, broker: config.rabbitmqUrls.length > 0 ? "rabbitmq" : "embedded", store: config.databaseUrl ? "postgresql" : "embedded" }, "listening");
 
   const demoToken =
     runsGateway && config.jwt.generated && config.jwt.secret

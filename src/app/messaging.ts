@@ -24,7 +24,8 @@ export interface Messaging {
 }
 
 /**
- * RabbitMQ when RABBITMQ_URL is set; otherwise the embedded single-process
+ * RabbitMQ when RABBITMQ_URL is set (every connection rotating over its
+ * addresses); otherwise the embedded single-process
  * pair, in which the memory broker's events exchange feeds the memory persist
  * queue and the worker's live publishes come back through the memory broker.
  */
@@ -32,22 +33,19 @@ export function createMessaging(deps: { config: Config; namespaces: NamespaceReg
   const { config, namespaces, logger, clock, metrics } = deps;
   const durableNamespaces = namespaces.all().filter((policy) => policy.durable).map((policy) => policy.name);
   const batching = { maxBatch: config.durable.persistMaxBatch, maxBatchWaitMs: config.durable.persistMaxBatchWaitMs };
-  if (config.rabbitmqUrl) {
-    const url = config.rabbitmqUrl;
+  if (config.rabbitmqUrls.length > 0) {
+    const connection = { urls: config.rabbitmqUrls, nodeId: config.nodeId, clock, confirmTimeoutMs: config.confirmTimeoutMs };
     return {
       broker: new AmqpBroker({
-        url,
-        nodeId: config.nodeId,
+        ...connection,
         liveNamespaces: namespaces.liveNamespaces(),
         logger: logger.child({ component: "amqp" }),
-        clock,
         nodeQueue: config.nodeQueue,
         onConnectionStateChange: (connected) => metrics.brokerConnected(connected),
         onReconnect: () => metrics.brokerReconnected(),
       }),
-      persistQueue: () =>
-        new AmqpPersistQueue({ url, nodeId: config.nodeId, durableNamespaces, logger: logger.child({ component: "persist-queue" }), clock, ...batching }),
-      presenceBus: () => new AmqpPresenceBus({ url, nodeId: config.nodeId, logger, clock }),
+      persistQueue: () => new AmqpPersistQueue({ ...connection, durableNamespaces, logger: logger.child({ component: "persist-queue" }), ...batching }),
+      presenceBus: () => new AmqpPresenceBus({ ...connection, logger }),
     };
   }
   const backlog = new MemoryPersistBacklog({ durableNamespaces, logger, clock });

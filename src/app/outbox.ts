@@ -31,7 +31,10 @@ export function startOutbox(deps: {
   logger: Logger;
 }): RunningOutbox {
   const { config, clock, logger } = deps;
-  const amqp = config.rabbitmqUrl ? new AmqpEventsPublisher({ url: config.rabbitmqUrl, nodeId: config.nodeId, logger, clock }) : undefined;
+  const amqp =
+    config.rabbitmqUrls.length > 0
+      ? new AmqpEventsPublisher({ urls: config.rabbitmqUrls, nodeId: config.nodeId, logger, clock, confirmTimeoutMs: config.confirmTimeoutMs })
+      : undefined;
   const publisher: EventsPublisher = amqp ?? { publish: (message) => deps.broker.publish({ target: "events", ...message }) };
   const relay = new OutboxRelay({
     outbox: new OrmOutbox({ databaseUrl: deps.databaseUrl, logger, clock }),

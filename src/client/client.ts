@@ -266,6 +266,9 @@ export class RealtimeClient {
         return this.emit("status", { user: frame.user, online: frame.online, ...(frame.lastSeen === undefined ? {} : { lastSeen: frame.lastSeen }) });
       case "read":
         return this.emit("read", { channel: frame.channel, upTo: frame.upTo });
+      case "gap":
+        if (this.subs.has(frame.channel)) this.emit("gap", { channel: frame.channel, reason: frame.reason });
+        return;
       case "reconnect":
         this.serverReconnectAfterMs = frame.afterMs;
         // Leave at the server's chosen moment (spread across clients) rather than all at the drain's close.
@@ -416,7 +419,7 @@ export class RealtimeClient {
   private subscribed(sub: Subscription, result: SubscribeResult, askedToRecover: boolean): void {
     if (this.subs.get(sub.channel) !== sub) return;
     sub.confirmed = result;
-    if (askedToRecover && !result.recovered) this.emit("gap", { channel: sub.channel, missed: result.missed });
+    if (askedToRecover && !result.recovered) this.emit("gap", { channel: sub.channel, reason: "incomplete", missed: result.missed });
     const waiters = sub.waiters;
     sub.waiters = [];
     for (const waiter of waiters) waiter.resolve(result);

@@ -42,8 +42,14 @@ export interface ClientEvents {
   status: UserStatus;
   /** The user's inbox read mark moved (on any of their connections). */
   read: { channel: string; upTo: number };
-  /** A channel's recovery after reconnecting could not return everything missed (`recovered: false`). */
-  gap: { channel: string; missed: number };
+  /**
+   * Events of a channel may be missing; refetch what you show from it.
+   * `incomplete`: a durable channel's history could not return everything
+   * missed (after a reconnect, `missed` is how many it did return).
+   * `interrupted`: the gateway's broker feed was interrupted and the channel
+   * is not durable, so nothing can replay it.
+   */
+  gap: { channel: string; reason: "incomplete" | "interrupted"; missed?: number };
   /** Something went wrong that the client handles itself (it reconnects); for logging. */
   error: RealtimeError;
 }

@@ -18,8 +18,12 @@ export interface Config {
   readonly nodeId: string;
   readonly logLevel: LogLevel;
   readonly http: { readonly port: number; readonly host: string };
-  /** Unset: the embedded in-process broker. */
-  readonly rabbitmqUrl: string | undefined;
+  /** The RabbitMQ nodes (or one load balancer), tried in rotation; empty: the embedded in-process broker. */
+  readonly rabbitmqUrls: readonly string[];
+  /** Publisher confirms not received within this fail (and are retried where the publisher retries). */
+  readonly confirmTimeoutMs: number;
+  /** A gateway without its broker this long refuses new connections and moves its clients away. */
+  readonly brokerLossGraceMs: number;
   /** Unset: the embedded store. */
   readonly databaseUrl: string | undefined;
   readonly jwt: JwtConfig;
@@ -35,7 +39,6 @@ export interface Config {
   readonly nodeQueue: {
     readonly maxLength: number;
     readonly messageTtlMs: number;
-    readonly expiresMs: number;
   };
   readonly bindLingerMs: number;
   /** Namespaces bound as a whole (`<ns>.#`) on the node queue instead of per channel; empty by default. */
@@ -134,7 +137,9 @@ function toConfig(env: Env): Config {
     nodeId: env.NODE_ID ?? defaultNodeId(),
     logLevel: env.LOG_LEVEL,
     http: { port: env.PORT, host: env.HOST },
-    rabbitmqUrl: env.RABBITMQ_URL,
+    rabbitmqUrls: env.RABBITMQ_URL ?? [],
+    confirmTimeoutMs: env.RABBITMQ_CONFIRM_TIMEOUT_MS,
+    brokerLossGraceMs: env.BROKER_LOSS_GRACE_MS,
     databaseUrl: env.DATABASE_URL,
     jwt: {
       secret: generated ? randomBytes(32).toString("base64url") : env.JWT_SECRET,
@@ -169,7 +174,6 @@ function toConfig(env: Env): Config {
     nodeQueue: {
       maxLength: env.NODE_QUEUE_MAX_LENGTH,
       messageTtlMs: env.NODE_QUEUE_MESSAGE_TTL_MS,
-      expiresMs: env.NODE_QUEUE_EXPIRES_MS,
     },
     bindLingerMs: env.BIND_LINGER_MS,
     bindWholeNamespaces: env.BIND_WHOLE_NAMESPACES ?? [],

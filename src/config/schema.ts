@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
 import {
   apiKeys,
+  brokerUrls,
   retention,
   integer,
   MAX_TIMER_MS,
@@ -66,8 +67,18 @@ export const VARIABLES = {
   LOG_LEVEL: variable("info", `log level: ${LOG_LEVELS.join(", ")}`, oneOf(LOG_LEVELS)),
   RABBITMQ_URL: variable(
     undefined,
-    "amqp(s)://user:pass@host:5672/vhost; unset: embedded in-process broker",
-    url(["amqp:", "amqps:"], "amqp://user:pass@host:5672/vhost"),
+    "amqp(s)://user:pass@host:5672/vhost, or a comma-separated list of the cluster's nodes, tried in rotation (or one URL of a TCP load balancer in front of them); unset: embedded in-process broker",
+    brokerUrls("amqp://user:pass@host:5672/vhost"),
+  ),
+  RABBITMQ_CONFIRM_TIMEOUT_MS: variable(
+    "5000",
+    "publisher confirms not received within this fail: client and HTTP publishes answer unavailable, the worker, outbox and presence events retry",
+    durationMs(100),
+  ),
+  BROKER_LOSS_GRACE_MS: variable(
+    "3000",
+    "a gateway without its broker this long answers new connections 503 and sends its clients `reconnect` (spread over DRAIN_GRACE_MS) so they move to healthy nodes",
+    durationMs(0),
   ),
   DATABASE_URL: variable(
     undefined,
@@ -117,7 +128,6 @@ export const VARIABLES = {
   ),
   NODE_QUEUE_MAX_LENGTH: variable("100000", "per-node queue max length (x-max-length)", positive),
   NODE_QUEUE_MESSAGE_TTL_MS: variable("60000", "per-node queue message TTL (x-message-ttl)", durationMs(0)),
-  NODE_QUEUE_EXPIRES_MS: variable("60000", "per-node queue deleted after this long unused (x-expires)", durationMs(1)),
   DRAIN_GRACE_MS: variable("10000", "on SIGTERM: time between reconnect frames and close 1012", durationMs(0)),
   SHUTDOWN_TIMEOUT_MS: variable("30000", "forced exit after this long shutting down (> DRAIN_GRACE_MS)", durationMs(1)),
   RECOVERY_MAX_EVENTS: variable("1000", "most missed events one subscribe with since replays (beyond: recovered false)", positive),

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { publicKeyAlgorithm } from "../adapters/jose/jwt-authenticator.js";
 import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
+import { splitBrokerUrls } from "../protocol/broker-urls.js";
 import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
 
 /**
@@ -32,14 +33,42 @@ export function oneOf<const T extends readonly string[]>(options: T) {
 
 /** A URL whose scheme is one of `protocols` (with the trailing colon) and that names a host. */
 export function url(protocols: readonly string[], example: string) {
-  const wanted = protocols.map((protocol) => `${protocol}//`).join(" or ");
   return v.pipe(
     v.string(),
-    v.check((text) => {
-      const parsed = URL.canParse(text) ? new URL(text) : undefined;
-      return parsed !== undefined && protocols.includes(parsed.protocol) && parsed.hostname !== "";
-    }, `must be a ${wanted} URL with a host, like ${example}`),
+    v.check((text) => isUrlOf(protocols, text), `must be a ${schemes(protocols)} URL with a host, like ${example}`),
   );
+}
+
+/**
+ * A comma-separated list of AMQP URLs (see splitBrokerUrls), each checked
+ * like `url`; a bad entry is named by its position, never by its text (it
+ * may hold a password).
+ */
+export function brokerUrls(example: string) {
+  const protocols = ["amqp:", "amqps:"];
+  return v.pipe(
+    v.string(),
+    v.transform(splitBrokerUrls),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      if (dataset.value.length === 0) addIssue({ message: `must be a ${schemes(protocols)} URL, like ${example}` });
+      dataset.value.forEach((entry, index) => {
+        if (!isUrlOf(protocols, entry)) {
+          const which = dataset.value.length === 1 ? "" : `entry #${index + 1} of ${dataset.value.length}: `;
+          addIssue({ message: `${which}must be a ${schemes(protocols)} URL with a host, like ${example}` });
+        }
+      });
+    }),
+  );
+}
+
+function isUrlOf(protocols: readonly string[], text: string): boolean {
+  const parsed = URL.canParse(text) ? new URL(text) : undefined;
+  return parsed !== undefined && protocols.includes(parsed.protocol) && parsed.hostname !== "";
+}
+
+function schemes(protocols: readonly string[]): string {
+  return protocols.map((protocol) => `${protocol}//`).join(" or ");
 }
 
 /**

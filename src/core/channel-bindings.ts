@@ -107,6 +107,11 @@ export class ChannelBindings {
     entry.linger = this.clock.setTimeout(() => this.expire(prefix, entry), this.lingerMs);
   }
 
+  /** Prefixes with local subscribers or lingering (whole namespaces' channels included). */
+  prefixes(): string[] {
+    return [...this.entries.keys()];
+  }
+
   /** Number of prefixes with local subscribers or lingering (whole namespaces' channels included). */
   size(): number {
     return this.entries.size;

@@ -1,10 +1,11 @@
-import { CloseCode } from "../protocol/codes.js";
+import { CloseCode, type GapReason } from "../protocol/codes.js";
 import { parseRoutingKey, routingPrefix } from "../protocol/channel.js";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.js";
 import { encodeServerFrame, type EventFrame, type ServerFrame } from "../protocol/frames.js";
-import { READ_SYNC_TYPE } from "./event-frames.js";
+import { READ_SYNC_TYPE, storedEventFrame } from "./event-frames.js";
+import { FeedRepair } from "./feed-repair.js";
 import type { BackendPublish } from "./backend-publish.js";
-import type { EventStore } from "./ports/event-store.js";
+import type { EventStore, StoredEvent } from "./ports/event-store.js";
 import { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
 import type { NamespaceRegistry } from "./namespaces.js";
@@ -33,6 +34,12 @@ export interface GatewayOptions {
   readonly recoveryLimit: number;
   /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames and 20,000 deliveries per channel per second. */
   readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
+  /**
+   * A broker away longer than `graceMs` makes this node refuse new
+   * connections and send its clients `reconnect` with `afterMs` spread over
+   * `spreadMs`; defaults 3 s and 10 s.
+   */
+  readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
 }
 
 export interface GatewayDeps {
@@ -64,6 +71,9 @@ export interface AdmissionTicket {
 export type Admission = { ok: true; ticket: AdmissionTicket } | { ok: false; reason: UpgradeRejectReason };
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
+const DEFAULT_BROKER_LOSS = { graceMs: 3_000, spreadMs: 10_000 } as const;
+/** `reason` of the `reconnect` frame sent when this node lost its broker. */
+const BROKER_LOST_REASON = "broker_unavailable";
 const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 } as const;
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
 const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
@@ -117,6 +127,10 @@ export class Gateway implements BrokerHandler {
   private readonly options: GatewayOptions;
   private reservedSlots = 0;
   private brokerReady = false;
+  /** The broker has been away past the grace: new connections are refused and clients were asked to move. */
+  private brokerLost = false;
+  private brokerLossTimer: Timer | undefined;
+  private readonly repair: FeedRepair;
   private draining = false;
   private inspector: Timer | undefined;
   private readonly tracker: PresenceTracker;
@@ -162,6 +176,17 @@ export class Gateway implements BrokerHandler {
       wholeNamespaces: deps.bindWholeNamespaces,
     });
     this.bindings = bindings;
+    this.repair = new FeedRepair({
+      store: deps.store,
+      clock: deps.clock,
+      logger: deps.logger.child({ component: "feed-repair" }),
+      metrics: deps.metrics,
+      pageSize: options.recoveryLimit,
+      subscribedChannels: () => this.subscribedChannels(),
+      isSubscribed: (channel) => bindings.has(channel.replace(":", ".")),
+      deliverStored: (event) => this.deliverStored(event),
+      announceGap: (channel, reason) => this.announceGap(channel, reason),
+    });
     this.ctx = {
       nodeId: options.nodeId,
       heartbeatMs: options.heartbeatMs,
@@ -191,12 +216,18 @@ export class Gateway implements BrokerHandler {
     };
   }
 
-  /** Call before the broker starts: whole-namespace bindings are then made while it connects, before it reports ready. */
-  start(): void {
+  /**
+   * Call (and await) before the broker starts: whole-namespace bindings are
+   * then made while it connects, before it reports ready, and the feed
+   * repair has its starting position. Never rejects.
+   */
+  async start(): Promise<void> {
     if (this.inspector) return;
+    const position = this.repair.start();
     this.bindings.bindWholeNamespaces();
     this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
     this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
+    await position;
   }
 
   /** Channel presence and user status, for the HTTP API. */
@@ -230,6 +261,7 @@ export class Gateway implements BrokerHandler {
   /** Decides an upgrade before it happens (HTTP 429/503 are answered there, not after). */
   admit(principal: Principal): Admission {
     if (this.draining) return { ok: false, reason: "draining" };
+    if (this.brokerLost) return { ok: false, reason: "broker_unavailable" };
     if (this.sessions.size + this.reservedSlots >= this.options.limits.maxConnections) return { ok: false, reason: "capacity" };
     const user = this.userState(principal.userId);
     if (user.connections >= this.options.limits.maxConnectionsPerUser) return { ok: false, reason: "too_many_connections" };
@@ -275,28 +307,35 @@ export class Gateway implements BrokerHandler {
     const decoded = decodeEnvelope(delivery.body, delivery, this.deps.newId);
     if (!decoded.ok) return this.deadLetter(decoded.reason, decoded.message);
     const { envelope, publishedAtMs } = decoded;
-    if (envelope.seq !== undefined) {
-      const last = this.lastSeq.get(prefix);
-      if (last !== undefined && envelope.seq <= last) {
-        this.deps.metrics.duplicateDropped(namespace);
-        return { kind: "delivered" };
-      }
-      this.lastSeq.set(prefix, envelope.seq);
-    }
     const nowMs = this.deps.clock.now();
     const frame = envelope.type === READ_SYNC_TYPE ? readFrame(channel.name, envelope.data) : eventFrame(channel.name, envelope, publishedAtMs ?? nowMs);
     if (!frame) return this.deadLetter("invalid_envelope", `${READ_SYNC_TYPE} needs data.upTo`);
-    const text = encodeServerFrame(frame);
-    const recipients = this.deps.fanout.publish(channel.name, text);
-    for (const sink of this.recovering.get(channel.name) ?? []) sink(envelope.seq, text);
-    const latencySeconds = publishedAtMs === undefined ? undefined : Math.max(0, nowMs - publishedAtMs) / 1000;
-    this.deps.metrics.messagesSent(frame.op, namespace, recipients, latencySeconds);
+    const seq = envelope.seq;
+    const send = (): void => void this.deliver(channel.name, prefix, namespace, seq, frame, publishedAtMs);
+    if (seq === undefined) {
+      send();
+      return { kind: "delivered" };
+    }
+    this.repair.received(seq);
+    // While the channel is repaired after a broker interruption, its live events wait for the history.
+    if (this.repair.holds(channel.name)) this.repair.hold(channel.name, { seq, deliver: send });
+    else send();
     return { kind: "delivered" };
   }
 
   readinessChanged(ready: boolean): void {
     this.brokerReady = ready;
-    if (ready) this.presenceEvents.resume();
+    if (!ready) {
+      this.repair.feedLost();
+      this.brokerLossTimer ??= this.deps.clock.setTimeout(() => this.moveClientsAway(), this.brokerLossOptions().graceMs);
+      return;
+    }
+    this.brokerLossTimer?.cancel();
+    this.brokerLossTimer = undefined;
+    if (this.brokerLost) this.deps.logger.info({}, "broker back: accepting connections again");
+    this.brokerLost = false;
+    this.presenceEvents.resume();
+    this.repair.feedBack();
   }
 
   /**
@@ -320,6 +359,8 @@ export class Gateway implements BrokerHandler {
   async stop(): Promise<void> {
     this.inspector?.cancel();
     this.inspector = undefined;
+    this.brokerLossTimer?.cancel();
+    this.repair.stop();
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
     // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
     await this.tracker.stop();
@@ -399,6 +440,78 @@ export class Gateway implements BrokerHandler {
       messageId: id,
       timestampMs: event.atMs,
     });
+  }
+
+  /**
+   * One frame of a channel to its local subscribers and to sessions
+   * recovering it. A durable frame whose seq this node already delivered on
+   * the channel (a relayed duplicate, or a repaired event that also came
+   * live) is dropped here, once per node; returns whether it was sent.
+   */
+  private deliver(channel: string, prefix: string, namespace: string, seq: number | undefined, frame: ServerFrame & { op: "event" | "read" }, publishedAtMs: number | undefined): boolean {
+    if (seq !== undefined) {
+      const last = this.lastSeq.get(prefix);
+      if (last !== undefined && seq <= last) {
+        this.deps.metrics.duplicateDropped(namespace);
+        return false;
+      }
+      this.lastSeq.set(prefix, seq);
+    }
+    const text = encodeServerFrame(frame);
+    const recipients = this.deps.fanout.publish(channel, text);
+    for (const sink of this.recovering.get(channel) ?? []) sink(seq, text);
+    const nowMs = this.deps.clock.now();
+    const latencySeconds = publishedAtMs === undefined ? undefined : Math.max(0, nowMs - publishedAtMs) / 1000;
+    this.deps.metrics.messagesSent(frame.op, namespace, recipients, latencySeconds);
+    return true;
+  }
+
+  /** A stored event found by the feed repair, through the same path as a live one (its latency is not measured). */
+  private deliverStored(event: StoredEvent): boolean {
+    const colon = event.channel.indexOf(":");
+    const namespace = event.channel.slice(0, colon);
+    return this.deliver(event.channel, `${namespace}.${event.channel.slice(colon + 1)}`, namespace, event.seq, storedEventFrame(event), undefined);
+  }
+
+  private announceGap(channel: string, reason: GapReason): void {
+    const text = encodeServerFrame({ op: "gap", channel, reason });
+    this.deps.fanout.publish(channel, text);
+    for (const sink of this.recovering.get(channel) ?? []) sink(undefined, text);
+    this.deps.metrics.deliveryGap(channel.slice(0, channel.indexOf(":")), reason);
+  }
+
+  /** Channels with local subscribers (or lingering), by whether the feed repair can replay them. */
+  private subscribedChannels(): { durable: string[]; liveOnly: string[] } {
+    const durable: string[] = [];
+    const liveOnly: string[] = [];
+    for (const prefix of this.bindings.prefixes()) {
+      const dot = prefix.indexOf(".");
+      const channel = `${prefix.slice(0, dot)}:${prefix.slice(dot + 1)}`;
+      if (this.deps.namespaces.get(prefix.slice(0, dot))?.durable) durable.push(channel);
+      else liveOnly.push(channel);
+    }
+    return { durable, liveOnly };
+  }
+
+  /**
+   * The broker stayed away past the grace: refuse new connections (503) and
+   * ask every client to reconnect, each after a random delay, so the load
+   * balancer moves them to nodes that have a broker. Clients that stay keep
+   * their subscriptions and are repaired when the broker comes back.
+   */
+  private moveClientsAway(): void {
+    this.brokerLossTimer = undefined;
+    if (this.brokerReady || this.draining) return;
+    this.brokerLost = true;
+    const { spreadMs } = this.brokerLossOptions();
+    this.deps.logger.warn({ sessions: this.sessions.size, spreadMs }, "broker unavailable past the grace: refusing connections and moving clients to other nodes");
+    for (const session of this.sessions) {
+      session.send({ op: "reconnect", afterMs: Math.floor(Math.random() * spreadMs), reason: BROKER_LOST_REASON });
+    }
+  }
+
+  private brokerLossOptions(): { graceMs: number; spreadMs: number } {
+    return this.options.brokerLoss ?? DEFAULT_BROKER_LOSS;
   }
 
   private deadLetter(reason: string, message: string): DeliveryOutcome {

@@ -41,6 +41,20 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
+/**
+ * Why a `gap` frame was sent: events of the channel may be missing from what
+ * this connection received. `interrupted`: the node's broker feed was
+ * interrupted and the channel's namespace is not durable (nothing can replay
+ * it; refetch what you show). `incomplete`: the channel is durable but its
+ * history could not return everything missed (retention, or the store was
+ * unreachable).
+ */
+export const GapReason = {
+  Interrupted: "interrupted",
+  Incomplete: "incomplete",
+} as const;
+export type GapReason = (typeof GapReason)[keyof typeof GapReason];
+
 /** HTTP statuses answered before a WebSocket/SSE upgrade, with the error code in the JSON body. */
 export const HttpRejection = {
   Unauthorized: { status: 401, code: ErrorCode.Unauthorized },

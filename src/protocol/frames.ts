@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import type { ErrorCode } from "./codes.js";
+import type { ErrorCode, GapReason } from "./codes.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -68,7 +68,9 @@ export type ServerFrame =
   | { op: "status"; user: string; online: boolean; lastSeen?: string | null }
   | { op: "read"; channel: string; upTo: number }
   | { op: "pong"; ref?: number }
-  | { op: "reconnect"; afterMs: number; reason: string };
+  | { op: "reconnect"; afterMs: number; reason: string }
+  /** Events of `channel` may be missing before this point (see GapReason). */
+  | { op: "gap"; channel: string; reason: GapReason };
 
 export type EventFrame = Extract<ServerFrame, { op: "event" }>;
 

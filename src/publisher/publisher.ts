@@ -1,6 +1,7 @@
 import type { ConfirmChannel } from "amqplib";
 import { uuidv7 } from "uuidv7";
-import { ConfirmPublisher } from "../adapters/amqp/publisher.js";
+import { BrokerAddresses } from "../adapters/amqp/broker-addresses.js";
+import { ConfirmPublisher, PublishConfirmTimeoutError } from "../adapters/amqp/publisher.js";
 import { AmqpSession } from "../adapters/amqp/session.js";
 import { AmqpNames, eventProperties } from "../adapters/amqp/topology.js";
 import { fullJitterDelayMs, sleep } from "../core/backoff.js";
@@ -138,10 +139,12 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   private readonly stop = new AbortController();
+  private readonly addresses: BrokerAddresses;
   private readonly running: Promise<void>;
 
   constructor(options: ParsedPublisherOptions) {
     this.options = options;
+    this.addresses = new BrokerAddresses(options.urls);
     this.running = this.run();
   }
 
@@ -202,14 +205,15 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
   }
 
   private async run(): Promise<void> {
-    const { logger, url, connectionName, reconnect } = this.options;
+    const { logger, connectionName, reconnect } = this.options;
     const signal = this.stop.signal;
     const aborted = new Promise<undefined>((resolve) => signal.addEventListener("abort", () => resolve(undefined), { once: true }));
     let attempt = 0;
     while (!signal.aborted) {
       let session: AmqpSession | undefined;
+      const url = this.addresses.next();
       try {
-        session = await AmqpSession.open(url, connectionName, logger);
+        session = await AmqpSession.open(url, connectionName, logger, liveClock);
         const channel = await session.createConfirmChannel();
         // Same arguments as the gateway's topology, so this is a no-op once it exists;
         // without it a publish to a missing exchange would close the channel on every attempt.
@@ -232,7 +236,7 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
   }
 
   private attach(session: AmqpSession, channel: ConfirmChannel): Promise<Error> {
-    const confirms = new ConfirmPublisher();
+    const confirms = new ConfirmPublisher({ clock: liveClock, confirmTimeoutMs: this.options.confirmTimeoutMs });
     confirms.attach(channel);
     const link: Link = { session, confirms, inFlight: 0, lost: false };
     this.link = link;
@@ -240,7 +244,7 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
       this.retire(link);
       confirms.detach(error);
     });
-    this.options.logger.info({ connectionName: this.options.connectionName, pending: this.accepted }, "publisher connected");
+    this.options.logger.info({ connectionName: this.options.connectionName, broker: session.address, pending: this.accepted }, "publisher connected");
     this.pump();
     return session.lost;
   }
@@ -278,7 +282,13 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
         this.succeed(entry);
       },
       (error: unknown) => {
-        if (error instanceof BrokerUnavailableError) {
+        if (error instanceof PublishConfirmTimeoutError) {
+          // The node (or a queue behind it) stopped confirming: this link is
+          // given up and the event written again on the next one, like any
+          // write of a lost connection.
+          link.session.abandon(error);
+        }
+        if (error instanceof BrokerUnavailableError || error instanceof PublishConfirmTimeoutError) {
           // The channel is gone or going: stop writing on it at once rather
           // than waiting for the session to report the loss.
           this.retire(link);

@@ -27,7 +27,7 @@ const fanout = { publish: () => 0, subscribers: () => 0 };
 function tracker(node: string, url: string): PresenceTracker {
   return new PresenceTracker(
     { nodeId: node, incarnation: randomBytes(4).toString("hex"), heartbeatMs: HEARTBEAT_MS, ttlMs: TTL_MS, maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 },
-    { clock: systemClock, bus: new AmqpPresenceBus({ url, nodeId: node, logger: silentLogger }), fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: () => {} },
+    { clock: systemClock, bus: new AmqpPresenceBus({ urls: [url], nodeId: node, logger: silentLogger }), fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: () => {} },
   );
 }
 

@@ -49,7 +49,6 @@ async function startBunGateway(env: Record<string, string>): Promise<BunGateway>
     API_KEYS: API_KEY,
     DRAIN_GRACE_MS: "200",
     BIND_LINGER_MS: "200",
-    NODE_QUEUE_EXPIRES_MS: "10000",
     ...env,
   });
   const [listening] = await child.waitForOutput(/\{[^\n]*"msg":"listening"[^\n]*\}/, START_TIMEOUT_MS);

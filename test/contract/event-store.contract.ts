@@ -79,6 +79,16 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       expect(ids((await store.history("room:1", 0, 10)).events)).toEqual(["a1", "b2"]);
     });
 
+    it("latestSeq is 0 on an empty store, then the highest seq stored, and a duplicate does not move it", async () => {
+      expect(await store.latestSeq()).toBe(0);
+      const stored = await store.append([event("l1", "room:1"), event("l2", "user:7")]);
+      expect(await store.latestSeq()).toBe(stored[1]!.event.seq);
+      await store.append([event("l1", "room:1")]);
+      expect(await store.latestSeq()).toBe(stored[1]!.event.seq);
+      const later = await store.append([event("l3", "room:2")]);
+      expect(await store.latestSeq()).toBe(later[0]!.event.seq);
+    });
+
     it("stores a re-delivered id once and returns the first copy with duplicate=true", async () => {
       const first = await store.append([event("x", "room:1", { data: { version: 1 } })]);
       const again = await store.append([

@@ -86,7 +86,6 @@ describe("browser: the SDK bundle on the demo page", () => {
       LOG_LEVEL: "info",
       DRAIN_GRACE_MS: "300",
       BIND_LINGER_MS: "200",
-      NODE_QUEUE_EXPIRES_MS: "10000",
       ...env,
     });
     const ready = (async () => {

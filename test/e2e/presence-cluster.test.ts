@@ -39,7 +39,6 @@ async function startNode(id: string, url: string): Promise<Node> {
     PRESENCE_TTL_MS: String(TTL_MS),
     DRAIN_GRACE_MS: "200",
     BIND_LINGER_MS: "200",
-    NODE_QUEUE_EXPIRES_MS: "10000",
   });
   const [, port] = await process.waitForOutput(/"port":(\d+)/);
   await process.waitForOutput(/"msg":"ready"/);

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpBroker } from "../../src/adapters/amqp/amqp-broker.js";
-import { AmqpHeaders, AmqpNames, connectionName, liveBindingKey, nodeQueueName } from "../../src/adapters/amqp/topology.js";
+import { AmqpHeaders, AmqpNames, connectionName, liveBindingKey } from "../../src/adapters/amqp/topology.js";
 import type { BrokerHandler, LiveDelivery } from "../../src/core/ports/broker.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
 import { waitFor } from "../support/wait-for.js";
@@ -17,7 +17,7 @@ const run = promisify(execFile);
 
 /** Short backoff so the outage tests reconnect within a few hundred ms of `restore()`. */
 const TEST_RECONNECT = { initialDelayMs: 20, maxDelayMs: 200 };
-const TEST_NODE_QUEUE = { maxLength: 10_000, messageTtlMs: 60_000, expiresMs: 60_000 };
+const TEST_NODE_QUEUE = { maxLength: 10_000, messageTtlMs: 60_000 };
 
 /**
  * A TCP relay between the broker under test and RabbitMQ. While paused it
@@ -90,13 +90,15 @@ async function closeConnectionByName(name: string): Promise<boolean> {
   return pids.length > 0;
 }
 
-async function liveBindingsOf(queue: string): Promise<string[]> {
+/** Live bindings of every node queue of `nodeId` (one per connection: `sobranie.node.<nodeId>.<suffix>`). */
+async function liveBindingsOf(nodeId: string): Promise<string[]> {
   const { stdout } = await run("rabbitmqctl", ["list_bindings", "-q", "--no-table-headers", "source_name", "destination_name", "routing_key"]);
   const suffix = liveBindingKey("");
+  const queuePrefix = `${AmqpNames.nodeQueuePrefix}${nodeId}.`;
   return stdout
     .split("\n")
     .map((line) => line.split("\t"))
-    .filter(([source, destination]) => source === AmqpNames.liveExchange && destination === queue)
+    .filter(([source, destination]) => source === AmqpNames.liveExchange && destination?.startsWith(queuePrefix))
     .map(([, , key]) => (key ?? "").slice(0, -suffix.length));
 }
 
@@ -109,7 +111,7 @@ brokerContract("AmqpBroker (RabbitMQ)", async (): Promise<BrokerFixture> => {
   relayed.port = String(await relay.listen());
 
   const broker = new AmqpBroker({
-    url: relayed.toString(),
+    urls: [relayed.toString()],
     nodeId,
     liveNamespaces: CONTRACT_LIVE_NAMESPACES,
     logger: silentLogger,
@@ -164,11 +166,11 @@ brokerContract("AmqpBroker (RabbitMQ)", async (): Promise<BrokerFixture> => {
       return [...collectedDead];
     },
     serverBindings() {
-      return liveBindingsOf(nodeQueueName(nodeId));
+      return liveBindingsOf(nodeId);
     },
     async cleanup() {
+      // The node queue is exclusive: it goes with the broker's connection.
       await broker.stop();
-      await deadChannel.deleteQueue(nodeQueueName(nodeId));
       await admin.close();
       await relay.close();
     },
@@ -187,7 +189,7 @@ describe("AmqpBroker specifics (RabbitMQ)", () => {
     const nodeId = `specific-${randomUUID().slice(0, 8)}`;
     let reconnectCount = 0;
     const broker = new AmqpBroker({
-      url: RABBITMQ_URL,
+      urls: [RABBITMQ_URL],
       nodeId,
       liveNamespaces: CONTRACT_LIVE_NAMESPACES,
       logger: silentLogger,
@@ -210,7 +212,6 @@ describe("AmqpBroker specifics (RabbitMQ)", () => {
     const admin = await connection.createConfirmChannel();
     cleanups.push(async () => {
       await broker.stop();
-      await admin.deleteQueue(nodeQueueName(nodeId));
       await connection.close();
     });
     await broker.start(handler);
@@ -224,13 +225,16 @@ describe("AmqpBroker specifics (RabbitMQ)", () => {
   }
 
   it("recovers from a channel error: the node queue deleted under it, then a bind that gets a 404", async () => {
-    const { broker, nodeId, received, admin, reconnects } = await setUp();
+    const { broker, received, admin, reconnects } = await setUp();
     await broker.bind("post.kept");
-    await admin.deleteQueue(nodeQueueName(nodeId));
+    const deleted = broker.queueName!;
+    // Exclusive: only the CLI (as an operator would) can delete it from outside.
+    await run("rabbitmqctl", ["delete_queue", deleted]);
     // Whichever comes first (consumer cancel or the bind's 404), the broker
     // recovers, re-declares the queue and restores both bindings.
     await broker.bind("post.later");
     await waitFor(() => broker.isReady() && reconnects() >= 1, DELIVERY_TIMEOUT_MS, "recovered");
+    expect(broker.queueName).not.toBe(deleted);
     await publish(admin, "post.kept.a");
     await publish(admin, "post.later.b");
     await waitFor(() => received.length === 2, DELIVERY_TIMEOUT_MS, "both delivered after recovery");
@@ -263,7 +267,7 @@ describe("AmqpBroker specifics (RabbitMQ)", () => {
       [AmqpHeaders.deadReason]: "bad",
       [AmqpHeaders.deadMessage]: "poison body",
       [AmqpHeaders.deadNode]: nodeId,
-      [AmqpHeaders.deadQueue]: nodeQueueName(nodeId),
+      [AmqpHeaders.deadQueue]: broker.queueName,
     });
   });
 

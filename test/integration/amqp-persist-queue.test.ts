@@ -64,7 +64,7 @@ async function makeFixture(): Promise<PersistQueueFixture & { queueName: string;
 
   const queue = (options: ContractQueueOptions & { nodeId?: string } = {}): AmqpPersistQueue => {
     const created = new AmqpPersistQueue({
-      url: RABBITMQ_URL,
+      urls: [RABBITMQ_URL],
       nodeId: options.nodeId ?? `persist-${suffix()}`,
       durableNamespaces: [durableNamespace],
       logger: silentLogger,

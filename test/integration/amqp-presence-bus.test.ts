@@ -8,7 +8,7 @@ presenceBusContract("AmqpPresenceBus", async () => {
   const vhost = await createRabbitVhost("presence-bus");
   const prefix = uniqueId("pb");
   return {
-    bus: (node) => new AmqpPresenceBus({ url: vhost.url, nodeId: `${prefix}-${node}`, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }),
+    bus: (node) => new AmqpPresenceBus({ urls: [vhost.url], nodeId: `${prefix}-${node}`, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }),
     dropConnection: async (_bus, node) => {
       await closeConnectionsNamed(presenceConnectionName(`${prefix}-${node}`));
     },

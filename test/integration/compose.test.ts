@@ -64,7 +64,8 @@ describe("compose.yaml", () => {
       expect(service.build?.context, name).toBe(root.replace(/\/$/, ""));
       const config = loadConfig(service.environment ?? {});
       expect(config.role, name).toBe(role);
-      expect(config.rabbitmqUrl, name).toMatch(/^amqp:\/\/sobranie:[^@]+@rabbitmq:5672/);
+      expect(config.rabbitmqUrls.length, name).toBeGreaterThan(0);
+      for (const url of config.rabbitmqUrls) expect(url, name).toMatch(/^amqp:\/\/sobranie:[^@]+@rabbitmq(-\d)?:5672/);
       expect(config.databaseUrl, name).toMatch(/@postgres:5432\/sobranie$/);
       expect(service.healthcheck?.test.join(" "), name).toContain("/readyz");
       expect(Object.keys(service.depends_on ?? {}).sort(), name).toEqual(["postgres", "rabbitmq"]);

@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChannelAttempt } from "../../src/adapters/amqp/session.js";
 import {
   AmqpNames,
-  DEAD_QUEUE_MAX_LENGTH,
+  DEAD_QUEUE_ARGUMENTS,
+  PERSIST_DELIVERY_LIMIT,
+  assertDeadQueue,
   assertNodeQueue,
   assertPersistQueue,
   assertSharedTopology,
@@ -76,7 +79,12 @@ async function connect(vhost: string): Promise<amqp.ChannelModel> {
   return amqp.connect(url.toString());
 }
 
-/** Runs every declare a gateway and a worker make on (re)connect, on one channel. */
+/**
+ * Runs every declare a gateway and a worker make on (re)connect. Strict where
+ * the processes are lenient: the dead-letter queue's declare must succeed
+ * here (the processes only warn), and a persist queue without
+ * x-delivery-limit counts as drift.
+ */
 async function assertCodeTopology(vhost: string): Promise<void> {
   const connection = await connect(vhost);
   try {
@@ -84,8 +92,21 @@ async function assertCodeTopology(vhost: string): Promise<void> {
     // A 406 closes the channel: the declare's promise rejects with it; the
     // channel's 'error' event carries the same error and needs a listener.
     channel.on("error", () => {});
+    const attempt: ChannelAttempt = async (step) => {
+      const own = await connection.createChannel();
+      own.on("error", () => {});
+      try {
+        await step(own);
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, error };
+      } finally {
+        own.close().catch(() => {});
+      }
+    };
     await assertSharedTopology(channel, liveNamespaces);
-    await assertPersistQueue(channel, { queue: AmqpNames.persistQueue, durableNamespaces });
+    await assertDeadQueue(channel);
+    expect(await assertPersistQueue(channel, { queue: AmqpNames.persistQueue, durableNamespaces }, attempt)).toBe("declared");
     await assertNodeQueue(channel, "defs-test-node", config.nodeQueue);
     await channel.close();
   } finally {
@@ -133,12 +154,13 @@ describe("rabbitmq/definitions.json agrees with the topology the code asserts", 
       ].sort(),
     );
     const dead = definitions.queues.find((queue) => queue.name === AmqpNames.deadQueue);
-    expect(dead?.arguments).toEqual({ "x-max-length": DEAD_QUEUE_MAX_LENGTH, "x-overflow": "drop-head" });
+    expect(dead?.arguments).toEqual(DEAD_QUEUE_ARGUMENTS);
     const persist = definitions.queues.find((queue) => queue.name === AmqpNames.persistQueue);
     expect(persist?.arguments).toEqual({
       "x-queue-type": "quorum",
       "x-single-active-consumer": true,
       "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+      "x-delivery-limit": PERSIST_DELIVERY_LIMIT,
     });
     const keys = (destination: string) =>
       definitions.bindings.filter((binding) => binding.source === AmqpNames.eventsExchange && binding.destination === destination).map((binding) => binding.routing_key).sort();
@@ -161,12 +183,12 @@ describe("rabbitmq/definitions.json agrees with the topology the code asserts", 
     const queues = (await management("GET", `/queues/${encodeURIComponent(vhost)}`)) as Queue[];
     expect(queues.map((queue) => queue.name).sort()).toEqual([AmqpNames.deadQueue, AmqpNames.persistQueue]);
     await expect(assertCodeTopology(vhost)).resolves.toBeUndefined();
-    // The file's policy was accepted and matches the dead-letter queue only
-    // (the queue's own `policy` field shows up with the next stats emission).
-    const policies = (await management("GET", `/policies/${encodeURIComponent(vhost)}`)) as Policy[];
-    expect(policies.map((policy) => policy.name)).toEqual(["sobranie-dead-lazy"]);
-    const matched = [AmqpNames.deadQueue, AmqpNames.persistQueue, "sobranie.node.n1"].filter((name) => new RegExp(policies[0]?.pattern ?? "^$").test(name));
-    expect(matched).toEqual([AmqpNames.deadQueue]);
+    // Both shared queues are quorum queues: replicated, so no single node's loss makes them unavailable.
+    expect(Object.fromEntries(queues.map((queue) => [queue.name, (queue as Queue & { type?: string }).type]))).toEqual({
+      [AmqpNames.deadQueue]: "quorum",
+      [AmqpNames.persistQueue]: "quorum",
+    });
+    expect(definitions.policies).toEqual([]);
   });
 
   it("would catch a drifted argument: the code's declare then fails with 406", async () => {

@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AmqpNames, connectionName, nodeQueueName } from "../../src/adapters/amqp/topology.js";
-import { TestPublisher } from "../support/amqp-tools.js";
+import { connectionName } from "../../src/adapters/amqp/topology.js";
+import { nodeQueueOf, TestPublisher } from "../support/amqp-tools.js";
 import { waitFor } from "../support/wait-for.js";
-import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
 
 const run = promisify(execFile);
@@ -34,7 +33,7 @@ describe("BIND_WHOLE_NAMESPACES=post on the real RabbitMQ", () => {
   });
 
   it("binds post.# once at start and nothing per channel, delivers to subscribers and drops (counted) the rest", async () => {
-    const queue = nodeQueueName(gateway.nodeId);
+    const queue = await nodeQueueOf(gateway.nodeId);
     expect(await bindingsOf(queue)).toEqual(["sobranie.live post.#"]);
 
     const id = uniqueId("w");
@@ -55,20 +54,15 @@ describe("BIND_WHOLE_NAMESPACES=post on the real RabbitMQ", () => {
     client.close();
   });
 
-  it("makes the namespace binding again after a reconnect, before it reports ready", async () => {
-    const queue = nodeQueueName(gateway.nodeId);
-    // Remove it behind the gateway's back: only the reconnect's restore can bring it back.
-    const connection = await amqp.connect(RABBITMQ_URL);
-    try {
-      await (await connection.createChannel()).unbindQueue(queue, AmqpNames.liveExchange, "post.#");
-    } finally {
-      await connection.close();
-    }
-    expect(await bindingsOf(queue)).toEqual([]);
+  it("makes the namespace binding on the new connection's queue, before it reports ready", async () => {
+    const before = await nodeQueueOf(gateway.nodeId);
     await closeBrokerConnection(connectionName(gateway.nodeId));
     await waitFor(async () => /sobranie_amqp_reconnects_total(\{[^}]*\})? [1-9]/.test(await (await fetch(`${gateway.httpUrl}/metrics`)).text()), 10_000, "a reconnect");
     await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 10_000, "ready again");
-    expect(await bindingsOf(queue)).toEqual(["sobranie.live post.#"]);
+    // The old queue went with its connection (exclusive); the new one has the binding.
+    const after = await nodeQueueOf(gateway.nodeId);
+    expect(after).not.toBe(before);
+    expect(await bindingsOf(after)).toEqual(["sobranie.live post.#"]);
   });
 });
 

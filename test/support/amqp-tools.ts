@@ -1,5 +1,23 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import amqp from "amqplib";
+import { AmqpNames } from "../../src/adapters/amqp/topology.js";
 import { RABBITMQ_URL } from "./test-gateway.js";
+
+const run = promisify(execFile);
+
+/**
+ * The node queue a gateway consumes now (`sobranie.node.<nodeId>.<suffix>`,
+ * a new one per broker connection), from the broker itself. Throws unless
+ * there is exactly one.
+ */
+export async function nodeQueueOf(nodeId: string, vhost = "/"): Promise<string> {
+  const { stdout } = await run("rabbitmqctl", ["list_queues", "-p", vhost, "-q", "--no-table-headers", "name"]);
+  const prefix = `${AmqpNames.nodeQueuePrefix}${nodeId}.`;
+  const queues = stdout.split("\n").map((line) => line.trim()).filter((name) => name.startsWith(prefix));
+  if (queues.length !== 1) throw new Error(`expected one node queue of ${nodeId}, found ${queues.length}: ${queues.join(", ")}`);
+  return queues[0]!;
+}
 
 /** A backend publisher for tests: plain amqplib with publisher confirms, as a backend would use it. */
 export class TestPublisher {

@@ -126,7 +126,6 @@ export async function startNode(role: "gateway" | "worker", env: Record<string, 
     LOG_LEVEL: "info",
     DRAIN_GRACE_MS: "300",
     BIND_LINGER_MS: "200",
-    NODE_QUEUE_EXPIRES_MS: "10000",
     ...env,
   });
   const [, port] = await node.waitForOutput(/"port":(\d+)/);

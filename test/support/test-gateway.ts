@@ -32,7 +32,6 @@ export async function startTestGateway(env: Record<string, string> = {}, options
     JWT_SECRET: TEST_JWT_SECRET,
     DRAIN_GRACE_MS: "200",
     BIND_LINGER_MS: "200",
-    NODE_QUEUE_EXPIRES_MS: "10000",
     LOG_LEVEL: "silent",
     ...(options.embedded ? {} : { RABBITMQ_URL, ROLE: "gateway" }),
     ...env,

@@ -26,7 +26,7 @@ describe("loadConfig defaults", () => {
     expect(config.http).toEqual({ port: 8080, host: "0.0.0.0" });
     expect(config.role).toBe("all");
     expect(config.logLevel).toBe("info");
-    expect(config.rabbitmqUrl).toBeUndefined();
+    expect(config.rabbitmqUrls).toEqual([]);
     expect(config.databaseUrl).toBeUndefined();
     expect(config.apiKeys).toHaveLength(1);
     expect(config.apiKeysGenerated).toBe(true);
@@ -45,7 +45,9 @@ describe("loadConfig defaults", () => {
       maxConnections: 100_000,
       sendBufferBytes: 1_048_576,
     });
-    expect(config.nodeQueue).toEqual({ maxLength: 100_000, messageTtlMs: 60_000, expiresMs: 60_000 });
+    expect(config.nodeQueue).toEqual({ maxLength: 100_000, messageTtlMs: 60_000 });
+    expect(config.confirmTimeoutMs).toBe(5_000);
+    expect(config.brokerLossGraceMs).toBe(3_000);
     expect(config.bindLingerMs).toBe(5_000);
     expect(config.bindWholeNamespaces).toEqual([]);
     expect(config.drainGraceMs).toBe(10_000);
@@ -69,7 +71,7 @@ describe("loadConfig defaults", () => {
   it("treats empty and blank values as unset", () => {
     const config = loadConfig({ PORT: "", RABBITMQ_URL: "", JWT_SECRET: "  ", NAMESPACES: "" });
     expect(config.http.port).toBe(8080);
-    expect(config.rabbitmqUrl).toBeUndefined();
+    expect(config.rabbitmqUrls).toEqual([]);
     expect(config.jwt.generated).toBe(true);
   });
 
@@ -155,11 +157,20 @@ describe("loadConfig values", () => {
   });
 
   it("accepts amqp(s) and postgres(ql) URLs only, without echoing credentials", () => {
-    expect(loadConfig({ RABBITMQ_URL: "amqps://u:p@mq:5671/v", JWT_SECRET: SECRET }).rabbitmqUrl).toBe("amqps://u:p@mq:5671/v");
+    expect(loadConfig({ RABBITMQ_URL: "amqps://u:p@mq:5671/v", JWT_SECRET: SECRET }).rabbitmqUrls).toEqual(["amqps://u:p@mq:5671/v"]);
     expect(loadConfig({ DATABASE_URL: "postgresql://u@db:5432/x" }).databaseUrl).toBe("postgresql://u@db:5432/x");
     const error = problemsOf({ RABBITMQ_URL: "http://user:hunter2@mq/", DATABASE_URL: "mysql://root:hunter2@db/x" });
     expect(error.problems.map((problem) => problem.variable)).toEqual(["RABBITMQ_URL", "DATABASE_URL"]);
     expect(error.message).not.toContain("hunter2");
+  });
+
+  it("takes a comma-separated list of broker URLs, keeps commas inside passwords, and names a bad entry by position only", () => {
+    const urls = loadConfig({ RABBITMQ_URL: " amqp://u:p@mq1:5672/v , amqp://u:p,w@mq2:5672/v,amqps://mq3/v,", JWT_SECRET: SECRET }).rabbitmqUrls;
+    expect(urls).toEqual(["amqp://u:p@mq1:5672/v", "amqp://u:p,w@mq2:5672/v", "amqps://mq3/v"]);
+    const error = problemsOf({ RABBITMQ_URL: "amqp://u:p@mq1/v, amqp://u:hunter2@/v, amqp://mq3/v", JWT_SECRET: SECRET });
+    expect(error.problems).toEqual([{ variable: "RABBITMQ_URL", message: expect.stringMatching(/^entry #2 of 3: must be a amqp:\/\/ or amqps:\/\/ URL with a host/) }]);
+    expect(error.message).not.toContain("hunter2");
+    expect(variablesOf({ RABBITMQ_URL: ",", JWT_SECRET: SECRET })).toEqual(["RABBITMQ_URL"]);
   });
 
   it("splits API_KEYS, trims them, skips empty items and rejects short keys without echoing them", () => {

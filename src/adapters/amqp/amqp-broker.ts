@@ -9,6 +9,7 @@ import {
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { BindingPool } from "./binding-pool.js";
+import { BrokerAddresses } from "./broker-addresses.js";
 import { NodeQueueConsumer } from "./consumer.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
@@ -18,6 +19,7 @@ import {
   assertNodeQueue,
   assertSharedTopology,
   connectionName,
+  ensureDeadQueue,
   type NodeQueueOptions,
   eventProperties,
 } from "./topology.js";
@@ -34,7 +36,7 @@ export interface AmqpBrokerOptions extends AmqpConnectionOptions {
   readonly prefetch?: number;
   /** Channels used for bind/unbind RPCs in parallel (see BindingPool). */
   readonly bindingChannels?: number;
-  /** Bound on each step of stop(): consumer cancel, unbinds, publish confirms, connection close. */
+  /** Bound on each step of stop(): consumer cancel, publish confirms, connection close. */
   readonly stopStepTimeoutMs?: number;
 }
 
@@ -60,17 +62,21 @@ const EXCHANGE_BY_TARGET: Record<PublishTarget, string> = {
  * channel-level errors and must finish re-declaring, re-consuming and
  * re-binding before reporting ready. One loop owns all of it:
  *
- *   lost → readinessChanged(false) → backoff (full jitter) → connect →
- *   assert topology → declare + consume node queue → re-bind all (pipelined)
- *   → readinessChanged(true) → onReconnect()
+ *   lost → readinessChanged(false) → backoff (full jitter) → connect to the
+ *   next address → assert topology → declare + consume a new node queue →
+ *   re-bind all (pipelined) → readinessChanged(true) → onReconnect()
  *
  * Readiness is true only between the end of that sequence and the next loss.
+ * Every connection has its own exclusive node queue, so what was in the old
+ * one is gone with it: readinessChanged(false) therefore means deliveries may
+ * have been missed, which the gateway repairs (see the port).
  */
 export class AmqpBroker implements Broker {
   private readonly options: AmqpBrokerOptions;
   private readonly logger: Logger;
   private readonly clock: Clock;
-  private readonly publisher = new ConfirmPublisher();
+  private readonly publisher: ConfirmPublisher;
+  private readonly addresses: BrokerAddresses;
   private readonly bindings: BindingPool;
   private readonly abort = new AbortController();
   private phase: Phase = "idle";
@@ -81,6 +87,7 @@ export class AmqpBroker implements Broker {
   private consumer: NodeQueueConsumer | undefined;
   private ready = false;
   private connected = false;
+  private queue: string | undefined;
   private everReady = false;
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -89,7 +96,14 @@ export class AmqpBroker implements Broker {
     this.options = options;
     this.logger = options.logger.child({ component: "amqp-broker", nodeId: options.nodeId });
     this.clock = options.clock ?? systemClock;
+    this.addresses = new BrokerAddresses(options.urls);
+    this.publisher = new ConfirmPublisher({ clock: this.clock, confirmTimeoutMs: options.confirmTimeoutMs });
     this.bindings = new BindingPool((count) => options.onBindingCountChange?.(count));
+  }
+
+  /** The node queue of the current connection (a new name after every reconnect); undefined while disconnected. */
+  get queueName(): string | undefined {
+    return this.queue;
   }
 
   /**
@@ -125,9 +139,9 @@ export class AmqpBroker implements Broker {
   }
 
   /**
-   * Shutdown order: stop the consumer, remove this node's bindings
-   * (pipelined), wait for outstanding publish confirms, settle acks, close.
-   * Each step is bounded by `stopStepTimeoutMs`; stop() never rejects.
+   * Shutdown order: stop the consumer, wait for outstanding publish confirms,
+   * settle acks, close (which removes the node queue and its bindings). Each
+   * step is bounded by `stopStepTimeoutMs`; stop() never rejects.
    */
   stop(): Promise<void> {
     this.stopPromise ??= this.shutdown();
@@ -142,17 +156,16 @@ export class AmqpBroker implements Broker {
     const consumer = this.consumer;
     if (session && consumer) {
       await withTimeout(consumer.cancel().catch(() => {}), stepTimeoutMs);
-      await this.bindings.unbindAll(stepTimeoutMs);
       await this.publisher.settle(stepTimeoutMs);
       consumer.flushNow();
-    } else {
-      await this.bindings.unbindAll(0);
     }
+    this.bindings.clear();
     const stopped = new BrokerUnavailableError("broker stopped");
     this.bindings.close(stopped);
     this.publisher.detach(stopped);
     this.session = undefined;
     this.consumer = undefined;
+    this.queue = undefined;
     this.setReady(false);
     this.setConnected(false);
     await Promise.all([session?.close(stepTimeoutMs), this.opening?.close(stepTimeoutMs)]);
@@ -160,21 +173,23 @@ export class AmqpBroker implements Broker {
   }
 
   private connectUntilReady(isReconnect: boolean): Promise<void> {
-    const { clock, logger, abort, options } = this;
-    return connectUntilReady({ what: "broker", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() });
+    const { clock, logger, abort, options, addresses } = this;
+    return connectUntilReady({ what: "broker", addresses, clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: (url) => this.establish(url) });
   }
 
-  private async establish(): Promise<void> {
+  private async establish(url: string): Promise<void> {
     const { options } = this;
     const handler = this.handler;
     if (!handler) throw new BrokerUnavailableError("start() was not called");
-    const session = await AmqpSession.open(options.url, connectionName(options.nodeId), this.logger);
+    const session = await AmqpSession.open(url, connectionName(options.nodeId), this.logger, this.clock);
     this.opening = session;
     try {
       if (this.abort.signal.aborted) throw new BrokerUnavailableError("broker stopped");
       this.setConnected(true);
       const consumerChannel = await session.createChannel();
       await session.guard(assertSharedTopology(consumerChannel, options.liveNamespaces));
+      const dead = await ensureDeadQueue((step, timeoutMs) => session.attempt(step, timeoutMs));
+      if (!dead.ok) this.logger.warn({ err: dead.error }, dead.hint);
       const queue = await session.guard(assertNodeQueue(consumerChannel, options.nodeId, options.nodeQueue));
       const confirmChannel = await session.createConfirmChannel();
       const poolSize = options.bindingChannels ?? DEFAULT_BINDING_CHANNELS;
@@ -189,6 +204,7 @@ export class AmqpBroker implements Broker {
       this.opening = undefined;
       this.session = session;
       this.consumer = consumer;
+      this.queue = queue;
       session.onLost((error) => this.onSessionLost(session, error));
     } catch (error) {
       this.opening = undefined;
@@ -201,7 +217,7 @@ export class AmqpBroker implements Broker {
     this.bindings.markRestored();
     this.setReady(true);
     if (this.everReady) {
-      this.logger.info({ bindings: this.bindings.size }, "broker connection recovered");
+      this.logger.info({ bindings: this.bindings.size, broker: session.address }, "broker connection recovered");
       this.notify(() => options.onReconnect?.());
     }
     this.everReady = true;
@@ -209,9 +225,10 @@ export class AmqpBroker implements Broker {
 
   private onSessionLost(session: AmqpSession, error: Error): void {
     if (session !== this.session || this.phase !== "running") return;
-    this.logger.warn({ err: error }, "broker connection lost; reconnecting");
+    this.logger.warn({ err: error, broker: session.address }, "broker connection lost; reconnecting");
     this.session = undefined;
     this.consumer = undefined;
+    this.queue = undefined;
     this.publisher.detach(error);
     this.bindings.detach();
     this.setReady(false);

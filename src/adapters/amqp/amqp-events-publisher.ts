@@ -2,6 +2,7 @@ import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
+import { BrokerAddresses } from "./broker-addresses.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
@@ -19,10 +20,13 @@ const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
  * A confirm-channel publisher to `sobranie.events` on a connection of its own
  * (the outbox relay's), persistent messages, reconnecting with backoff.
  * While disconnected `publish` rejects at once with the retryable
- * `BrokerUnavailableError`: the relay keeps its rows and tries again.
+ * `BrokerUnavailableError`, and a confirm that does not come within the
+ * confirm timeout rejects with `PublishConfirmTimeoutError`: either way the
+ * relay keeps its rows and tries again.
  */
 export class AmqpEventsPublisher implements EventsPublisher {
-  private readonly publisher = new ConfirmPublisher();
+  private readonly publisher: ConfirmPublisher;
+  private readonly addresses: BrokerAddresses;
   private readonly abort = new AbortController();
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -34,6 +38,8 @@ export class AmqpEventsPublisher implements EventsPublisher {
   constructor(private readonly options: AmqpEventsPublisherOptions) {
     this.logger = options.logger.child({ component: "amqp-events-publisher" });
     this.clock = options.clock ?? systemClock;
+    this.addresses = new BrokerAddresses(options.urls);
+    this.publisher = new ConfirmPublisher({ clock: this.clock, confirmTimeoutMs: options.confirmTimeoutMs });
   }
 
   /** Resolves once connected; retries until stop() (then rejects). */
@@ -64,12 +70,12 @@ export class AmqpEventsPublisher implements EventsPublisher {
   }
 
   private connectUntilReady(isReconnect: boolean): Promise<void> {
-    const { clock, logger, abort, options } = this;
-    return connectUntilReady({ what: "events publisher", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() });
+    const { clock, logger, abort, options, addresses } = this;
+    return connectUntilReady({ what: "events publisher", addresses, clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: (url) => this.establish(url) });
   }
 
-  private async establish(): Promise<void> {
-    const session = await AmqpSession.open(this.options.url, `${workerConnectionName(this.options.nodeId)}-outbox`, this.logger);
+  private async establish(url: string): Promise<void> {
+    const session = await AmqpSession.open(url, `${workerConnectionName(this.options.nodeId)}-outbox`, this.logger, this.clock);
     this.opening = session;
     try {
       const channel = await session.createConfirmChannel();
@@ -84,7 +90,7 @@ export class AmqpEventsPublisher implements EventsPublisher {
       await session.close(ABANDON_CLOSE_TIMEOUT_MS);
       throw error;
     }
-    this.logger.info({}, "events publisher connected");
+    this.logger.info({ broker: session.address }, "events publisher connected");
   }
 
   private onLost(session: AmqpSession, error: Error): void {

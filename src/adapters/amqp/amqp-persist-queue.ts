@@ -6,10 +6,11 @@ import type { Logger } from "../../core/ports/logger.js";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
 import { type BackoffOptions, fullJitterDelayMs } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
+import { BrokerAddresses } from "./broker-addresses.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
-import { AmqpSession } from "./session.js";
-import { AmqpNames, assertPersistQueue, assertSharedTopology, eventProperties, workerConnectionName } from "./topology.js";
+import { AmqpSession, type ChannelAttempt } from "./session.js";
+import { AmqpNames, assertPersistQueue, assertSharedTopology, ensureDeadQueue, eventProperties, workerConnectionName } from "./topology.js";
 
 export interface AmqpPersistQueueOptions extends AmqpConnectionOptions {
   /** Each is bound `<namespace>.#` from `sobranie.events` to the queue. */
@@ -22,9 +23,10 @@ export interface AmqpPersistQueueOptions extends AmqpConnectionOptions {
   /** Default 2 × maxBatch: the next batch is already here when the current one is acked. */
   readonly prefetch?: number;
   /**
-   * `x-delivery-limit` on the queue (see assertPersistQueue); unset by default.
-   * It counts broker redeliveries (a worker died or lost its connection while
-   * holding the message), not the local retries of a rejected batch.
+   * `x-delivery-limit` on the queue (see assertPersistQueue); default
+   * PERSIST_DELIVERY_LIMIT. It counts broker redeliveries (a worker died or
+   * lost its connection while holding the message), not the local retries of
+   * a rejected batch.
    */
   readonly deliveryLimit?: number;
   /** Pause after a rejected batch before the next one (full jitter, grows per consecutive failure). */
@@ -62,7 +64,8 @@ export class AmqpPersistQueue implements PersistQueue {
   private readonly clock: Clock;
   private readonly queue: string;
   private readonly maxBatch: number;
-  private readonly publisher = new ConfirmPublisher();
+  private readonly publisher: ConfirmPublisher;
+  private readonly addresses: BrokerAddresses;
   private readonly abort = new AbortController();
   private readonly pump: BatchPump<HeldDelivery>;
   private phase: Phase = "idle";
@@ -78,6 +81,12 @@ export class AmqpPersistQueue implements PersistQueue {
     this.queue = options.queueName ?? AmqpNames.persistQueue;
     this.logger = options.logger.child({ component: "amqp-persist-queue", nodeId: options.nodeId, queue: this.queue });
     this.clock = options.clock ?? systemClock;
+    this.addresses = new BrokerAddresses(options.urls);
+    this.publisher = new ConfirmPublisher({
+      clock: this.clock,
+      confirmTimeoutMs: options.confirmTimeoutMs,
+      onUnresponsive: (error) => this.session?.abandon(error),
+    });
     this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
     const retry = options.retryBackoff ?? DEFAULT_RETRY;
     const self = this;
@@ -115,11 +124,17 @@ export class AmqpPersistQueue implements PersistQueue {
     return this.ready;
   }
 
-  /** Live messages are not persistent: they are copies of what the store already holds. */
+  /**
+   * Live messages are not persistent: they are copies of what the store
+   * already holds. Resolves on the confirm, or on proof that this broker node
+   * routed the message when a destination queue is slow to confirm (see
+   * ConfirmPublisher.publishRouted): a gateway whose queue is on a hung node
+   * repairs from the store, and the healthy ones must not wait for it.
+   */
   publishLive(message: LivePublish): Promise<void> {
     // Allowed while stopping: the batch in flight publishes before it resolves.
     if (this.phase === "idle" || this.phase === "stopped") return Promise.reject(new BrokerUnavailableError());
-    return this.publisher.publish(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: false }));
+    return this.publisher.publishRouted(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: false }));
   }
 
   /**
@@ -173,22 +188,31 @@ export class AmqpPersistQueue implements PersistQueue {
   }
 
   private connectUntilReady(isReconnect: boolean): Promise<void> {
-    const { clock, logger, abort, options } = this;
-    return connectUntilReady({ what: "persist queue", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() });
+    const { clock, logger, abort, options, addresses } = this;
+    return connectUntilReady({ what: "persist queue", addresses, clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: (url) => this.establish(url) });
   }
 
-  private async establish(): Promise<void> {
+  private async establish(url: string): Promise<void> {
     const { options } = this;
-    const session = await AmqpSession.open(options.url, workerConnectionName(options.nodeId), this.logger);
+    const session = await AmqpSession.open(url, workerConnectionName(options.nodeId), this.logger, this.clock);
     this.opening = session;
     try {
       if (this.abort.signal.aborted) throw new BrokerUnavailableError("persist queue stopped");
       const channel = await session.createChannel();
+      const attempt: ChannelAttempt = (step, timeoutMs) => session.attempt(step, timeoutMs);
       // No live namespaces here: the gateways own those bindings (and never remove them).
       await session.guard(assertSharedTopology(channel, []));
-      await session.guard(
-        assertPersistQueue(channel, { queue: this.queue, durableNamespaces: options.durableNamespaces, deliveryLimit: options.deliveryLimit }),
+      const dead = await ensureDeadQueue(attempt);
+      if (!dead.ok) this.logger.warn({ err: dead.error }, dead.hint);
+      const persist = await session.guard(
+        assertPersistQueue(channel, { queue: this.queue, durableNamespaces: options.durableNamespaces, deliveryLimit: options.deliveryLimit }, attempt),
       );
+      if (persist === "declared-without-delivery-limit") {
+        this.logger.warn(
+          { queue: this.queue },
+          `${this.queue} was declared by an earlier version without x-delivery-limit: RabbitMQ 3.x treats that as no limit, RabbitMQ 4 as 20 deliveries; before moving to RabbitMQ 4 set the policy in the README (Operations → RabbitMQ 4)`,
+        );
+      }
       this.publisher.attach(await session.createConfirmChannel());
       const consumer = new PersistConsumer(channel, this.queue, this.publisher, options.nodeId, this.clock, this.logger, () =>
         this.pump.wake(),
@@ -209,7 +233,7 @@ export class AmqpPersistQueue implements PersistQueue {
       throw error;
     }
     this.ready = true;
-    this.logger.info({}, "persist queue consuming");
+    this.logger.info({ broker: session.address }, "persist queue consuming");
   }
 
   private onSessionLost(session: AmqpSession, error: Error): void {

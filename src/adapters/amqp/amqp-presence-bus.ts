@@ -3,6 +3,7 @@ import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
 import { decodePresenceMessage, encodePresenceMessage } from "../../protocol/presence.js";
+import { BrokerAddresses } from "./broker-addresses.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import { AmqpNames } from "./topology.js";
@@ -45,6 +46,7 @@ export class AmqpPresenceBus implements PresenceBus {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly abort = new AbortController();
+  private readonly addresses: BrokerAddresses;
   private handler: PresenceBusHandler | undefined;
   private session: AmqpSession | undefined;
   private opening: AmqpSession | undefined;
@@ -56,6 +58,7 @@ export class AmqpPresenceBus implements PresenceBus {
   constructor(private readonly options: AmqpPresenceBusOptions) {
     this.logger = options.logger.child({ component: "presence-bus" });
     this.clock = options.clock ?? systemClock;
+    this.addresses = new BrokerAddresses(options.urls);
   }
 
   start(handler: PresenceBusHandler): Promise<void> {
@@ -97,14 +100,14 @@ export class AmqpPresenceBus implements PresenceBus {
 
   /** Resolves once connected, or quietly once stop() aborted the attempts. */
   private connectUntilReady(isReconnect: boolean): Promise<void> {
-    const { clock, logger, abort, options } = this;
-    return connectUntilReady({ what: "presence bus", clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: () => this.establish() }).catch(
+    const { clock, logger, abort, options, addresses } = this;
+    return connectUntilReady({ what: "presence bus", addresses, clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: (url) => this.establish(url) }).catch(
       () => undefined,
     );
   }
 
-  private async establish(): Promise<void> {
-    const session = await AmqpSession.open(this.options.url, presenceConnectionName(this.options.nodeId), this.logger);
+  private async establish(url: string): Promise<void> {
+    const session = await AmqpSession.open(url, presenceConnectionName(this.options.nodeId), this.logger, this.clock);
     this.opening = session;
     try {
       const channel = await session.createChannel();

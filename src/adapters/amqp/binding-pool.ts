@@ -11,15 +11,14 @@ import { AmqpNames, liveBindingKey } from "./topology.js";
  * same channel (by hash), and a channel answers in order, so bind and unbind
  * of one prefix can never overtake each other.
  *
- * State kept across reconnects:
- * - `desired`: prefixes that should be bound. Restored on every reconnect.
- * - `stale`: prefixes unbound while there was no channel (or whose unbind
- *   failed). The node queue outlives a short disconnect together with its
- *   bindings, so these are unbound on the server at the next restore.
+ * State kept across reconnects: `desired`, the prefixes that should be
+ * bound, made again on every reconnect. Each connection has a new node queue
+ * with no bindings (the old one went with its connection), so nothing is
+ * ever left to unbind after a reconnect, and none at stop: closing the
+ * connection removes the queue and its bindings at once.
  */
 export class BindingPool {
   private readonly desired = new Set<string>();
-  private readonly stale = new Set<string>();
   private channels: readonly Channel[] | undefined;
   private queue = "";
   private restoreWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -36,28 +35,20 @@ export class BindingPool {
   }
 
   /**
-   * Takes the channels of a new connection and re-applies every wanted
-   * binding and pending unbind on them, pipelined. Rejects if any of them
-   * fails (the caller tears the connection down and retries). Operations
-   * issued while this runs go straight to the channels, ordered after the
-   * restore's own operation for the same prefix.
+   * Takes the channels of a new connection and makes every wanted binding on
+   * its new queue, pipelined. Rejects if any of them fails (the caller tears
+   * the connection down and retries). Operations issued while this runs go
+   * straight to the channels, ordered after the restore's own operation for
+   * the same prefix.
    */
   async attachAndRestore(channels: readonly Channel[], queue: string): Promise<void> {
     this.channels = channels;
     this.queue = queue;
-    const toUnbind = [...this.stale];
-    this.stale.clear();
-    const operations = [
-      ...[...this.desired].map((prefix) => this.channelFor(prefix, channels).bindQueue(queue, AmqpNames.liveExchange, liveBindingKey(prefix))),
-      ...toUnbind.map((prefix) =>
-        this.channelFor(prefix, channels).unbindQueue(queue, AmqpNames.liveExchange, liveBindingKey(prefix)),
-      ),
-    ];
+    const operations = [...this.desired].map((prefix) =>
+      this.channelFor(prefix, channels).bindQueue(queue, AmqpNames.liveExchange, liveBindingKey(prefix)),
+    );
     try {
       await Promise.all(operations);
-    } catch (error) {
-      for (const prefix of toUnbind) if (!this.desired.has(prefix)) this.stale.add(prefix);
-      throw error;
     } finally {
       // Siblings of a failed operation reject too when the channel closes; they are already accounted for.
       for (const operation of operations) operation.catch(() => {});
@@ -87,7 +78,6 @@ export class BindingPool {
 
   async bind(prefix: string): Promise<void> {
     if (this.closedWith) throw this.closedWith;
-    this.stale.delete(prefix);
     if (!this.desired.has(prefix)) {
       this.desired.add(prefix);
       this.onCountChange(this.desired.size);
@@ -103,42 +93,25 @@ export class BindingPool {
     }
   }
 
+  /**
+   * Removes the binding from the current queue. While disconnected there is
+   * nothing to remove: the next queue is only given the desired bindings. A
+   * failed unbind leaves a stray binding, harmless (events for a channel
+   * nobody here watches reach no socket) and gone with the connection.
+   */
   async unbind(prefix: string): Promise<void> {
     if (this.desired.delete(prefix)) this.onCountChange(this.desired.size);
     const channels = this.channels;
-    if (channels === undefined || this.closedWith) {
-      this.stale.add(prefix);
-      return;
-    }
-    try {
-      await this.channelFor(prefix, channels).unbindQueue(this.queue, AmqpNames.liveExchange, liveBindingKey(prefix));
-    } catch {
-      if (!this.desired.has(prefix)) this.stale.add(prefix);
-    }
+    if (channels === undefined || this.closedWith) return;
+    await this.channelFor(prefix, channels)
+      .unbindQueue(this.queue, AmqpNames.liveExchange, liveBindingKey(prefix))
+      .catch(() => undefined);
   }
 
-  /**
-   * Best-effort removal of every binding of this node, pipelined, for stop().
-   * Resolves after all replies or `timeoutMs`, whichever comes first; never rejects.
-   */
-  async unbindAll(timeoutMs: number): Promise<void> {
-    const prefixes = [...this.desired, ...this.stale];
+  /** At stop: nothing is wanted any more (the bindings go with the connection's queue). */
+  clear(): void {
+    if (this.desired.size > 0) this.onCountChange(0);
     this.desired.clear();
-    this.stale.clear();
-    if (prefixes.length > 0) this.onCountChange(0);
-    const channels = this.channels;
-    if (channels === undefined || prefixes.length === 0) return;
-    const all = Promise.allSettled(
-      prefixes.map((prefix) =>
-        this.channelFor(prefix, channels).unbindQueue(this.queue, AmqpNames.liveExchange, liveBindingKey(prefix)),
-      ),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([all, timeout]);
-    clearTimeout(timer);
   }
 
   private waitForRestore(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Channel, ConsumeMessage } from "amqplib";
+import { fullJitterDelayMs } from "../../core/backoff.js";
 import { publishDeadLetter } from "./dead-letter.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "../../core/ports/broker.js";
 import type { Logger } from "../../core/ports/logger.js";
@@ -18,7 +19,12 @@ const MS_PER_SECOND = 1000;
 interface Pending {
   readonly tag: number;
   done: boolean;
+  /** A dead letter that failed at least once (sobranie.dead unavailable) and is being retried. */
+  retrying: boolean;
 }
+
+/** Retries of a dead letter the broker did not take: from 0.5 s, doubling, at most 30 s apart, for as long as it takes. */
+const DEAD_LETTER_RETRY = { initialDelayMs: 500, maxDelayMs: 30_000 } as const;
 
 /**
  * Consumes this node's queue on one channel with manual acks.
@@ -26,14 +32,18 @@ interface Pending {
  * Guarantees:
  * - The handler sees every delivery synchronously, in queue order.
  * - A message is acked only after its outcome is safe: at once for
- *   `delivered`; for `dead-letter` only after `sobranie.dlx` confirmed the
- *   copy (a failed confirm nacks it with requeue, so nothing is lost).
+ *   `delivered`; for `dead-letter` only after `sobranie.dead` confirmed the
+ *   copy. A dead letter the broker does not take (sobranie.dead unavailable)
+ *   is kept unacked and published again after a backoff, for as long as it
+ *   takes; if the channel closes first the broker redelivers the original.
  * - Acks are batched with `multiple` up to the longest run of settled tags
- *   from the oldest, so a dead-letter awaiting its confirm is never acked by
- *   a later tag's batch.
+ *   from the oldest, so a dead letter awaiting its confirm is never acked by
+ *   a later tag's batch. Behind a dead letter being retried, later tags are
+ *   acked one by one, so the prefetch window keeps moving and live delivery
+ *   does not stop while sobranie.dead is away.
  */
 export class NodeQueueConsumer {
-  private readonly pending: Pending[] = [];
+  private pending: Pending[] = [];
   private flushScheduled = false;
   private consumerTag: string | undefined;
   private closed = false;
@@ -81,7 +91,7 @@ export class NodeQueueConsumer {
       this.channel.close().catch(() => {});
       return;
     }
-    const entry: Pending = { tag: message.fields.deliveryTag, done: false };
+    const entry: Pending = { tag: message.fields.deliveryTag, done: false, retrying: false };
     this.pending.push(entry);
     const outcome = this.decide(message);
     if (outcome.kind === "delivered") {
@@ -89,14 +99,23 @@ export class NodeQueueConsumer {
       this.scheduleFlush();
       return;
     }
-    this.deadLetter(message, outcome.reason, outcome.message).then(
+    this.deadLetterUntilTaken(entry, message, outcome.reason, outcome.message, 0);
+  }
+
+  private deadLetterUntilTaken(entry: Pending, message: ConsumeMessage, reason: string, text: string, failures: number): void {
+    if (this.closed) return;
+    this.deadLetter(message, reason, text).then(
       () => {
         entry.done = true;
         this.scheduleFlush();
       },
       (error: unknown) => {
-        this.logger.warn({ err: error, routingKey: message.fields.routingKey }, "dead-letter publish failed; requeueing");
-        this.settleWithNack(entry);
+        if (this.closed) return;
+        const delayMs = Math.max(DEAD_LETTER_RETRY.initialDelayMs, fullJitterDelayMs(DEAD_LETTER_RETRY, failures));
+        this.logger.warn({ err: error, routingKey: message.fields.routingKey, failures: failures + 1, delayMs }, "dead-letter publish failed; kept unacked and retried");
+        entry.retrying = true;
+        this.scheduleFlush();
+        setTimeout(() => this.deadLetterUntilTaken(entry, message, reason, text, failures + 1), delayMs).unref();
       },
     );
   }
@@ -120,19 +139,6 @@ export class NodeQueueConsumer {
     return publishDeadLetter(this.publisher, message, { reason, text, nodeId: this.nodeId, queue: this.queue });
   }
 
-  /** A failed dead-letter goes back to the queue on its own; the tags around it keep their batching. */
-  private settleWithNack(entry: Pending): void {
-    const index = this.pending.indexOf(entry);
-    if (index < 0 || this.closed) return;
-    this.pending.splice(index, 1);
-    try {
-      this.channel.nack({ fields: { deliveryTag: entry.tag } } as ConsumeMessage, false, true);
-    } catch {
-      // Channel already closed: the broker requeues it anyway.
-    }
-    this.scheduleFlush();
-  }
-
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -148,12 +154,18 @@ export class NodeQueueConsumer {
     if (this.closed) return;
     let settled = 0;
     while (settled < this.pending.length && this.pending[settled]?.done) settled += 1;
-    if (settled === 0) return;
     const last = this.pending[settled - 1];
     this.pending.splice(0, settled);
-    if (last === undefined) return;
+    if (last !== undefined) this.ack(last.tag, true);
+    if (!this.pending[0]?.retrying) return;
+    // Each tag is acked exactly once: these leave `pending` as they are acked.
+    for (const entry of this.pending) if (entry.done) this.ack(entry.tag, false);
+    this.pending = this.pending.filter((entry) => !entry.done);
+  }
+
+  private ack(tag: number, multiple: boolean): void {
     try {
-      this.channel.ack({ fields: { deliveryTag: last.tag } } as ConsumeMessage, true);
+      this.channel.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, multiple);
     } catch {
       // Channel already closed: those messages are redelivered after reconnect.
     }

@@ -19,9 +19,13 @@ export interface DeadLetterReason {
  * its original routing key, body and properties, plus why, where and from
  * which queue it was refused. Resolves on the broker's confirm: only then may
  * the caller ack the original, so a dead letter is never lost in between.
+ * Mandatory: while `sobranie.dead` does not exist (its declare failed) the
+ * broker would confirm a message it dropped; this rejects instead, and the
+ * caller keeps the original.
  */
 export function publishDeadLetter(publisher: ConfirmPublisher, message: ConsumeMessage, why: DeadLetterReason): Promise<void> {
   return publisher.publish(AmqpNames.deadLetterExchange, message.fields.routingKey, message.content, {
+    mandatory: true,
     persistent: true,
     contentType: message.properties.contentType,
     messageId: message.properties.messageId,

@@ -1,4 +1,6 @@
 import type { Channel, Options } from "amqplib";
+import { randomBytes } from "node:crypto";
+import type { ChannelAttempt } from "./session.js";
 
 /**
  * The AMQP topology of CONTRACT §3. Every exchange and queue name is spelled
@@ -14,7 +16,7 @@ export const AmqpNames = {
   deadQueue: "sobranie.dead",
   /** Presence traffic between nodes (declared now, used by the presence work). */
   presenceExchange: "sobranie.presence",
-  /** Per-node queue name prefix: `sobranie.node.<nodeId>`. */
+  /** Per-node queue name prefix: `sobranie.node.<nodeId>.<connection>`. */
   nodeQueuePrefix: "sobranie.node.",
   /** `clientProperties.connection_name` prefix, so operators and tests can find a node's connection. */
   connectionNamePrefix: "sobranie-gateway-",
@@ -29,6 +31,7 @@ export const AmqpHeaders = {
   deadReason: "x-sobranie-reason",
   deadMessage: "x-sobranie-message",
   deadNode: "x-sobranie-node",
+  /** The queue the message was taken from (a node queue's name ends in its connection's suffix). */
   deadQueue: "x-sobranie-queue",
   /** Publish time in ms; the AMQP `timestamp` property only holds seconds. */
   timestampMs: "x-sobranie-ts-ms",
@@ -39,6 +42,35 @@ export const AmqpHeaders = {
  * costs at most this many messages of broker memory and disk; the oldest go first.
  */
 export const DEAD_QUEUE_MAX_LENGTH = 100_000;
+
+/**
+ * `sobranie.dead` is a quorum queue: replicated, so no single broker node's
+ * loss makes it unavailable (a classic durable queue is unreachable while its
+ * one home node is down, and every declare of it fails with 404).
+ */
+export const DEAD_QUEUE_ARGUMENTS = {
+  "x-queue-type": "quorum",
+  "x-max-length": DEAD_QUEUE_MAX_LENGTH,
+  "x-overflow": "drop-head",
+} as const;
+
+/**
+ * `x-delivery-limit` of `sobranie.persist`: deliveries after which the broker
+ * dead-letters a message. Set explicitly because RabbitMQ 4 gives quorum
+ * queues a default limit of 20, and redeliveries are not rare here: every
+ * worker restart, and every consumer_timeout (30 min) during a database
+ * outage, redelivers the whole prefetched batch. 20 would turn a ten-hour
+ * outage into dead-lettered durable events. 1,000 still stops a message that
+ * crashes every worker that takes it from blocking the queue forever. On
+ * RabbitMQ 3.x no limit was the default; a queue declared by an earlier
+ * version without it keeps working (see assertPersistQueue).
+ */
+export const PERSIST_DELIVERY_LIMIT = 1_000;
+
+/** Bound on the best-effort declare of `sobranie.dead` (a quorum without its majority does not answer). */
+const DEAD_QUEUE_DECLARE_TIMEOUT_MS = 5_000;
+/** Bound on the persist queue's declare on its own channel; past it the connection attempt fails and is retried. */
+const PERSIST_DECLARE_TIMEOUT_MS = 10_000;
 
 const TOPIC = "topic";
 const FANOUT = "fanout";
@@ -61,8 +93,14 @@ export function eventProperties(event: { messageId: string; timestampMs: number;
   };
 }
 
+/**
+ * A fresh node queue name for each connection: `sobranie.node.<nodeId>.<8 hex>`.
+ * A new connection never reuses the queue of an old one, which may still sit
+ * on a hung node (a declare of it would wait on that node) or be locked by the
+ * old connection until its node notices it is gone.
+ */
 export function nodeQueueName(nodeId: string): string {
-  return `${AmqpNames.nodeQueuePrefix}${nodeId}`;
+  return `${AmqpNames.nodeQueuePrefix}${nodeId}.${randomBytes(4).toString("hex")}`;
 }
 
 export function connectionName(nodeId: string): string {
@@ -79,19 +117,19 @@ export function liveBindingKey(prefix: string): string {
 }
 
 export interface NodeQueueOptions {
-  /** Messages kept while the node is slow or briefly away; beyond it the oldest are dropped. */
+  /** Messages kept while the node is slow; beyond it the oldest are dropped. */
   readonly maxLength: number;
   /** A live message older than this is worthless to a client: the broker discards it. */
   readonly messageTtlMs: number;
-  /** The queue is deleted after the node has been gone (no consumer, no redeclare) this long. */
-  readonly expiresMs: number;
 }
 
 /**
- * Asserts the shared topology. Idempotent; safe to run on every (re)connect
- * and from every node. A declare that conflicts with an existing entity
- * (different type or arguments) fails with 406 and closes the channel, which
- * the caller treats like any other connection failure.
+ * Asserts the shared exchanges and the events → live bindings. Idempotent;
+ * safe to run on every (re)connect and from every node. Exchanges and
+ * bindings are cluster-wide metadata: no single broker node's loss makes this
+ * fail. A declare that conflicts with an existing entity (different type or
+ * arguments) fails with 406 and closes the channel, which the caller treats
+ * like any other connection failure.
  *
  * Guarantee: after it resolves, events published with a routing key under one
  * of `liveNamespaces` are forwarded to the live exchange by the broker itself.
@@ -105,37 +143,57 @@ export async function assertSharedTopology(channel: Channel, liveNamespaces: rea
     channel.assertExchange(AmqpNames.liveExchange, TOPIC, durable),
     channel.assertExchange(AmqpNames.deadLetterExchange, FANOUT, durable),
     channel.assertExchange(AmqpNames.presenceExchange, TOPIC, durable),
-    channel.assertQueue(AmqpNames.deadQueue, {
-      durable: true,
-      maxLength: DEAD_QUEUE_MAX_LENGTH,
-      overflow: "drop-head",
-    }),
   ]);
-  await Promise.all([
-    channel.bindQueue(AmqpNames.deadQueue, AmqpNames.deadLetterExchange, ""),
-    ...liveNamespaces.map((namespace) =>
-      channel.bindExchange(AmqpNames.liveExchange, AmqpNames.eventsExchange, liveBindingKey(namespace)),
-    ),
-  ]);
+  await Promise.all(
+    liveNamespaces.map((namespace) => channel.bindExchange(AmqpNames.liveExchange, AmqpNames.eventsExchange, liveBindingKey(namespace))),
+  );
+}
+
+/** Declares `sobranie.dead` and binds it to `sobranie.dlx`; the upgrade tool and tests use it directly. */
+export async function assertDeadQueue(channel: Channel): Promise<void> {
+  await channel.assertQueue(AmqpNames.deadQueue, { durable: true, arguments: { ...DEAD_QUEUE_ARGUMENTS } });
+  await channel.bindQueue(AmqpNames.deadQueue, AmqpNames.deadLetterExchange, "");
+}
+
+/** Where `ensureDeadQueue` left `sobranie.dead`, for the caller to log. */
+export type DeadQueueState = { ok: true } | { ok: false; hint: string; error: unknown };
+
+/**
+ * Best effort, on a channel of its own: no process consumes `sobranie.dead`,
+ * so none may fail to connect because it is unavailable (its quorum lost, or a
+ * classic queue of an earlier version whose node is down). Dead letters do
+ * not depend on this succeeding: they are published mandatory and confirmed,
+ * so one that reaches no queue is kept and retried, never acked away.
+ */
+export async function ensureDeadQueue(attempt: ChannelAttempt): Promise<DeadQueueState> {
+  const result = await attempt(assertDeadQueue, DEAD_QUEUE_DECLARE_TIMEOUT_MS);
+  if (result.ok) return result;
+  const text = result.error instanceof Error ? result.error.message : String(result.error);
+  const hint = /inequivalent arg 'x-queue-type'/.test(text)
+    ? "sobranie.dead is a classic queue made by an earlier version: run `npm run upgrade-broker` to move it to a quorum queue"
+    : "sobranie.dead could not be declared (its nodes down, or no quorum): dead letters wait in their source queues until it is back";
+  return { ok: false, hint, error: result.error };
 }
 
 /**
- * Declares this node's queue. Not exclusive and not auto-delete, so messages
- * and bindings survive a short disconnect and are there again on reconnect;
- * `x-expires` removes it once the node is gone for good. No dead-letter
- * exchange on purpose: live messages dropped by length or TTL are stale, not
- * poison, and must not flood `sobranie.dead`.
+ * Declares this node's queue for one connection: exclusive, so the broker
+ * deletes it (and its bindings) the moment that connection ends, and it
+ * lives on the node the gateway is connected to. Its messages do not outlive
+ * the connection: after any reconnect the gateway repairs durable channels
+ * from the event store and tells non-durable ones' subscribers of the gap.
+ * Bounded by length and TTL. No dead-letter exchange on purpose: live
+ * messages dropped by length or TTL are stale, not poison, and must not
+ * flood `sobranie.dead`.
  */
 export async function assertNodeQueue(channel: Channel, nodeId: string, options: NodeQueueOptions): Promise<string> {
   const queue = nodeQueueName(nodeId);
   await channel.assertQueue(queue, {
     durable: false,
-    exclusive: false,
+    exclusive: true,
     autoDelete: false,
     maxLength: options.maxLength,
     overflow: "drop-head",
     messageTtl: options.messageTtlMs,
-    expires: options.expiresMs,
   });
   return queue;
 }
@@ -145,13 +203,12 @@ export interface PersistQueueDeclaration {
   readonly queue: string;
   /** Each becomes a binding `<namespace>.#` from the events exchange. */
   readonly durableNamespaces: readonly string[];
-  /**
-   * Deliveries after which the broker dead-letters a message to
-   * `sobranie.dlx` (`x-delivery-limit`). Unset: no limit, so a long database
-   * outage never turns stored-later events into dead letters.
-   */
+  /** `x-delivery-limit`; default PERSIST_DELIVERY_LIMIT (tests use small ones). */
   readonly deliveryLimit?: number;
 }
+
+/** What assertPersistQueue found. */
+export type PersistQueueState = "declared" | "declared-without-delivery-limit";
 
 /**
  * Declares the worker's queue: a durable quorum queue (replicated, survives a
@@ -160,20 +217,40 @@ export interface PersistQueueDeclaration {
  * in. Messages the broker itself gives up on (delivery limit) go to
  * `sobranie.dlx`. Changing these arguments on an existing queue fails with
  * 406: that needs a new queue name or a migration, not a redeploy.
+ *
+ * One difference is tolerated: a queue declared by an earlier version without
+ * `x-delivery-limit` (RabbitMQ 3.x: no limit) is used as it is, checked
+ * passively on a channel of its own, and reported so the caller can tell the
+ * operator to set the `delivery-limit` policy before moving to RabbitMQ 4.
  * Namespaces removed from the list are not unbound (same reasoning as
  * assertSharedTopology).
  */
-export async function assertPersistQueue(channel: Channel, declaration: PersistQueueDeclaration): Promise<void> {
+export async function assertPersistQueue(
+  channel: Channel,
+  declaration: PersistQueueDeclaration,
+  attempt: ChannelAttempt,
+): Promise<PersistQueueState> {
   const args: Record<string, unknown> = {
     "x-queue-type": "quorum",
     "x-single-active-consumer": true,
     "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+    "x-delivery-limit": declaration.deliveryLimit ?? PERSIST_DELIVERY_LIMIT,
   };
-  if (declaration.deliveryLimit !== undefined) args["x-delivery-limit"] = declaration.deliveryLimit;
-  await channel.assertQueue(declaration.queue, { durable: true, exclusive: false, autoDelete: false, arguments: args });
+  const declared = await attempt(
+    (own) => own.assertQueue(declaration.queue, { durable: true, exclusive: false, autoDelete: false, arguments: args }).then(() => undefined),
+    PERSIST_DECLARE_TIMEOUT_MS,
+  );
+  let state: PersistQueueState = "declared";
+  if (!declared.ok) {
+    const text = declared.error instanceof Error ? declared.error.message : String(declared.error);
+    if (!/inequivalent arg 'x-delivery-limit'.*current is none/.test(text)) throw declared.error;
+    await channel.checkQueue(declaration.queue);
+    state = "declared-without-delivery-limit";
+  }
   await Promise.all(
     declaration.durableNamespaces.map((namespace) =>
       channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, liveBindingKey(namespace)),
     ),
   );
+  return state;
 }

@@ -84,6 +84,13 @@ export class MemoryEventStore implements EventStore {
     };
   }
 
+  async latestSeq(): Promise<number> {
+    this.ensureReady();
+    let latest = 0;
+    for (const list of this.byChannel.values()) latest = Math.max(latest, list.at(-1)?.seq ?? 0);
+    return latest;
+  }
+
   async prune(policies: readonly RetentionPolicy[], nowMs: number): Promise<number> {
     this.ensureReady();
     // Every policy is checked before anything is removed: a bad one removes nothing.

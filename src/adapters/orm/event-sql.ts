@@ -100,6 +100,11 @@ export function selectHistory(t: Tables): string {
   );
 }
 
+/** The highest stored seq (0 when empty); the primary key makes it one index probe. */
+export function selectLatestSeq(t: Tables): string {
+  return `select coalesce(max("seq"), 0) as "seq" from ${t.event}`;
+}
+
 /**
  * The inbox page, the read mark and the unread count in one statement.
  * Params: userId, channel, channel, afterSeq, limit.

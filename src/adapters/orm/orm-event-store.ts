@@ -28,6 +28,7 @@ import {
   pruneNamespace,
   selectByIds,
   selectHistory,
+  selectLatestSeq,
   selectInbox,
   selectLastSeen,
   type Tables,
@@ -103,6 +104,7 @@ export class OrmEventStore implements EventStore {
     readonly insert: string;
     readonly byIds: string;
     readonly history: string;
+    readonly latestSeq: string;
     readonly inbox: string;
     readonly markRead: string;
     readonly saveLastSeen: string;
@@ -127,6 +129,7 @@ export class OrmEventStore implements EventStore {
       insert: insertBatch(this.tables),
       byIds: selectByIds(this.tables),
       history: selectHistory(this.tables),
+      latestSeq: selectLatestSeq(this.tables),
       inbox: selectInbox(this.tables),
       markRead: upsertReadMark(this.tables),
       saveLastSeen: upsertLastSeen(this.tables),
@@ -189,6 +192,11 @@ export class OrmEventStore implements EventStore {
     const rows = await this.run<HistoryRow>(this.sql.history, [channel, channel, afterSeq, limit]);
     const prunedUpTo = toNumber(rows[0]?.pruned_up_to ?? 0);
     return { events: eventsOf(rows), complete: prunedUpTo <= afterSeq };
+  }
+
+  async latestSeq(): Promise<number> {
+    const rows = await this.run<{ seq: unknown }>(this.sql.latestSeq, []);
+    return toNumber(rows[0]?.seq ?? 0);
   }
 
   async prune(policies: readonly RetentionPolicy[], nowMs: number): Promise<number> {

@@ -42,7 +42,7 @@ const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   "unauthorized",
   "internal",
 ];
-const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "too_many_connections", "draining"];
+const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "too_many_connections", "draining", "broker_unavailable"];
 
 /** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
 const DELIVERY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -72,6 +72,8 @@ export class PromMetrics implements Metrics {
   private readonly clientPublishes: Counter<"namespace">;
   private readonly persisted: Counter<"namespace" | "duplicate">;
   private readonly duplicatesDropped: Counter<"namespace">;
+  private readonly repairedEvents: Counter<"namespace">;
+  private readonly gaps: Counter<"namespace" | "reason">;
   private readonly unsubscribedDrops: Counter<"namespace">;
   private readonly amqpConnected: Gauge;
   private readonly amqpReconnects: Counter;
@@ -169,6 +171,18 @@ export class PromMetrics implements Metrics {
       labelNames: ["namespace"],
       registers,
     });
+    this.repairedEvents = new Counter({
+      name: "sobranie_feed_repaired_events_total",
+      help: "Durable events delivered from the store after this node's broker feed was interrupted (feed repair), by namespace",
+      labelNames: ["namespace"],
+      registers,
+    });
+    this.gaps = new Counter({
+      name: "sobranie_delivery_gaps_total",
+      help: "Channels whose local subscribers were sent a gap frame: interrupted (non-durable channel, broker feed interrupted) or incomplete (durable history could not return everything)",
+      labelNames: ["namespace", "reason"],
+      registers,
+    });
     this.duplicatesDropped = new Counter({
       name: "sobranie_duplicates_dropped_total",
       help: "Relayed events a gateway dropped because it had already delivered their seq on the channel",
@@ -264,6 +278,14 @@ export class PromMetrics implements Metrics {
 
   eventsPersisted(namespace: string, duplicate: boolean): void {
     this.persisted.inc({ namespace, duplicate: String(duplicate) });
+  }
+
+  eventsRepaired(namespace: string, count: number): void {
+    this.repairedEvents.inc({ namespace }, count);
+  }
+
+  deliveryGap(namespace: string, reason: "interrupted" | "incomplete"): void {
+    this.gaps.inc({ namespace, reason });
   }
 
   duplicateDropped(namespace: string): void {

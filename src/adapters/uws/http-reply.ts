@@ -110,4 +110,5 @@ export const ADMISSION_REJECTIONS: Record<UpgradeRejectReason, { rejection: Http
   too_many_connections: { rejection: HttpRejection.TooManyConnections, message: "too many connections for this user on this node" },
   capacity: { rejection: HttpRejection.Unavailable, message: "node at capacity, try another" },
   draining: { rejection: HttpRejection.Unavailable, message: "node is draining, reconnect" },
+  broker_unavailable: { rejection: HttpRejection.Unavailable, message: "node has lost its message broker, try another" },
 };

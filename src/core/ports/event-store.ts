@@ -73,6 +73,12 @@ export interface EventStore extends LastSeenStore {
   append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
   /** The channel's events after `afterSeq`. */
   history(channel: string, afterSeq: number, limit: number): Promise<HistoryPage>;
+  /**
+   * The highest seq of a stored event, 0 when there is none: every event
+   * committed later gets a higher one. (Retention removing the newest events
+   * can make it smaller than a seq handed out earlier, never larger.)
+   */
+  latestSeq(): Promise<number>;
   /** Applies retention; returns how many events were removed. */
   prune(policies: readonly RetentionPolicy[], nowMs: number): Promise<number>;
   /** The user's inbox (`user:<userId>`), oldest first, after `afterSeq`. */

@@ -16,7 +16,7 @@ export type FrameRejectReason =
   | "unauthorized"
   | "internal";
 
-export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining";
+export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining" | "broker_unavailable";
 
 export type ServerFrameType = "event" | "join" | "leave" | "members" | "status" | "read";
 
@@ -33,6 +33,10 @@ export interface Metrics {
   eventsPersisted(namespace: string, duplicate: boolean): void;
   /** A gateway dropped a relayed event whose seq it had already delivered on the channel. */
   duplicateDropped(namespace: string): void;
+  /** After a broker interruption, `count` stored events of the namespace were delivered from the store (feed repair). */
+  eventsRepaired(namespace: string, count: number): void;
+  /** Subscribers of one channel were sent a `gap` frame. */
+  deliveryGap(namespace: string, reason: "interrupted" | "incomplete"): void;
   /** A gateway dropped an event of a whole-bound namespace (BIND_WHOLE_NAMESPACES) for a channel with no local subscriber. */
   unsubscribedDropped(namespace: string): void;
   clientPublished(namespace: string): void;
@@ -72,6 +76,8 @@ export const noopMetrics: Metrics = {
   deadLettered() {},
   eventsPersisted() {},
   duplicateDropped() {},
+  eventsRepaired() {},
+  deliveryGap() {},
   unsubscribedDropped() {},
   clientPublished() {},
   brokerConnected() {},
