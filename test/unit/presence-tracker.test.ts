@@ -199,6 +199,40 @@ describe("PresenceTracker", () => {
     expect(a.tracker.members("room:1").count).toBe(1);
   });
 
+  it("a node that stops hearing the bus while still connected (a hung broker node) judges nobody and announces no leave", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    a.tracker.track("room:1", "ua", undefined);
+    await settle();
+    expect(b.tracker.members("room:1").count).toBe(1);
+    // b's connection stays up, but nothing reaches it any more: not a's messages, not its own.
+    cluster.network.filter = (_message, to) => to !== b.bus;
+    await cluster.advance(TTL_MS * 3);
+    expect(b.tracker.members("room:1").members.map((m) => m.user)).toEqual(["ua"]);
+    expect(b.fanout.frames("leave")).toEqual([]);
+    // Hearing again (its own heartbeat included) restarts a's clock on b rather than judging the silence.
+    cluster.network.filter = undefined;
+    await cluster.advance(TTL_MS - HEARTBEAT_MS);
+    expect(b.tracker.members("room:1").count).toBe(1);
+    expect(b.fanout.frames("leave")).toEqual([]);
+  });
+
+  it("a node that hears its own heartbeats still judges a silent peer dead after the TTL", async () => {
+    const cluster = makeCluster();
+    const a = await cluster.add("a");
+    const b = await cluster.add("b");
+    await cluster.advance(2_500);
+    a.tracker.track("room:1", "ua", undefined);
+    await settle();
+    // Only a's messages are lost (a hung, or cut off from the bus): b still hears itself.
+    cluster.network.filter = (message) => message.node !== "a";
+    await cluster.advance(TTL_MS + 2 * HEARTBEAT_MS);
+    expect(b.tracker.members("room:1").count).toBe(0);
+    expect(b.fanout.frames("leave", "room:1")).toEqual([{ op: "leave", channel: "room:1", user: "ua" }]);
+  });
+
   it("replaces a restarted node's entries (new incarnation under the same id)", async () => {
     const cluster = makeCluster();
     const a = await cluster.add("a");

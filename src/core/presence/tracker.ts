@@ -17,6 +17,13 @@ const ROUTING_WORD = /^[A-Za-z0-9_-]{1,128}$/;
 const DEFAULT_FLUSH_MS = 1_000;
 /** Longest wait for the first snapshots after (re)connecting before the view counts as settled. */
 const MAX_WARMUP_MS = 2_000;
+/**
+ * Heartbeat intervals without hearing its own heartbeat back after which a
+ * node counts itself deaf: its bus connection is up but nothing arrives (a
+ * hung broker node, a stuck queue). One interval is normal; two missed in a
+ * row are not.
+ */
+const DEAF_AFTER_HEARTBEATS = 2;
 /** Bounds of what is kept in memory for events held during warm-up and for lastSeen. */
 const MAX_HELD_EVENTS = 100_000;
 const MAX_LAST_SEEN = 1_000_000;
@@ -114,7 +121,10 @@ interface Holder {
  *   asks that node for a snapshot and applies the difference.
  * - A node silent for `ttlMs` is dead and its entries are removed everywhere;
  *   `leaving` (graceful stop) removes them at once. A node that cannot hear the
- *   bus judges nobody: peers' clocks restart when it reconnects.
+ *   bus judges nobody: disconnected, or connected but not hearing its own
+ *   heartbeats come back (a hung broker node keeps the connection open and
+ *   delivers nothing); peers' clocks restart when it hears again, so users on
+ *   nodes that are alive are never announced as leaving by a deaf node.
  * - Backend events: exactly one node publishes them, the node with the lowest
  *   id of those it knows, once settled, for every cluster-level transition it
  *   observes. A lower node still warming up counts: it holds what it sees
@@ -147,6 +157,9 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private readonly tickTiming: LateTick;
   private heldEvents: PresenceBackendEvent[] = [];
   private connected = false;
+  /** When this node last heard its own heartbeat (or connected); undefined while disconnected. */
+  private heardSelfAtMs: number | undefined;
+  private deaf = false;
   private synced = false;
   private everSynced = false;
   private stopped = false;
@@ -271,11 +284,14 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     this.warmup?.cancel();
     if (!connected) {
       this.synced = false;
+      this.heardSelfAtMs = undefined;
       return;
     }
     const nowMs = this.deps.clock.now();
     // We heard nobody while away: that says nothing about them.
     for (const peer of this.peers.values()) peer.lastHeardMs = nowMs;
+    this.heardSelfAtMs = nowMs;
+    this.deaf = false;
     this.flush();
     this.deps.bus.publish({ ...this.from(), kind: "sync", target: "*" });
     this.publishHeartbeat();
@@ -287,6 +303,8 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     if (message.node === this.options.nodeId) {
       if (message.incarnation !== this.options.incarnation) {
         this.deps.logger.error({ node: message.node }, "another process publishes presence with this NODE_ID");
+      } else {
+        this.heardSelf();
       }
       return;
     }
@@ -325,14 +343,35 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
 
   // ---- internals ----
 
+  /** Our own message came back: the bus delivers. After a deaf spell, peers' silence meanwhile says nothing about them. */
+  private heardSelf(): void {
+    const nowMs = this.deps.clock.now();
+    if (this.deaf) {
+      this.deaf = false;
+      for (const peer of this.peers.values()) peer.lastHeardMs = nowMs;
+      this.deps.logger.info({}, "presence: hearing the bus again");
+    }
+    this.heardSelfAtMs = nowMs;
+  }
+
+  /** True when our own heartbeats stopped coming back while the connection stays up. */
+  private checkDeaf(nowMs: number): boolean {
+    const deaf = this.heardSelfAtMs === undefined || nowMs - this.heardSelfAtMs > DEAF_AFTER_HEARTBEATS * this.options.heartbeatMs;
+    if (deaf && !this.deaf) this.deps.logger.warn({ silentMs: nowMs - (this.heardSelfAtMs ?? nowMs) }, "presence: our own heartbeats do not come back; judging no peer until they do");
+    this.deaf = deaf;
+    return deaf;
+  }
+
   private tick(): void {
     if (this.stopped) return;
     this.flush();
     this.throttle.sweep();
     const nowMs = this.deps.clock.now();
     let oldestMs = nowMs;
-    // A late tick (event-loop stall) has not read the heartbeats that came meanwhile: no peer is judged in it.
-    const judgeSilence = !this.tickTiming.late(nowMs);
+    // A late tick (event-loop stall) has not read the heartbeats that came
+    // meanwhile, and a deaf node hears nobody: no peer is judged in either.
+    const late = this.tickTiming.late(nowMs);
+    const judgeSilence = this.connected && !this.checkDeaf(nowMs) && !late;
     if (this.connected) {
       this.publishHeartbeat();
       for (const peer of [...this.peers.values()]) {
