@@ -227,6 +227,8 @@ export class Gateway implements BrokerHandler {
     this.bindings.bindWholeNamespaces();
     this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
     this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
+    // A node that reaches no broker at all moves nobody's clients yet, but stops taking new ones after the grace.
+    if (!this.brokerReady) this.brokerLossTimer ??= this.deps.clock.setTimeout(() => this.moveClientsAway(), this.brokerLossOptions().graceMs);
     await position;
   }
 

@@ -217,8 +217,10 @@ export class AmqpBroker implements Broker {
     this.bindings.markRestored();
     this.setReady(true);
     if (this.everReady) {
-      this.logger.info({ bindings: this.bindings.size, broker: session.address }, "broker connection recovered");
+      this.logger.info({ bindings: this.bindings.size, broker: session.address, queue: this.queue }, "broker connection recovered");
       this.notify(() => options.onReconnect?.());
+    } else {
+      this.logger.info({ broker: session.address, queue: this.queue }, "broker connected");
     }
     this.everReady = true;
   }

@@ -120,6 +120,7 @@ export class AmqpPresenceBus implements PresenceBus {
       this.session = session;
       this.channel = channel;
       session.onLost((error) => this.onLost(session, error));
+      this.logger.info({ broker: session.address }, "presence bus connected");
     } catch (error) {
       this.opening = undefined;
       await session.close(ABANDON_CLOSE_TIMEOUT_MS);

@@ -1,11 +1,10 @@
-import { BrokerUnavailableError } from "../ports/broker.js";
 import type { Clock, Timer } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 
 /** Publishes in flight at once: enough to pipeline confirms through a connect storm. */
 const WINDOW = 500;
 
-/** Publishes one event; rejects BrokerUnavailableError while the broker is away. */
+/** Publishes one event; rejects with a retryable error (BrokerUnavailableError, a confirm timeout) while the broker cannot take it. */
 export type PublishEvent<T> = (event: T) => Promise<void>;
 
 export interface BackendEventQueueOptions {
@@ -17,11 +16,12 @@ export interface BackendEventQueueOptions {
 
 /**
  * Presence events for backends, in order, surviving broker outages: an event
- * the broker refused as unavailable waits, with every later one behind it (so
- * a user's online never overtakes their offline), until `resume()` is called
- * on reconnect (or after `retryMs`). A failure other than unavailability (a
- * bug, a refused message) is logged and the event skipped, so one bad event
- * cannot stall the queue.
+ * whose publish failed with a retryable error (broker away, confirm overdue or
+ * nacked) waits, with every later one behind it (so a user's online never
+ * overtakes their offline), until `resume()` is called on reconnect (or after
+ * `retryMs`). A failure that retrying cannot fix (a bug, an oversized
+ * message) is logged and the event skipped, so one bad event cannot stall
+ * the queue.
  */
 export class BackendEventQueue<T> {
   private readonly waiting: T[] = [];
@@ -79,7 +79,8 @@ export class BackendEventQueue<T> {
         const retry: T[] = [];
         outcomes.forEach((outcome, i) => {
           if (outcome.status === "fulfilled") return;
-          if (outcome.reason instanceof BrokerUnavailableError) retry.push(window[i] as T);
+          // Unavailable, an overdue or refused confirm: the broker may take it later.
+          if ((outcome.reason as { retryable?: unknown } | null)?.retryable === true) retry.push(window[i] as T);
           else this.deps.logger.warn({ err: outcome.reason }, "presence event not published");
         });
         if (retry.length === 0) continue;
