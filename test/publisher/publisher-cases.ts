@@ -145,7 +145,7 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
       return opened;
     }
 
-    function publisherFor(options: Omit<PublisherOptions, "url"> & { url?: string } = {}): Publisher {
+    function publisherFor(options: Omit<PublisherOptions, "url"> & { url?: PublisherOptions["url"] } = {}): Publisher {
       const publisher = createPublisher({ url: RABBITMQ_URL, reconnect: TEST_RECONNECT, ...options });
       cleanups.push(() => publisher.close({ timeoutMs: 1_000 }));
       return publisher;
@@ -363,6 +363,50 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
           firstCopies.push((message.body.data as { n: number }).n);
         }
         expect(firstCopies).toEqual(Array.from({ length: count + 1 }, (_, index) => index - 1));
+      },
+      CASE_TIMEOUT_MS,
+    );
+
+    it(
+      "takes a list of broker URLs: the node it is on refuses it, it moves to the next, nothing lost, in order",
+      async () => {
+        const events = await tap();
+        const relays = [await proxy(), await proxy()];
+        const publisher = publisherFor({ url: relays.map((relay) => `amqp://guest:guest@127.0.0.1:${relay.port}`).join(",") });
+        const channel = `${events.namespace}:1`;
+        await publisher.publish(channel, "n", { n: 0 });
+        const [active, other] = relays[0]!.connections > 0 ? [relays[0]!, relays[1]!] : [relays[1]!, relays[0]!];
+        expect(active.connections).toBe(1);
+        active.cut();
+        const count = 100;
+        await Promise.all(Array.from({ length: count }, (_, n) => publisher.publish(channel, "n", { n: n + 1 })));
+        expect(other.connections).toBe(1);
+        await waitFor(() => new Set(events.received.map((m) => m.body.id)).size === count + 1, DELIVERY_TIMEOUT_MS, "every event");
+        expect([...new Map(events.received.map((m) => [m.body.id, (m.body.data as { n: number }).n])).values()]).toEqual(
+          Array.from({ length: count + 1 }, (_, n) => n),
+        );
+      },
+      CASE_TIMEOUT_MS,
+    );
+
+    it(
+      "gives up a node that stops answering (hung) after confirmTimeoutMs and re-sends on the next: none lost",
+      async () => {
+        const events = await tap();
+        const relays = [await proxy(), await proxy()];
+        const publisher = publisherFor({ url: relays.map((relay) => `amqp://guest:guest@127.0.0.1:${relay.port}`), confirmTimeoutMs: 500 });
+        const channel = `${events.namespace}:1`;
+        await publisher.publish(channel, "n", { n: 0 });
+        const [active, other] = relays[0]!.connections > 0 ? [relays[0]!, relays[1]!] : [relays[1]!, relays[0]!];
+        // Hung, not gone: the connection stays open, nothing comes back (a new one would hang too).
+        active.freeze();
+        const startedMs = Date.now();
+        const stuck = Array.from({ length: 20 }, (_, n) => publisher.publish(channel, "n", { n: n + 1 }));
+        await Promise.all(stuck);
+        // The confirm timeout, not the heartbeat (5 s + slack), ended the wait.
+        expect(Date.now() - startedMs < 4_000).toBe(true);
+        expect(other.connections).toBe(1);
+        await waitFor(() => new Set(events.received.map((m) => m.body.id)).size === 21, DELIVERY_TIMEOUT_MS, "every event");
       },
       CASE_TIMEOUT_MS,
     );

@@ -8,6 +8,7 @@ import net from "node:net";
 export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
+  private frozen = false;
   private server: net.Server | undefined;
   port = 0;
 
@@ -29,6 +30,7 @@ export class TcpProxy {
         this.sockets.add(socket);
         socket.on("close", () => this.sockets.delete(socket));
         socket.on("error", () => {});
+        if (this.frozen) socket.pause();
       }
       client.pipe(upstream).pipe(client);
       client.on("close", () => upstream.destroy());
@@ -46,6 +48,25 @@ export class TcpProxy {
 
   restore(): void {
     this.cutOff = false;
+  }
+
+  /** Client connections open now (each counts once). */
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  /**
+   * A hung broker node (SIGSTOP): connections stay open and new ones are
+   * accepted, but no byte moves either way until `thaw`.
+   */
+  freeze(): void {
+    this.frozen = true;
+    for (const socket of this.sockets) socket.pause();
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const socket of this.sockets) socket.resume();
   }
 
   async stop(): Promise<void> {

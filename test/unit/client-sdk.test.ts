@@ -179,6 +179,29 @@ describe("RealtimeClient over a fake WebSocket", () => {
     client.close();
   });
 
+  it("emits gap for a subscribed channel's gap frame and for a resubscription that could not recover everything", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const gaps: unknown[] = [];
+    client.on("gap", (gap) => gaps.push(gap));
+    client.subscribe("room:1", () => {}).catch(() => {});
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+    FakeWebSocket.last.deliver(event(3));
+    FakeWebSocket.last.deliver({ op: "gap", channel: "room:1", reason: "interrupted" });
+    FakeWebSocket.last.deliver({ op: "gap", channel: "post:9", reason: "interrupted" });
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(500);
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 4 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(gaps).toEqual([
+      { channel: "room:1", reason: "interrupted" },
+      { channel: "room:1", reason: "incomplete", missed: 4 },
+    ]);
+    client.close();
+  });
+
   it("honours a reconnect frame's afterMs", async () => {
     const client = open();
     await vi.advanceTimersByTimeAsync(0);
