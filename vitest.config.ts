@@ -3,6 +3,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // test/cluster runs on its own (vitest.cluster.config.ts): three RabbitMQ
+    // nodes and whole gateway processes need the machine's two cores to themselves.
+    exclude: ["test/cluster/**", "**/node_modules/**"],
     testTimeout: 30_000,
     pool: "forks",
   },

@@ -35,7 +35,8 @@ export function presenceConnectionName(nodeId: string): string {
  * auto-delete queue bound with `#`: it exists only while the node is
  * connected, so a dead node leaves nothing behind and a reconnected one starts
  * from the present (missed messages are repaired by heartbeat digests and
- * snapshots, not replayed). Publishes use a plain channel without confirms:
+ * snapshots, not replayed). "Connected" means this node can publish; it
+ * hears others (and itself) once its queue is consumed (see establish). Publishes use a plain channel without confirms:
  * a lost presence message costs one resync, not a wrong answer forever.
  *
  * Its own connection (`sobranie-presence-<node>`), so that a flood
@@ -54,6 +55,8 @@ export class AmqpPresenceBus implements PresenceBus {
   private connected = false;
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
+  /** The current connection's queue setup; settles (never rejects) once it consumes or gave up. */
+  private listening: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: AmqpPresenceBusOptions) {
     this.logger = options.logger.child({ component: "presence-bus" });
@@ -61,9 +64,10 @@ export class AmqpPresenceBus implements PresenceBus {
     this.addresses = new BrokerAddresses(options.urls);
   }
 
+  /** Resolves once the first connection publishes and consumes (later reconnects publish before they consume, see establish). */
   start(handler: PresenceBusHandler): Promise<void> {
     this.handler = handler;
-    this.startPromise ??= this.connectUntilReady(false);
+    this.startPromise ??= this.connectUntilReady(false).then(() => this.listening);
     return this.startPromise;
   }
 
@@ -106,27 +110,47 @@ export class AmqpPresenceBus implements PresenceBus {
     );
   }
 
+  /**
+   * Publishing first, listening second. Publishing needs only the exchange,
+   * so this node's presence reaches the others as soon as the channel is
+   * open; its own queue comes after, and may take long: RabbitMQ 3.x holds
+   * every queue declare and binding in the cluster while a member node is hung,
+   * until net_ticktime declares it down (a minute by default). Peers keep
+   * hearing this node meanwhile, and the tracker, not hearing its own
+   * heartbeats, judges none of them.
+   */
   private async establish(url: string): Promise<void> {
     const session = await AmqpSession.open(url, presenceConnectionName(this.options.nodeId), this.logger, this.clock);
     this.opening = session;
+    let channel: Channel;
     try {
-      const channel = await session.createChannel();
+      channel = await session.createChannel();
       await session.guard(channel.assertExchange(AmqpNames.presenceExchange, "topic", { durable: true, autoDelete: false }));
-      const { queue } = await session.guard(channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false }));
-      await session.guard(channel.bindQueue(queue, AmqpNames.presenceExchange, "#"));
-      await session.guard(channel.consume(queue, (message) => this.deliver(message), { noAck: true }));
       if (session.isLost || this.abort.signal.aborted) throw new Error("presence bus connection lost during setup");
-      this.opening = undefined;
-      this.session = session;
-      this.channel = channel;
-      session.onLost((error) => this.onLost(session, error));
-      this.logger.info({ broker: session.address }, "presence bus connected");
     } catch (error) {
       this.opening = undefined;
       await session.close(ABANDON_CLOSE_TIMEOUT_MS);
       throw error;
     }
+    this.opening = undefined;
+    this.session = session;
+    this.channel = channel;
+    session.onLost((error) => this.onLost(session, error));
+    this.logger.info({ broker: session.address }, "presence bus connected");
     this.setConnected(true);
+    this.listening = this.listen(session, channel);
+  }
+
+  /** Declares this node's queue and consumes it; a failure gives the session up (and the loss handler reconnects). */
+  private async listen(session: AmqpSession, channel: Channel): Promise<void> {
+    try {
+      const { queue } = await session.guard(channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false }));
+      await session.guard(channel.bindQueue(queue, AmqpNames.presenceExchange, "#"));
+      await session.guard(channel.consume(queue, (message) => this.deliver(message), { noAck: true }));
+      this.logger.info({ broker: session.address }, "presence bus consuming");
+    } catch (error) {
+      if (!session.isLost) session.abandon(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   private deliver(message: ConsumeMessage | null): void {

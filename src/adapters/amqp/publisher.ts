@@ -48,6 +48,14 @@ const AMQPLIB_NACK_MESSAGE = "message nacked";
 /** Header that pairs a basic.return with the mandatory write it belongs to (returns carry no delivery tag). */
 const PUBLISH_ID_HEADER = "x-sobranie-publish-id";
 
+/**
+ * How long a routed write (publishRouted) waits for its confirm before
+ * probing. A live copy's confirm normally comes in milliseconds; past a
+ * second, a destination is slow or hung, and every healthy gateway would wait
+ * for it with the worker's next batch.
+ */
+const ROUTED_CONFIRM_WAIT_MS = 1_000;
+
 /** How often overdue confirms are looked for, as a fraction of the timeout. */
 const SWEEPS_PER_TIMEOUT = 4;
 const MIN_SWEEP_MS = 100;
@@ -159,8 +167,9 @@ export class ConfirmPublisher {
    * with an answering node means a destination queue is on a hung or
    * partitioned node; the gateway consuming it loses its connection and
    * repairs its channels from the event store, so waiting for that queue
-   * would only stall every healthy gateway. Until every outstanding confirm
-   * has come in, later writes are probed at once instead of waiting again.
+   * would only stall every healthy gateway. A confirm counts as overdue after
+   * a second (ROUTED_CONFIRM_WAIT_MS); until every outstanding confirm has
+   * come in, later writes are probed at once instead of waiting again.
    * When the probe is not answered either, this node is the hung one: it
    * rejects with BrokerUnavailableError and reports `onUnresponsive`.
    */
@@ -186,7 +195,8 @@ export class ConfirmPublisher {
           (error: Error) => finish(error),
         );
       };
-      const timer: Timer | undefined = this.slowConfirms ? undefined : this.clock.setTimeout(probe, this.confirmTimeoutMs);
+      const waitMs = Math.min(ROUTED_CONFIRM_WAIT_MS, this.confirmTimeoutMs);
+      const timer: Timer | undefined = this.slowConfirms ? undefined : this.clock.setTimeout(probe, waitMs);
       if (this.slowConfirms) probe();
     });
   }

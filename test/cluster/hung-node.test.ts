@@ -1,0 +1,123 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ClusterEnv, describeTallies, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
+import { RabbitCluster } from "../support/rabbit-cluster.js";
+import { signToken, uniqueId } from "../support/test-gateway.js";
+import { waitFor } from "../support/wait-for.js";
+import { TestClient } from "../support/ws-client.js";
+
+// A RabbitMQ node hangs (SIGSTOP): it keeps its TCP connections open and
+// answers nothing, and the other nodes take a full net_ticktime (60 s by
+// default) to notice. Until then RabbitMQ 3.x (Mnesia) holds every queue
+// declare and binding in the whole cluster, so nobody can set up a new node
+// queue: what can and must hold is that healthy gateways' durable delivery
+// never waits for the hung node (the worker's live relay used to stall on the
+// hung gateway queue's confirm), that the hung node's gateway notices within
+// seconds (not the 25-28 s of the heartbeat's own check), that presence
+// announces no one as leaving, and that once the node is back every client
+// has every durable event exactly once.
+
+const SLOW_MS = 60_000;
+/** Longer than PRESENCE_TTL_MS below and than the gateway's silence watchdog (5 s heartbeat + 2 s). */
+const HANG_MS = 25_000;
+const PRESENCE = { HEARTBEAT_MS: "2000", PRESENCE_TTL_MS: "15000" };
+
+describe("a hung RabbitMQ node (SIGSTOP)", () => {
+  let cluster: RabbitCluster;
+  let env: ClusterEnv | undefined;
+  let paused: number | undefined;
+  const closers: Array<() => void | Promise<void>> = [];
+
+  beforeAll(async () => {
+    cluster = await RabbitCluster.start();
+  }, 240_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  afterEach(async (context) => {
+    if (context.task.result?.state === "fail") console.log(env?.logs());
+    if (paused !== undefined) await cluster.resume(paused);
+    paused = undefined;
+    for (const close of closers.splice(0).reverse()) await close();
+    await env?.close();
+    env = undefined;
+    await cluster.waitForRunning(3, 120_000);
+  }, 240_000);
+
+  it("stalls no healthy gateway's durable delivery, its own gateway fails over within seconds, and presence announces no leave", async () => {
+    env = await ClusterEnv.create(cluster, "hung");
+    const hungGateway = await env.start("gateway", { env: PRESENCE });
+    const node = env.brokerOf(hungGateway);
+    const others = [1, 2, 3].filter((n) => n !== node);
+    await env.start("worker", { brokers: others });
+    const healthyGateway = await env.start("gateway", { brokers: others, env: PRESENCE });
+
+    const user = uniqueId("u");
+    const channels: TrafficChannels = { user: `user:${user}`, room: `room:${uniqueId("r")}`, post: `post:${uniqueId("p")}` };
+    const onHung = await StayingClient.connect(hungGateway.wsUrl, channels, user);
+    const onHealthy = await StayingClient.connect(healthyGateway.wsUrl, channels, user);
+    // A member of one room on each gateway, each watching the other's presence.
+    const room = `room:${uniqueId("presence")}`;
+    const members = await Promise.all(
+      [hungGateway, healthyGateway].map(async (gateway, i) => {
+        const member = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: `member-${i}`, channels: ["room:*"] }) });
+        expect(await member.request({ op: "subscribe", channel: room, presence: true }, 20_000)).toMatchObject({ op: "ok" });
+        return member;
+      }),
+    );
+    await waitFor(async () => ((await members[1]!.request({ op: "presence", channel: room })).count as number) === 2, SLOW_MS, "both members seen on both nodes");
+    const keepAlive = setInterval(() => {
+      for (const client of [onHung, onHealthy]) client.ping();
+      for (const member of members) if (member.socket.readyState === member.socket.OPEN) member.send({ op: "ping" });
+    }, 1_000);
+    closers.push(() => clearInterval(keepAlive), () => onHung.close(), () => onHealthy.close(), () => members.forEach((member) => member.close()));
+
+    // The backend publishes through the healthy nodes: what is measured is the gateways' and the worker's path.
+    const traffic = new Traffic(channels, env.urls(others));
+    traffic.start();
+    closers.push(() => traffic.stop());
+    await waitFor(() => onHealthy.events(channels.user).length >= 10, SLOW_MS, "traffic under way");
+
+    const pausedAtMs = Date.now();
+    paused = node;
+    await cluster.pause(node);
+    const detectedAtMs = await env.loggedAt(hungGateway, "broker connection lost; reconnecting", SLOW_MS);
+    await waitFor(() => Date.now() - pausedAtMs >= HANG_MS, HANG_MS + 5_000, "the hang to last");
+    const hangEndMs = Date.now();
+    const healthySilenceMs = onHealthy.longestSilenceMs(pausedAtMs, hangEndMs);
+    await cluster.resume(node);
+    paused = undefined;
+    const resumedAtMs = Date.now();
+    await waitFor(() => env!.connection(hungGateway).atMs > detectedAtMs, SLOW_MS, "the hung node's gateway consuming again");
+    const { broker: consumingOn, atMs: reconnectedAtMs } = env.connection(hungGateway);
+
+    await traffic.stop();
+    const durable = [channels.user, channels.room];
+    await waitFor(
+      () => [onHung, onHealthy].every((client) => durable.every((channel) => client.events(channel).length >= traffic.published.get(channel)!.length)),
+      SLOW_MS,
+      "every durable event on both clients",
+    );
+    for (const client of [onHung, onHealthy]) await client.client.request({ op: "ping" });
+    const report = (client: StayingClient) => Object.values(channels).map((channel) => tally(channel, traffic.published.get(channel)!, client.events(channel)));
+    const leaves = members.map((member) => member.frames.filter((frame) => frame.op === "leave" || frame.op === "members"));
+    console.log(
+      [
+        `hung node ${node} (SIGSTOP for ${resumedAtMs - pausedAtMs} ms): its gateway noticed after ${detectedAtMs - pausedAtMs} ms, consumed again on node ${consumingOn} ${reconnectedAtMs - resumedAtMs} ms after the resume; longest stretch without an event on the healthy gateway's client during the hang ${healthySilenceMs} ms (one event every ~10 ms)`,
+        describeTallies("  client on the hung node's gateway", report(onHung)),
+        describeTallies("  client on the healthy gateway", report(onHealthy)),
+        `  presence: leave/members frames seen by the member on the hung node's gateway ${leaves[0]!.length}, on the healthy gateway ${leaves[1]!.length}`,
+      ].join("\n"),
+    );
+
+    for (const result of [...report(onHung), ...report(onHealthy)].filter((t) => !t.channel.startsWith("post:"))) {
+      expect(result, result.channel).toMatchObject({ lost: 0, duplicated: 0, inOrder: true });
+    }
+    // Noticed by the silence watchdog (heartbeat 5 s + 2 s), not by amqplib's 2-3 heartbeats or the cluster's net_ticktime.
+    expect(detectedAtMs - pausedAtMs).toBeLessThan(20_000);
+    // The healthy gateway's durable stream never waited for the hung node's confirms (the worker's relay probes after 1 s).
+    expect(healthySilenceMs).toBeLessThan(10_000);
+    expect(leaves).toEqual([[], []]);
+  });
+});
