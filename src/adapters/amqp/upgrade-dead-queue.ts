@@ -29,7 +29,9 @@ import { AmqpNames, DEAD_QUEUE_ARGUMENTS, assertDeadLetterExchange, assertDeadQu
  * confirm and its ack leaves that message in both queues (at most the
  * in-flight bound, MOVE_IN_FLIGHT), and a dead letter published in the one
  * round trip between a bind and the following unbind (steps 2-3, 6-7) is
- * routed to both queues. A dead letter twice is preferred to none.
+ * routed to both queues. A dead letter twice is preferred to none. The
+ * temporary queue has the bound of `sobranie.dead` (DEAD_QUEUE_ARGUMENTS):
+ * past 100,000 letters the oldest go, there as in `sobranie.dead` itself.
  */
 
 /** Messages moved at once: delivered to the tool and not yet confirmed in the target (the consumer's prefetch). */
