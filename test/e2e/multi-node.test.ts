@@ -221,7 +221,10 @@ describe("several nodes behind nginx, end to end", { timeout: 300_000 }, () => {
         "gateway-1:8080": `127.0.0.1:${ports.gateways[0]}`,
         "gateway-2:8080": `127.0.0.1:${ports.gateways[1]}`,
         "worker:8080": `127.0.0.1:${ports.worker}`,
-        "rabbitmq:15692": "127.0.0.1:15692",
+        // The one local broker stands in for the three cluster nodes (Prometheus scrapes it once).
+        "rabbitmq-1:15692": "127.0.0.1:15692",
+        "rabbitmq-2:15692": "127.0.0.1:15692",
+        "rabbitmq-3:15692": "127.0.0.1:15692",
       },
       ruleFor: { SobranieGatewayDown: GATEWAY_DOWN_FOR },
     });

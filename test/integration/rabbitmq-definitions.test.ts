@@ -213,6 +213,7 @@ describe("rabbitmq/rabbitmq.conf and enabled_plugins", () => {
     expect(read("rabbitmq/enabled_plugins").trim()).toBe("[rabbitmq_management,rabbitmq_prometheus].");
     const port = /^prometheus\.tcp\.port = (\d+)$/m.exec(conf)?.[1];
     expect(port).toBe("15692");
-    expect(read("monitoring/prometheus.yml")).toContain(`rabbitmq:${port}`);
+    const prometheus = read("monitoring/prometheus.yml");
+    for (const node of ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]) expect(prometheus).toContain(`"${node}:${port}"`);
   });
 });

@@ -210,7 +210,7 @@ export class AmqpPersistQueue implements PersistQueue {
       if (persist === "declared-without-delivery-limit") {
         this.logger.warn(
           { queue: this.queue },
-          `${this.queue} was declared by an earlier version without x-delivery-limit: RabbitMQ 3.x treats that as no limit, RabbitMQ 4 as 20 deliveries; before moving to RabbitMQ 4 set the policy in the README (Operations → RabbitMQ 4)`,
+          `${this.queue} was declared by an earlier version without x-delivery-limit: RabbitMQ 3.x treats that as no limit, RabbitMQ 4 as 20 deliveries; before moving to RabbitMQ 4 set the policy in the README (Operations → Upgrading a broker set up by an earlier version)`,
         );
       }
       this.publisher.attach(await session.createConfirmChannel());

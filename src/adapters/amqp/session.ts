@@ -231,7 +231,8 @@ export class AmqpSession {
   }
 }
 
-function withDefaultHeartbeat(url: string): string {
+/** `url` with `heartbeat=` DEFAULT_HEARTBEAT_SECONDS added unless it names one. */
+export function withDefaultHeartbeat(url: string): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT_SECONDS));
   return parsed.toString();

@@ -14,6 +14,17 @@ export const AmqpNames = {
   /** Where undeliverable or invalid events go, fanned out to `deadQueue`. */
   deadLetterExchange: "sobranie.dlx",
   deadQueue: "sobranie.dead",
+  /**
+   * Where `npm run upgrade-broker` keeps dead letters while it replaces a
+   * classic `sobranie.dead` with a quorum one; gone once the upgrade is done.
+   */
+  deadQueueUpgrading: "sobranie.dead.upgrading",
+  /**
+   * Fanout exchange `npm run upgrade-broker` moves dead letters through: bound
+   * to exactly the queue being filled, so a moved message keeps its original
+   * routing key (the default exchange would replace it with the queue name).
+   */
+  deadLetterMoveExchange: "sobranie.dead.move",
   /** Presence traffic between nodes (declared now, used by the presence work). */
   presenceExchange: "sobranie.presence",
   /** Per-node queue name prefix: `sobranie.node.<nodeId>.<connection>`. */
@@ -24,6 +35,8 @@ export const AmqpNames = {
   persistQueue: "sobranie.persist",
   /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
   workerConnectionNamePrefix: "sobranie-worker-",
+  /** `connection_name` of `npm run upgrade-broker`. */
+  upgradeConnectionName: "sobranie-upgrade-broker",
 } as const;
 
 /** Headers the gateway writes on dead-lettered messages and on its own publishes. */
@@ -147,6 +160,11 @@ export async function assertSharedTopology(channel: Channel, liveNamespaces: rea
   await Promise.all(
     liveNamespaces.map((namespace) => channel.bindExchange(AmqpNames.liveExchange, AmqpNames.eventsExchange, liveBindingKey(namespace))),
   );
+}
+
+/** Declares `sobranie.dlx` alone, as assertSharedTopology does; for the upgrade tool, which needs nothing else. */
+export async function assertDeadLetterExchange(channel: Channel): Promise<void> {
+  await channel.assertExchange(AmqpNames.deadLetterExchange, FANOUT, { durable: true, autoDelete: false });
 }
 
 /** Declares `sobranie.dead` and binds it to `sobranie.dlx`; the upgrade tool and tests use it directly. */
