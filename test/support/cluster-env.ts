@@ -143,6 +143,8 @@ export interface TrafficChannels {
  */
 export class Traffic {
   readonly published = new Map<string, string[]>();
+  /** When each event's publish was called (ms since the epoch), by id. */
+  readonly calledAtMs = new Map<string, number>();
   private readonly publisher: Publisher;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -164,6 +166,7 @@ export class Traffic {
         const channel = order[n % order.length]!;
         const id = `${this.base}-${String(n).padStart(6, "0")}`;
         try {
+          this.calledAtMs.set(id, Date.now());
           await this.publisher.publish(channel, "tick", { n }, { id });
           this.published.get(channel)!.push(id);
         } catch {
@@ -191,13 +194,20 @@ export class Traffic {
 export class StayingClient {
   /** When each event frame arrived (ms since the epoch), in arrival order. */
   readonly eventTimesMs: number[] = [];
+  /** When each event id first arrived. */
+  readonly firstArrivalMs = new Map<string, number>();
 
   private constructor(
     readonly client: TestClient,
     readonly channels: TrafficChannels,
   ) {
     client.socket.on("message", (data, isBinary) => {
-      if (!isBinary && String(data).startsWith('{"op":"event"')) this.eventTimesMs.push(Date.now());
+      const text = String(data);
+      if (isBinary || !text.startsWith('{"op":"event"')) return;
+      const atMs = Date.now();
+      this.eventTimesMs.push(atMs);
+      const id = (JSON.parse(text) as { id: string }).id;
+      if (!this.firstArrivalMs.has(id)) this.firstArrivalMs.set(id, atMs);
     });
   }
 
@@ -231,6 +241,22 @@ export class StayingClient {
   /** When the first event arrived after `sinceMs`; undefined if none has. */
   firstEventAfter(sinceMs: number): number | undefined {
     return this.eventTimesMs.find((atMs) => atMs > sinceMs);
+  }
+
+  /**
+   * The longest time from a publish call to this client's receipt, over the
+   * events of `ids` whose publish was called between `fromMs` and `toMs`.
+   * Unlike the gaps between arrivals, a stalled publisher does not count.
+   */
+  longestDeliveryMs(ids: readonly string[], calledAtMs: ReadonlyMap<string, number>, fromMs: number, toMs: number): number {
+    let longest = 0;
+    for (const id of ids) {
+      const called = calledAtMs.get(id);
+      const arrived = this.firstArrivalMs.get(id);
+      if (called === undefined || called < fromMs || called > toMs) continue;
+      longest = Math.max(longest, (arrived ?? Number.POSITIVE_INFINITY) - called);
+    }
+    return longest;
   }
 
   /** The longest stretch without an event between `fromMs` and `toMs`. */
