@@ -83,9 +83,10 @@ describe("the active worker's RabbitMQ node dies", () => {
     await waitFor(() => client.events(channels.user).length >= 10, SLOW_MS, "traffic under way");
 
     const leader = (await cluster.queues(env.vhost, others[0]!)).find((queue) => queue.name === AmqpNames.persistQueue)?.leader;
-    const killedAtMs = Date.now();
     victim = node;
     await cluster.kill(node);
+    // After the kill returned: the node is gone for sure (the script waits for its process to end).
+    const killedAtMs = Date.now();
     await waitFor(async () => (await activeWorker(cluster, env!, others[0]!)) === workerConnectionOf(standby), SLOW_MS, "the standby active");
     const publishedAtKill = traffic.count();
     await waitFor(() => traffic.count() >= publishedAtKill + EVENTS_AFTER_FAULT, SLOW_MS, "traffic after the kill");

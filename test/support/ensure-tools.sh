@@ -9,8 +9,10 @@ set -euo pipefail
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-# nginx (Debian package) and the `prometheus` server run as child processes by test/e2e/multi-node.test.ts.
+# nginx (Debian package) and the `prometheus` server run as child processes by test/e2e/multi-node.test.ts;
+# nginx's stream module is the TCP load balancer in front of a RabbitMQ cluster (test/support/tcp-balancer.ts).
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 # Debian's chromium for the browser tests (driven by playwright-core; never a downloaded browser).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -23,4 +25,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 command -v promtool >/dev/null
 command -v docker-compose >/dev/null
 [ -x /usr/sbin/nginx ]
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]
 [ -x /usr/bin/chromium ]

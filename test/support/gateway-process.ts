@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** The compiled entry point (`npm test` builds before running the tests). */
-export const MAIN_JS = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
+/** The compiled entry point (`npm test` builds before running the tests); the benchmarks run this very file from dist/. */
+export const MAIN_JS = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../src/main.js" : "../../dist/src/main.js", import.meta.url));
 
 /**
  * The runtime gateway processes run on: this process's own (node under

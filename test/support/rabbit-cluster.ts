@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,7 +10,10 @@ import { waitFor } from "./wait-for.js";
 
 const run = promisify(execFile);
 
-export const CLUSTER_SCRIPT = fileURLToPath(new URL("./rabbitmq-cluster.sh", import.meta.url));
+/** Next to this file under vitest; from the compiled copy in dist/ (the benchmarks), back in the source tree. */
+export const CLUSTER_SCRIPT = [new URL("./rabbitmq-cluster.sh", import.meta.url), new URL("../../../test/support/rabbitmq-cluster.sh", import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((path) => existsSync(path)) as string;
 
 export const NODE_COUNT = 3;
 
