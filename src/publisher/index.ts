@@ -15,5 +15,5 @@ export {
   PublishValidationCode,
   PublishValidationError,
 } from "./errors.js";
-export { PublishNackedError } from "../adapters/amqp/publisher.js";
+export { PublishConfirmTimeoutError, PublishNackedError } from "../adapters/amqp/publisher.js";
 export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";

@@ -39,7 +39,10 @@ export interface Publisher<Events extends EventMap = EventMap> {
    * Rejects with `PublishValidationError` before any I/O for an event that
    * breaks CONTRACT §3, with `PublisherBufferFullError` at once when
    * `maxBuffered` events are pending, with `PublishNackedError` when the
-   * broker refuses it, and with `PublishAbandonedError` when `close()` gives up.
+   * broker refuses it, with `PublishConfirmTimeoutError` when a broker node
+   * that still answers did not confirm it within `confirmTimeoutMs` (safe to
+   * re-publish with the same id), and with `PublishAbandonedError` when
+   * `close()` gives up.
    */
   publish<TType extends keyof Events & string>(
     channel: string,
@@ -120,8 +123,10 @@ interface Link {
  *   one has settled.
  * - No silent loss: every accepted event settles exactly once, resolved on
  *   its confirm or rejected with an error that says what happened. An event
- *   whose connection dropped before the confirm is re-sent (at-least-once;
- *   consumers drop the duplicate by id).
+ *   whose connection dropped (or whose node stopped answering) before the
+ *   confirm is re-sent on the next node (at-least-once; consumers drop the
+ *   duplicate by id).
+ * - Bounded waits: no confirm is waited for longer than `confirmTimeoutMs`.
  * - Bounded memory: at most `maxBuffered` events are held.
  */
 class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
@@ -282,24 +287,45 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
         this.succeed(entry);
       },
       (error: unknown) => {
-        if (error instanceof PublishConfirmTimeoutError) {
-          // The node (or a queue behind it) stopped confirming: this link is
-          // given up and the event written again on the next one, like any
-          // write of a lost connection.
-          link.session.abandon(error);
-        }
+        if (error instanceof PublishConfirmTimeoutError && !link.lost) return this.confirmOverdue(link, entry, error);
         if (error instanceof BrokerUnavailableError || error instanceof PublishConfirmTimeoutError) {
           // The channel is gone or going: stop writing on it at once rather
           // than waiting for the session to report the loss.
           this.retire(link);
-          if (this.abandoning) this.fail(entry, new PublishAbandonedError(event.id, true, { cause: error }));
-          else this.requeued.push(entry);
+          this.retry(entry, error);
         } else {
           this.fail(entry, error instanceof Error ? error : new Error(String(error)));
         }
         this.settleWrite(link);
       },
     );
+  }
+
+  /**
+   * A confirm did not come within `confirmTimeoutMs`: a round trip on the
+   * channel tells a hung node from a slow queue behind a healthy one. Hung
+   * (no answer either): the link is given up and the event written again,
+   * first, on the next node, like every write of a lost connection. Healthy:
+   * the broker has the event and owes only its confirm (a queue on another,
+   * hung node); the link stays for everything else, and this event is
+   * rejected with the retryable PublishConfirmTimeoutError, since it may or
+   * may not be delivered: re-publishing it with the same id is safe.
+   */
+  private confirmOverdue(link: Link, entry: Entry, error: PublishConfirmTimeoutError): void {
+    link.confirms.probe().then(
+      () => this.fail(entry, error),
+      (unanswered: Error) => {
+        link.session.abandon(unanswered);
+        this.retire(link);
+        this.retry(entry, error);
+      },
+    ).finally(() => this.settleWrite(link));
+  }
+
+  /** Written on a link that is gone: written again once the old link settled, unless close() gave up. */
+  private retry(entry: Entry, cause: Error): void {
+    if (this.abandoning) this.fail(entry, new PublishAbandonedError(entry.event.id, true, { cause }));
+    else this.requeued.push(entry);
   }
 
   private settleWrite(link: Link): void {

@@ -83,6 +83,15 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     paused = node;
     await cluster.pause(node);
     const detectedAtMs = await env.loggedAt(hungGateway, "broker connection lost; reconnecting", SLOW_MS);
+    // Past BROKER_LOSS_GRACE_MS without a broker, its gateway sends clients elsewhere and refuses new ones.
+    await waitFor(() => onHung.reconnects().length > 0, SLOW_MS, "a reconnect frame from the hung node's gateway");
+    const refused = await TestClient.connect(hungGateway.wsUrl, { token: await signToken({ sub: user }) }).then(
+      (client) => {
+        client.close();
+        return undefined;
+      },
+      (error: unknown) => error,
+    );
     await waitFor(() => Date.now() - pausedAtMs >= HANG_MS, HANG_MS + 5_000, "the hang to last");
     const hangEndMs = Date.now();
     const durableIds = () => [channels.user, channels.room].flatMap((channel) => traffic.published.get(channel)!);
@@ -122,5 +131,8 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     // probes after 1 s; before, it waited for the cluster to declare the node down, 40 s and more).
     expect(healthyDeliveryMs).toBeLessThan(10_000);
     expect(leaves).toEqual([[], []]);
+    expect(onHung.reconnects()[0]).toMatchObject({ op: "reconnect", reason: "broker_unavailable" });
+    expect(onHealthy.reconnects()).toEqual([]);
+    expect(refused).toMatchObject({ status: 503 });
   });
 });

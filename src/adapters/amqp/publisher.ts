@@ -187,7 +187,7 @@ export class ConfirmPublisher {
       confirmed.then(() => finish(), (error: Error) => finish(error));
       const probe = (): void => {
         if (done) return;
-        this.probeAfterWrites().then(
+        this.probe().then(
           () => {
             if (!done) this.slowConfirms = true;
             finish();
@@ -298,9 +298,11 @@ export class ConfirmPublisher {
   /**
    * A passive exchange check on the publishing channel, issued after every
    * write made so far: the broker answers a channel's frames in order, so its
-   * answer means it routed all of them. Concurrent callers share one probe.
+   * answer means it routed all of them. Rejects with BrokerUnavailableError
+   * (and reports `onUnresponsive`) when the node does not answer within the
+   * confirm timeout. Concurrent callers share one probe.
    */
-  private probeAfterWrites(): Promise<void> {
+  probe(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.probeWaiters.push({ resolve, reject });
       if (this.probeScheduled) return;

@@ -52,15 +52,26 @@ export type PresenceMessage =
 export interface PresenceBusHandler {
   /** Called for every received message, in arrival order. Must not throw. */
   received(message: PresenceMessage): void;
-  /** Connected (consuming) or not; after a reconnect the tracker asks for snapshots. */
+  /**
+   * Connected (publishing) or not; after a reconnect the tracker asks for
+   * snapshots. Receiving may start a little later (see PresenceBus.start):
+   * the tracker tells by hearing its own heartbeats.
+   */
   connectionChanged(connected: boolean): void;
 }
 
 export interface PresenceBus {
-  /** Connects and starts consuming; resolves once connected the first time (retries with backoff until then). */
+  /**
+   * Connects and starts consuming; resolves once the first connection
+   * publishes and consumes (retries with backoff until then). After a
+   * reconnect a bus may publish before it consumes again: messages sent to it
+   * in between are missed, and repaired like any lost message (digests,
+   * snapshots).
+   */
   start(handler: PresenceBusHandler): Promise<void>;
   /** Fire and forget; dropped while disconnected. */
   publish(message: PresenceMessage): void;
+  /** True while publishing works. */
   isConnected(): boolean;
   /** Idempotent. Messages published just before are flushed (bounded wait). */
   stop(): Promise<void>;
