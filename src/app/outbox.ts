@@ -4,7 +4,8 @@ import type { Clock } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher } from "../core/ports/outbox.js";
-import { AmqpEventsPublisher } from "../adapters/amqp/amqp-events-publisher.js";
+import { AmqpPublishConnection } from "../adapters/amqp/amqp-publish-connection.js";
+import { workerConnectionName } from "../adapters/amqp/topology.js";
 import { OrmOutbox } from "../adapters/orm/orm-outbox.js";
 import { OutboxRelay } from "../worker/outbox-relay.js";
 
@@ -33,7 +34,15 @@ export function startOutbox(deps: {
   const { config, clock, logger } = deps;
   const amqp =
     config.rabbitmqUrls.length > 0
-      ? new AmqpEventsPublisher({ urls: config.rabbitmqUrls, nodeId: config.nodeId, logger, clock, confirmTimeoutMs: config.confirmTimeoutMs })
+      ? new AmqpPublishConnection({
+          target: "events",
+          connectionName: `${workerConnectionName(config.nodeId)}-outbox`,
+          urls: config.rabbitmqUrls,
+          nodeId: config.nodeId,
+          logger,
+          clock,
+          confirmTimeoutMs: config.confirmTimeoutMs,
+        })
       : undefined;
   const publisher: EventsPublisher = amqp ?? { publish: (message) => deps.broker.publish({ target: "events", ...message }) };
   const relay = new OutboxRelay({

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ClusterEnv, describeTallies, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
+import { ClusterEnv, describeTallies, DurableLoad, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
 import { RabbitCluster } from "../support/rabbit-cluster.js";
 import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
@@ -20,6 +20,12 @@ const SLOW_MS = 60_000;
 /** Longer than PRESENCE_TTL_MS below and than the gateway's silence watchdog (5 s heartbeat + 2 s). */
 const HANG_MS = 25_000;
 const PRESENCE = { HEARTBEAT_MS: "2000", PRESENCE_TTL_MS: "15000" };
+/**
+ * Durable events/s to a room both gateways subscribe to: over the hang, far
+ * more than the ~800 messages after which RabbitMQ's credit flow stops reading
+ * a connection that routes to a queue on the hung node (the worker's relay).
+ */
+const LOAD_PER_SEC = 150;
 
 describe("a hung RabbitMQ node (SIGSTOP)", () => {
   let cluster: RabbitCluster;
@@ -50,13 +56,15 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     const hungGateway = await env.start("gateway", { env: PRESENCE });
     const node = env.brokerOf(hungGateway);
     const others = [1, 2, 3].filter((n) => n !== node);
-    await env.start("worker", { brokers: others });
+    const worker = await env.start("worker", { brokers: others });
     const healthyGateway = await env.start("gateway", { brokers: others, env: PRESENCE });
 
     const user = uniqueId("u");
     const channels: TrafficChannels = { user: `user:${user}`, room: `room:${uniqueId("r")}`, post: `post:${uniqueId("p")}` };
     const onHung = await StayingClient.connect(hungGateway.wsUrl, channels, user);
     const onHealthy = await StayingClient.connect(healthyGateway.wsUrl, channels, user);
+    const loadChannel = `room:${uniqueId("load")}`;
+    for (const client of [onHung, onHealthy]) expect(await client.client.request({ op: "subscribe", channel: loadChannel }, 20_000)).toMatchObject({ op: "ok" });
     // A member of one room on each gateway, each watching the other's presence.
     const room = `room:${uniqueId("presence")}`;
     const members = await Promise.all(
@@ -77,6 +85,9 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     const traffic = new Traffic(channels, env.urls(others));
     traffic.start();
     closers.push(() => traffic.stop());
+    const load = await DurableLoad.open(cluster.url(others[0]!, env.vhost), loadChannel);
+    load.start(LOAD_PER_SEC);
+    closers.push(() => load.stop());
     await waitFor(() => onHealthy.events(channels.user).length >= 10, SLOW_MS, "traffic under way");
 
     const pausedAtMs = Date.now();
@@ -102,23 +113,34 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     const { broker: consumingOn, atMs: reconnectedAtMs } = env.connection(hungGateway);
 
     await traffic.stop();
+    await load.stop();
     const durable = [channels.user, channels.room];
     await waitFor(
-      () => [onHung, onHealthy].every((client) => durable.every((channel) => client.events(channel).length >= traffic.published.get(channel)!.length)),
+      () =>
+        [onHung, onHealthy].every(
+          (client) => durable.every((channel) => client.events(channel).length >= traffic.published.get(channel)!.length) && client.events(loadChannel).length >= load.published.length,
+        ),
       SLOW_MS,
       "every durable event on both clients",
     );
     for (const client of [onHung, onHealthy]) await client.client.request({ op: "ping" });
-    const healthyDeliveryMs = onHealthy.longestDeliveryMs(durableIds(), traffic.calledAtMs, pausedAtMs, hangEndMs);
-    const hungDeliveryMs = onHung.longestDeliveryMs(durableIds(), traffic.calledAtMs, pausedAtMs, hangEndMs);
-    const report = (client: StayingClient) => Object.values(channels).map((channel) => tally(channel, traffic.published.get(channel)!, client.events(channel)));
+    const calledAtMs = new Map([...traffic.calledAtMs, ...load.calledAtMs]);
+    const allDurable = [...durableIds(), ...load.published];
+    const healthyDeliveryMs = onHealthy.longestDeliveryMs(allDurable, calledAtMs, pausedAtMs, hangEndMs);
+    const hungDeliveryMs = onHung.longestDeliveryMs(allDurable, calledAtMs, pausedAtMs, hangEndMs);
+    const loadDuringHang = load.published.filter((id) => (load.calledAtMs.get(id) ?? 0) >= pausedAtMs && (load.calledAtMs.get(id) ?? 0) <= hangEndMs).length;
+    const report = (client: StayingClient) => [
+      ...Object.values(channels).map((channel) => tally(channel, traffic.published.get(channel)!, client.events(channel))),
+      tally(loadChannel, load.published, client.events(loadChannel)),
+    ];
     const leaves = members.map((member) => member.frames.filter((frame) => frame.op === "leave" || frame.op === "members"));
     console.log(
       [
-        `hung node ${node} (SIGSTOP for ${resumedAtMs - pausedAtMs} ms): its gateway noticed after ${detectedAtMs - pausedAtMs} ms, consumed again on node ${consumingOn} ${reconnectedAtMs - resumedAtMs} ms after the resume; durable events published during the hang reached the healthy gateway's client within ${healthyDeliveryMs} ms of the publish call (the hung gateway's within ${hungDeliveryMs} ms)`,
+        `hung node ${node} (SIGSTOP for ${resumedAtMs - pausedAtMs} ms): its gateway noticed after ${detectedAtMs - pausedAtMs} ms, consumed again on node ${consumingOn} ${reconnectedAtMs - resumedAtMs} ms after the resume; durable events published during the hang (${loadDuringHang} of them to the loaded room, ${LOAD_PER_SEC}/s) reached the healthy gateway's client within ${healthyDeliveryMs} ms of the publish call (the hung gateway's within ${hungDeliveryMs} ms)`,
         describeTallies("  client on the hung node's gateway", report(onHung)),
         describeTallies("  client on the healthy gateway", report(onHealthy)),
         `  presence: leave/members frames seen by the member on the hung node's gateway ${leaves[0]!.length}, on the healthy gateway ${leaves[1]!.length}`,
+        `  the worker's live relay connection was given up and replaced ${worker.process.stdout.split('"msg":"live publisher connection lost; reconnecting"').length - 1} times (credit flow towards the hung node's queue); its persist queue connection ${worker.process.stdout.split('"msg":"persist queue connection lost; reconnecting"').length - 1} times`,
       ].join("\n"),
     );
 

@@ -1,3 +1,5 @@
+import amqp from "amqplib";
+import { AmqpNames } from "../../src/adapters/amqp/topology.js";
 import { createPublisher, type Publisher } from "../../src/publisher/index.js";
 import { startNode } from "./durable-env.js";
 import type { GatewayProcess } from "./gateway-process.js";
@@ -187,6 +189,64 @@ export class Traffic {
     this.stopped = true;
     await this.running;
     await this.publisher.close({ timeoutMs: 5_000 });
+  }
+}
+
+/**
+ * Durable events to one channel at a steady rate, pipelined (up to
+ * `inFlight` unconfirmed) on one amqplib confirm channel: enough traffic for
+ * RabbitMQ's credit flow to matter, which Traffic (one publish at a time) is
+ * not. `published` holds the confirmed ids in publish order.
+ */
+export class DurableLoad {
+  readonly published: string[] = [];
+  readonly calledAtMs = new Map<string, number>();
+  private stopped = false;
+  private running: Promise<void> | undefined;
+
+  private constructor(
+    private readonly connection: amqp.ChannelModel,
+    private readonly channel: amqp.ConfirmChannel,
+    readonly target: string,
+  ) {}
+
+  static async open(url: string, target: string): Promise<DurableLoad> {
+    const connection = await amqp.connect(url);
+    connection.on("error", () => {});
+    const channel = await connection.createConfirmChannel();
+    channel.on("error", () => {});
+    return new DurableLoad(connection, channel, target);
+  }
+
+  start(perSecond: number, inFlight = 100): void {
+    const base = uniqueId("load");
+    const [namespace, id] = this.target.split(":");
+    this.running ??= (async () => {
+      const outstanding = new Set<Promise<void>>();
+      const confirmed = new Map<number, string>();
+      for (let n = 0; !this.stopped; n++) {
+        while (outstanding.size >= inFlight) await Promise.race(outstanding);
+        const eventId = `${base}-${String(n).padStart(6, "0")}`;
+        this.calledAtMs.set(eventId, Date.now());
+        const body = Buffer.from(JSON.stringify({ id: eventId, type: "tick", data: { n } }));
+        const done = new Promise<void>((resolve) =>
+          this.channel.publish(AmqpNames.eventsExchange, `${namespace}.${id}.tick`, body, { persistent: true, messageId: eventId }, (error) => {
+            if (!error) confirmed.set(n, eventId);
+            resolve();
+          }),
+        ).finally(() => outstanding.delete(done));
+        outstanding.add(done);
+        await new Promise((resolve) => setTimeout(resolve, 1_000 / perSecond));
+      }
+      await Promise.all(outstanding);
+      this.published.push(...[...confirmed.entries()].sort(([a], [b]) => a - b).map(([, eventId]) => eventId));
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+    await this.connection.close().catch(() => {});
   }
 }
 

@@ -6,11 +6,12 @@ import type { Logger } from "../../core/ports/logger.js";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
 import { type BackoffOptions, fullJitterDelayMs } from "../../core/backoff.js";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
+import { AmqpPublishConnection } from "./amqp-publish-connection.js";
 import { BrokerAddresses } from "./broker-addresses.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession, type ChannelAttempt } from "./session.js";
-import { AmqpNames, assertPersistQueue, assertSharedTopology, ensureDeadQueue, eventProperties, workerConnectionName } from "./topology.js";
+import { AmqpNames, assertPersistQueue, assertSharedTopology, ensureDeadQueue, workerConnectionName } from "./topology.js";
 
 export interface AmqpPersistQueueOptions extends AmqpConnectionOptions {
   /** Each is bound `<namespace>.#` from `sobranie.events` to the queue. */
@@ -64,7 +65,10 @@ export class AmqpPersistQueue implements PersistQueue {
   private readonly clock: Clock;
   private readonly queue: string;
   private readonly maxBatch: number;
+  /** Dead letters, on the consumer's connection (they must be confirmed before the ack there). */
   private readonly publisher: ConfirmPublisher;
+  /** Live copies, on a connection of their own (see AmqpPublishConnection). */
+  private readonly relay: AmqpPublishConnection;
   private readonly addresses: BrokerAddresses;
   private readonly abort = new AbortController();
   private readonly pump: BatchPump<HeldDelivery>;
@@ -82,11 +86,9 @@ export class AmqpPersistQueue implements PersistQueue {
     this.logger = options.logger.child({ component: "amqp-persist-queue", nodeId: options.nodeId, queue: this.queue });
     this.clock = options.clock ?? systemClock;
     this.addresses = new BrokerAddresses(options.urls);
-    this.publisher = new ConfirmPublisher({
-      clock: this.clock,
-      confirmTimeoutMs: options.confirmTimeoutMs,
-      onUnresponsive: (error) => this.session?.abandon(error),
-    });
+    this.publisher = new ConfirmPublisher({ clock: this.clock, confirmTimeoutMs: options.confirmTimeoutMs });
+    const { urls, nodeId, logger, reconnect, confirmTimeoutMs } = options;
+    this.relay = new AmqpPublishConnection({ urls, nodeId, logger, clock: this.clock, reconnect, confirmTimeoutMs, target: "live", connectionName: `${workerConnectionName(nodeId)}-relay` });
     this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
     const retry = options.retryBackoff ?? DEFAULT_RETRY;
     const self = this;
@@ -109,19 +111,19 @@ export class AmqpPersistQueue implements PersistQueue {
     });
   }
 
-  /** Resolves once consuming (as the active consumer or a standby). Retries the first connect until stop(). */
+  /** Resolves once consuming (as the active consumer or a standby) and the live relay is connected. Retries the first connect until stop(). */
   start(handler: PersistBatchHandler): Promise<void> {
     if (this.startPromise) return this.startPromise;
     if (this.phase !== "idle") return Promise.reject(new BrokerUnavailableError("persist queue already stopped"));
     this.handler = handler;
     this.phase = "running";
     this.pump.start();
-    this.startPromise = this.connectUntilReady(false);
+    this.startPromise = Promise.all([this.relay.start(), this.connectUntilReady(false)]).then(() => undefined);
     return this.startPromise;
   }
 
   isReady(): boolean {
-    return this.ready;
+    return this.ready && this.relay.isReady();
   }
 
   /**
@@ -134,7 +136,7 @@ export class AmqpPersistQueue implements PersistQueue {
   publishLive(message: LivePublish): Promise<void> {
     // Allowed while stopping: the batch in flight publishes before it resolves.
     if (this.phase === "idle" || this.phase === "stopped") return Promise.reject(new BrokerUnavailableError());
-    return this.publisher.publishRouted(AmqpNames.liveExchange, message.routingKey, Buffer.from(message.body, "utf8"), eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: false }));
+    return this.relay.publish(message);
   }
 
   /**
@@ -159,6 +161,7 @@ export class AmqpPersistQueue implements PersistQueue {
       this.logger.warn({ timeoutMs }, "batch still running at stop; it is not acked and will be redelivered");
     }
     await this.publisher.settle(timeoutMs);
+    await this.relay.stop();
     const session = this.session;
     if (session && this.consumer) await session.guard(withTimeout(this.consumer.close(), timeoutMs)).catch(() => {});
     this.session = undefined;

@@ -111,13 +111,15 @@ export class AmqpPresenceBus implements PresenceBus {
   }
 
   /**
-   * Publishing first, listening second. Publishing needs only the exchange,
-   * so this node's presence reaches the others as soon as the channel is
-   * open; its own queue comes after, and may take long: RabbitMQ 3.x holds
-   * every queue declare and binding in the cluster while a member node is hung,
-   * until net_ticktime declares it down (a minute by default). Peers keep
-   * hearing this node meanwhile, and the tracker, not hearing its own
-   * heartbeats, judges none of them.
+   * Publishing first, listening second, on two channels. Publishing needs
+   * only the exchange, so this node's presence reaches the others as soon as
+   * its channel is open; its own queue comes after, and may take long:
+   * RabbitMQ 3.x holds every queue declare and binding in the cluster while a
+   * member node is hung, until net_ticktime declares it down (a minute by
+   * default), and a channel waiting on a declare handles nothing else, which
+   * is why the publishing channel is another one. Peers keep hearing this
+   * node meanwhile, and the tracker, not hearing its own heartbeats, judges
+   * none of them.
    */
   private async establish(url: string): Promise<void> {
     const session = await AmqpSession.open(url, presenceConnectionName(this.options.nodeId), this.logger, this.clock);
@@ -138,12 +140,13 @@ export class AmqpPresenceBus implements PresenceBus {
     session.onLost((error) => this.onLost(session, error));
     this.logger.info({ broker: session.address }, "presence bus connected");
     this.setConnected(true);
-    this.listening = this.listen(session, channel);
+    this.listening = this.listen(session);
   }
 
-  /** Declares this node's queue and consumes it; a failure gives the session up (and the loss handler reconnects). */
-  private async listen(session: AmqpSession, channel: Channel): Promise<void> {
+  /** Declares this node's queue and consumes it on a channel of its own; a failure gives the session up (and the loss handler reconnects). */
+  private async listen(session: AmqpSession): Promise<void> {
     try {
+      const channel = await session.createChannel();
       const { queue } = await session.guard(channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false }));
       await session.guard(channel.bindQueue(queue, AmqpNames.presenceExchange, "#"));
       await session.guard(channel.consume(queue, (message) => this.deliver(message), { noAck: true }));

@@ -56,6 +56,14 @@ const PUBLISH_ID_HEADER = "x-sobranie-publish-id";
  */
 const ROUTED_CONFIRM_WAIT_MS = 1_000;
 
+/**
+ * How long a probe's round trip may take (at most the confirm timeout). A
+ * node answers a passive declare in milliseconds; one that has not in 2 s is
+ * hung, or has stopped reading this connection (credit flow towards a queue
+ * on a hung node).
+ */
+const PROBE_TIMEOUT_MS = 2_000;
+
 /** How often overdue confirms are looked for, as a fraction of the timeout. */
 const SWEEPS_PER_TIMEOUT = 4;
 const MIN_SWEEP_MS = 100;
@@ -321,13 +329,14 @@ export class ConfirmPublisher {
       return;
     }
     let answered = false;
+    const timeoutMs = Math.min(PROBE_TIMEOUT_MS, this.confirmTimeoutMs);
     const timer = this.clock.setTimeout(() => {
       if (answered) return;
       answered = true;
-      const error = new BrokerUnavailableError(`the broker node did not answer a probe within ${this.confirmTimeoutMs} ms: it is hung or unreachable`);
+      const error = new BrokerUnavailableError(`the broker node did not answer a probe within ${timeoutMs} ms: it is hung, or no longer reads this connection`);
       for (const waiter of waiters) waiter.reject(error);
       this.settings.onUnresponsive?.(error);
-    }, this.confirmTimeoutMs);
+    }, timeoutMs);
     channel.checkExchange(AmqpNames.liveExchange).then(
       () => {
         if (answered) return;
