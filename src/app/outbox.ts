@@ -35,7 +35,8 @@ export function startOutbox(deps: {
   const amqp =
     config.rabbitmqUrls.length > 0
       ? new AmqpPublishConnection({
-          target: "events",
+          mode: "confirmed",
+          what: "outbox publisher",
           connectionName: `${workerConnectionName(config.nodeId)}-outbox`,
           urls: config.rabbitmqUrls,
           nodeId: config.nodeId,

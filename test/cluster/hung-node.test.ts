@@ -140,7 +140,7 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
         describeTallies("  client on the hung node's gateway", report(onHung)),
         describeTallies("  client on the healthy gateway", report(onHealthy)),
         `  presence: leave/members frames seen by the member on the hung node's gateway ${leaves[0]!.length}, on the healthy gateway ${leaves[1]!.length}`,
-        `  the worker's live relay connection was given up and replaced ${worker.process.stdout.split('"msg":"live publisher connection lost; reconnecting"').length - 1} times (credit flow towards the hung node's queue); its persist queue connection ${worker.process.stdout.split('"msg":"persist queue connection lost; reconnecting"').length - 1} times`,
+        `  the worker's live relay connection was given up and replaced ${worker.process.stdout.split('"msg":"live relay connection lost; reconnecting"').length - 1} times (credit flow towards the hung node's queue); its persist queue connection ${worker.process.stdout.split('"msg":"persist queue connection lost; reconnecting"').length - 1} times`,
       ].join("\n"),
     );
 

@@ -139,9 +139,9 @@ brokerContract("AmqpBroker (RabbitMQ)", async (): Promise<BrokerFixture> => {
     },
     async simulateOutage() {
       relay.pause();
-      // Finding it by name also checks `connection_name` = sobranie-gateway-<nodeId>.
-      if (!(await closeConnectionByName(connectionName(nodeId)))) {
-        throw new Error(`no broker connection named ${connectionName(nodeId)}`);
+      // Finding them by name also checks `connection_name`: sobranie-gateway-<nodeId> consumes, its -publish sibling publishes.
+      for (const name of [connectionName(nodeId), `${connectionName(nodeId)}-publish`]) {
+        if (!(await closeConnectionByName(name))) throw new Error(`no broker connection named ${name}`);
       }
     },
     async restore() {

@@ -1,13 +1,11 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectionName } from "../../src/adapters/amqp/topology.js";
 import { TestPublisher } from "../support/amqp-tools.js";
+import { closeConnectionsNamed } from "../support/rabbit-vhost.js";
 import { waitFor } from "../support/wait-for.js";
 import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
-
-const run = promisify(execFile);
 
 describe("the live path: RabbitMQ → gateway → WebSocket", () => {
   let gateway: TestGateway;
@@ -104,7 +102,7 @@ describe("the live path: RabbitMQ → gateway → WebSocket", () => {
 
     const wasReady = await fetch(`${gateway.httpUrl}/readyz`);
     expect(wasReady.status).toBe(200);
-    await closeBrokerConnection(`sobranie-gateway-${gateway.nodeId}`);
+    expect(await closeConnectionsNamed(connectionName(gateway.nodeId))).toBe(1);
     await waitFor(async () => /sobranie_amqp_reconnects_total(\{[^}]*\})? [1-9]/.test(await (await fetch(`${gateway.httpUrl}/metrics`)).text()), 10_000, "a reconnect");
     await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 10_000, "ready again");
 
@@ -157,12 +155,4 @@ class DeadLetterWatch {
   async close(): Promise<void> {
     await this.connection.close().catch(() => {});
   }
-}
-
-async function closeBrokerConnection(name: string): Promise<void> {
-  const { stdout } = await run("rabbitmqctl", ["list_connections", "pid", "client_properties", "--quiet"]);
-  const line = stdout.split("\n").find((row) => row.includes(name));
-  if (!line) throw new Error(`no connection named ${name}:\n${stdout}`);
-  const pid = line.split("\t")[0]!;
-  await run("rabbitmqctl", ["close_connection", pid, "test: forced close"]);
 }

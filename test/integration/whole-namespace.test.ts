@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectionName } from "../../src/adapters/amqp/topology.js";
 import { nodeQueueOf, TestPublisher } from "../support/amqp-tools.js";
+import { closeConnectionsNamed } from "../support/rabbit-vhost.js";
 import { waitFor } from "../support/wait-for.js";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
@@ -56,7 +57,7 @@ describe("BIND_WHOLE_NAMESPACES=post on the real RabbitMQ", () => {
 
   it("makes the namespace binding on the new connection's queue, before it reports ready", async () => {
     const before = await nodeQueueOf(gateway.nodeId);
-    await closeBrokerConnection(connectionName(gateway.nodeId));
+    expect(await closeConnectionsNamed(connectionName(gateway.nodeId))).toBe(1);
     await waitFor(async () => /sobranie_amqp_reconnects_total(\{[^}]*\})? [1-9]/.test(await (await fetch(`${gateway.httpUrl}/metrics`)).text()), 10_000, "a reconnect");
     await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 10_000, "ready again");
     // The old queue went with its connection (exclusive); the new one has the binding.
@@ -65,10 +66,3 @@ describe("BIND_WHOLE_NAMESPACES=post on the real RabbitMQ", () => {
     expect(await bindingsOf(after)).toEqual(["sobranie.live post.#"]);
   });
 });
-
-async function closeBrokerConnection(name: string): Promise<void> {
-  const { stdout } = await run("rabbitmqctl", ["list_connections", "pid", "client_properties", "--quiet"]);
-  const line = stdout.split("\n").find((row) => row.includes(name));
-  if (!line) throw new Error(`no connection named ${name}:\n${stdout}`);
-  await run("rabbitmqctl", ["close_connection", line.split("\t")[0]!, "test: forced close"]);
-}

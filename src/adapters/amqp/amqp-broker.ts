@@ -4,24 +4,22 @@ import {
   type BrokerHandler,
   BrokerUnavailableError,
   type PublishRequest,
-  type PublishTarget,
 } from "../../core/ports/broker.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { BindingPool } from "./binding-pool.js";
 import { BrokerAddresses } from "./broker-addresses.js";
 import { NodeQueueConsumer } from "./consumer.js";
+import { AmqpPublishConnection } from "./amqp-publish-connection.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
 import {
-  AmqpNames,
   assertNodeQueue,
   assertSharedTopology,
   connectionName,
   ensureDeadQueue,
   type NodeQueueOptions,
-  eventProperties,
 } from "./topology.js";
 
 export interface AmqpBrokerOptions extends AmqpConnectionOptions {
@@ -49,10 +47,6 @@ const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
 
 type Phase = "idle" | "running" | "stopping" | "stopped";
 
-const EXCHANGE_BY_TARGET: Record<PublishTarget, string> = {
-  events: AmqpNames.eventsExchange,
-  live: AmqpNames.liveExchange,
-};
 
 /**
  * RabbitMQ behind the Broker port.
@@ -75,7 +69,10 @@ export class AmqpBroker implements Broker {
   private readonly options: AmqpBrokerOptions;
   private readonly logger: Logger;
   private readonly clock: Clock;
+  /** Dead letters, on the consumer's connection: each is confirmed before the original is acked there. */
   private readonly publisher: ConfirmPublisher;
+  /** Client, HTTP and presence publishes, on a connection of their own (see AmqpPublishConnection). */
+  private readonly publishing: AmqpPublishConnection;
   private readonly addresses: BrokerAddresses;
   private readonly bindings: BindingPool;
   private readonly abort = new AbortController();
@@ -98,6 +95,18 @@ export class AmqpBroker implements Broker {
     this.clock = options.clock ?? systemClock;
     this.addresses = new BrokerAddresses(options.urls);
     this.publisher = new ConfirmPublisher({ clock: this.clock, confirmTimeoutMs: options.confirmTimeoutMs });
+    const { urls, nodeId, reconnect, confirmTimeoutMs } = options;
+    this.publishing = new AmqpPublishConnection({
+      urls,
+      nodeId,
+      logger: this.logger,
+      clock: this.clock,
+      reconnect,
+      confirmTimeoutMs,
+      mode: "confirmed",
+      what: "broker publisher",
+      connectionName: `${connectionName(nodeId)}-publish`,
+    });
     this.bindings = new BindingPool((count) => options.onBindingCountChange?.(count));
   }
 
@@ -117,7 +126,7 @@ export class AmqpBroker implements Broker {
     if (this.phase !== "idle") return Promise.reject(new BrokerUnavailableError("broker already stopped"));
     this.handler = handler;
     this.phase = "running";
-    this.startPromise = this.connectUntilReady(false);
+    this.startPromise = Promise.all([this.publishing.start(), this.connectUntilReady(false)]).then(() => undefined);
     return this.startPromise;
   }
 
@@ -134,14 +143,15 @@ export class AmqpBroker implements Broker {
   }
 
   publish(request: PublishRequest): Promise<void> {
-    if (this.phase !== "running" || !this.publisher.isAttached()) return Promise.reject(new BrokerUnavailableError());
-    return this.publisher.publish(EXCHANGE_BY_TARGET[request.target], request.routingKey, Buffer.from(request.body, "utf8"), eventProperties({ messageId: request.messageId, timestampMs: request.timestampMs, persistent: request.target === "events" }));
+    if (this.phase !== "running") return Promise.reject(new BrokerUnavailableError());
+    return this.publishing.publishTo(request.target, request);
   }
 
   /**
-   * Shutdown order: stop the consumer, wait for outstanding publish confirms,
-   * settle acks, close (which removes the node queue and its bindings). Each
-   * step is bounded by `stopStepTimeoutMs`; stop() never rejects.
+   * Shutdown order: stop the consumer, wait for outstanding dead-letter
+   * confirms, settle acks, stop the publish connection (its confirms first),
+   * close (which removes the node queue and its bindings). Each step is
+   * bounded by `stopStepTimeoutMs`; stop() never rejects.
    */
   stop(): Promise<void> {
     this.stopPromise ??= this.shutdown();
@@ -159,6 +169,7 @@ export class AmqpBroker implements Broker {
       await this.publisher.settle(stepTimeoutMs);
       consumer.flushNow();
     }
+    await this.publishing.stop();
     this.bindings.clear();
     const stopped = new BrokerUnavailableError("broker stopped");
     this.bindings.close(stopped);

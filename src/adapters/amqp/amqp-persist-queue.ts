@@ -88,7 +88,7 @@ export class AmqpPersistQueue implements PersistQueue {
     this.addresses = new BrokerAddresses(options.urls);
     this.publisher = new ConfirmPublisher({ clock: this.clock, confirmTimeoutMs: options.confirmTimeoutMs });
     const { urls, nodeId, logger, reconnect, confirmTimeoutMs } = options;
-    this.relay = new AmqpPublishConnection({ urls, nodeId, logger, clock: this.clock, reconnect, confirmTimeoutMs, target: "live", connectionName: `${workerConnectionName(nodeId)}-relay` });
+    this.relay = new AmqpPublishConnection({ urls, nodeId, logger, clock: this.clock, reconnect, confirmTimeoutMs, mode: "routed", what: "live relay", connectionName: `${workerConnectionName(nodeId)}-relay` });
     this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
     const retry = options.retryBackoff ?? DEFAULT_RETRY;
     const self = this;
@@ -136,7 +136,7 @@ export class AmqpPersistQueue implements PersistQueue {
   publishLive(message: LivePublish): Promise<void> {
     // Allowed while stopping: the batch in flight publishes before it resolves.
     if (this.phase === "idle" || this.phase === "stopped") return Promise.reject(new BrokerUnavailableError());
-    return this.relay.publish(message);
+    return this.relay.publishTo("live", message);
   }
 
   /**
