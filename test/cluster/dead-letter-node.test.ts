@@ -125,8 +125,8 @@ describe("the node holding the dead-letter queue dies", () => {
     await cluster.kill(home);
     const gateway = await env.start("gateway");
     const worker = await env.start("worker");
-    expect(await ready(gateway)).toBe(true);
-    expect(await ready(worker)).toBe(true);
+    // `ready` is logged once the broker connected; /readyz also waits for the presence bus.
+    await waitFor(async () => (await ready(gateway)) && (await ready(worker)), SLOW_MS, "gateway and worker ready");
     expect(gateway.process.stdout).toMatch(/sobranie\.dead could not be declared/);
 
     const post = `post:${uniqueId("p")}`;

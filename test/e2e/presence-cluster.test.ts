@@ -193,6 +193,7 @@ describe("presence across three gateway processes on RabbitMQ", () => {
     await before.request({ op: "subscribe", channel, presence: true });
     await waitFor(async () => (await membersOn(n1, channel)).length === 1, ACROSS_NODES_MS, "carol seen on n1");
     expect(await closeConnectionsNamed(presenceConnectionName(n2.id))).toBeGreaterThan(0);
+    expect(await closeConnectionsNamed(`${presenceConnectionName(n2.id)}-publish`)).toBeGreaterThan(0);
     await closeConnectionsNamed(connectionName(n2.id));
     // Changes on n2 while (or just after) it is cut off: the others learn them through the resync.
     before.close();

@@ -9,8 +9,10 @@ presenceBusContract("AmqpPresenceBus", async () => {
   const prefix = uniqueId("pb");
   return {
     bus: (node) => new AmqpPresenceBus({ urls: [vhost.url], nodeId: `${prefix}-${node}`, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } }),
+    // Both of its connections: the one that publishes (`-publish`) and the one that listens.
     dropConnection: async (_bus, node) => {
-      await closeConnectionsNamed(presenceConnectionName(`${prefix}-${node}`));
+      const name = presenceConnectionName(`${prefix}-${node}`);
+      await Promise.all([closeConnectionsNamed(`${name}-publish`), closeConnectionsNamed(name)]);
     },
     // It reconnects by itself.
     restore: async () => {},

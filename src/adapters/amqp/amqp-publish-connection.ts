@@ -1,11 +1,10 @@
+import type { ConfirmChannel } from "amqplib";
 import { BrokerUnavailableError, type PublishTarget } from "../../core/ports/broker.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { systemClock } from "../../core/ports/clock.js";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
-import { BrokerAddresses } from "./broker-addresses.js";
 import { ConfirmPublisher } from "./publisher.js";
-import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
-import { AmqpSession } from "./session.js";
+import type { AmqpConnectionOptions } from "./reconnect.js";
+import { SessionLoop } from "./session-loop.js";
 import { AmqpNames, assertSharedTopology, eventProperties } from "./topology.js";
 
 export interface AmqpPublishConnectionOptions extends AmqpConnectionOptions {
@@ -26,7 +25,6 @@ export interface AmqpPublishConnectionOptions extends AmqpConnectionOptions {
 type OutgoingMessage = { readonly routingKey: string; readonly body: string; readonly messageId: string; readonly timestampMs: number };
 
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
-const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
 
 /**
  * A confirm-channel publisher on a connection of its own, reconnecting with
@@ -45,30 +43,33 @@ const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
  */
 export class AmqpPublishConnection implements EventsPublisher {
   private readonly publisher: ConfirmPublisher;
-  private readonly addresses: BrokerAddresses;
-  private readonly abort = new AbortController();
-  private readonly logger: Logger;
-  private readonly clock: Clock;
-  private session: AmqpSession | undefined;
-  private opening: AmqpSession | undefined;
-  private started: Promise<void> | undefined;
-  private stopping: Promise<void> | undefined;
+  private readonly loop: SessionLoop<ConfirmChannel>;
 
   constructor(private readonly options: AmqpPublishConnectionOptions) {
-    this.logger = options.logger.child({ component: "amqp-publish-connection", connection: options.what });
-    this.clock = options.clock ?? systemClock;
-    this.addresses = new BrokerAddresses(options.urls);
-    this.publisher = new ConfirmPublisher({
-      clock: this.clock,
-      confirmTimeoutMs: options.confirmTimeoutMs,
-      onUnresponsive: (error) => this.session?.abandon(error),
+    const logger = options.logger.child({ component: "amqp-publish-connection", connection: options.what });
+    const clock = options.clock ?? systemClock;
+    this.publisher = new ConfirmPublisher({ clock, confirmTimeoutMs: options.confirmTimeoutMs, onUnresponsive: (error) => this.loop.current?.abandon(error) });
+    this.loop = new SessionLoop<ConfirmChannel>({
+      urls: options.urls,
+      nodeId: options.nodeId,
+      logger,
+      clock,
+      reconnect: options.reconnect,
+      what: options.what,
+      connectionName: options.connectionName,
+      setup: async (session) => {
+        const channel = await session.createConfirmChannel();
+        await assertSharedTopology(channel, []);
+        return channel;
+      },
+      up: (channel) => this.publisher.attach(channel),
+      down: (error) => this.publisher.detach(error),
     });
   }
 
   /** Resolves once connected; retries until stop() (then rejects). */
   start(): Promise<void> {
-    this.started ??= this.connectUntilReady(false);
-    return this.started;
+    return this.loop.start();
   }
 
   isReady(): boolean {
@@ -91,50 +92,10 @@ export class AmqpPublishConnection implements EventsPublisher {
   }
 
   /** Waits for outstanding confirms (bounded), then closes. Idempotent. */
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      const timeoutMs = this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
-      this.abort.abort();
-      await this.publisher.settle(timeoutMs);
-      this.publisher.detach(new BrokerUnavailableError(`${this.options.what} stopped`));
-      const session = this.session;
-      this.session = undefined;
-      await Promise.all([session?.close(timeoutMs), this.opening?.close(timeoutMs)]);
-    })();
-    return this.stopping;
-  }
-
-  private connectUntilReady(isReconnect: boolean): Promise<void> {
-    const { clock, logger, abort, options, addresses } = this;
-    const what = options.what;
-    return connectUntilReady({ what, addresses, clock, logger, signal: abort.signal, backoff: options.reconnect, isReconnect, establish: (url) => this.establish(url) });
-  }
-
-  private async establish(url: string): Promise<void> {
-    const session = await AmqpSession.open(url, this.options.connectionName, this.logger, this.clock);
-    this.opening = session;
-    try {
-      const channel = await session.createConfirmChannel();
-      await session.guard(assertSharedTopology(channel, []));
-      if (session.isLost || this.abort.signal.aborted) throw new BrokerUnavailableError(`${this.options.what} connection lost during setup`);
-      this.publisher.attach(channel);
-      this.opening = undefined;
-      this.session = session;
-      session.onLost((error) => this.onLost(session, error));
-    } catch (error) {
-      this.opening = undefined;
-      await session.close(ABANDON_CLOSE_TIMEOUT_MS);
-      throw error;
-    }
-    this.logger.info({ broker: session.address }, `${this.options.what} connected`);
-  }
-
-  private onLost(session: AmqpSession, error: Error): void {
-    if (session !== this.session) return;
-    this.session = undefined;
-    this.publisher.detach(error);
-    if (this.abort.signal.aborted) return;
-    this.logger.warn({ err: error }, `${this.options.what} connection lost; reconnecting`);
-    this.connectUntilReady(true).catch((reason: unknown) => this.logger.debug({ err: reason }, "reconnect loop ended"));
+  async stop(): Promise<void> {
+    const timeoutMs = this.options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    await this.publisher.settle(timeoutMs);
+    this.publisher.detach(new BrokerUnavailableError(`${this.options.what} stopped`));
+    await this.loop.stop(timeoutMs);
   }
 }
