@@ -92,7 +92,10 @@ describe("the node holding the dead-letter queue dies", () => {
     // Processes started now, and those whose connection was on the dead node, all come up.
     const fresh = [await env.start("gateway"), await env.start("worker")];
     const freshReadyMs = Date.now() - killedAtMs;
-    await waitFor(async () => (await Promise.all([gateway, worker, ...fresh].map(ready))).every(Boolean), SLOW_MS, "every process ready");
+    await waitFor(async () => (await Promise.all([gateway, worker, ...fresh].map(ready))).every(Boolean), SLOW_MS, "every process ready").catch(async (error: Error) => {
+      const bodies = await Promise.all([gateway, worker, ...fresh].map(async (node) => `${node.port}: ${await (await fetch(`${node.httpUrl}/readyz`)).text()}`));
+      throw new Error(`${error.message}; /readyz: ${bodies.join(" | ")}`);
+    });
     const allReadyMs = Date.now() - killedAtMs;
     // Dead letters while the node is down: one from the worker (a durable event that is not JSON), one from the gateway.
     const user = uniqueId("bad");

@@ -89,9 +89,9 @@ describe("browser: the SDK bundle on the demo page", () => {
       ...env,
     });
     const ready = (async () => {
-      const [, bound] = await gateway.waitForOutput(/"port":(\d+)/);
+      const bound = await gateway.listeningPort();
       await gateway.waitForOutput(/"msg":"ready"/);
-      return Number(bound);
+      return bound;
     })();
     return { gateway, port: ready };
   }

@@ -31,9 +31,9 @@ describe("PostgreSQL outbox, whole processes", { timeout: 180_000 }, () => {
       SEND_BUFFER_BYTES: String(64 * 1024 * 1024),
       ...extra,
     });
-    const [, port] = await node.waitForOutput(/"port":(\d+)/);
+    const port = await node.listeningPort();
     await node.waitForOutput(/"msg":"ready"/);
-    return { node, port: Number(port) };
+    return { node, port };
   }
 
   async function subscriber(userId: string): Promise<TestClient> {

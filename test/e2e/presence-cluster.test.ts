@@ -40,7 +40,7 @@ async function startNode(id: string, url: string): Promise<Node> {
     DRAIN_GRACE_MS: "200",
     BIND_LINGER_MS: "200",
   });
-  const [, port] = await process.waitForOutput(/"port":(\d+)/);
+  const port = await process.listeningPort();
   await process.waitForOutput(/"msg":"ready"/);
   return { id, process, wsUrl: `ws://127.0.0.1:${port}/realtime/ws`, httpUrl: `http://127.0.0.1:${port}` };
 }

@@ -28,7 +28,7 @@ describe("the gateway process", { timeout: 60_000 }, () => {
 
   it("runs on embedded defaults with nothing configured, prints a working demo token, and stops cleanly on SIGTERM", async () => {
     const gateway = GatewayProcess.start([], { PORT: "0", LOG_LEVEL: "info", DRAIN_GRACE_MS: "300" });
-    const [, port] = await gateway.waitForOutput(/"port":(\d+)/);
+    const port = await gateway.listeningPort();
     const [, token] = await gateway.waitForOutput(/Demo token[^\n]*\n(\S+)\n/);
     const [, apiKey] = await gateway.waitForOutput(/Demo API key[^\n]*\n(\S+)\n/);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/realtime/ws`, { token: token! });
@@ -59,7 +59,7 @@ describe("the gateway process", { timeout: 60_000 }, () => {
       LOG_LEVEL: "info",
       DRAIN_GRACE_MS: "100",
     });
-    const [, port] = await gateway.waitForOutput(/"port":(\d+)/);
+    const port = await gateway.listeningPort();
     await gateway.waitForOutput(/"msg":"ready"/);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/realtime/ws`, { token: await signToken() });
     await client.request({ op: "subscribe", channel: `post:${nodeId}` });
@@ -72,7 +72,7 @@ describe("the gateway process", { timeout: 60_000 }, () => {
 
   it("a second signal forces the exit during a long drain", async () => {
     const gateway = GatewayProcess.start([], { PORT: "0", LOG_LEVEL: "info", DRAIN_GRACE_MS: "60000", SHUTDOWN_TIMEOUT_MS: "120000" });
-    const [, port] = await gateway.waitForOutput(/"port":(\d+)/);
+    const port = await gateway.listeningPort();
     const [, token] = await gateway.waitForOutput(/Demo token[^\n]*\n(\S+)\n/);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/realtime/ws`, { token: token! });
     gateway.kill("SIGTERM");

@@ -128,9 +128,9 @@ export async function startNode(role: "gateway" | "worker", env: Record<string, 
     BIND_LINGER_MS: "200",
     ...env,
   });
-  const [, port] = await node.waitForOutput(/"port":(\d+)/);
+  const port = await node.listeningPort();
   await node.waitForOutput(/"msg":"ready"/);
-  return { node, port: Number(port), url: `http://127.0.0.1:${port}` };
+  return { node, port, url: `http://127.0.0.1:${port}` };
 }
 
 /**

@@ -68,6 +68,12 @@ export class GatewayProcess {
     }
   }
 
+  /** The HTTP port from the `listening` line (other lines may name ports too: a broker connection's error, say). */
+  async listeningPort(timeoutMs?: number): Promise<number> {
+    const [, port] = await this.waitForOutput(/"port":(\d+)[^\n]*"msg":"listening"/, timeoutMs);
+    return Number(port);
+  }
+
   kill(signal: NodeJS.Signals = "SIGTERM"): void {
     this.child.kill(signal);
   }
