@@ -78,8 +78,11 @@ describe("a gateway whose RabbitMQ node dies fails over, and its connected clien
       if (kind === "kill") await cluster.kill(node);
       else await cluster.stopApp(node);
       // Clients that reconnect (to the other gateway, with since) as the SDK does after a drop.
+      // Each resubscribes with since = the last seq its closed session saw (so that session must be closed first:
+      // the failed-over gateway may still deliver repaired events to it until then).
       for (const mover of movers) {
         mover.current!.close();
+        await mover.current!.closed;
         await mover.attach(healthy.wsUrl);
       }
       const { broker: movedTo, atMs: reconnectedAtMs } = await env.movedOff(failing, node, SLOW_MS);
