@@ -14,6 +14,12 @@ import {
   type UserStatus,
 } from "./types.js";
 
+/** Close 4003: the backend ended the user's access for good; reconnecting would be refused again. */
+const CLOSE_REVOKED = 4003;
+
+/** Runtimes fire a timer of more than 2^31−1 ms (24.8 days) at once; longer waits are made of steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export interface ConnectOptions {
   /** The gateway's base URL: `https://host` (or `wss://host`); `/realtime/ws` and `/realtime/events` are appended. */
   readonly url: string;
@@ -269,6 +275,8 @@ export class RealtimeClient {
       case "gap":
         if (this.subs.has(frame.channel)) this.emit("gap", { channel: frame.channel, reason: frame.reason });
         return;
+      case "unsubscribed":
+        return this.droppedByServer(frame.channel, frame.reason);
       case "reconnect":
         this.serverReconnectAfterMs = frame.afterMs;
         // Leave at the server's chosen moment (spread across clients) rather than all at the drain's close.
@@ -281,6 +289,15 @@ export class RealtimeClient {
         return unreachable;
       }
     }
+  }
+
+  /** The server ended a subscription: forget it (no resubscribe, not even after a reconnect) and say why. */
+  private droppedByServer(channel: string, reason: "revoked" | "forbidden" | "expired"): void {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    this.subs.delete(channel);
+    for (const waiter of sub.waiters) waiter.reject(new RealtimeError(reason, `the server ended the subscription to ${channel} (${reason})`));
+    this.emit("unsubscribed", { channel, reason });
   }
 
   private welcome(heartbeatMs: number): void {
@@ -306,6 +323,7 @@ export class RealtimeClient {
     this.teardown(new RealtimeError("connection_lost", `connection closed (${code} ${reason})`));
     if (this.closedByUser) return;
     if (code === CLOSE_FATAL) return this.fail(new RealtimeError("bad_request", reason));
+    if (code === CLOSE_REVOKED) return this.fail(new RealtimeError("revoked", `the server ended this user's access: ${reason}`));
     if (code === 4001) {
       if (typeof this.options.token === "string") return this.fail(new RealtimeError("unauthorized", "token expired or rejected, and no token provider to get a new one"));
       this.needFreshToken = true;
@@ -500,11 +518,14 @@ export class RealtimeClient {
     }, heartbeatMs);
   }
 
+  /** Runs `callback` after `ms`, however long: a runtime timer fires at once past 2^31−1 ms, so longer waits are made of steps. */
   private later(callback: () => void, ms: number): void {
+    const step = Math.min(ms, MAX_TIMER_MS);
     const timer = setTimeout(() => {
       this.timers = this.timers.filter((other) => other !== timer);
-      callback();
-    }, ms);
+      if (ms > MAX_TIMER_MS) this.later(callback, ms - MAX_TIMER_MS);
+      else callback();
+    }, step);
     this.timers.push(timer);
   }
 

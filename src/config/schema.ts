@@ -1,11 +1,11 @@
 import * as v from "valibot";
+import { MAX_TIMER_MS } from "../core/ports/clock.js";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
 import {
   apiKeys,
   brokerUrls,
   retention,
   integer,
-  MAX_TIMER_MS,
   namespaceNames,
   namespaces,
   oneOf,

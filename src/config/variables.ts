@@ -12,8 +12,6 @@ import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
  * passwords, keys, tokens).
  */
 
-/** setTimeout fires at once for delays over 2^31-1 ms, so no duration may exceed it. */
-export const MAX_TIMER_MS = 2_147_483_647;
 
 /** A whole decimal number in [min, max]: rejects `12abc`, `-1`, `1.5`, `1e3`, ` 8`. */
 export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER) {

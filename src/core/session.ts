@@ -1,4 +1,4 @@
-import { CloseCode, ErrorCode } from "../protocol/codes.js";
+import { CloseCode, ErrorCode, type UnsubscribeReason } from "../protocol/codes.js";
 import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from "../protocol/channel.js";
 import { encodeServerFrame, parseClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
@@ -327,15 +327,32 @@ export class Session {
   private unsubscribe(frame: Frame<"unsubscribe">): void {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const subscription = this.channels.get(channel.name);
-    if (subscription !== undefined) {
-      this.channels.delete(channel.name);
-      this.recoveries.get(channel.name)?.();
-      this.socket.unsubscribe(channel.name);
-      if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
-      if (subscription.tracked) this.ctx.presence.untrack(channel.name, this.userId);
-    }
+    this.drop(channel.name);
     this.ok(frame.ref, {});
+  }
+
+  /**
+   * The server ends a subscription on its own (revocation, a refreshed token
+   * or an expired subscription token no longer allowing it): the client is
+   * told with an `unsubscribed` frame, after which no event of the channel
+   * reaches this connection. False when the connection was not subscribed.
+   */
+  endSubscription(channel: string, reason: UnsubscribeReason): boolean {
+    if (this.closed || !this.drop(channel)) return false;
+    this.send({ op: "unsubscribed", channel, reason });
+    return true;
+  }
+
+  /** Removes a subscription and gives back what it held; false when there was none. */
+  private drop(channel: string): boolean {
+    const subscription = this.channels.get(channel);
+    if (subscription === undefined) return false;
+    this.channels.delete(channel);
+    this.recoveries.get(channel)?.();
+    this.socket.unsubscribe(channel);
+    if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
+    if (subscription.tracked) this.ctx.presence.untrack(channel, this.userId);
+    return true;
   }
 
   private trackIn(channel: string, subscription: Subscription): void {

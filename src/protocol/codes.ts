@@ -32,6 +32,8 @@ export const CloseCode = {
   ServiceRestart: 1012,
   /** Token expired or revoked: reconnect with a new token. */
   TokenExpired: 4001,
+  /** The backend ended the user's access (banned, signed out everywhere): final, do not reconnect. */
+  Revoked: 4003,
   /** No heartbeat within `ttlMs`. */
   HeartbeatMissed: 4008,
   /** The send buffer passed its limit: the client was reading too slowly. */
@@ -54,6 +56,20 @@ export const GapReason = {
   Incomplete: "incomplete",
 } as const;
 export type GapReason = (typeof GapReason)[keyof typeof GapReason];
+
+/**
+ * Why the server ended a subscription (`unsubscribed` frame). The client
+ * drops the subscription and does not resubscribe on its own, not even after
+ * a reconnect. `revoked`: the backend removed the user from the channel.
+ * `forbidden`: a refreshed token no longer allows the channel. `expired`: the
+ * subscription's token expired without a refresh.
+ */
+export const UnsubscribeReason = {
+  Revoked: "revoked",
+  Forbidden: "forbidden",
+  Expired: "expired",
+} as const;
+export type UnsubscribeReason = (typeof UnsubscribeReason)[keyof typeof UnsubscribeReason];
 
 /** HTTP statuses answered before a WebSocket/SSE upgrade, with the error code in the JSON body. */
 export const HttpRejection = {

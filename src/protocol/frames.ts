@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import type { ErrorCode, GapReason } from "./codes.js";
+import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -70,7 +70,9 @@ export type ServerFrame =
   | { op: "pong"; ref?: number }
   | { op: "reconnect"; afterMs: number; reason: string }
   /** Events of `channel` may be missing before this point (see GapReason). */
-  | { op: "gap"; channel: string; reason: GapReason };
+  | { op: "gap"; channel: string; reason: GapReason }
+  /** The server ended this subscription (see UnsubscribeReason); no more events of `channel` follow. */
+  | { op: "unsubscribed"; channel: string; reason: UnsubscribeReason };
 
 export type EventFrame = Extract<ServerFrame, { op: "event" }>;
 

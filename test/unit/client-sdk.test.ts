@@ -235,6 +235,65 @@ describe("RealtimeClient over a fake WebSocket", () => {
     client.close();
   });
 
+  it("schedules the refresh of a token valid for months near its exp, not at once", async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const sixtyDaysSec = 60 * 86_400;
+    const provider = vi.fn(async () => jwt(nowSec + sixtyDaysSec));
+    const client = open(provider);
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last.welcome(1_000_000_000);
+    // A plain setTimeout of 60 days minus the margin would overflow and fire at once.
+    // Every 10 days the server answers something, so the heartbeat check keeps the connection.
+    for (let day = 0; day < 50; day += 10) {
+      await vi.advanceTimersByTimeAsync(10 * 86_400_000);
+      FakeWebSocket.last.deliver({ op: "pong" });
+    }
+    expect(FakeWebSocket.sockets).toHaveLength(1);
+    expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+    expect(provider).toHaveBeenCalledTimes(1);
+    // Refreshes a minute before exp (the margin is at most 60 s).
+    await vi.advanceTimersByTimeAsync((sixtyDaysSec - 50 * 86_400 - 61) * 1_000);
+    expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(provider).toHaveBeenCalledTimes(2);
+    client.close();
+  });
+
+  it("drops a subscription the server ended, emits unsubscribed, and does not resubscribe after a reconnect", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const ended: unknown[] = [];
+    client.on("unsubscribed", (info) => ended.push(info));
+    const received: RealtimeEvent[] = [];
+    client.subscribe("room:1", (e) => received.push(e)).catch(() => {});
+    client.subscribe("room:2", () => {}).catch(() => {});
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+    FakeWebSocket.last.deliver({ op: "unsubscribed", channel: "room:1", reason: "revoked" });
+    FakeWebSocket.last.deliver({ op: "unsubscribed", channel: "post:9", reason: "revoked" });
+    FakeWebSocket.last.deliver(event(1));
+    expect(received).toEqual([]);
+    expect(ended).toEqual([{ channel: "room:1", reason: "revoked" }]);
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(1_000);
+    FakeWebSocket.last.welcome();
+    expect(FakeWebSocket.last.ofOp("subscribe").map((frame) => frame.channel)).toEqual(["room:2"]);
+    client.close();
+  });
+
+  it("treats close 4003 as final: no reconnect, an error event with code revoked", async () => {
+    const client = open();
+    await vi.advanceTimersByTimeAsync(0);
+    const errors: Array<{ code: string }> = [];
+    client.on("error", (error) => errors.push(error));
+    FakeWebSocket.last.welcome();
+    FakeWebSocket.last.drop(4003, "banned");
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.sockets).toHaveLength(1);
+    expect(errors.map((error) => error.code)).toContain("revoked");
+    expect(client.state).toBe("closed");
+  });
+
   it("pings every heartbeatMs and reconnects after two silent intervals", async () => {
     const client = open();
     await vi.advanceTimersByTimeAsync(0);

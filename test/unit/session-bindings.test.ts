@@ -54,6 +54,24 @@ describe("a session's binding references", () => {
   });
 });
 
+describe("a subscription the server ends", () => {
+  it("sends unsubscribed once, leaves the topic and gives the binding back", async () => {
+    const { clock, unbind, connect, subscribe, settle } = await setup();
+    const { socket, session } = connect("removed");
+    subscribe(session, "post:3", 1);
+    await settle();
+    expect(socket.topics.has("post:3")).toBe(true);
+    expect(session.endSubscription("post:3", "revoked")).toBe(true);
+    expect(session.endSubscription("post:3", "revoked")).toBe(false);
+    expect(socket.topics.has("post:3")).toBe(false);
+    expect(socket.sent.filter((frame) => frame.op === "unsubscribed")).toEqual([
+      { op: "unsubscribed", channel: "post:3", reason: "revoked" },
+    ]);
+    clock.advance(LINGER_MS);
+    expect(unbind).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe("the heartbeat TTL after an event-loop stall", () => {
   it("is not judged in the late inspection right after a stall, and is judged on time again", async () => {
     const { clock, gateway, connect } = await setup();

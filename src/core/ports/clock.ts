@@ -12,12 +12,23 @@ export interface Clock {
   setInterval(callback: () => void, ms: number): Timer;
 }
 
+/**
+ * The longest delay one runtime timer takes: Node and browsers fire a timer
+ * of more than 2^31−1 ms (24.8 days) at once. Longer waits are made of steps.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Timers never keep the process alive (unref); a delay of any length fires after that delay. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
   setTimeout(callback, ms) {
-    const handle = setTimeout(callback, ms);
-    handle.unref?.();
+    let handle: ReturnType<typeof setTimeout>;
+    const arm = (remaining: number): void => {
+      handle = setTimeout(() => (remaining > MAX_TIMER_MS ? arm(remaining - MAX_TIMER_MS) : callback()), Math.min(remaining, MAX_TIMER_MS));
+      handle.unref?.();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(handle) };
   },
   setInterval(callback, ms) {
