@@ -71,10 +71,11 @@ export const UnsubscribeReason = {
 } as const;
 export type UnsubscribeReason = (typeof UnsubscribeReason)[keyof typeof UnsubscribeReason];
 
-/** HTTP statuses answered before a WebSocket/SSE upgrade, with the error code in the JSON body. */
+/** HTTP statuses the HTTP API and the WebSocket/SSE upgrade answer with, with the error code in the JSON body. */
 export const HttpRejection = {
   Unauthorized: { status: 401, code: ErrorCode.Unauthorized },
   TooManyConnections: { status: 429, code: ErrorCode.LimitExceeded },
+  RateLimited: { status: 429, code: ErrorCode.RateLimited },
   Unavailable: { status: 503, code: ErrorCode.Unavailable },
   BadRequest: { status: 400, code: ErrorCode.BadRequest },
   NotFound: { status: 404, code: ErrorCode.NotFound },

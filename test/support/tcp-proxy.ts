@@ -9,6 +9,8 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
   private frozen = false;
+  /** While holding: what was received, in order, to be forwarded on `release`. */
+  private held: Array<{ to: net.Socket; chunk: Buffer }> | undefined;
   private server: net.Server | undefined;
   port = 0;
 
@@ -32,7 +34,8 @@ export class TcpProxy {
         socket.on("error", () => {});
         if (this.frozen) socket.pause();
       }
-      client.pipe(upstream).pipe(client);
+      this.forward(client, upstream);
+      this.forward(upstream, client);
       client.on("close", () => upstream.destroy());
       upstream.on("close", () => client.destroy());
     });
@@ -67,6 +70,38 @@ export class TcpProxy {
   thaw(): void {
     this.frozen = false;
     for (const socket of this.sockets) socket.resume();
+  }
+
+  /**
+   * Unlike `freeze`, bytes are still read from both sides, but kept until
+   * `release`; `heldToTarget` shows what the clients sent meanwhile (a test
+   * can wait for a publish to have left the gateway while its confirm cannot
+   * come back).
+   */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  get heldToTarget(): Buffer {
+    return Buffer.concat((this.held ?? []).filter(({ to }) => to.remotePort === this.targetPort).map(({ chunk }) => chunk));
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const { to, chunk } of held) to.write(chunk);
+  }
+
+  private forward(from: net.Socket, to: net.Socket): void {
+    from.on("data", (chunk: Buffer) => {
+      if (this.held) this.held.push({ to, chunk });
+      else if (!to.write(chunk)) {
+        from.pause();
+        to.once("drain", () => {
+          if (!this.frozen) from.resume();
+        });
+      }
+    });
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,8 @@
 import type { UwsRequest, UwsResponse, UwsUpgradeContext } from "../uws/uws-api.js";
 import { type BunDirectController, type BunServer, directStream } from "./bun-serve.js";
 
+const encoder = new TextEncoder();
+
 /** uWS's HttpRequest over a fetch `Request`. `params` are the route's `:name` segments, raw. */
 export class BunHttpRequest implements UwsRequest {
   readonly path: string;
@@ -118,8 +120,10 @@ export class BunHttpResponse implements UwsResponse {
     return false;
   }
 
-  end(body?: string): this {
+  /** `closeConnection`: Bun closes a connection whose response says `Connection: close`. */
+  end(body?: string, closeConnection = false): this {
     if (this.ended || this.aborted) return this;
+    if (closeConnection && !this.streaming) this.headers.push(["connection", "close"]);
     if (!this.streaming) {
       this.ended = true;
       this.settle(new Response(body ?? "", { status: this.status, statusText: this.statusText, headers: this.headers }));
@@ -129,6 +133,21 @@ export class BunHttpResponse implements UwsResponse {
     this.ended = true;
     if (this.controller) this.finishStream();
     return this;
+  }
+
+  /**
+   * No-ops: Bun's fetch handler has no way to stop reading a connection. Bun
+   * closes a connection whose next request arrives while a response is
+   * pending, as uWS does; a request pipelined in the same read is still
+   * refused before it is acted on (PendingReply hands a body over a turn
+   * later), one arriving later is not (README "Security and limits").
+   */
+  pause(): void {}
+
+  resume(): void {}
+
+  getRemoteAddressAsText(): ArrayBuffer {
+    return encoder.encode(this.server.requestIP(this.req.request)?.address ?? "").buffer as ArrayBuffer;
   }
 
   /** Bun batches a tick's writes by itself. */

@@ -13,6 +13,8 @@ export interface BunServer {
   subscriberCount(topic: string): number;
   /** True when the request was taken over; the fetch handler must then settle with undefined. */
   upgrade(request: Request, options: { data: unknown }): boolean;
+  /** The peer's address; null when the connection is gone. */
+  requestIP(request: Request): { readonly address: string } | null;
   /** Per-request idle timeout in seconds; 0 disables it. */
   timeout(request: Request, seconds: number): void;
   /** false: stop listening, keep open connections; true: close them too. */

@@ -26,6 +26,7 @@ export function registerClientRoutes(deps: ClientRoutesDeps): void {
 
   deps.app.get("/client/sobranie-client.js", (res) => {
     const reply = new PendingReply(res);
+    reply.holdConnection();
     loadBundle().then(
       (text) => {
         if (text === undefined) return reply.reject(HttpRejection.NotFound, "SDK bundle not built: run npm run build");

@@ -27,6 +27,7 @@ export function registerInboxRoutes(deps: InboxRoutesDeps): void {
     const query = { after: req.getQuery("after"), limit: req.getQuery("limit") };
     const token = requestToken(req);
     const reply = new PendingReply(res);
+    reply.holdConnection();
     void handle(deps, reply, token, async (principal, store) => {
       const parsed = parseInboxQuery(query);
       if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);

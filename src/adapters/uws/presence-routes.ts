@@ -56,6 +56,7 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
     const token = requestToken(req);
     const users = req.getQuery("users") ?? "";
     const reply = new PendingReply(res);
+    reply.holdConnection();
     void (async () => {
       const byKey = presented === undefined ? undefined : byApiKey(deps, presented);
       if (!byKey?.ok) {

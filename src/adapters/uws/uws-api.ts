@@ -59,7 +59,13 @@ export interface UwsResponse {
   writeHeader(key: string, value: string): UwsResponse;
   /** False while bytes are held back (the client is not reading fast enough). */
   write(chunk: string): boolean;
-  end(body?: string): UwsResponse;
+  /** `closeConnection`: adds `Connection: close` and closes once the response is written (outside a handler's own turn: see PendingReply). */
+  end(body?: string, closeConnection?: boolean): UwsResponse;
+  /** Stops reading from the connection (no further request or body bytes are parsed) until `resume`. */
+  pause(): void;
+  resume(): void;
+  /** The peer's IP address as text (IPv4 dotted, IPv6 in full hex groups); valid until the first await. */
+  getRemoteAddressAsText(): ArrayBuffer;
   cork(cb: () => void): UwsResponse;
   onAborted(handler: () => void): UwsResponse;
   /** Body chunks; each is valid only during the call. */

@@ -18,6 +18,7 @@ import type { SseTopics } from "./sse-session-socket.js";
 import { registerClientRoutes } from "./client-routes.js";
 import type { CorkedSends } from "./corked-sends.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
+import { withFramingCheck } from "./request-framing.js";
 
 export interface Readiness {
   ready: boolean;
@@ -89,8 +90,8 @@ export class UwsServer {
 
   constructor(deps: UwsServerDeps) {
     this.deps = deps;
-    const { app } = deps;
-    if (deps.edge) this.registerEdge(deps.edge);
+    const app = withFramingCheck(deps.app);
+    if (deps.edge) this.registerEdge(app, deps.edge);
     app.get("/healthz", (res) => new PendingReply(res).json(200, { status: "ok" }));
     app.get("/readyz", (res) => {
       const readiness = deps.readiness();
@@ -100,8 +101,8 @@ export class UwsServer {
     app.any("/*", (res) => new PendingReply(res).reject(HttpRejection.NotFound, "no such endpoint"));
   }
 
-  private registerEdge(edge: EdgeDeps): void {
-    const { app, uws, logger } = this.deps;
+  private registerEdge(app: UwsApp, edge: EdgeDeps): void {
+    const { uws, logger } = this.deps;
     const deps = edge;
     registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
     registerPublishRoutes({ app, apiKeys: edge.apiKeys, gateway: edge.gateway, clock: edge.clock, logger });
@@ -213,6 +214,7 @@ export class UwsServer {
 
   private metrics(res: UwsResponse): void {
     const reply = new PendingReply(res);
+    reply.holdConnection();
     this.deps.exposition.render().then(
       (text) => reply.text(200, this.deps.exposition.contentType, text),
       (error: unknown) => {
