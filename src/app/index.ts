@@ -12,6 +12,7 @@ import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
 import { loadUws } from "../adapters/uws/load-uws.js";
 import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
 import { ApiKeys } from "../adapters/uws/api-keys.js";
+import { HttpLimits } from "../adapters/uws/http-limits.js";
 import { CorkedSends } from "../adapters/uws/corked-sends.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { SseTopics } from "../adapters/uws/sse-session-socket.js";
@@ -135,6 +136,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     edge: gateway && {
       gateway,
       apiKeys: new ApiKeys(config.apiKeys, config.apiRate),
+      httpLimits: new HttpLimits({ settings: config.httpLimits, clock, metrics }),
       clock,
       authenticator,
       metrics,

@@ -5,6 +5,7 @@ import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js
 import type { RetentionPolicy } from "../core/ports/event-store.js";
 import { ConfigError, type ConfigProblem } from "./error.js";
 import { EnvSchema, LOG_LEVELS, ROLES, VARIABLES, type Env, type VariableName } from "./schema.js";
+import type { AddressRange } from "./variables.js";
 
 export { ConfigError, type ConfigProblem } from "./error.js";
 export { ENV_VARS, formatEnvHelp, formatEnvMarkdown, type EnvVarDoc } from "./help.js";
@@ -32,6 +33,7 @@ export interface Config {
   /** True when no API_KEYS were set on embedded defaults and one demo key was made up (the app prints it). */
   readonly apiKeysGenerated: boolean;
   readonly apiRate: { readonly perSec: number; readonly burst: number };
+  readonly httpLimits: HttpLimitsConfig;
   readonly heartbeatMs: number;
   readonly presenceTtlMs: number;
   readonly presence: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
@@ -81,6 +83,15 @@ export interface JwtConfig {
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
   readonly generated: boolean;
+}
+
+/** HTTP request limits (README "Security and limits"); rates per second, bursts in requests. */
+export interface HttpLimitsConfig {
+  readonly user: { readonly perSec: number; readonly burst: number };
+  readonly source: { readonly perSec: number; readonly burst: number };
+  readonly apiKeyFailuresPerMin: number;
+  /** Peers whose X-Forwarded-For names the client. */
+  readonly trustedProxies: readonly AddressRange[];
 }
 
 export interface LimitsConfig {
@@ -152,6 +163,12 @@ function toConfig(env: Env): Config {
     apiKeys: env.API_KEYS ?? (embedded ? [randomBytes(24).toString("base64url")] : []),
     apiKeysGenerated: env.API_KEYS === undefined && embedded,
     apiRate: { perSec: env.API_RATE_PER_SEC, burst: env.API_RATE_BURST },
+    httpLimits: {
+      user: { perSec: env.HTTP_USER_RATE_PER_SEC, burst: env.HTTP_USER_BURST },
+      source: { perSec: env.HTTP_SOURCE_RATE_PER_SEC, burst: env.HTTP_SOURCE_BURST },
+      apiKeyFailuresPerMin: env.API_KEY_FAILURES_PER_MIN,
+      trustedProxies: env.TRUSTED_PROXIES ?? [],
+    },
     heartbeatMs: env.HEARTBEAT_MS,
     presenceTtlMs: env.PRESENCE_TTL_MS,
     presence: {

@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { MAX_TIMER_MS } from "../core/ports/clock.js";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
 import {
+  addressRanges,
   apiKeys,
   brokerUrls,
   retention,
@@ -105,6 +106,16 @@ export const VARIABLES = {
   ),
   API_RATE_PER_SEC: variable("1000", "HTTP publishes per second per API key (token bucket rate)", positive),
   API_RATE_BURST: variable("2000", "token bucket burst per API key", positive),
+  HTTP_USER_RATE_PER_SEC: variable("10", "HTTP requests per second per user, after the token verified: inbox, status, SSE connects (token bucket rate; 429 beyond)", positive),
+  HTTP_USER_BURST: variable("50", "token bucket burst per user for HTTP requests", positive),
+  HTTP_SOURCE_RATE_PER_SEC: variable("100", "HTTP requests with a user token per second per client address, before the token is verified (token bucket rate; 429 beyond)", positive),
+  HTTP_SOURCE_BURST: variable("200", "token bucket burst per client address", positive),
+  API_KEY_FAILURES_PER_MIN: variable("30", "wrong API keys per minute per client address before its API-key requests are refused 429", positive),
+  TRUSTED_PROXIES: variable(
+    undefined,
+    "comma-separated addresses or CIDR ranges of reverse proxies (nginx): from these peers the client address is taken from X-Forwarded-For; unset: the peer address is the client's",
+    addressRanges,
+  ),
   HEARTBEAT_MS: variable("25000", "client heartbeat interval", durationMs(1)),
   PRESENCE_TTL_MS: variable("60000", "silence after which presence ends and the socket closes (> HEARTBEAT_MS)", durationMs(1)),
   PRESENCE_MAX_LISTED: variable("1000", "presence lists members up to this many per channel; above it answers the count only (truncated: true)", positive),

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import * as v from "valibot";
 import { publicKeyAlgorithm } from "../adapters/jose/jwt-authenticator.js";
 import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
@@ -176,4 +177,35 @@ export const retention = v.pipe(
     retentionOverride,
     "must be a JSON object of namespace → {maxAgeMs?, maxPerChannel?}",
   ),
+);
+
+export interface AddressRange {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: "ipv4" | "ipv6";
+}
+
+/** `10.0.0.0/8`, `fd00::/8`, or one address (a full-length prefix); undefined when it is neither. */
+export function parseAddressRange(text: string): AddressRange | undefined {
+  const slash = text.indexOf("/");
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const bits = version === 4 ? 32 : 128;
+  const prefixText = slash < 0 ? String(bits) : text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) return undefined;
+  return { address, prefix: Number(prefixText), family: version === 4 ? "ipv4" : "ipv6" };
+}
+
+/** Comma-separated IP addresses and CIDR ranges; blanks and empty items are ignored. */
+export const addressRanges = v.pipe(
+  v.string(),
+  v.transform((text) => text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const ranges = dataset.value.map(parseAddressRange);
+    const bad = dataset.value.filter((_, index) => ranges[index] === undefined);
+    if (bad.length === 0) return ranges as AddressRange[];
+    for (const entry of bad) addIssue({ message: `"${entry.slice(0, 64)}" is not an IP address or a CIDR range like 10.0.0.0/8` });
+    return NEVER;
+  }),
 );

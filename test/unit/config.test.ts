@@ -173,6 +173,27 @@ describe("loadConfig values", () => {
     expect(variablesOf({ RABBITMQ_URL: ",", JWT_SECRET: SECRET })).toEqual(["RABBITMQ_URL"]);
   });
 
+  it("reads the HTTP rate limits and TRUSTED_PROXIES as addresses and CIDR ranges", () => {
+    const config = loadConfig({ HTTP_USER_RATE_PER_SEC: "5", HTTP_SOURCE_BURST: "7", API_KEY_FAILURES_PER_MIN: "3", TRUSTED_PROXIES: " 10.0.0.0/8, 127.0.0.1 ,fd00::/8," });
+    expect(config.httpLimits).toEqual({
+      user: { perSec: 5, burst: 50 },
+      source: { perSec: 100, burst: 7 },
+      apiKeyFailuresPerMin: 3,
+      trustedProxies: [
+        { address: "10.0.0.0", prefix: 8, family: "ipv4" },
+        { address: "127.0.0.1", prefix: 32, family: "ipv4" },
+        { address: "fd00::", prefix: 8, family: "ipv6" },
+      ],
+    });
+    expect(loadConfig({}).httpLimits.trustedProxies).toEqual([]);
+    expect(problemsOf({ TRUSTED_PROXIES: "10.0.0.0/33,nginx,::1/129", HTTP_USER_BURST: "0" }).problems).toEqual([
+      { variable: "HTTP_USER_BURST", message: expect.stringContaining("must be a whole number at least 1") },
+      { variable: "TRUSTED_PROXIES", message: '"10.0.0.0/33" is not an IP address or a CIDR range like 10.0.0.0/8' },
+      { variable: "TRUSTED_PROXIES", message: '"nginx" is not an IP address or a CIDR range like 10.0.0.0/8' },
+      { variable: "TRUSTED_PROXIES", message: '"::1/129" is not an IP address or a CIDR range like 10.0.0.0/8' },
+    ]);
+  });
+
   it("splits API_KEYS, trims them, skips empty items and rejects short keys without echoing them", () => {
     const long = "k".repeat(16);
     expect(loadConfig({ API_KEYS: ` ${long} ,${long}2,` }).apiKeys).toEqual([long, `${long}2`]);

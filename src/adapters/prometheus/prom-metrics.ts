@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type {
   FrameRejectReason,
+  HttpRateLimitScope,
   Metrics,
   PresenceState,
   ServerFrameType,
@@ -42,6 +43,7 @@ const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   "unauthorized",
   "internal",
 ];
+const HTTP_RATE_LIMIT_SCOPES: readonly HttpRateLimitScope[] = ["user", "source", "api_key_failures", "api_key"];
 const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "too_many_connections", "draining", "broker_unavailable"];
 
 /** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
@@ -66,6 +68,7 @@ export class PromMetrics implements Metrics {
   private readonly framesRejected: Counter<"reason">;
   private readonly rateLimited: Counter;
   private readonly oversizeFrames: Counter;
+  private readonly httpRateLimitedTotal: Counter<"scope">;
   private readonly upgradesRejected: Counter<"reason">;
   private readonly connectionsClosed: Counter<"code">;
   private readonly deadLetteredTotal: Counter<"reason">;
@@ -141,6 +144,12 @@ export class PromMetrics implements Metrics {
     });
     this.rateLimited = new Counter({ name: "sobranie_rate_limited_total", help: "Frames refused by a rate limit", registers });
     this.oversizeFrames = new Counter({ name: "sobranie_oversize_frames_total", help: "Frames over the size limit", registers });
+    this.httpRateLimitedTotal = new Counter({
+      name: "sobranie_http_rate_limited_total",
+      help: "HTTP requests (API, SSE connect) refused with 429, by limit: user, source (client address), api_key_failures, api_key",
+      labelNames: ["scope"],
+      registers,
+    });
     this.upgradesRejected = new Counter({
       name: "sobranie_upgrades_rejected_total",
       help: "WebSocket/SSE requests refused before the upgrade",
@@ -226,6 +235,7 @@ export class PromMetrics implements Metrics {
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
     for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
+    for (const scope of HTTP_RATE_LIMIT_SCOPES) this.httpRateLimitedTotal.inc({ scope }, 0);
     for (const outcome of ["ok", "failed"]) this.lastSeenWrites.inc({ outcome }, 0);
   }
 
@@ -264,6 +274,10 @@ export class PromMetrics implements Metrics {
     this.framesRejected.inc({ reason });
     if (reason === "rate_limited") this.rateLimited.inc();
     if (reason === "too_large") this.oversizeFrames.inc();
+  }
+
+  httpRateLimited(scope: HttpRateLimitScope): void {
+    this.httpRateLimitedTotal.inc({ scope });
   }
 
   messagesSent(type: ServerFrameType, namespace: string, recipients: number, latencySeconds: number | undefined): void {

@@ -6,6 +6,7 @@ import type { NamespaceRegistry } from "../../core/namespaces.js";
 import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { ApiKeys } from "./api-keys.js";
+import type { HttpLimits } from "./http-limits.js";
 import { PendingReply, requestToken } from "./http-reply.js";
 
 /** Like the `status` op (CONTRACT §4). */
@@ -15,13 +16,14 @@ const USER_ID = /^.{1,128}$/su;
 export interface PresenceRoutesDeps {
   readonly app: UwsApp;
   readonly apiKeys: ApiKeys;
+  readonly limits: HttpLimits;
   readonly authenticator: Authenticator;
   readonly namespaces: NamespaceRegistry;
   readonly gateway: Gateway;
   readonly clock: Clock;
 }
 
-type Caller = { ok: true } | { ok: false; status: HttpRejection | 429; message: string; retryAfterMs?: number };
+type Caller = { ok: true } | { ok: false; status: HttpRejection; message: string; retryAfterMs?: number };
 
 /**
  * Presence and status over HTTP (CONTRACT §7), answered from this node's view
@@ -29,13 +31,17 @@ type Caller = { ok: true } | { ok: false; status: HttpRejection | 429; message: 
  * - `GET /api/v1/presence/:channel` (API key) → `{count, members}`, plus
  *   `truncated: true` with no members above PRESENCE_MAX_LISTED;
  * - `GET /api/v1/status?users=1,2` (API key or user JWT) → `{users: [{user, online, lastSeen}]}`.
+ * With an API key, the key's rate applies, and wrong keys count against the
+ * address (API_KEY_FAILURES_PER_MIN); with a user token, the address's and
+ * then the user's HTTP rate.
  */
 export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
   deps.app.get("/api/v1/presence/:channel", (res, req) => {
     const presented = bearer(req);
     const raw = req.getParameter(0) ?? "";
+    const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
-    const caller = byApiKey(deps, presented);
+    const caller = byApiKey(deps, presented, source);
     if (!caller.ok) return refuse(reply, caller);
     let text: string;
     try {
@@ -55,18 +61,27 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
     const presented = bearer(req);
     const token = requestToken(req);
     const users = req.getQuery("users") ?? "";
+    const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
     reply.holdConnection();
     void (async () => {
-      const byKey = presented === undefined ? undefined : byApiKey(deps, presented);
-      if (!byKey?.ok) {
+      const keyIndex = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
+      if (keyIndex !== undefined) {
+        const verdict = takeKey(deps, keyIndex);
+        if (!verdict.ok) return refuse(reply, verdict);
+      } else {
         // Not an API key: a user's JWT may ask too.
-        if (!token) return refuse(reply, byKey ?? { ok: false, status: HttpRejection.Unauthorized, message: "an API key or a user token is required" });
+        if (!token) return refuse(reply, { ok: false, status: HttpRejection.Unauthorized, message: "an API key or a user token is required" });
+        const bySource = deps.limits.takeSource(source);
+        if (!bySource.ok) return reply.rateLimited("too many requests from this address", bySource.retryAfterMs);
+        let userId: string;
         try {
-          await deps.authenticator.verify(token);
+          userId = (await deps.authenticator.verify(token)).userId;
         } catch (error) {
           return reply.reject(HttpRejection.Unauthorized, error instanceof AuthenticationError ? error.message : "token could not be verified");
         }
+        const byUser = deps.limits.takeUser(userId);
+        if (!byUser.ok) return reply.rateLimited("too many requests for this user", byUser.retryAfterMs);
       }
       const list = users.split(",").filter((user) => user.length > 0);
       if (list.length === 0) return reply.reject(HttpRejection.BadRequest, "users=<id>,<id>… is required");
@@ -81,18 +96,26 @@ function bearer(req: UwsRequest): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
 }
 
-function byApiKey(deps: PresenceRoutesDeps, presented: string | undefined): Caller {
+function byApiKey(deps: PresenceRoutesDeps, presented: string | undefined, source: string): Caller {
   if (!deps.apiKeys.enabled) return { ok: false, status: HttpRejection.NotFound, message: "the HTTP API is disabled: set API_KEYS" };
+  const failures = deps.limits.checkApiKeyFailures(source);
+  if (!failures.ok) return { ok: false, status: HttpRejection.RateLimited, message: "too many wrong API keys from this address", retryAfterMs: failures.retryAfterMs };
   const keyIndex = presented === undefined ? undefined : deps.apiKeys.identify(presented);
-  if (keyIndex === undefined) return { ok: false, status: HttpRejection.Unauthorized, message: "a valid API key is required: Authorization: Bearer <key>" };
+  if (keyIndex === undefined) {
+    if (presented !== undefined) deps.limits.apiKeyFailed(source);
+    return { ok: false, status: HttpRejection.Unauthorized, message: "a valid API key is required: Authorization: Bearer <key>" };
+  }
+  return takeKey(deps, keyIndex);
+}
+
+function takeKey(deps: PresenceRoutesDeps, keyIndex: number): Caller {
   const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
-  if (!verdict.ok) return { ok: false, status: 429, message: "too many requests for this API key", retryAfterMs: verdict.retryAfterMs };
-  return { ok: true };
+  if (verdict.ok) return { ok: true };
+  deps.limits.apiKeyRateRefused();
+  return { ok: false, status: HttpRejection.RateLimited, message: "too many requests for this API key", retryAfterMs: verdict.retryAfterMs };
 }
 
 function refuse(reply: PendingReply, caller: Exclude<Caller, { ok: true }>): void {
-  if (caller.status === 429) {
-    return reply.json(429, { error: { code: "rate_limited", message: caller.message, retryAfterMs: caller.retryAfterMs } });
-  }
+  if (caller.retryAfterMs !== undefined) return reply.rateLimited(caller.message, caller.retryAfterMs);
   reply.reject(caller.status, caller.message);
 }

@@ -5,6 +5,7 @@ import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ApiKeys } from "./api-keys.js";
+import type { HttpLimits } from "./http-limits.js";
 import { PendingReply } from "./http-reply.js";
 
 /** The contract's event body limit (CONTRACT §3); the JSON wrapper adds little. */
@@ -13,6 +14,7 @@ const MAX_BODY_BYTES = 65_536;
 export interface PublishRoutesDeps {
   readonly app: UwsApp;
   readonly apiKeys: ApiKeys;
+  readonly limits: HttpLimits;
   readonly gateway: Gateway;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -22,29 +24,36 @@ export interface PublishRoutesDeps {
  * `POST /api/v1/publish` (CONTRACT §7): a backend publishes over HTTP.
  * `202 {id}` only after the broker confirmed the event; 401 without a valid
  * API key, 400 for a bad body, 404 for an unknown namespace, 413 over 64 KiB,
- * 429 over the key's rate, 503 while the broker is away (nothing was published).
+ * 429 over the key's rate or after too many wrong keys from the address, 503 while the broker is away (nothing was published).
  */
 export function registerPublishRoutes(deps: PublishRoutesDeps): void {
   deps.app.post("/api/v1/publish", (res, req) => {
     const presented = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
+    const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
     const body = reply.readBody(MAX_BODY_BYTES);
-    void publish(deps, reply, presented, body);
+    void publish(deps, reply, { presented, source }, body);
   });
 }
 
 async function publish(
   deps: PublishRoutesDeps,
   reply: PendingReply,
-  presented: string | undefined,
+  caller: { presented: string | undefined; source: string },
   body: ReturnType<PendingReply["readBody"]>,
 ): Promise<void> {
   if (!deps.apiKeys.enabled) return reply.reject(HttpRejection.NotFound, "the HTTP publish API is disabled: set API_KEYS");
-  const keyIndex = presented === undefined ? undefined : deps.apiKeys.identify(presented);
-  if (keyIndex === undefined) return reply.reject(HttpRejection.Unauthorized, "a valid API key is required: Authorization: Bearer <key>");
+  const failures = deps.limits.checkApiKeyFailures(caller.source);
+  if (!failures.ok) return reply.rateLimited("too many wrong API keys from this address", failures.retryAfterMs);
+  const keyIndex = caller.presented === undefined ? undefined : deps.apiKeys.identify(caller.presented);
+  if (keyIndex === undefined) {
+    if (caller.presented !== undefined) deps.limits.apiKeyFailed(caller.source);
+    return reply.reject(HttpRejection.Unauthorized, "a valid API key is required: Authorization: Bearer <key>");
+  }
   const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
   if (!verdict.ok) {
-    return reply.json(429, { error: { code: "rate_limited", message: "too many publishes for this API key", retryAfterMs: verdict.retryAfterMs } });
+    deps.limits.apiKeyRateRefused();
+    return reply.rateLimited("too many publishes for this API key", verdict.retryAfterMs);
   }
   const received = await body;
   if (!received.ok) {

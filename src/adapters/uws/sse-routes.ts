@@ -8,6 +8,7 @@ import { AuthenticationError, type Authenticator } from "../../core/ports/authen
 import type { Clock, Timer } from "../../core/ports/clock.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
 import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.js";
+import type { HttpLimits } from "./http-limits.js";
 import { SseSessionSocket, type SseTopics } from "./sse-session-socket.js";
 
 /** CONTRACT §6: a comment line at least this often. */
@@ -17,6 +18,7 @@ export interface SseRoutesDeps {
   readonly app: UwsApp;
   readonly gateway: Gateway;
   readonly authenticator: Authenticator;
+  readonly limits: HttpLimits;
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly topics: SseTopics;
@@ -38,7 +40,10 @@ export interface SseRoutesDeps {
  * writable is its heartbeat, renewed by each keep-alive comment.
  *
  * Refusals before the stream starts are JSON like the WebSocket upgrade's:
- * 400 (no or bad `channels`), 401, 429, 503.
+ * 400 (no or bad `channels`), 401, 429, 503. A connect is an HTTP request
+ * that may replay stored events, so it counts against the address's and the
+ * user's HTTP rates (429 `rate_limited` with Retry-After), on top of the
+ * per-user connection limit (429 `limit_exceeded`).
  */
 export function registerSseRoutes(deps: SseRoutesDeps): void {
   const streams = new Map<SseSessionSocket, Session>();
@@ -63,6 +68,7 @@ export function registerSseRoutes(deps: SseRoutesDeps): void {
     const token = requestToken(req);
     const channelsParam = req.getQuery("channels") ?? "";
     const lastEventId = req.getHeader("last-event-id") || req.getQuery("lastEventId") || undefined;
+    const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
     const refuse = (reason: UpgradeRejectReason, message?: string): void => {
       deps.metrics.upgradeRejected(reason);
@@ -75,10 +81,14 @@ export function registerSseRoutes(deps: SseRoutesDeps): void {
     if (deps.gateway.isDraining()) return refuse("draining");
     if (!token) return refuse("unauthorized", "missing token: Authorization: Bearer <jwt> or ?token=<jwt>");
     const since = parseLastEventId(lastEventId);
+    const bySource = deps.limits.takeSource(source);
+    if (!bySource.ok) return reply.rateLimited("too many requests from this address", bySource.retryAfterMs);
 
     deps.authenticator.verify(token).then(
       (principal) => {
         if (!reply.isOpen) return;
+        const byUser = deps.limits.takeUser(principal.userId);
+        if (!byUser.ok) return reply.rateLimited("too many requests for this user", byUser.retryAfterMs);
         const admission = deps.gateway.admit(principal);
         if (!admission.ok) return refuse(admission.reason);
         let session: Session | undefined;

@@ -10,6 +10,7 @@ import { registerPublishRoutes } from "./publish-routes.js";
 import { registerPresenceRoutes } from "./presence-routes.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
 import type { ApiKeys } from "./api-keys.js";
+import type { HttpLimits } from "./http-limits.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
 import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.js";
@@ -43,6 +44,8 @@ export interface UwsServerDeps {
 export interface EdgeDeps {
   readonly gateway: Gateway;
   readonly apiKeys: ApiKeys;
+  /** Rates of the HTTP API and SSE connects by address, user and failed API key. */
+  readonly httpLimits: HttpLimits;
   readonly clock: Clock;
   readonly authenticator: Authenticator;
   readonly metrics: Metrics;
@@ -104,14 +107,16 @@ export class UwsServer {
   private registerEdge(app: UwsApp, edge: EdgeDeps): void {
     const { uws, logger } = this.deps;
     const deps = edge;
-    registerInboxRoutes({ app, authenticator: edge.authenticator, store: edge.store, gateway: edge.gateway, logger });
-    registerPublishRoutes({ app, apiKeys: edge.apiKeys, gateway: edge.gateway, clock: edge.clock, logger });
-    registerPresenceRoutes({ app, apiKeys: edge.apiKeys, authenticator: edge.authenticator, namespaces: edge.namespaces, gateway: edge.gateway, clock: edge.clock });
+    const limits = edge.httpLimits;
+    registerInboxRoutes({ app, authenticator: edge.authenticator, limits, store: edge.store, gateway: edge.gateway, logger });
+    registerPublishRoutes({ app, apiKeys: edge.apiKeys, limits, gateway: edge.gateway, clock: edge.clock, logger });
+    registerPresenceRoutes({ app, apiKeys: edge.apiKeys, limits, authenticator: edge.authenticator, namespaces: edge.namespaces, gateway: edge.gateway, clock: edge.clock });
     registerClientRoutes({ app, logger });
     registerSseRoutes({
       app,
       gateway: edge.gateway,
       authenticator: edge.authenticator,
+      limits,
       metrics: edge.metrics,
       clock: edge.clock,
       topics: edge.sseTopics,

@@ -18,6 +18,9 @@ export type FrameRejectReason =
 
 export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining" | "broker_unavailable";
 
+/** Which HTTP limit refused a request with 429: per user, per client address, failed API keys per address, an API key's own rate. */
+export type HttpRateLimitScope = "user" | "source" | "api_key_failures" | "api_key";
+
 export type ServerFrameType = "event" | "join" | "leave" | "members" | "status" | "read";
 
 export interface Metrics {
@@ -26,6 +29,8 @@ export interface Metrics {
   upgradeRejected(reason: UpgradeRejectReason): void;
   frameReceived(op: string): void;
   frameRejected(reason: FrameRejectReason): void;
+  /** An HTTP request (API, SSE connect) refused with 429 by a rate limit. */
+  httpRateLimited(scope: HttpRateLimitScope): void;
   /** One event handed to `recipients` local sockets; latency from publish to socket write, when known. */
   messagesSent(type: ServerFrameType, namespace: string, recipients: number, latencySeconds: number | undefined): void;
   deadLettered(reason: string): void;
@@ -72,6 +77,7 @@ export const noopMetrics: Metrics = {
   upgradeRejected() {},
   frameReceived() {},
   frameRejected() {},
+  httpRateLimited() {},
   messagesSent() {},
   deadLettered() {},
   eventsPersisted() {},
