@@ -64,6 +64,7 @@ describe("browser: the SDK bundle on the demo page", () => {
     // Before the gateways are killed, so the screenshots show the pages as the failure left them.
     if (task.result?.state === "fail") await keepScreenshots(browser, `browser-${task.name}`);
     browser.console.length = 0;
+    browser.cspViolations.length = 0;
     await GatewayProcess.killAll();
     for (const page of browser.context.pages()) await page.close().catch(() => {});
   });
@@ -205,8 +206,33 @@ describe("browser: the SDK bundle on the demo page", () => {
       expect(await page.evaluate(() => (globalThis as unknown as { sobranieDemo: { client: { transportKind: string } } }).sobranieDemo.client.transportKind)).toBe(transport);
       // The page shows them too.
       await expect(page.locator(`#events li[data-id="${ids[2]}"]`).textContent()).resolves.toContain("hello 2");
+      expect(browser.cspViolations).toEqual([]);
     }, 120_000);
   }
+
+  it("runs the demo page under its Content-Security-Policy: the bundle, its style, a WebSocket and a publish through the form, nothing refused", async () => {
+    const { port } = startGateway();
+    const bound = await port;
+    const response = await fetch(`http://127.0.0.1:${bound}/demo`);
+    const csp = response.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(response.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    const bundle = await fetch(`http://127.0.0.1:${bound}/client/sobranie-client.js`);
+    expect(bundle.headers.get("x-content-type-options")).toBe("nosniff");
+    const room = `room:${uniqueId("csp")}`;
+    const page = await openDemo(bound, room, "websocket");
+    // The stylesheet applied (an inline style the CSP refused would leave the default margin).
+    expect(await page.evaluate("getComputedStyle(document.body).maxWidth")).not.toBe("none");
+    await page.fill("#key", API_KEY);
+    await page.fill("#text", "from the form");
+    await page.click("#publish");
+    // Locators, not string predicates: playwright runs a string predicate through eval, which the page's CSP refuses.
+    await page.locator("#published", { hasText: /^sent / }).waitFor({ timeout: 30_000 });
+    await page.locator("#events li", { hasText: "from the form" }).waitFor({ timeout: 30_000 });
+    expect(browser.cspViolations).toEqual([]);
+  }, 120_000);
 
   it("survives a gateway restart: reconnects, recovers, misses nothing and repeats nothing on a durable channel", async () => {
     // A fixed address in front of whichever gateway runs (nginx in production):

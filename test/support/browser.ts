@@ -11,6 +11,8 @@ const SCREENSHOT_DIR = "test-results";
 export class TestBrowser {
   /** The pages' console errors and warnings, written next to the screenshots of a failed test. */
   readonly console: string[] = [];
+  /** Content-Security-Policy violations the pages reported (`securitypolicyviolation`): directive and blocked URI. */
+  readonly cspViolations: string[] = [];
 
   private constructor(
     readonly context: BrowserContext,
@@ -29,6 +31,12 @@ export class TestBrowser {
 
   async page(): Promise<Page> {
     const page = await this.context.newPage();
+    await page.exposeFunction("reportCspViolation", (violation: string) => void this.cspViolations.push(violation));
+    // A string: this file is compiled without the DOM types.
+    await page.addInitScript({
+      content: `document.addEventListener("securitypolicyviolation", (event) =>
+        reportCspViolation(event.effectiveDirective + " blocked " + (event.blockedURI || "inline") + " (" + event.sourceFile + ":" + event.lineNumber + ")"));`,
+    });
     page.on("console", (message) => {
       if (message.type() === "error" || message.type() === "warning") this.console.push(`[${message.type()}] ${message.text()}`);
     });

@@ -1,8 +1,9 @@
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { Logger } from "../../core/ports/logger.js";
-import { DEMO_PAGE } from "./demo/demo-page.js";
+import { DEMO_INLINE, DEMO_PAGE } from "./demo/demo-page.js";
 import { PendingReply } from "./http-reply.js";
 
 export interface ClientRoutesDeps {
@@ -15,6 +16,12 @@ export interface ClientRoutesDeps {
  * `dist/client/`) at `/client/sobranie-client.js`, and the demo page at `/`
  * and `/demo`. The bundle is read once and kept; a missing bundle is a 404
  * naming the build command, not a failed start.
+ *
+ * The demo page reads a token and an API key from the URL fragment, so it
+ * runs under a Content-Security-Policy that allows its own inline style and
+ * script (by hash), the bundle and connections to this origin only, and it
+ * sends no Referer. Both answers (like every answer) carry
+ * `X-Content-Type-Options: nosniff`.
  */
 export function registerClientRoutes(deps: ClientRoutesDeps): void {
   let bundle: Promise<string | undefined> | undefined;
@@ -39,9 +46,30 @@ export function registerClientRoutes(deps: ClientRoutesDeps): void {
     );
   });
   for (const path of ["/", "/demo"]) {
-    deps.app.get(path, (res) => new PendingReply(res).text(200, "text/html; charset=utf-8", DEMO_PAGE));
+    deps.app.get(path, (res) => new PendingReply(res).text(200, "text/html; charset=utf-8", DEMO_PAGE, DEMO_PAGE_HEADERS));
   }
 }
+
+function sha256(text: string): string {
+  return `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
+}
+
+/**
+ * `'self'` for the bundle, fetch and EventSource; `ws:`/`wss:` because
+ * browsers before CSP level 3 (Safari < 15.4) do not count a same-host
+ * WebSocket as `'self'`.
+ */
+export const DEMO_PAGE_CSP = [
+  "default-src 'none'",
+  `script-src 'self' ${sha256(DEMO_INLINE.script)}`,
+  `style-src ${sha256(DEMO_INLINE.style)}`,
+  "connect-src 'self' ws: wss:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const DEMO_PAGE_HEADERS = { "content-security-policy": DEMO_PAGE_CSP, "referrer-policy": "no-referrer", "x-frame-options": "DENY" };
 
 /** From the compiled server (`dist/src/adapters/uws/`) and from the sources (`src/adapters/uws/`, tests). */
 const BUNDLE_CANDIDATES = [new URL("../../../client/sobranie-client.js", import.meta.url), new URL("../../../dist/client/sobranie-client.js", import.meta.url)];

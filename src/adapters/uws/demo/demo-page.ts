@@ -3,14 +3,12 @@
  * through the SDK bundle, and a form that publishes a test event through the
  * HTTP publish API, so it travels the whole way (broker, worker, back to the
  * page). Parameters may come in the URL hash: `#token=…&key=…&room=room:lobby&transport=sse`.
+ *
+ * The style and the script are inline, so the page's Content-Security-Policy
+ * allows exactly them by hash (client-routes.ts), and nothing else inline.
  */
-export const DEMO_PAGE = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sobranie Realtime demo</title>
-<style>
+/** Everything between <style> and </style>: what the CSP hash covers, byte for byte. */
+const DEMO_STYLE = `
   body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
   fieldset { border: 1px solid #ccc; margin-bottom: 1rem; }
   label { display: block; margin: .3rem 0; }
@@ -18,30 +16,10 @@ export const DEMO_PAGE = `<!doctype html>
   .row { display: grid; grid-template-columns: 2fr 1fr; gap: 1rem; }
   #state { font-weight: bold; }
   #events li { font-family: ui-monospace, monospace; font-size: 13px; }
-</style>
-</head>
-<body>
-<h1>Sobranie Realtime</h1>
-<p>Paste the demo token and API key the gateway printed at start (<code>npm start</code>).</p>
-<fieldset>
-  <legend>Connection</legend>
-  <label>Token <input id="token" autocomplete="off"></label>
-  <label>Room <input id="room" value="room:lobby"></label>
-  <label>Transport <select id="transport"><option>auto</option><option>websocket</option><option>sse</option></select></label>
-  <button id="connect">Connect</button> <span>State: <span id="state">idle</span></span>
-</fieldset>
-<div class="row">
-  <section><h2>Events</h2><ol id="events"></ol></section>
-  <section><h2>Presence</h2><ul id="presence"><li>(not connected)</li></ul></section>
-</div>
-<fieldset>
-  <legend>Publish a test event (HTTP API)</legend>
-  <label>API key <input id="key" autocomplete="off"></label>
-  <label>Type <input id="type" value="message.created"></label>
-  <label>Text <input id="text" value="hello"></label>
-  <button id="publish">Publish</button> <span id="published"></span>
-</fieldset>
-<script type="module">
+`;
+
+/** Everything between <script> and </script>. */
+const DEMO_SCRIPT = `
 import { connect } from "/client/sobranie-client.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1));
@@ -105,7 +83,41 @@ $("publish").onclick = async () => {
   $("published").textContent = response.ok ? "sent " + body.id : "refused: " + (body.error ? body.error.message : response.status);
 };
 if (params.has("token")) start();
-</script>
+`;
+
+export const DEMO_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sobranie Realtime demo</title>
+<style>${DEMO_STYLE}</style>
+</head>
+<body>
+<h1>Sobranie Realtime</h1>
+<p>Paste the demo token and API key the gateway printed at start (<code>npm start</code>).</p>
+<fieldset>
+  <legend>Connection</legend>
+  <label>Token <input id="token" autocomplete="off"></label>
+  <label>Room <input id="room" value="room:lobby"></label>
+  <label>Transport <select id="transport"><option>auto</option><option>websocket</option><option>sse</option></select></label>
+  <button id="connect">Connect</button> <span>State: <span id="state">idle</span></span>
+</fieldset>
+<div class="row">
+  <section><h2>Events</h2><ol id="events"></ol></section>
+  <section><h2>Presence</h2><ul id="presence"><li>(not connected)</li></ul></section>
+</div>
+<fieldset>
+  <legend>Publish a test event (HTTP API)</legend>
+  <label>API key <input id="key" autocomplete="off"></label>
+  <label>Type <input id="type" value="message.created"></label>
+  <label>Text <input id="text" value="hello"></label>
+  <button id="publish">Publish</button> <span id="published"></span>
+</fieldset>
+<script type="module">${DEMO_SCRIPT}</script>
 </body>
 </html>
 `;
+
+/** The inline style and script, for their CSP hashes. */
+export const DEMO_INLINE = { style: DEMO_STYLE, script: DEMO_SCRIPT } as const;
