@@ -239,18 +239,25 @@ describe("JwtAuthenticator.verifyNow (the synchronous path of the upgrade) with 
     }
   });
 
-  it("leaves algorithms without a synchronous key to the asynchronous path", async () => {
+  it("refuses at once, with verify's message, an algorithm not configured", async () => {
     const { privateKey, publicKey } = await generateKeyPair("ES256");
     const pem = await exportSPKI(publicKey);
     const es256 = await new SignJWT({ sub: "u1" }).setProtectedHeader({ alg: "ES256" }).setExpirationTime("1h").sign(privateKey);
-    // A secret only: ES256 is not configured, so verify refuses it.
-    expect(auth.verifyNow(es256)).toBeUndefined();
-    await expect(auth.verify(es256)).rejects.toThrow("token algorithm is not accepted");
+    // A secret only: ES256 is not configured.
+    expect(() => auth.verifyNow(es256)).toThrow("token algorithm is not accepted (accepted: HS256)");
+    await expect(auth.verify(es256)).rejects.toThrow("token algorithm is not accepted (accepted: HS256)");
     // A PEM only: an HS256 token (here HMAC'd with the PEM text) is never checked against the public key.
     const pemOnly = new JwtAuthenticator({ publicKeyPem: pem });
     const confused = await hs256({ sub: "u1", exp: nowSec() + 60 }, pem);
-    expect(pemOnly.verifyNow(confused)).toBeUndefined();
-    await expect(pemOnly.verify(confused)).rejects.toThrow("token algorithm is not accepted");
+    expect(() => pemOnly.verifyNow(confused)).toThrow("token algorithm is not accepted (accepted: ES256)");
+    await expect(pemOnly.verify(confused)).rejects.toThrow("token algorithm is not accepted (accepted: ES256)");
+  });
+
+  it("leaves an algorithm configured only through a JWKS to the asynchronous path", async () => {
+    const { privateKey } = await generateKeyPair("ES256");
+    const es256 = await new SignJWT({ sub: "u1" }).setProtectedHeader({ alg: "ES256", kid: "k" }).setExpirationTime("1h").sign(privateKey);
+    const both = new JwtAuthenticator({ secret: SECRET, jwksUrl: "http://127.0.0.1:9/jwks" });
+    expect(both.verifyNow(es256)).toBeUndefined();
   });
 
   it("leaves RSA keys under 2,048 bits to jose, which refuses them", async () => {

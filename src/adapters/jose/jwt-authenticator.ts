@@ -122,48 +122,63 @@ export class JwtAuthenticator implements Authenticator {
    * node:crypto (jose has no synchronous API). Why: uWebSockets.js 20.30
    * sometimes closes a socket upgraded after an await with 1006 right after
    * `open` (seen on about one connection in forty in a tight connect loop);
-   * an upgrade in the handler's own turn never is. The same rules as
-   * `verify`: the header's alg picks its own key and no other (HS256 only the
-   * secret, the PEM only its own algorithm), an HMAC compared in constant
-   * time, exp/nbf with the clock tolerance, iss/aud when set, and the same
-   * claims schema. Anything else — JWKS keys, a `crit` header, an algorithm
-   * not configured — returns undefined and takes the asynchronous path.
+   * an upgrade in the handler's own turn never is.
+   *
+   * Guarantee: it decides every token exactly as `verify` does, with the same
+   * message (test/unit/jwt-refusals.test.ts holds both paths to one table):
+   * jose's checks in jose's order — header a JSON object in strict UTF-8,
+   * `alg` a non-empty string among the configured ones, the signature by the
+   * key of that alg only (HS256 only the secret, the PEM only its own
+   * algorithm; an HMAC compared in constant time), payload a JSON object,
+   * required claims (iss, aud, exp, sub), iss/aud, `iat`/`nbf`/`exp` numbers
+   * when present, nbf/exp against a whole-second clock with the tolerance —
+   * then the same claims schema. What jose decides with rules not copied
+   * here returns undefined and takes the asynchronous path: JWKS keys, a
+   * `crit` header, an RSA key under 2,048 bits.
    */
   verifyNow(token: string): Principal | undefined {
     if (this.hmacKey === undefined && this.pemKey === undefined) return undefined;
-    if (token === "") throw new AuthenticationError("token is empty");
-    if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
-    const parts = token.split(".");
-    if (parts.length !== 3) throw new AuthenticationError("token is malformed");
-    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-    const header = parseJsonPart(headerPart) as { alg?: unknown; crit?: unknown } | undefined;
-    if (!header || typeof header !== "object") throw new AuthenticationError("token is malformed");
+    assertCompactForm(token);
+    const [headerPart, payloadPart, signaturePart] = token.split(".") as [string, string, string];
+    const header = parseJsonObject(headerPart);
+    if (header === undefined) throw new AuthenticationError("token is malformed");
     if (header.crit !== undefined) return undefined;
+    const alg = header.alg;
+    if (typeof alg !== "string" || alg === "") throw new AuthenticationError("token is malformed");
+    if (!(this.algorithms as readonly string[]).includes(alg)) throw new AuthenticationError(algorithmNotAccepted(this.algorithms));
     const signingInput = `${headerPart}.${payloadPart}`;
     const presented = Buffer.from(signaturePart, "base64url");
-    if (header.alg === "HS256" && this.hmacKey !== undefined) {
+    if (alg === "HS256" && this.hmacKey !== undefined) {
       const expected = createHmac("sha256", this.hmacKey).update(signingInput).digest();
       if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) throw new AuthenticationError("token signature is invalid");
-    } else if (this.pemKey !== undefined && header.alg === this.pemKey.algorithm) {
+    } else if (this.pemKey !== undefined && alg === this.pemKey.algorithm) {
       if (!publicKeySignatureValid(this.pemKey, signingInput, presented)) throw new AuthenticationError("token signature is invalid");
     } else {
       return undefined;
     }
-    const payload = parseJsonPart(payloadPart) as Record<string, unknown> | undefined;
-    if (!payload || typeof payload !== "object" || Array.isArray(payload)) throw new AuthenticationError("token is malformed");
-    if (payload.sub === undefined) throw new AuthenticationError('token has no "sub" claim');
-    if (payload.exp === undefined) throw new AuthenticationError('token has no "exp" claim');
-    const nowSec = Date.now() / 1_000;
-    if (typeof payload.exp === "number" && payload.exp <= nowSec - this.clockToleranceSec) throw new AuthenticationError("token expired");
-    if (typeof payload.nbf === "number" && payload.nbf > nowSec + this.clockToleranceSec) throw new AuthenticationError('token "nbf" claim is invalid');
-    if (this.issuer !== undefined && payload.iss !== this.issuer) throw new AuthenticationError('token "iss" claim is invalid');
-    if (this.audience !== undefined && !audienceMatches(payload.aud, this.audience)) throw new AuthenticationError('token "aud" claim is invalid');
+    const payload = parseJsonObject(payloadPart);
+    if (payload === undefined) throw new AuthenticationError("token is malformed");
+    this.checkClaims(payload);
     return toPrincipal(payload);
   }
 
+  /** jose's validateClaimsSet with our options, in its order (so the first failure reported is the same one). */
+  private checkClaims(payload: Record<string, unknown>): void {
+    const required = [...(this.issuer === undefined ? [] : ["iss"]), ...(this.audience === undefined ? [] : ["aud"]), "exp", "sub"];
+    for (const claim of required) if (!Object.hasOwn(payload, claim)) throw new AuthenticationError(`token has no "${claim}" claim`);
+    if (this.issuer !== undefined && payload.iss !== this.issuer) throw new AuthenticationError('token "iss" claim is invalid');
+    if (this.audience !== undefined && !audienceMatches(payload.aud, this.audience)) throw new AuthenticationError('token "aud" claim is invalid');
+    const nowSec = Math.floor(Date.now() / 1_000);
+    for (const claim of ["iat", "nbf", "exp"]) {
+      const value = payload[claim];
+      if (value !== undefined && typeof value !== "number") throw new AuthenticationError(`token "${claim}" claim is invalid`);
+    }
+    if (typeof payload.nbf === "number" && payload.nbf > nowSec + this.clockToleranceSec) throw new AuthenticationError('token "nbf" claim is invalid');
+    if ((payload.exp as number) <= nowSec - this.clockToleranceSec) throw new AuthenticationError("token expired");
+  }
+
   async verify(token: string): Promise<Principal> {
-    if (token === "") throw new AuthenticationError("token is empty");
-    if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
+    assertCompactForm(token);
     let payload: unknown;
     try {
       ({ payload } = await jwtVerify(token, this.getKey, {
@@ -195,12 +210,35 @@ function toPrincipal(payload: unknown): Principal {
   };
 }
 
-function parseJsonPart(part: string): unknown {
+/**
+ * Three parts of canonical base64url: no padding, no whitespace, no "+/",
+ * length not 4n+1, and the last character's unused bits zero. A decoder
+ * (Buffer's, and the atob that jose falls back to on Node 20) skips or
+ * maps all of those, so without this one token has many spellings, which
+ * defeats deny-lists and log correlation. One regex test, no allocation.
+ */
+const COMPACT_PART = "(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]|[A-Za-z0-9_-][AQgw])?";
+const COMPACT_JWS = new RegExp(`^${COMPACT_PART}\\.${COMPACT_PART}\\.${COMPACT_PART}$`);
+
+/** The checks both paths make before anything is decoded. */
+function assertCompactForm(token: string): void {
+  if (token === "") throw new AuthenticationError("token is empty");
+  if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token is over ${MAX_TOKEN_CHARS} characters`);
+  if (!COMPACT_JWS.test(token)) throw new AuthenticationError("token is malformed");
+}
+
+/** jose decodes header and claims as strict UTF-8: a stray byte refuses the token instead of becoming U+FFFD. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A part's JSON when it is an object (not an array, not null), as jose requires of header and claims. */
+function parseJsonObject(part: string): Record<string, unknown> | undefined {
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as unknown;
+    value = JSON.parse(strictUtf8.decode(Buffer.from(part, "base64url")));
   } catch {
     return undefined;
   }
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 function audienceMatches(aud: unknown, expected: string): boolean {
@@ -250,10 +288,14 @@ function loadPem(pem: string): { parsed: PemKey; imported: Promise<CryptoKey> } 
   return { parsed, imported };
 }
 
+function algorithmNotAccepted(algorithms: readonly Algorithm[]): string {
+  return `token algorithm is not accepted (accepted: ${algorithms.join(", ")})`;
+}
+
 function describeFailure(error: unknown, algorithms: readonly Algorithm[]): string {
   if (error instanceof errors.JWTExpired) return "token expired";
   if (error instanceof errors.JWSSignatureVerificationFailed) return "token signature is invalid";
-  if (error instanceof errors.JOSEAlgNotAllowed) return `token algorithm is not accepted (accepted: ${algorithms.join(", ")})`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return algorithmNotAccepted(algorithms);
   if (error instanceof errors.JWTClaimValidationFailed) {
     return error.reason === "missing" ? `token has no "${error.claim}" claim` : `token "${error.claim}" claim is invalid`;
   }
