@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
+import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -8,11 +9,16 @@ import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 const ref = v.optional(v.pipe(v.number(), v.safeInteger()));
 const channel = v.pipe(v.string(), v.maxLength(200));
 const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+/** An event's data: any JSON within MAX_DATA_DEPTH levels (shared with the HTTP publish body). */
+export const EventDataSchema = v.pipe(
+  v.unknown(),
+  v.check((data) => !exceedsDepth(data), tooDeepMessage()),
+);
 
 const ClientFrameSchema = v.variant("op", [
   v.object({ op: v.literal("subscribe"), ref, channel, since: v.optional(seq), presence: v.optional(v.boolean()) }),
   v.object({ op: v.literal("unsubscribe"), ref, channel }),
-  v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: v.unknown() }),
+  v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: EventDataSchema }),
   v.object({ op: v.literal("presence"), ref, channel }),
   v.object({
     op: v.literal("status"),
