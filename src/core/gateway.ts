@@ -74,6 +74,8 @@ const DEFAULT_INSPECT_INTERVAL_MS = 250;
 const DEFAULT_BROKER_LOSS = { graceMs: 3_000, spreadMs: 10_000 } as const;
 /** `reason` of the `reconnect` frame sent when this node lost its broker. */
 const BROKER_LOST_REASON = "broker_unavailable";
+/** Dead-letter reason of a delivery that failed unexpectedly (the broker port's `internal`). */
+const HANDLER_FAILED_REASON = "internal";
 const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 } as const;
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
 const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
@@ -293,7 +295,20 @@ export class Gateway implements BrokerHandler {
     this.releaseUser(session.userId);
   }
 
+  /**
+   * Never throws: an event that cannot be used is dead-lettered with a
+   * reason, counted and logged once, and so is any unexpected failure
+   * (reason `internal`); the queue and the node go on either way.
+   */
   handleDelivery(delivery: LiveDelivery): DeliveryOutcome {
+    try {
+      return this.route(delivery);
+    } catch (error) {
+      return this.deadLetter(HANDLER_FAILED_REASON, `delivery failed: ${error instanceof Error ? error.message : String(error)}`, error);
+    }
+  }
+
+  private route(delivery: LiveDelivery): DeliveryOutcome {
     const route = parseRoutingKey(delivery.routingKey);
     if (!route) return this.deadLetter("bad_routing_key", `routing key ${delivery.routingKey} names no channel and type`);
     const { channel } = route;
@@ -516,9 +531,11 @@ export class Gateway implements BrokerHandler {
     return this.options.brokerLoss ?? DEFAULT_BROKER_LOSS;
   }
 
-  private deadLetter(reason: string, message: string): DeliveryOutcome {
+  /** `error`: an unexpected failure, logged at error level with its stack (once per message, like every dead letter). */
+  private deadLetter(reason: string, message: string, error?: unknown): DeliveryOutcome {
     this.deps.metrics.deadLettered(reason);
-    this.deps.logger.warn({ reason, detail: message }, "event dead-lettered");
+    if (error === undefined) this.deps.logger.warn({ reason, detail: message }, "event dead-lettered");
+    else this.deps.logger.error({ reason, err: error }, "event dead-lettered: delivery failed unexpectedly");
     return { kind: "dead-letter", reason, message };
   }
 

@@ -1,6 +1,6 @@
 import { CloseCode, ErrorCode, type UnsubscribeReason } from "../protocol/codes.js";
 import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from "../protocol/channel.js";
-import { encodeServerFrame, parseClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
+import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
 import { BrokerUnavailableError } from "./ports/broker.js";
 import { AuthenticationError, type Principal } from "./ports/authenticator.js";
@@ -84,18 +84,24 @@ export class Session {
     this.armExpiry();
   }
 
-  /** A text frame from the client. `byteLength` is the frame's size on the wire. */
+  /**
+   * A text frame from the client. `byteLength` is the frame's size on the wire.
+   * The JSON is read before any limit is applied so that every refusal echoes
+   * the frame's `ref`; the transport cuts frames over twice maxFrameBytes, so
+   * a refused frame costs one bounded JSON.parse and is not acted on.
+   */
   receiveText(text: string, byteLength: number): void {
     if (this.closed) return;
     this.lastHeardMs = this.ctx.clock.now();
+    const read = readClientFrame(text);
     if (byteLength > this.ctx.limits.maxFrameBytes) {
       this.ctx.metrics.frameRejected("too_large");
-      this.sendError(undefined, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
+      this.sendError(read.ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
       this.close(CloseCode.TooLarge, "frame too large");
       return;
     }
-    if (!this.admitByRate()) return;
-    const parsed = parseClientFrame(text);
+    if (!this.admitByRate(read.ref)) return;
+    const parsed = read.ok ? validateClientFrame(read) : read;
     if (!parsed.ok) {
       this.reject(parsed.ref, "bad_request", ErrorCode.BadRequest, parsed.message);
       return;
@@ -117,7 +123,7 @@ export class Session {
   /** A binary frame: not part of protocol v1, answered like any bad frame. */
   receiveBinary(byteLength: number): void {
     if (byteLength > this.ctx.limits.maxFrameBytes) return this.receiveText("", byteLength);
-    if (this.closed || !this.admitByRate()) return;
+    if (this.closed || !this.admitByRate(undefined)) return;
     this.reject(undefined, "bad_request", ErrorCode.BadRequest, "binary frames are not part of protocol v1; send JSON text");
   }
 
@@ -161,7 +167,8 @@ export class Session {
     this.counted = false;
   }
 
-  private admitByRate(): boolean {
+  /** Takes a token for one frame; a refusal echoes `ref`, the refused frame's. */
+  private admitByRate(ref: number | undefined): boolean {
     const now = this.ctx.clock.now();
     const verdict = this.bucket.take(now);
     const userVerdict = verdict.ok ? this.user.bucket.take(now) : verdict;
@@ -170,7 +177,7 @@ export class Session {
     if (this.abuse.refused(now)) {
       this.close(CloseCode.RateLimitAbused, "rate limit exceeded for too long");
     } else {
-      this.sendError(undefined, ErrorCode.RateLimited, "too many frames", userVerdict.retryAfterMs);
+      this.sendError(ref, ErrorCode.RateLimited, "too many frames", userVerdict.retryAfterMs);
     }
     return false;
   }

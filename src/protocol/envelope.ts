@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN } from "./channel.js";
+import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
 
 /** Largest event body the broker path accepts (CONTRACT §3). */
 export const MAX_ENVELOPE_BYTES = 65_536;
@@ -21,7 +22,8 @@ const EnvelopeSchema = v.object({
 
 export type Envelope = v.InferOutput<typeof EnvelopeSchema> & { id: string };
 
-export type EnvelopeRejection = "too_large" | "not_json" | "invalid_envelope";
+/** Also the `reason` label of `sobranie_dead_lettered_total`. `too_deep`: data over MAX_DATA_DEPTH levels. */
+export type EnvelopeRejection = "too_large" | "not_json" | "invalid_envelope" | "too_deep";
 
 export type DecodedEnvelope =
   | { ok: true; envelope: Envelope; publishedAtMs: number | undefined }
@@ -61,6 +63,7 @@ export function decodeEnvelope(
     return { ok: false, reason: "invalid_envelope", message: v.summarize(parsed.issues) };
   }
   const envelope = parsed.output;
+  if (exceedsDepth(envelope.data)) return { ok: false, reason: "too_deep", message: tooDeepMessage() };
   const id = envelope.id ?? properties.messageId?.slice(0, 64) ?? fallbackId();
   const occurredMs = envelope.occurredAt === undefined ? undefined : Date.parse(envelope.occurredAt);
   return { ok: true, envelope: { ...envelope, id }, publishedAtMs: properties.timestampMs ?? occurredMs };

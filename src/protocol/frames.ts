@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
+import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -8,11 +9,16 @@ import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 const ref = v.optional(v.pipe(v.number(), v.safeInteger()));
 const channel = v.pipe(v.string(), v.maxLength(200));
 const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+/** An event's data: any JSON within MAX_DATA_DEPTH levels (shared with the HTTP publish body). */
+export const EventDataSchema = v.pipe(
+  v.unknown(),
+  v.check((data) => !exceedsDepth(data), tooDeepMessage()),
+);
 
 const ClientFrameSchema = v.variant("op", [
   v.object({ op: v.literal("subscribe"), ref, channel, since: v.optional(seq), presence: v.optional(v.boolean()) }),
   v.object({ op: v.literal("unsubscribe"), ref, channel }),
-  v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: v.unknown() }),
+  v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: EventDataSchema }),
   v.object({ op: v.literal("presence"), ref, channel }),
   v.object({
     op: v.literal("status"),
@@ -31,19 +37,38 @@ export type ParsedClientFrame =
   | { ok: true; frame: ClientFrame }
   | { ok: false; ref: number | undefined; message: string };
 
-/** Never throws: invalid JSON, an unknown op or a bad field each come back with a message for `error bad_request`. */
-export function parseClientFrame(text: string): ParsedClientFrame {
+/**
+ * A client frame's JSON before validation, with the `ref` its reply echoes
+ * (when the frame is a JSON object whose `ref` is a safe integer). What a
+ * refusal that comes before validation (a rate limit, a size limit) needs.
+ */
+export type ReadClientFrame =
+  | { ok: true; json: unknown; ref: number | undefined }
+  | { ok: false; ref: undefined; message: string };
+
+/** Never throws; JSON.parse is iterative, so no nesting makes it overflow the stack. */
+export function readClientFrame(text: string): ReadClientFrame {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
     return { ok: false, ref: undefined, message: "frame is not valid JSON" };
   }
-  const parsed = v.safeParse(ClientFrameSchema, json);
-  if (parsed.success) return { ok: true, frame: parsed.output };
   const maybeRef = typeof json === "object" && json !== null ? (json as { ref?: unknown }).ref : undefined;
-  const echoedRef = Number.isSafeInteger(maybeRef) ? (maybeRef as number) : undefined;
-  return { ok: false, ref: echoedRef, message: v.summarize(parsed.issues) };
+  return { ok: true, json, ref: Number.isSafeInteger(maybeRef) ? (maybeRef as number) : undefined };
+}
+
+/** Never throws: an unknown op or a bad field comes back with a message for `error bad_request`. */
+export function validateClientFrame(read: { json: unknown; ref: number | undefined }): ParsedClientFrame {
+  const parsed = v.safeParse(ClientFrameSchema, read.json);
+  if (parsed.success) return { ok: true, frame: parsed.output };
+  return { ok: false, ref: read.ref, message: v.summarize(parsed.issues) };
+}
+
+/** `readClientFrame` then `validateClientFrame`: invalid JSON, an unknown op or a bad field each come back with a message. */
+export function parseClientFrame(text: string): ParsedClientFrame {
+  const read = readClientFrame(text);
+  return read.ok ? validateClientFrame(read) : read;
 }
 
 export interface PresenceMember {

@@ -13,10 +13,12 @@ export const PublishValidationCode = {
   MissingData: "missing_data",
   NotSerializable: "not_serializable",
   TooLarge: "too_large",
+  /** `data` nests arrays/objects deeper than MAX_DATA_DEPTH (the gateway would dead-letter it as `too_deep`). */
+  TooDeep: "too_deep",
 } as const;
 export type PublishValidationCode = (typeof PublishValidationCode)[keyof typeof PublishValidationCode];
 
-/** The event breaks CONTRACT §3 (channel grammar, type pattern, id, size). Nothing was sent; retrying the same event fails again. */
+/** The event breaks CONTRACT §3 (channel grammar, type pattern, id, size, data depth). Nothing was sent; retrying the same event fails again. */
 export class PublishValidationError extends Error {
   override readonly name = "PublishValidationError";
   readonly retryable = false;

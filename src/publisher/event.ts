@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingPrefix } from "../protocol/channel.js";
 import { encodeEnvelope, MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
+import { exceedsDepth, tooDeepMessage } from "../protocol/json-depth.js";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
 
 /** Per-event options of `publish`. */
@@ -85,6 +86,8 @@ export function buildEvent(
   try {
     json = encodeEnvelope({ id, type: validType, data, occurredAt });
   } catch (error) {
+    // Serializing recurses per level: data nested thousands deep overflows the stack before any other check.
+    if (error instanceof RangeError && exceedsDepth(data)) throw tooDeep();
     throw new PublishValidationError(PublishValidationCode.NotSerializable, `data cannot be sent as JSON: ${(error as Error).message}`, {
       cause: error,
     });
@@ -96,5 +99,11 @@ export function buildEvent(
       `event body of ${body.byteLength} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`,
     );
   }
+  // Checked on the JSON as sent (toJSON may change the shape), exactly as the gateway will; at most MAX_ENVELOPE_BYTES to read.
+  if (exceedsDepth((JSON.parse(json) as { data: unknown }).data)) throw tooDeep();
   return { id, routingKey: `${routingPrefix(channel)}.${validType}`, body, timestampMs: nowMs };
+}
+
+function tooDeep(): PublishValidationError {
+  return new PublishValidationError(PublishValidationCode.TooDeep, tooDeepMessage());
 }

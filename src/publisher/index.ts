@@ -17,3 +17,4 @@ export {
 } from "./errors.js";
 export { PublishConfirmTimeoutError, PublishNackedError } from "../adapters/amqp/publisher.js";
 export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
+export { MAX_DATA_DEPTH } from "../protocol/json-depth.js";

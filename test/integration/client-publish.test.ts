@@ -54,6 +54,24 @@ describe("client publish", () => {
     client.close();
   });
 
+  it("refuses data nested over 64 levels with bad_request, publishing nothing, and takes 64", async () => {
+    const room = uniqueId("r");
+    const received = await backendQueue(room);
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken({ channels: [`room:${room}`] }) });
+    // About 20 KB: far under the frame limit, deep enough to overflow JSON.stringify.
+    client.sendRaw(`{"op":"publish","ref":900,"channel":"room:${room}","type":"t","data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`);
+    expect(await client.next((f) => f.ref === 900)).toMatchObject({
+      op: "error",
+      code: "bad_request",
+      message: expect.stringContaining("more than 64 levels deep"),
+    });
+    const atLimit = JSON.parse(`${"[".repeat(64)}${"]".repeat(64)}`) as unknown;
+    expect(await client.request({ op: "publish", channel: `room:${room}`, type: "t", data: atLimit })).toMatchObject({ op: "ok" });
+    await waitFor(() => received.length === 1);
+    expect(JSON.parse(received[0]!.content.toString())).toMatchObject({ type: "t", data: atLimit });
+    client.close();
+  });
+
   it("broadcasts straight to subscribers in a broadcast namespace", async () => {
     const id = uniqueId("t");
     const listener = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "bob" }) });

@@ -15,6 +15,13 @@ function post(gateway: TestGateway, body: unknown, key: string | null = KEY): Pr
   });
 }
 
+/** `levels` nested arrays: `[[[…]]]`. */
+function nested(levels: number): unknown {
+  let data: unknown = [];
+  for (let level = 1; level < levels; level++) data = [data];
+  return data;
+}
+
 describe("HTTP publish API", () => {
   let gateway: TestGateway;
 
@@ -54,6 +61,9 @@ describe("HTTP publish API", () => {
       [{ channel: "post.1", type: "t", data: {} }, 400, "bad_request"],
       [{ channel: "post:1", type: "t" }, 400, "bad_request"],
       [{ channel: "post:1", type: "t", data: {}, id: "x".repeat(65) }, 400, "bad_request"],
+      // Data nested over 64 levels; the 10,000-deep one is a 20 KB body that would overflow JSON.stringify.
+      [{ channel: "post:1", type: "t", data: nested(65) }, 400, "bad_request"],
+      [`{"channel":"post:1","type":"t","data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`, 400, "bad_request"],
       [{ channel: "nope:1", type: "t", data: {} }, 404, "not_found"],
       [{ channel: "post:1", type: "t", data: "x".repeat(70_000) }, 413, "too_large"],
     ];
@@ -62,6 +72,9 @@ describe("HTTP publish API", () => {
       expect(response.status, JSON.stringify(body).slice(0, 60)).toBe(status);
       expect(await response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
     }
+    const deep = await post(gateway, { channel: "post:1", type: "t", data: nested(65) });
+    expect(await deep.json()).toMatchObject({ error: { message: expect.stringContaining("more than 64 levels deep") } });
+    expect((await post(gateway, { channel: `post:${uniqueId("h")}`, type: "t", data: nested(64) })).status).toBe(202);
   });
 
   it("rate-limits each key on its own with 429 and retryAfterMs", async () => {

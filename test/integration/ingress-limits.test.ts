@@ -15,10 +15,10 @@ describe("ingress limits (CONTRACT §5)", () => {
 
   const connect = async (sub = uniqueId("u")) => TestClient.connect(gateway.wsUrl, { token: await signToken({ sub }) });
 
-  it("answers a frame over 64 KiB with too_large, then closes 1009", async () => {
+  it("answers a frame over 64 KiB with too_large echoing its ref, then closes 1009", async () => {
     const client = await connect();
-    client.sendRaw(JSON.stringify({ op: "ping", pad: "x".repeat(65_536) }));
-    expect(await client.next((f) => f.op === "error")).toMatchObject({ code: "too_large" });
+    client.sendRaw(JSON.stringify({ op: "ping", ref: 7, pad: "x".repeat(65_536) }));
+    expect(await client.next((f) => f.op === "error")).toMatchObject({ code: "too_large", ref: 7 });
     expect(await client.closed).toMatchObject({ code: 1009 });
   });
 
@@ -42,16 +42,21 @@ describe("ingress limits (CONTRACT §5)", () => {
     client.close();
   });
 
-  it("rate-limits a connection with retryAfterMs, without acting on the refused frame", async () => {
+  it("rate-limits a connection with retryAfterMs, echoing the refused frame's ref without acting on it", async () => {
     const client = await connect();
     const channel = `post:${uniqueId("rl")}`;
     for (let i = 0; i < 40; i++) client.send({ op: "ping", ref: 1000 + i });
     client.send({ op: "subscribe", ref: 1, channel });
+    client.sendRaw("{not json");
     const refused = await client.next((f) => f.op === "error" && f.code === "rate_limited");
+    expect(refused).toMatchObject({ ref: 1 });
     expect(refused.retryAfterMs).toBeGreaterThan(0);
+    // A refused frame that is not even JSON has no ref to echo, and still gets its one reply.
+    const unreadable = await client.next((f) => f.op === "error" && f.code === "rate_limited" && f !== refused);
+    expect(unreadable).not.toHaveProperty("ref");
     const pongs = await Promise.all(Array.from({ length: 40 }, (_, i) => client.next((f) => f.ref === 1000 + i)));
     expect(pongs.every((f) => f.op === "pong")).toBe(true);
-    expect(client.frames.some((f) => f.ref === 1)).toBe(false);
+    expect(client.frames.filter((f) => f.ref === 1)).toEqual([refused]);
     client.close();
   });
 

@@ -94,6 +94,22 @@ describe("the live path: RabbitMQ → gateway → WebSocket", () => {
     client.close();
   });
 
+  it("dead-letters an event whose data nests over 64 levels as too_deep, counts it, and delivers the next one", async () => {
+    const id = uniqueId("p");
+    const client = await subscribedClient(`post:${id}`);
+    const watch = await DeadLetterWatch.open();
+    // About 20 KB: far under the size limit, deep enough to overflow JSON.stringify.
+    await publisher.publish(`post.${id}.deep`, `{"id":"deep","type":"deep","data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`);
+    await publisher.publish(`post.${id}.good`, { id: "after-deep", type: "good", data: { ok: true } });
+    await client.next((f) => f.op === "event" && f.id === "after-deep");
+    expect(client.events(`post:${id}`)).toHaveLength(1);
+    expect(await watch.reasons(`post.${id}.deep`, 1)).toEqual(["too_deep"]);
+    const metrics = await (await fetch(`${gateway.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/sobranie_dead_lettered_total\{[^}]*reason="too_deep"[^}]*\} [1-9]/);
+    await watch.close();
+    client.close();
+  });
+
   it("reconnects after the broker closes its connection, re-binds, and delivers again without a restart", async () => {
     const id = uniqueId("p");
     const client = await subscribedClient(`post:${id}`);

@@ -2,6 +2,7 @@ import amqp from "amqplib";
 import { AmqpHeaders, AmqpNames } from "../../src/adapters/amqp/topology.js";
 import {
   createPublisher,
+  MAX_DATA_DEPTH,
   MAX_ENVELOPE_BYTES,
   PublishAbandonedError,
   PublisherBufferFullError,
@@ -46,6 +47,13 @@ const TEST_RECONNECT = { initialDelayMs: 20, maxDelayMs: 200 };
 const CASE_TIMEOUT_MS = 30_000;
 const DELIVERY_TIMEOUT_MS = 10_000;
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Data of `levels` nested arrays/objects, alternating: `{a: [{a: …}]}`. */
+function nested(levels: number): unknown {
+  let data: unknown = 1;
+  for (let level = 0; level < levels; level++) data = level % 2 === 0 ? [data] : { a: data };
+  return data;
+}
 
 interface Received {
   readonly routingKey: string;
@@ -242,6 +250,9 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
           [publisher.publish(channel, "t", circular), "not_serializable"],
           [publisher.publish(channel, "t", { n: 1n }), "not_serializable"],
           [publisher.publish(channel, "t", "x".repeat(MAX_ENVELOPE_BYTES)), "too_large"],
+          [publisher.publish(channel, "t", nested(MAX_DATA_DEPTH + 1)), "too_deep"],
+          // Deep enough to overflow JSON.stringify's stack: still reported as too deep, not as a stack overflow.
+          [publisher.publish(channel, "t", nested(10_000)), "too_deep"],
         ];
         expect(publisher.pending).toBe(0);
         for (const [attempt, code] of cases) {
@@ -252,10 +263,11 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
             retryable: false,
           });
         }
-        // A body just under the limit goes through; the queue then holds it and nothing else.
+        // A body just under the limit and data exactly at the depth limit go through; the queue then holds them and nothing else.
         await publisher.publish(channel, "t", "x".repeat(MAX_ENVELOPE_BYTES - 200), { id: "fits" });
-        await waitFor(() => events.received.length === 1, DELIVERY_TIMEOUT_MS, "the valid event");
-        expect(events.received.map((message) => message.body.id)).toEqual(["fits"]);
+        await publisher.publish(channel, "t", nested(MAX_DATA_DEPTH), { id: "deepest" });
+        await waitFor(() => events.received.length === 2, DELIVERY_TIMEOUT_MS, "the valid events");
+        expect(events.received.map((message) => message.body.id)).toEqual(["fits", "deepest"]);
       },
       CASE_TIMEOUT_MS,
     );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryEventStore } from "../../src/adapters/memory/memory-event-store.js";
 import { NamespaceRegistry, BUILT_IN_NAMESPACES } from "../../src/core/namespaces.js";
-import { noopMetrics } from "../../src/core/ports/metrics.js";
+import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
 import { StoreUnavailableError, type EventStore } from "../../src/core/ports/event-store.js";
 import type { LivePublish, PersistMessage, PersistQueue } from "../../src/core/ports/persist-queue.js";
@@ -28,7 +28,7 @@ class RecordingQueue implements PersistQueue {
   }
 }
 
-async function setup(store?: EventStore) {
+async function setup(store?: EventStore, metrics: Metrics = noopMetrics) {
   if (!store) {
     store = new MemoryEventStore();
     await store.start();
@@ -42,7 +42,7 @@ async function setup(store?: EventStore) {
     namespaces: new NamespaceRegistry(BUILT_IN_NAMESPACES),
     clock,
     logger: silentLogger,
-    metrics: noopMetrics,
+    metrics,
     newId: () => `gen-${++ids}`,
     retry: { initialDelayMs: 10, maxDelayMs: 10 },
   });
@@ -95,6 +95,19 @@ describe("PersistWorker", () => {
       "bad_routing_key",
       "done",
     ]);
+    expect(relayed().map((event) => event.id)).toEqual(["ok"]);
+  });
+
+  it("dead-letters data nested over 64 levels as too_deep, counted, while the rest of the batch goes through", async () => {
+    const deadLettered: string[] = [];
+    const { worker, relayed } = await setup(undefined, { ...noopMetrics, deadLettered: (reason) => void deadLettered.push(reason) });
+    const deep = `{"id":"deep","type":"t","data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`;
+    const outcomes = await worker.handleBatch([message("user.1.t", deep), message("user.1.t", { id: "ok", type: "t", data: [[1]] })]);
+    expect(outcomes).toEqual([
+      { kind: "dead-letter", reason: "too_deep", message: expect.stringContaining("64 levels") },
+      { kind: "done" },
+    ]);
+    expect(deadLettered).toEqual(["too_deep"]);
     expect(relayed().map((event) => event.id)).toEqual(["ok"]);
   });
 

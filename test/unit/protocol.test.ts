@@ -2,6 +2,13 @@ import { describe, expect, it } from "vitest";
 import { parseChannel, parseRoutingKey, routingPrefix } from "../../src/protocol/channel.js";
 import { decodeEnvelope } from "../../src/protocol/envelope.js";
 import { parseClientFrame } from "../../src/protocol/frames.js";
+import { exceedsDepth, MAX_DATA_DEPTH } from "../../src/protocol/json-depth.js";
+
+/** JSON text of `levels` nested arrays/objects, alternating (JSON.stringify itself overflows on deep values). */
+function nestedJson(levels: number): string {
+  const open = Array.from({ length: levels }, (_, level) => (level % 2 === 0 ? "[" : '{"a":'));
+  return open.join("") + "1" + open.reverse().map((text) => (text === "[" ? "]" : "}")).join("");
+}
 
 describe("channel grammar", () => {
   it.each(["room:7", "user:42", "post:a_b-C", "x-1:Z"])("accepts %s", (text) => {
@@ -43,6 +50,34 @@ describe("client frames", () => {
   });
 });
 
+describe("data depth", () => {
+  it("counts levels of arrays and objects, scalars none, up to the limit and not beyond", () => {
+    expect(MAX_DATA_DEPTH).toBe(64);
+    for (const scalar of [1, "x", null, true]) expect(exceedsDepth(scalar, 0)).toBe(false);
+    expect(exceedsDepth({}, 0)).toBe(true);
+    expect(exceedsDepth({ a: [1, { b: [] }] }, 4)).toBe(false);
+    expect(exceedsDepth({ a: [1, { b: [] }] }, 3)).toBe(true);
+    expect(exceedsDepth([[], [[[]]], []], 4)).toBe(false);
+    expect(exceedsDepth([[], [[[[]]]], []], 4)).toBe(true);
+    expect(exceedsDepth(JSON.parse(nestedJson(MAX_DATA_DEPTH)))).toBe(false);
+    expect(exceedsDepth(JSON.parse(nestedJson(MAX_DATA_DEPTH + 1)))).toBe(true);
+  });
+
+  it("checks data nested far deeper than the stack allows without overflowing", () => {
+    expect(exceedsDepth(JSON.parse(nestedJson(200_000)))).toBe(true);
+  });
+
+  it("refuses a publish frame whose data is too deep as a bad field, naming it", () => {
+    const frame = (levels: number) => `{"op":"publish","ref":4,"channel":"room:7","type":"t","data":${nestedJson(levels)}}`;
+    expect(parseClientFrame(frame(MAX_DATA_DEPTH)).ok).toBe(true);
+    expect(parseClientFrame(frame(10_000))).toEqual({
+      ok: false,
+      ref: 4,
+      message: expect.stringMatching(/more than 64 levels deep[\s\S]*at data/),
+    });
+  });
+});
+
 describe("broker envelope", () => {
   const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
   const fallbackId = () => "generated";
@@ -58,5 +93,12 @@ describe("broker envelope", () => {
     expect(decodeEnvelope(encode({ type: "a.*", data: 1 }), {}, fallbackId)).toMatchObject({ ok: false, reason: "invalid_envelope" });
     expect(decodeEnvelope(new Uint8Array([0xff, 0xfe]), {}, fallbackId)).toMatchObject({ ok: false, reason: "not_json" });
     expect(decodeEnvelope(new Uint8Array(65_537), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_large" });
+  });
+
+  it("rejects data nested over 64 levels as too_deep, and takes 64", () => {
+    const body = (levels: number) => new TextEncoder().encode(`{"type":"a","data":${nestedJson(levels)}}`);
+    expect(decodeEnvelope(body(64), {}, fallbackId)).toMatchObject({ ok: true });
+    expect(decodeEnvelope(body(65), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_deep" });
+    expect(decodeEnvelope(body(10_000), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_deep", message: expect.stringContaining("64 levels") });
   });
 });
