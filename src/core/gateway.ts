@@ -3,6 +3,7 @@ import { parseRoutingKey, routingPrefix } from "../protocol/channel.js";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.js";
 import { encodeServerFrame, type EventFrame, type ServerFrame } from "../protocol/frames.js";
 import { READ_SYNC_TYPE, storedEventFrame } from "./event-frames.js";
+import { encodePublishedEnvelope } from "./published-envelope.js";
 import { FeedRepair } from "./feed-repair.js";
 import type { BackendPublish } from "./backend-publish.js";
 import type { EventStore, StoredEvent } from "./ports/event-store.js";
@@ -388,7 +389,8 @@ export class Gateway implements BrokerHandler {
    * A backend's event from the HTTP API: to the events exchange as
    * `namespace.id.type`, exactly as if published with AMQP (durable
    * namespaces then go through the worker). Resolves with the id once the
-   * broker confirmed; rejects `NamespaceNotFoundError` for an unknown namespace.
+   * broker confirmed; rejects `NamespaceNotFoundError` for an unknown namespace
+   * and `EventTooLargeError` for an envelope over MAX_ENVELOPE_BYTES.
    */
   async publishBackendEvent(request: BackendPublish): Promise<string> {
     if (!this.deps.namespaces.get(request.channel.namespace)) throw new NamespaceNotFoundError(request.channel.namespace);
@@ -397,7 +399,7 @@ export class Gateway implements BrokerHandler {
     await this.deps.broker.publish({
       target: "events",
       routingKey: `${request.channel.namespace}.${request.channel.id}.${request.type}`,
-      body: encodeEnvelope({ id, type: request.type, data: request.data, occurredAt: new Date(timestampMs).toISOString() }),
+      body: encodePublishedEnvelope({ id, type: request.type, data: request.data, occurredAt: new Date(timestampMs).toISOString() }),
       messageId: id,
       timestampMs,
     });
@@ -419,7 +421,7 @@ export class Gateway implements BrokerHandler {
     await this.deps.broker.publish({
       target: broadcast ? "live" : "events",
       routingKey: broadcast ? key : `client.${key}`,
-      body: encodeEnvelope(envelope),
+      body: encodePublishedEnvelope(envelope),
       messageId: id,
       timestampMs,
     });

@@ -10,6 +10,7 @@ import type { FrameRejectReason } from "./ports/metrics.js";
 import type { RecoverySink, SessionContext, UserState } from "./session-context.js";
 import type { EventStore, HistoryPage } from "./ports/event-store.js";
 import { storedEventFrame } from "./event-frames.js";
+import { EventTooLargeError } from "./published-envelope.js";
 
 type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
 
@@ -437,6 +438,7 @@ export class Session {
   }
 
   private rejectFailure(ref: number | undefined, error: unknown): void {
+    if (error instanceof EventTooLargeError) return this.reject(ref, "too_large", ErrorCode.TooLarge, error.message);
     if (error instanceof BrokerUnavailableError || (error as { retryable?: unknown } | null)?.retryable === true) {
       this.reject(ref, "unavailable", ErrorCode.Unavailable, "message broker unavailable, retry shortly");
     } else {

@@ -7,6 +7,13 @@
  */
 export const NAMESPACE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 export const CHANNEL_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/**
+ * User ids (the JWT `sub`, `status` and presence entries) follow the channel-id
+ * grammar: each user has a `user:<id>` channel, and ids are words of routing
+ * keys (`presence.status.<id>.*`), so no dot, wildcard, NUL or space gets in.
+ */
+export const USER_ID_PATTERN = CHANNEL_ID_PATTERN;
+export const USER_ID_RULE = "user ids are 1 to 128 characters of A-Z, a-z, 0-9, _ or -";
 /** Routing-key prefixes that belong to the gateway itself, never to a namespace. */
 export const RESERVED_NAMESPACES: readonly string[] = ["client", "presence"];
 

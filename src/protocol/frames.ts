@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { USER_ID_PATTERN, USER_ID_RULE } from "./channel.js";
 import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
 
@@ -23,7 +24,8 @@ const ClientFrameSchema = v.variant("op", [
   v.object({
     op: v.literal("status"),
     ref,
-    users: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(128))), v.maxLength(100)),
+    // A bad entry is named by its position (`at users.3`), never echoed: it may hold any bytes.
+    users: v.pipe(v.array(v.pipe(v.string(), v.regex(USER_ID_PATTERN, USER_ID_RULE))), v.maxLength(100)),
   }),
   v.object({ op: v.literal("read"), ref, channel, upTo: seq }),
   v.object({ op: v.literal("ping"), ref }),

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import type { PresenceMessage } from "../core/ports/presence-bus.js";
+import { USER_ID_PATTERN, USER_ID_RULE } from "./channel.js";
 
 /**
  * Presence messages between nodes on `sobranie.presence` (JSON). Anyone with
@@ -10,7 +11,9 @@ const word = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
 const key = v.pipe(v.string(), v.maxLength(256));
 const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const from = { node: word, incarnation: word, atMs: v.pipe(v.number(), v.finite()) };
-const entry = { key, user: word, info: v.optional(v.unknown()) };
+/** A user id reaches the lastSeen store and `presence.status.<user>` routing keys: the user-id grammar, like the JWT `sub`. */
+const user = v.pipe(v.string(), v.regex(USER_ID_PATTERN, USER_ID_RULE));
+const entry = { key, user, info: v.optional(v.unknown()) };
 
 const PresenceMessageSchema = v.variant("kind", [
   v.object({

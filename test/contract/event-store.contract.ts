@@ -234,8 +234,26 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       const bob = await store.inbox("bob", 0, 10);
       expect(ids(bob.events)).toEqual(["b1"]);
       expect(bob).toMatchObject({ unread: 1, readUpTo: 0 });
-      expect(await store.markRead("carol", 5)).toBe(5);
-      expect(await store.inbox("carol", 0, 10)).toEqual({ events: [], unread: 0, readUpTo: 5 });
+    });
+
+    it("markRead never sets the mark past the newest seq of the user's channel, so later events count as unread", async () => {
+      expect(await store.markRead("carol", 5)).toBe(0);
+      expect(await store.inbox("carol", 0, 10)).toEqual({ events: [], unread: 0, readUpTo: 0 });
+      const first = await store.append([event("c1", "user:carol"), event("c2", "user:carol"), event("x1", "room:1")]);
+      const [c2, x1] = [seqOf(first, 1), seqOf(first, 2)];
+      expect(await store.markRead("carol", Number.MAX_SAFE_INTEGER)).toBe(c2);
+      // Another channel's newer seq does not count.
+      expect(await store.markRead("carol", x1)).toBe(c2);
+      const later = await store.append([event("c3", "user:carol")]);
+      expect(await store.inbox("carol", 0, 10)).toMatchObject({ unread: 1, readUpTo: c2 });
+      expect(await store.markRead("carol", Number.MAX_SAFE_INTEGER)).toBe(seqOf(later, 0));
+      expect(await store.inbox("carol", 0, 10)).toMatchObject({ unread: 0, readUpTo: seqOf(later, 0) });
+    });
+
+    it("markRead may still reach seqs that retention removed from the user's channel", async () => {
+      const stored = await store.append([event("d1", "user:dan", { occurredAt: at(-HOUR_MS) }), event("d2", "user:dan", { occurredAt: at(-HOUR_MS) })]);
+      expect(await store.prune([{ namespace: "user", maxAgeMs: MINUTE_MS, maxPerChannel: 1_000 }], BASE_MS)).toBe(2);
+      expect(await store.markRead("dan", Number.MAX_SAFE_INTEGER)).toBe(seqOf(stored, 1));
     });
 
     it("keeps users' lastSeen: a batch in one call, never moving back, to the millisecond, across a restart", async () => {

@@ -72,6 +72,20 @@ describe("client publish", () => {
     client.close();
   });
 
+  it("refuses with too_large a frame under the limit whose event would be over 64 KiB as published, publishing nothing", async () => {
+    const room = uniqueId("r");
+    const received = await backendQueue(room);
+    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken({ channels: [`room:${room}`] }) });
+    // 16,000 × "1e9" is a 64 KB frame; re-serialized as 1000000000 each, the envelope is about 176 KB.
+    const data = `[${Array.from({ length: 16_000 }, () => "1e9").join(",")}]`;
+    client.sendRaw(`{"op":"publish","ref":901,"channel":"room:${room}","type":"t","data":${data}}`);
+    expect(await client.next((f) => f.ref === 901)).toMatchObject({ op: "error", code: "too_large", message: expect.stringContaining("65536") });
+    expect(await client.request({ op: "publish", channel: `room:${room}`, type: "t", data: { small: true } })).toMatchObject({ op: "ok" });
+    await waitFor(() => received.length === 1);
+    expect(JSON.parse(received[0]!.content.toString())).toMatchObject({ data: { small: true } });
+    client.close();
+  });
+
   it("broadcasts straight to subscribers in a broadcast namespace", async () => {
     const id = uniqueId("t");
     const listener = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "bob" }) });

@@ -170,6 +170,12 @@ describe("durable delivery: RabbitMQ → worker → PostgreSQL → gateway → W
     expect(await first.request({ op: "read", channel, upTo: seqs[1] })).toMatchObject({ op: "ok", upTo: seqs[3] });
     expect((await get("")).body).toMatchObject({ unread: 1, readUpTo: seqs[3] });
     expect(await first.request({ op: "read", channel: "user:someone-else", upTo: 1 })).toMatchObject({ op: "error", code: "forbidden" });
+    // Never past the newest event: both paths answer the clamped mark, and a later event is unread.
+    expect(await post(JSON.stringify({ upTo: Number.MAX_SAFE_INTEGER }))).toEqual({ status: 200, body: { upTo: seqs[4] } });
+    expect(await first.request({ op: "read", channel, upTo: Number.MAX_SAFE_INTEGER })).toMatchObject({ op: "ok", upTo: seqs[4] });
+    await env.publishEvent(channel, `${user}-later`, { text: "later" });
+    await first.next((frame) => frame.op === "event" && frame.id === `${user}-later`);
+    expect((await get("")).body).toMatchObject({ unread: 1, readUpTo: seqs[4] });
 
     const badRequest = { error: { code: "bad_request", message: expect.any(String) } };
     for (const query of ["?after=abc", "?after=-1", "?limit=0", "?limit=100000", "?limit=1.5"]) {
@@ -186,7 +192,7 @@ describe("durable delivery: RabbitMQ → worker → PostgreSQL → gateway → W
     expect(await post(JSON.stringify({ upTo: 1 }), `Bearer ${await signToken({ sub: user, secret: "another-secret-that-is-long-enough-0123" })}`)).toEqual(unauthorized);
     const huge = await post(JSON.stringify({ upTo: 1, pad: "x".repeat(70_000) }));
     expect(huge).toEqual({ status: 413, body: { error: { code: "too_large", message: expect.any(String) } } });
-    expect((await get("")).body).toMatchObject({ readUpTo: seqs[3] });
+    expect((await get("")).body).toMatchObject({ readUpTo: seqs[4] });
   });
 
   it("dead-letters poison events on a durable namespace and still delivers the events around them in order", async () => {

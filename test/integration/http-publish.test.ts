@@ -66,6 +66,8 @@ describe("HTTP publish API", () => {
       [`{"channel":"post:1","type":"t","data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`, 400, "bad_request"],
       [{ channel: "nope:1", type: "t", data: {} }, 404, "not_found"],
       [{ channel: "post:1", type: "t", data: "x".repeat(70_000) }, 413, "too_large"],
+      // A body under the limit whose event would not be: 16,000 × 1e9 re-serialized as 1000000000 each.
+      [`{"channel":"post:1","type":"t","data":[${Array.from({ length: 16_000 }, () => "1e9").join(",")}]}`, 413, "too_large"],
     ];
     for (const [body, status, code] of cases) {
       const response = await post(gateway, body);

@@ -64,6 +64,25 @@ describe("presence and status on one node (embedded)", () => {
     expect((await fetch(`${gateway.httpUrl}/api/v1/presence/room:p1`)).status).toBe(401);
   });
 
+  it("refuses status for ids outside the user-id grammar, naming the entry by position without echoing it", async () => {
+    const client = await connect("erin");
+    for (const bad of ["a\u0000b", "a.b", "a b", "", "x".repeat(129)]) {
+      const reply = await client.request({ op: "status", users: ["bob", bad] });
+      expect(reply).toMatchObject({ op: "error", code: "bad_request", message: expect.stringContaining("users.1") });
+      expect(reply.message).not.toContain("\u0000");
+    }
+    const headers = { authorization: `Bearer ${API_KEY}` };
+    for (const bad of ["a%00b", "a.b", "a%20b"]) {
+      const http = await fetch(`${gateway.httpUrl}/api/v1/status?users=bob,${bad}`, { headers });
+      expect(http.status).toBe(400);
+      const body = (await http.json()) as { error: { code: string; message: string } };
+      expect(body.error).toMatchObject({ code: "bad_request", message: expect.stringContaining("users.1") });
+      expect(body.error.message).not.toContain("\u0000");
+    }
+    expect(await client.request({ op: "status", users: ["bob", "A_z-9"] })).toMatchObject({ op: "ok", users: [{ user: "bob" }, { user: "A_z-9" }] });
+    expect((await fetch(`${gateway.httpUrl}/api/v1/status?users=bob,A_z-9`, { headers })).status).toBe(200);
+  });
+
   it("refuses presence where the namespace has none", async () => {
     const client = await connect("carol");
     expect(await client.request({ op: "subscribe", channel: "post:1", presence: true })).toMatchObject({ op: "error", code: "bad_request" });

@@ -3,6 +3,7 @@ import { parseChannel, parseRoutingKey, routingPrefix } from "../../src/protocol
 import { decodeEnvelope } from "../../src/protocol/envelope.js";
 import { parseClientFrame } from "../../src/protocol/frames.js";
 import { exceedsDepth, MAX_DATA_DEPTH } from "../../src/protocol/json-depth.js";
+import { decodePresenceMessage } from "../../src/protocol/presence.js";
 
 /** JSON text of `levels` nested arrays/objects, alternating (JSON.stringify itself overflows on deep values). */
 function nestedJson(levels: number): string {
@@ -100,5 +101,22 @@ describe("broker envelope", () => {
     expect(decodeEnvelope(body(64), {}, fallbackId)).toMatchObject({ ok: true });
     expect(decodeEnvelope(body(65), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_deep" });
     expect(decodeEnvelope(body(10_000), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_deep", message: expect.stringContaining("64 levels") });
+  });
+});
+
+describe("user ids", () => {
+  it("takes the channel-id grammar in status frames and names a bad entry by position", () => {
+    expect(parseClientFrame('{"op":"status","users":["bob","A_z-9"]}').ok).toBe(true);
+    for (const bad of ["a\\u0000b", "a.b", "a b", "", "x".repeat(129)]) {
+      const parsed = parseClientFrame(`{"op":"status","ref":5,"users":["bob","${bad}"]}`);
+      expect(parsed).toEqual({ ok: false, ref: 5, message: expect.stringContaining("users.1") });
+    }
+  });
+
+  it("drops presence messages from the bus whose user is outside the grammar", () => {
+    const delta = (user: string) =>
+      JSON.stringify({ kind: "delta", node: "n", incarnation: "i", atMs: 1, seq: 1, changes: [{ op: "add", key: "", user }] });
+    expect(decodePresenceMessage(delta("alice"))).toBeDefined();
+    for (const bad of ["a\u0000b", "a.b", "a*"]) expect(decodePresenceMessage(delta(bad))).toBeUndefined();
   });
 });

@@ -145,8 +145,10 @@ export class MemoryEventStore implements EventStore {
   async markRead(userId: string, upToSeq: number): Promise<number> {
     this.ensureReady();
     checkSeq("upToSeq", upToSeq);
-    namespaceOf(inboxChannel(userId));
-    const mark = Math.max(this.readMarks.get(userId) ?? 0, upToSeq);
+    const channel = inboxChannel(userId);
+    namespaceOf(channel);
+    const newest = Math.max(this.byChannel.get(channel)?.at(-1)?.seq ?? 0, this.watermarks.get(channel) ?? 0);
+    const mark = Math.max(this.readMarks.get(userId) ?? 0, Math.min(upToSeq, newest));
     this.readMarks.set(userId, mark);
     return mark;
   }

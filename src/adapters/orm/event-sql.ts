@@ -122,11 +122,17 @@ export function selectInbox(t: Tables): string {
 
 /**
  * Upsert that never moves the mark back (GREATEST), even when two
- * connections of the same user race. Params: userId, upToSeq.
+ * connections of the same user race, and never past the newest seq the
+ * inbox channel has had (LEAST with its newest event or retention
+ * watermark, 0 when it has neither; both are index probes).
+ * Params: userId, upToSeq, channel, channel.
  */
 export function upsertReadMark(t: Tables): string {
   return (
-    `insert into ${t.inboxRead} as r ("user_id", "read_up_to", "updated_at") values (?, ?, now()) ` +
+    `insert into ${t.inboxRead} as r ("user_id", "read_up_to", "updated_at") ` +
+    `select ?, least(?::bigint, greatest(` +
+    `coalesce((select max(e."seq") from ${t.event} e where e."channel" = ?), 0), ` +
+    `coalesce((select w."pruned_up_to" from ${t.watermark} w where w."channel" = ?), 0))), now() ` +
     `on conflict ("user_id") do update set ` +
     `"read_up_to" = greatest(r."read_up_to", excluded."read_up_to"), ` +
     `"updated_at" = case when excluded."read_up_to" > r."read_up_to" then now() else r."updated_at" end ` +

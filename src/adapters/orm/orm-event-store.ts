@@ -228,9 +228,10 @@ export class OrmEventStore implements EventStore {
   }
 
   async markRead(userId: string, upToSeq: number): Promise<number> {
-    namespaceOf(inboxChannel(userId));
+    const channel = inboxChannel(userId);
+    namespaceOf(channel);
     checkSeq("upToSeq", upToSeq);
-    const rows = await this.run<{ read_up_to: unknown }>(this.sql.markRead, [userId, upToSeq]);
+    const rows = await this.run<{ read_up_to: unknown }>(this.sql.markRead, [userId, upToSeq, channel, channel]);
     return toNumber(rows[0]?.read_up_to);
   }
 

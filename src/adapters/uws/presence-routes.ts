@@ -1,6 +1,6 @@
 import type { UwsApp, UwsRequest } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
-import { parseChannel } from "../../protocol/channel.js";
+import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "../../protocol/channel.js";
 import type { Gateway } from "../../core/gateway.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
 import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
@@ -11,7 +11,6 @@ import { PendingReply, requestToken } from "./http-reply.js";
 
 /** Like the `status` op (CONTRACT §4). */
 const MAX_STATUS_USERS = 100;
-const USER_ID = /^.{1,128}$/su;
 
 export interface PresenceRoutesDeps {
   readonly app: UwsApp;
@@ -86,7 +85,9 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
       const list = users.split(",").filter((user) => user.length > 0);
       if (list.length === 0) return reply.reject(HttpRejection.BadRequest, "users=<id>,<id>… is required");
       if (list.length > MAX_STATUS_USERS) return reply.reject(HttpRejection.BadRequest, `at most ${MAX_STATUS_USERS} users per request`);
-      if (!list.every((user) => USER_ID.test(user))) return reply.reject(HttpRejection.BadRequest, "user ids are 1 to 128 characters");
+      // Named by position, never echoed: the entry may hold any bytes.
+      const bad = list.findIndex((user) => !USER_ID_PATTERN.test(user));
+      if (bad >= 0) return reply.reject(HttpRejection.BadRequest, `users.${bad} (counting from 0) is not a user id: ${USER_ID_RULE}`);
       reply.json(200, { users: await deps.gateway.presence.statuses(list) });
     })();
   });

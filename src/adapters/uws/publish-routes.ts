@@ -2,6 +2,7 @@ import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseBackendPublish } from "../../core/backend-publish.js";
 import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
+import { EventTooLargeError } from "../../core/published-envelope.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ApiKeys } from "./api-keys.js";
@@ -73,6 +74,7 @@ async function publish(
     reply.json(202, { id });
   } catch (error) {
     if (error instanceof NamespaceNotFoundError) return reply.reject(HttpRejection.NotFound, error.message);
+    if (error instanceof EventTooLargeError) return reply.reject(HttpRejection.TooLarge, error.message);
     const retryable = (error as { retryable?: unknown } | null)?.retryable === true;
     if (retryable) return reply.reject(HttpRejection.Unavailable, "message broker unavailable, retry shortly");
     deps.logger.error({ err: error }, "HTTP publish failed");

@@ -83,7 +83,14 @@ export interface EventStore extends LastSeenStore {
   prune(policies: readonly RetentionPolicy[], nowMs: number): Promise<number>;
   /** The user's inbox (`user:<userId>`), oldest first, after `afterSeq`. */
   inbox(userId: string, afterSeq: number, limit: number): Promise<Inbox>;
-  /** Moves the read mark forward (never back); returns the mark now in force. */
+  /**
+   * Moves the read mark forward (never back) and never past the newest seq
+   * the user's `user:<id>` channel has had (its newest stored event, or the
+   * highest seq retention removed from it): a mark beyond that would count
+   * the user's next events as read before they exist. Returns the mark now
+   * in force, which callers answer: `upToSeq` clamped, and 0 for a user with
+   * no events yet.
+   */
   markRead(userId: string, upToSeq: number): Promise<number>;
 }
 
