@@ -22,6 +22,9 @@ import type { PresenceBus } from "./ports/presence-bus.js";
 import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
 import { BackendEventQueue } from "./presence/backend-event-queue.js";
 import { LateTick } from "./late-tick.js";
+import { decodeControl } from "../protocol/control.js";
+import { AccessControl } from "./access-control.js";
+import type { RevocationLimits } from "./revocations.js";
 
 export interface GatewayOptions {
   readonly nodeId: string;
@@ -40,6 +43,8 @@ export interface GatewayOptions {
    * `spreadMs`; defaults 3 s and 10 s.
    */
   readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
+  /** Revocation expiry and memory bound (README "Control channel"); defaults: 30 days, 1,000,000 entries. */
+  readonly revocations?: RevocationLimits;
 }
 
 export interface GatewayDeps {
@@ -74,6 +79,7 @@ const DEFAULT_INSPECT_INTERVAL_MS = 250;
 const DEFAULT_BROKER_LOSS = { graceMs: 3_000, spreadMs: 10_000 } as const;
 /** `reason` of the `reconnect` frame sent when this node lost its broker. */
 const BROKER_LOST_REASON = "broker_unavailable";
+const DEFAULT_REVOCATIONS: RevocationLimits = { maxTokenLifetimeMs: 30 * 24 * 3_600_000, maxEntries: 1_000_000 };
 const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 } as const;
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
 const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
@@ -117,6 +123,9 @@ class ReservedSlot implements AdmissionTicket {
  */
 export class Gateway implements BrokerHandler {
   private readonly sessions = new Set<Session>();
+  /** The same sessions by user: what control commands act on. */
+  private readonly sessionsByUser = new Map<string, Set<Session>>();
+  private readonly access: AccessControl;
   private readonly users = new Map<string, UserState>();
   /** Highest seq delivered per bound routing prefix: relayed duplicates are dropped here, once per node. */
   private readonly lastSeq = new Map<string, number>();
@@ -176,6 +185,14 @@ export class Gateway implements BrokerHandler {
       wholeNamespaces: deps.bindWholeNamespaces,
     });
     this.bindings = bindings;
+    this.access = new AccessControl({
+      clock: deps.clock,
+      logger: deps.logger.child({ component: "access-control" }),
+      metrics: deps.metrics,
+      store: deps.store,
+      limits: options.revocations ?? DEFAULT_REVOCATIONS,
+      sessionsOf: (userId) => this.sessionsByUser.get(userId) ?? [],
+    });
     this.repair = new FeedRepair({
       store: deps.store,
       clock: deps.clock,
@@ -213,6 +230,7 @@ export class Gateway implements BrokerHandler {
       },
       announceRead: (userId, upTo) => this.announceRead(userId, upTo),
       presence: this.tracker,
+      access: this.access,
     };
   }
 
@@ -224,6 +242,7 @@ export class Gateway implements BrokerHandler {
   async start(): Promise<void> {
     if (this.inspector) return;
     const position = this.repair.start();
+    this.access.start();
     this.bindings.bindWholeNamespaces();
     this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
     this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
@@ -244,12 +263,15 @@ export class Gateway implements BrokerHandler {
    * the load balancer sends new connections to another node meanwhile.
    */
   isReady(): boolean {
-    return this.brokerReady && this.tracker.isConnected() && !this.draining;
+    return this.brokerReady && this.tracker.isConnected() && this.access.isLoaded() && !this.draining;
   }
 
-  /** What `/readyz` reports. */
+  /** What `/readyz` reports; `revocations`: the store's revocations are loaded (a node that has not could admit a revoked token). */
   readiness(): { ready: boolean; checks: Record<string, boolean> } {
-    return { ready: this.isReady(), checks: { broker: this.brokerReady, presence: this.tracker.isConnected(), accepting: !this.draining } };
+    return {
+      ready: this.isReady(),
+      checks: { broker: this.brokerReady, presence: this.tracker.isConnected(), revocations: this.access.isLoaded(), accepting: !this.draining },
+    };
   }
 
   isDraining(): boolean {
@@ -264,6 +286,7 @@ export class Gateway implements BrokerHandler {
   admit(principal: Principal): Admission {
     if (this.draining) return { ok: false, reason: "draining" };
     if (this.brokerLost) return { ok: false, reason: "broker_unavailable" };
+    if (this.access.isRevoked(principal)) return { ok: false, reason: "revoked" };
     if (this.sessions.size + this.reservedSlots >= this.options.limits.maxConnections) return { ok: false, reason: "capacity" };
     const user = this.userState(principal.userId);
     if (user.connections >= this.options.limits.maxConnectionsPerUser) return { ok: false, reason: "too_many_connections" };
@@ -282,6 +305,9 @@ export class Gateway implements BrokerHandler {
     const user = this.userState(ticket.principal.userId);
     const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, ctx: this.ctx, user });
     this.sessions.add(session);
+    let ofUser = this.sessionsByUser.get(session.userId);
+    if (!ofUser) this.sessionsByUser.set(session.userId, (ofUser = new Set()));
+    ofUser.add(session);
     session.open();
     return session;
   }
@@ -289,6 +315,9 @@ export class Gateway implements BrokerHandler {
   /** The transport reports a session's socket closed. */
   closed(session: Session): void {
     if (!this.sessions.delete(session)) return;
+    const ofUser = this.sessionsByUser.get(session.userId);
+    ofUser?.delete(session);
+    if (ofUser?.size === 0) this.sessionsByUser.delete(session.userId);
     session.released();
     this.releaseUser(session.userId);
   }
@@ -325,7 +354,16 @@ export class Gateway implements BrokerHandler {
     return { kind: "delivered" };
   }
 
+  /** A control command (README "Control channel"), applied to this node's sessions at once; a bad one is dead-lettered. */
+  handleControl(delivery: LiveDelivery): DeliveryOutcome {
+    const decoded = decodeControl(delivery.body);
+    if (!decoded.ok) return this.deadLetter(`control_${decoded.reason}`, decoded.message);
+    this.access.apply(decoded.command);
+    return { kind: "delivered" };
+  }
+
   readinessChanged(ready: boolean): void {
+    const wasReady = this.brokerReady;
     this.brokerReady = ready;
     if (!ready) {
       this.repair.feedLost();
@@ -338,6 +376,7 @@ export class Gateway implements BrokerHandler {
     this.brokerLost = false;
     this.presenceEvents.resume();
     this.repair.feedBack();
+    if (!wasReady) this.access.reload();
   }
 
   /**
@@ -363,6 +402,7 @@ export class Gateway implements BrokerHandler {
     this.inspector = undefined;
     this.brokerLossTimer?.cancel();
     this.repair.stop();
+    this.access.stop();
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
     // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
     await this.tracker.stop();
