@@ -87,6 +87,18 @@ export class AccessControl {
     return this.revocations.isChannelRevoked(principal, channel, this.deps.clock.now());
   }
 
+  /**
+   * Saves what the command revokes before it is published (the HTTP API), so
+   * an accepted command is durable even if no node with a store receives it.
+   * Rejects like the store does (StoreUnavailableError: retryable).
+   */
+  async persist(command: ControlCommand): Promise<void> {
+    const { store, clock, limits } = this.deps;
+    if (!store || command.command === "disconnect") return;
+    const nowMs = clock.now();
+    await store.saveRevocation(command.command === "revoke" ? Revocations.ofRevoke(command, nowMs, limits) : Revocations.ofUnsubscribe(command, nowMs, limits));
+  }
+
   apply(command: ControlCommand): void {
     const nowMs = this.deps.clock.now();
     const { limits } = this.deps;

@@ -22,7 +22,7 @@ import type { PresenceBus } from "./ports/presence-bus.js";
 import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
 import { BackendEventQueue } from "./presence/backend-event-queue.js";
 import { LateTick } from "./late-tick.js";
-import { decodeControl } from "../protocol/control.js";
+import { decodeControl, encodeControl, type ControlCommand } from "../protocol/control.js";
 import { AccessControl } from "./access-control.js";
 import type { RevocationLimits } from "./revocations.js";
 
@@ -427,6 +427,18 @@ export class Gateway implements BrokerHandler {
       timestampMs,
     });
     return id;
+  }
+
+  /**
+   * A control command from the HTTP API: what it revokes is saved to the
+   * store first (when this node has one), then it is published to the control
+   * exchange, which every node (this one included) applies. Resolves once the
+   * broker confirmed.
+   */
+  async publishControl(command: ControlCommand): Promise<void> {
+    await this.access.persist(command);
+    const id = this.deps.newId();
+    await this.deps.broker.publish({ target: "control", routingKey: command.command, body: encodeControl(command), messageId: id, timestampMs: this.deps.clock.now() });
   }
 
   private async publishFromClient(request: ClientPublish): Promise<string> {
