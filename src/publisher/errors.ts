@@ -13,6 +13,8 @@ export const PublishValidationCode = {
   MissingData: "missing_data",
   NotSerializable: "not_serializable",
   TooLarge: "too_large",
+  /** A control command (disconnectUser, unsubscribeUser, revokeToken, revokeTokensIssuedBefore) with a bad field. */
+  InvalidControl: "invalid_control",
 } as const;
 export type PublishValidationCode = (typeof PublishValidationCode)[keyof typeof PublishValidationCode];
 

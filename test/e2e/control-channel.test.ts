@@ -2,6 +2,7 @@ import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type RealtimeEvent } from "../../src/client/index.js";
+import { createPublisher, PublishUnroutableError, PublishValidationError } from "../../src/publisher/index.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName, withDatabase } from "../support/pg-admin.js";
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { SseTestClient } from "../support/sse-client.js";
@@ -217,5 +218,42 @@ describe("control commands on two nodes", () => {
     }, 5_000, "an event on chat:s2");
     expect(received.filter((event) => event.channel === "chat:s1")).toEqual([]);
     sdk.close();
+  });
+
+  it("the publisher SDK's control methods reach both nodes with confirms, and refuse bad arguments before any I/O", async () => {
+    const publisher = createPublisher({ url: vhost.url });
+    try {
+      const user = uniqueId("sdk-ban");
+      const token = await signToken({ sub: user, channels: ["chat:*"] });
+      const [onA, onB] = await Promise.all([TestClient.connect(a.wsUrl, { token }), TestClient.connect(b.wsUrl, { token })]);
+      for (const client of [onA, onB]) await subscribed(client, "chat:p1");
+      await publisher.unsubscribeUser(user, "chat:p1");
+      for (const client of [onA, onB]) expect(await client.next(isUnsubscribed("chat:p1"), REACH_MS)).toMatchObject({ reason: "revoked" });
+      await publisher.disconnectUser(user, { reason: "banned" });
+      await publisher.revokeTokensIssuedBefore(user, new Date(Date.now() + 1_000));
+      expect(await Promise.all([onA.closed, onB.closed])).toEqual([
+        { code: 4003, reason: "banned" },
+        { code: 4003, reason: "banned" },
+      ]);
+      await waitFor(async () => (await TestClient.connect(b.wsUrl, { token }).catch((error: unknown) => error)) instanceof UpgradeRefused, 5_000, "the revoked token refused");
+
+      const bad = await publisher.revokeToken(user, "").catch((error: unknown) => error);
+      expect(bad).toBeInstanceOf(PublishValidationError);
+      expect(bad).toMatchObject({ code: "invalid_control", message: "tokenId must not be empty" });
+      await expect(publisher.unsubscribeUser(user, "chat:*")).rejects.toMatchObject({ code: "invalid_control" });
+    } finally {
+      await publisher.close();
+    }
+  });
+
+  it("the publisher SDK rejects a control command no gateway took (PublishUnroutableError)", async () => {
+    const empty = await createRabbitVhost("control-empty");
+    const publisher = createPublisher({ url: empty.url });
+    try {
+      await expect(publisher.disconnectUser("nobody-anywhere")).rejects.toBeInstanceOf(PublishUnroutableError);
+    } finally {
+      await publisher.close();
+      await empty.drop();
+    }
   });
 });
