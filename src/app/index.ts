@@ -20,6 +20,9 @@ import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
 import { startOutbox, type RunningOutbox } from "./outbox.js";
 
+/** Revocations a gateway holds in memory at most (about 200 MB at the bound); past it the oldest go, logged. */
+const MAX_REVOCATIONS_IN_MEMORY = 1_000_000;
+
 export interface RunningApp {
   /** The port actually bound (differs from the config with PORT=0). */
   readonly port: number;
@@ -88,6 +91,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         recoveryLimit: config.durable.recoveryMaxEvents,
         presence: config.presence,
         brokerLoss: { graceMs: config.brokerLossGraceMs, spreadMs: config.drainGraceMs },
+        revocations: { maxTokenLifetimeMs: config.jwt.maxTokenLifetimeMs, maxEntries: MAX_REVOCATIONS_IN_MEMORY },
         limits: {
           maxFrameBytes: config.limits.maxFrameBytes,
           connectionRatePerSec: config.limits.rateConnectionPerSec,

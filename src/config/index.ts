@@ -83,6 +83,8 @@ export interface JwtConfig {
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
   readonly generated: boolean;
+  /** TOKEN_MAX_LIFETIME_MS: how long revocations are kept when the token's own exp is not known. */
+  readonly maxTokenLifetimeMs: number;
 }
 
 /** HTTP request limits (README "Security and limits"); rates per second, bursts in requests. */
@@ -159,6 +161,7 @@ function toConfig(env: Env): Config {
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       generated,
+      maxTokenLifetimeMs: env.TOKEN_MAX_LIFETIME_MS,
     },
     apiKeys: env.API_KEYS ?? (embedded ? [randomBytes(24).toString("base64url")] : []),
     apiKeysGenerated: env.API_KEYS === undefined && embedded,

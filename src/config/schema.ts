@@ -99,6 +99,11 @@ export const VARIABLES = {
   ),
   JWT_ISSUER: variable(undefined, "required `iss` claim, if set", v.string()),
   JWT_AUDIENCE: variable(undefined, "required `aud` claim, if set", v.string()),
+  TOKEN_MAX_LIFETIME_MS: variable(
+    "2592000000",
+    "the longest a client token lives (exp - iat): how long a revocation without the token's exp, or one by issuedBefore, is kept (README \"Control channel\"); at least your longest token lifetime",
+    integer(60_000, 10 * 365 * 24 * 3_600_000),
+  ),
   API_KEYS: variable(
     undefined,
     "comma-separated keys for the backend HTTP API (each at least 16 characters); unset: HTTP API disabled, except on embedded defaults where a demo key is made and printed",

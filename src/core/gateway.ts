@@ -23,6 +23,9 @@ import type { PresenceBus } from "./ports/presence-bus.js";
 import { LoneBus, PresenceTracker, type PresenceBackendEvent, type PresenceHandle } from "./presence/index.js";
 import { BackendEventQueue } from "./presence/backend-event-queue.js";
 import { LateTick } from "./late-tick.js";
+import { decodeControl, encodeControl, type ControlCommand } from "../protocol/control.js";
+import { AccessControl } from "./access-control.js";
+import type { RevocationLimits } from "./revocations.js";
 
 export interface GatewayOptions {
   readonly nodeId: string;
@@ -41,6 +44,8 @@ export interface GatewayOptions {
    * `spreadMs`; defaults 3 s and 10 s.
    */
   readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
+  /** Revocation expiry and memory bound (README "Control channel"); defaults: 30 days, 1,000,000 entries. */
+  readonly revocations?: RevocationLimits;
 }
 
 export interface GatewayDeps {
@@ -77,6 +82,7 @@ const DEFAULT_BROKER_LOSS = { graceMs: 3_000, spreadMs: 10_000 } as const;
 const BROKER_LOST_REASON = "broker_unavailable";
 /** Dead-letter reason of a delivery that failed unexpectedly (the broker port's `internal`). */
 const HANDLER_FAILED_REASON = "internal";
+const DEFAULT_REVOCATIONS: RevocationLimits = { maxTokenLifetimeMs: 30 * 24 * 3_600_000, maxEntries: 1_000_000 };
 const DEFAULT_PRESENCE = { maxListedMembers: 1_000, fanoutPerSec: 50, fanoutDeliveriesPerSec: 20_000 } as const;
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
 const PRESENCE_EVENT_QUEUE = { maxWaiting: 50_000, retryMs: 2_000 } as const;
@@ -120,6 +126,9 @@ class ReservedSlot implements AdmissionTicket {
  */
 export class Gateway implements BrokerHandler {
   private readonly sessions = new Set<Session>();
+  /** The same sessions by user: what control commands act on. */
+  private readonly sessionsByUser = new Map<string, Set<Session>>();
+  private readonly access: AccessControl;
   private readonly users = new Map<string, UserState>();
   /** Highest seq delivered per bound routing prefix: relayed duplicates are dropped here, once per node. */
   private readonly lastSeq = new Map<string, number>();
@@ -179,6 +188,14 @@ export class Gateway implements BrokerHandler {
       wholeNamespaces: deps.bindWholeNamespaces,
     });
     this.bindings = bindings;
+    this.access = new AccessControl({
+      clock: deps.clock,
+      logger: deps.logger.child({ component: "access-control" }),
+      metrics: deps.metrics,
+      store: deps.store,
+      limits: options.revocations ?? DEFAULT_REVOCATIONS,
+      sessionsOf: (userId) => this.sessionsByUser.get(userId) ?? [],
+    });
     this.repair = new FeedRepair({
       store: deps.store,
       clock: deps.clock,
@@ -216,6 +233,7 @@ export class Gateway implements BrokerHandler {
       },
       announceRead: (userId, upTo) => this.announceRead(userId, upTo),
       presence: this.tracker,
+      access: this.access,
     };
   }
 
@@ -227,6 +245,7 @@ export class Gateway implements BrokerHandler {
   async start(): Promise<void> {
     if (this.inspector) return;
     const position = this.repair.start();
+    this.access.start();
     this.bindings.bindWholeNamespaces();
     this.inspector = this.deps.clock.setInterval(() => this.inspectSessions(), this.options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS);
     this.tracker.start().catch((error: unknown) => this.deps.logger.error({ err: error }, "presence bus did not start"));
@@ -247,12 +266,15 @@ export class Gateway implements BrokerHandler {
    * the load balancer sends new connections to another node meanwhile.
    */
   isReady(): boolean {
-    return this.brokerReady && this.tracker.isConnected() && !this.draining;
+    return this.brokerReady && this.tracker.isConnected() && this.access.isLoaded() && !this.draining;
   }
 
-  /** What `/readyz` reports. */
+  /** What `/readyz` reports; `revocations`: the store's revocations are loaded (a node that has not could admit a revoked token). */
   readiness(): { ready: boolean; checks: Record<string, boolean> } {
-    return { ready: this.isReady(), checks: { broker: this.brokerReady, presence: this.tracker.isConnected(), accepting: !this.draining } };
+    return {
+      ready: this.isReady(),
+      checks: { broker: this.brokerReady, presence: this.tracker.isConnected(), revocations: this.access.isLoaded(), accepting: !this.draining },
+    };
   }
 
   isDraining(): boolean {
@@ -267,6 +289,7 @@ export class Gateway implements BrokerHandler {
   admit(principal: Principal): Admission {
     if (this.draining) return { ok: false, reason: "draining" };
     if (this.brokerLost) return { ok: false, reason: "broker_unavailable" };
+    if (this.access.isRevoked(principal)) return { ok: false, reason: "revoked" };
     if (this.sessions.size + this.reservedSlots >= this.options.limits.maxConnections) return { ok: false, reason: "capacity" };
     const user = this.userState(principal.userId);
     if (user.connections >= this.options.limits.maxConnectionsPerUser) return { ok: false, reason: "too_many_connections" };
@@ -285,6 +308,9 @@ export class Gateway implements BrokerHandler {
     const user = this.userState(ticket.principal.userId);
     const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, ctx: this.ctx, user });
     this.sessions.add(session);
+    let ofUser = this.sessionsByUser.get(session.userId);
+    if (!ofUser) this.sessionsByUser.set(session.userId, (ofUser = new Set()));
+    ofUser.add(session);
     session.open();
     return session;
   }
@@ -292,6 +318,9 @@ export class Gateway implements BrokerHandler {
   /** The transport reports a session's socket closed. */
   closed(session: Session): void {
     if (!this.sessions.delete(session)) return;
+    const ofUser = this.sessionsByUser.get(session.userId);
+    ofUser?.delete(session);
+    if (ofUser?.size === 0) this.sessionsByUser.delete(session.userId);
     session.released();
     this.releaseUser(session.userId);
   }
@@ -341,7 +370,16 @@ export class Gateway implements BrokerHandler {
     return { kind: "delivered" };
   }
 
+  /** A control command (README "Control channel"), applied to this node's sessions at once; a bad one is dead-lettered. */
+  handleControl(delivery: LiveDelivery): DeliveryOutcome {
+    const decoded = decodeControl(delivery.body);
+    if (!decoded.ok) return this.deadLetter(`control_${decoded.reason}`, decoded.message);
+    this.access.apply(decoded.command);
+    return { kind: "delivered" };
+  }
+
   readinessChanged(ready: boolean): void {
+    const wasReady = this.brokerReady;
     this.brokerReady = ready;
     if (!ready) {
       this.repair.feedLost();
@@ -354,6 +392,7 @@ export class Gateway implements BrokerHandler {
     this.brokerLost = false;
     this.presenceEvents.resume();
     this.repair.feedBack();
+    if (!wasReady) this.access.reload();
   }
 
   /**
@@ -379,6 +418,7 @@ export class Gateway implements BrokerHandler {
     this.inspector = undefined;
     this.brokerLossTimer?.cancel();
     this.repair.stop();
+    this.access.stop();
     for (const session of [...this.sessions]) session.close(CloseCode.GoingAway, "server stopping");
     // After the sessions: their leaves go out as deltas, then `leaving` clears whatever is left at once.
     await this.tracker.stop();
@@ -404,6 +444,18 @@ export class Gateway implements BrokerHandler {
       timestampMs,
     });
     return id;
+  }
+
+  /**
+   * A control command from the HTTP API: what it revokes is saved to the
+   * store first (when this node has one), then it is published to the control
+   * exchange, which every node (this one included) applies. Resolves once the
+   * broker confirmed.
+   */
+  async publishControl(command: ControlCommand): Promise<void> {
+    await this.access.persist(command);
+    const id = this.deps.newId();
+    await this.deps.broker.publish({ target: "control", routingKey: command.command, body: encodeControl(command), messageId: id, timestampMs: this.deps.clock.now() });
   }
 
   private async publishFromClient(request: ClientPublish): Promise<string> {

@@ -2,7 +2,7 @@ import type { Channel } from "../protocol/channel.js";
 import type { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
 import type { NamespacePolicy, NamespaceRegistry } from "./namespaces.js";
-import type { Authenticator } from "./ports/authenticator.js";
+import type { Authenticator, Principal } from "./ports/authenticator.js";
 import type { Clock } from "./ports/clock.js";
 import type { EventStore } from "./ports/event-store.js";
 import type { Logger } from "./ports/logger.js";
@@ -35,6 +35,11 @@ export interface SessionContext {
   readonly presence: PresenceHandle;
   /** Tells every connection of the user, on every node, where their read mark now is. */
   announceRead(userId: string, upTo: number): void;
+  /** Revocations (README "Control channel"): a refreshed token is checked, and so is each subscribe. */
+  readonly access: {
+    isRevoked(principal: Principal): boolean;
+    isChannelRevoked(principal: Principal, channel: string): boolean;
+  };
 }
 
 /** Receives live event frames (already serialized) with their seq, while a recovery reads history. */

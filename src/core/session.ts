@@ -1,4 +1,4 @@
-import { CloseCode, ErrorCode, type UnsubscribeReason } from "../protocol/codes.js";
+import { CloseCode, ErrorCode, UnsubscribeReason } from "../protocol/codes.js";
 import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from "../protocol/channel.js";
 import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
@@ -68,6 +68,11 @@ export class Session {
 
   get userId(): string {
     return this.principal.userId;
+  }
+
+  /** The current token's principal (the one of the last successful `refresh`). */
+  get credentials(): Principal {
+    return this.principal;
   }
 
   /** Sends `welcome` and arms the token-expiry close. */
@@ -213,6 +218,7 @@ export class Session {
     if (!channel) return;
     const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
+    if (this.ctx.access.isChannelRevoked(this.principal, channel.name)) return this.rejectAuthorization(frame.ref, channel, "forbidden");
     if (frame.presence === true && !verdict.policy.presence) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     }
@@ -410,9 +416,24 @@ export class Session {
     if (principal.userId !== this.userId) {
       return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "a refreshed token must be for the same user");
     }
+    if (this.ctx.access.isRevoked(principal)) return this.reject(frame.ref, "unauthorized", ErrorCode.Unauthorized, "token revoked");
     this.principal = principal;
     this.armExpiry();
+    this.reauthorize();
     this.ok(frame.ref, {});
+  }
+
+  /**
+   * After a refresh: every subscription is checked against the new token as
+   * a new `subscribe` would be, and those it no longer allows end with
+   * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`).
+   */
+  private reauthorize(): void {
+    for (const name of [...this.channels.keys()]) {
+      const channel = parseChannel(name);
+      const allowed = channel !== undefined && this.ctx.namespaces.canSubscribe(this.principal, channel).allowed && !this.ctx.access.isChannelRevoked(this.principal, name);
+      if (!allowed) this.endSubscription(name, UnsubscribeReason.Forbidden);
+    }
   }
 
   private armExpiry(): void {

@@ -15,6 +15,8 @@ export const PublishValidationCode = {
   TooLarge: "too_large",
   /** `data` nests arrays/objects deeper than MAX_DATA_DEPTH (the gateway would dead-letter it as `too_deep`). */
   TooDeep: "too_deep",
+  /** A control command (disconnectUser, unsubscribeUser, revokeToken, revokeTokensIssuedBefore) with a bad field. */
+  InvalidControl: "invalid_control",
 } as const;
 export type PublishValidationCode = (typeof PublishValidationCode)[keyof typeof PublishValidationCode];
 

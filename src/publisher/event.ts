@@ -21,6 +21,8 @@ export interface OutgoingEvent {
   readonly body: Buffer;
   /** Publish time in ms; goes into the AMQP timestamp (seconds) and the ms header. */
   readonly timestampMs: number;
+  /** A control command for `sobranie.control` (routing key = the command), not an event. */
+  readonly control?: boolean;
 }
 
 const ChannelSchema = v.pipe(

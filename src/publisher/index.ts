@@ -6,6 +6,7 @@
 export { createPublisher } from "./publisher.js";
 export type { CloseOptions, EventMap, Notification, Publisher, PublishResult } from "./publisher.js";
 export type { PublishOptions } from "./event.js";
+export type { DisconnectOptions } from "./control.js";
 export type { PublisherOptions } from "./options.js";
 export type { Logger } from "../core/ports/logger.js";
 export {
@@ -15,6 +16,6 @@ export {
   PublishValidationCode,
   PublishValidationError,
 } from "./errors.js";
-export { PublishConfirmTimeoutError, PublishNackedError } from "../adapters/amqp/publisher.js";
+export { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../adapters/amqp/publisher.js";
 export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
 export { MAX_DATA_DEPTH } from "../protocol/json-depth.js";

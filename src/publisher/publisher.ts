@@ -10,6 +10,7 @@ import { BrokerUnavailableError } from "../core/ports/broker.js";
 import { PublishAbandonedError, PublisherBufferFullError, PublisherClosedError } from "./errors.js";
 import { buildEvent, type OutgoingEvent, type PublishOptions } from "./event.js";
 import { parseOptions, type ParsedPublisherOptions, type PublisherOptions } from "./options.js";
+import { buildControl, epochMs, type DisconnectOptions } from "./control.js";
 
 /** Event type → data type. The default accepts any type with any data. */
 export type EventMap = Record<string, unknown>;
@@ -52,6 +53,20 @@ export interface Publisher<Events extends EventMap = EventMap> {
   ): Promise<PublishResult>;
   /** Publishes to channel `user:<userId>`, type `notification.created` unless given. */
   notifyUser(userId: string | number, notification: Notification): Promise<PublishResult>;
+  // Control commands (README "Control channel"), to `sobranie.control`, which
+  // every gateway node consumes: same confirms, order and errors as `publish`,
+  // `PublishValidationError` code `invalid_control` for a bad argument, and
+  // `PublishUnroutableError` when no gateway is connected to take the command
+  // (it was applied nowhere). `userId` is the tokens' `sub`.
+
+  /** Closes every connection of the user on every node: 4003 (`final`, default) or 4001 (`reauthenticate`). */
+  disconnectUser(userId: string, options?: DisconnectOptions): Promise<PublishResult>;
+  /** Ends the user's subscription to `channel` everywhere (`unsubscribed`, reason `revoked`); their current tokens may not subscribe to it again. */
+  unsubscribeUser(userId: string, channel: string): Promise<PublishResult>;
+  /** Revokes one token by its `jti`: its sessions close with 4001, and it is refused from then on (until `expiresAt`, the token's exp, when given). */
+  revokeToken(userId: string, tokenId: string, options?: { expiresAt?: Date | number }): Promise<PublishResult>;
+  /** Revokes every token of the user issued before `issuedBefore` (by `iat`; tokens without `iat` too). */
+  revokeTokensIssuedBefore(userId: string, issuedBefore: Date | number): Promise<PublishResult>;
   /**
    * Stops accepting events, waits up to `timeoutMs` for the pending ones to
    * be confirmed (reconnecting meanwhile if needed), rejects the rest with
@@ -174,12 +189,47 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.accept(event);
+  }
+
+  private accept(event: OutgoingEvent): Promise<PublishResult> {
+    if (this.closed) return Promise.reject(new PublisherClosedError());
     if (this.accepted >= this.options.maxBuffered) return Promise.reject(new PublisherBufferFullError(this.options.maxBuffered));
     this.accepted += 1;
     return new Promise<PublishResult>((resolve, reject) => {
       this.waiting.push({ seq: this.nextSeq++, event, resolve, reject, maybeSent: false });
       this.pump();
     });
+  }
+
+  disconnectUser(userId: string, options: DisconnectOptions = {}): Promise<PublishResult> {
+    const command: Record<string, unknown> = { command: "disconnect", user: userId, mode: options.mode ?? "final" };
+    if (options.reason !== undefined) command.reason = options.reason;
+    return this.publishControl(command);
+  }
+
+  unsubscribeUser(userId: string, channel: string): Promise<PublishResult> {
+    return this.publishControl({ command: "unsubscribe", user: userId, channel });
+  }
+
+  revokeToken(userId: string, tokenId: string, options: { expiresAt?: Date | number } = {}): Promise<PublishResult> {
+    const command: Record<string, unknown> = { command: "revoke", user: userId, tokenId };
+    if (options.expiresAt !== undefined) command.expiresAt = epochMs(options.expiresAt);
+    return this.publishControl(command);
+  }
+
+  revokeTokensIssuedBefore(userId: string, issuedBefore: Date | number): Promise<PublishResult> {
+    return this.publishControl({ command: "revoke", user: userId, issuedBefore: epochMs(issuedBefore) });
+  }
+
+  private publishControl(command: Record<string, unknown>): Promise<PublishResult> {
+    let event: OutgoingEvent;
+    try {
+      event = buildControl(command, liveClock.now(), uuidv7);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.accept(event);
   }
 
   notifyUser(userId: string | number, notification: Notification): Promise<PublishResult> {
@@ -223,6 +273,7 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
         // Same arguments as the gateway's topology, so this is a no-op once it exists;
         // without it a publish to a missing exchange would close the channel on every attempt.
         await session.guard(channel.assertExchange(AmqpNames.eventsExchange, "topic", { durable: true, autoDelete: false }));
+        await session.guard(channel.assertExchange(AmqpNames.controlExchange, "fanout", { durable: true, autoDelete: false }));
         attempt = 0;
         const lost = this.attach(session, channel);
         const error = await Promise.race([lost, aborted]);
@@ -280,8 +331,12 @@ class AmqpPublisher<Events extends EventMap> implements Publisher<Events> {
     const { event } = entry;
     link.inFlight += 1;
     entry.maybeSent = true;
-    const properties = eventProperties({ messageId: event.id, timestampMs: event.timestampMs, persistent: true });
-    link.confirms.publish(AmqpNames.eventsExchange, event.routingKey, event.body, properties).then(
+    const properties = eventProperties({ messageId: event.id, timestampMs: event.timestampMs, persistent: event.control !== true });
+    // A control command no gateway's queue took was applied nowhere: mandatory, so it rejects (PublishUnroutableError) instead.
+    const sent = event.control === true
+      ? link.confirms.publish(AmqpNames.controlExchange, event.routingKey, event.body, { ...properties, mandatory: true })
+      : link.confirms.publish(AmqpNames.eventsExchange, event.routingKey, event.body, properties);
+    sent.then(
       () => {
         this.settleWrite(link);
         this.succeed(entry);

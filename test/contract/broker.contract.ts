@@ -24,7 +24,7 @@ export interface RawProperties {
  */
 export interface BrokerFixture {
   readonly broker: Broker;
-  publishRaw(exchange: "events" | "live", routingKey: string, body: Buffer | string, props?: RawProperties): Promise<void>;
+  publishRaw(exchange: "events" | "live" | "control", routingKey: string, body: Buffer | string, props?: RawProperties): Promise<void>;
   simulateOutage(): Promise<void>;
   restore(): Promise<void>;
   deadLetters(): Promise<Array<{ routingKey: string; reason: string }>>;
@@ -49,6 +49,8 @@ interface Received {
 /** Records deliveries (copying the body: it is only valid during the call) and readiness changes. */
 class RecordingHandler implements BrokerHandler {
   readonly received: Received[] = [];
+  /** Bodies of control messages, in arrival order. */
+  readonly control: string[] = [];
   readonly readiness: boolean[] = [];
   private readonly decoder = new TextDecoder();
 
@@ -62,6 +64,12 @@ class RecordingHandler implements BrokerHandler {
     if (delivery.routingKey.endsWith(".poison")) return { kind: "dead-letter", reason: DEAD_LETTER_REASON, message: "test poison" };
     if (delivery.routingKey.endsWith(".throws")) throw new Error("handler blew up");
     return { kind: "delivered" };
+  }
+
+  handleControl(delivery: LiveDelivery): DeliveryOutcome {
+    const body = this.decoder.decode(delivery.body);
+    this.control.push(body);
+    return body.startsWith("poison") ? { kind: "dead-letter", reason: DEAD_LETTER_REASON, message: "test poison" } : { kind: "delivered" };
   }
 
   readinessChanged(ready: boolean): void {
@@ -111,6 +119,20 @@ export function brokerContract(name: string, makeBroker: () => Promise<BrokerFix
       await fixture.publishRaw("live", `${prefix}.created`, '{"n":1}', { messageId: "m-1", timestampMs: 1_700_000_000_123 });
       await delivered(handler, `${prefix}.created`);
       expect(handler.received[0]).toMatchObject({ body: '{"n":1}', messageId: "m-1" });
+    });
+
+    it("hands every control message to handleControl, with nothing bound, dead-lettering on its say-so", async () => {
+      const { fixture, broker, handler } = await started();
+      // The control exchange is shared by everything on the vhost: only this test's own messages are looked at.
+      const marker = randomUUID();
+      const poison = `poison-${marker}`;
+      await fixture.publishRaw("control", "disconnect", poison);
+      await broker.publish({ target: "control", routingKey: "revoke", body: marker, messageId: marker, timestampMs: Date.now() });
+      await waitFor(() => handler.control.includes(marker), DELIVERY_TIMEOUT_MS, "the control message");
+      expect(handler.control.filter((body) => body.includes(marker))).toEqual([poison, marker]);
+      expect(handler.received).toEqual([]);
+      await waitFor(async () => (await fixture.deadLetters()).length === 1, DELIVERY_TIMEOUT_MS, "the dead control message");
+      expect((await fixture.deadLetters())[0]).toMatchObject({ reason: DEAD_LETTER_REASON });
     });
 
     it("does not deliver to a prefix that is not bound", async () => {

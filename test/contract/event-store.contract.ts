@@ -12,6 +12,8 @@ import {
  * storage (its own schema), a way to simulate a process restart on the same
  * storage, and cleanup that removes the storage.
  */
+import type { Revocation } from "../../src/core/ports/revocation-store.js";
+
 export interface EventStoreFixture {
   readonly store: EventStore;
   /** Stops `store` and starts another store on the same storage (migrations run again). */
@@ -279,6 +281,33 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       expect((await store.loadLastSeen(users)).size).toBe(600);
       const reopened = await fixture.reopen();
       expect(await reopened.loadLastSeen(["user-0"])).toEqual(new Map([["user-0", BASE_MS + HOUR_MS + 7]]));
+    });
+
+    it("keeps revocations idempotently: the later cut-off and expiry win, per user, kind and subject, across a restart", async () => {
+      const token = { kind: "token", userId: "u1", tokenId: "jti-'\"1", expiresAtMs: BASE_MS + HOUR_MS } as const;
+      await store.saveRevocation(token);
+      await store.saveRevocation(token);
+      await store.saveRevocation({ ...token, expiresAtMs: BASE_MS + MINUTE_MS });
+      await store.saveRevocation({ kind: "token", userId: "u2", tokenId: "jti-'\"1", expiresAtMs: BASE_MS + 2 * HOUR_MS });
+      await store.saveRevocation({ kind: "issued_before", userId: "u1", issuedBeforeMs: BASE_MS + 5, expiresAtMs: BASE_MS + 3 * HOUR_MS });
+      await store.saveRevocation({ kind: "issued_before", userId: "u1", issuedBeforeMs: BASE_MS + 1, expiresAtMs: BASE_MS + 2 * HOUR_MS });
+      await store.saveRevocation({ kind: "channel", userId: "u1", channel: "room:7", issuedBeforeMs: BASE_MS + 9, expiresAtMs: BASE_MS + HOUR_MS });
+      await store.saveRevocation({ kind: "channel", userId: "u1", channel: "room:8", issuedBeforeMs: BASE_MS, expiresAtMs: BASE_MS + MINUTE_MS });
+      const byKey = (list: Revocation[]) => [...list].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      const everything: Revocation[] = [
+        token,
+        { kind: "token", userId: "u2", tokenId: "jti-'\"1", expiresAtMs: BASE_MS + 2 * HOUR_MS },
+        { kind: "issued_before", userId: "u1", issuedBeforeMs: BASE_MS + 5, expiresAtMs: BASE_MS + 3 * HOUR_MS },
+        { kind: "channel", userId: "u1", channel: "room:7", issuedBeforeMs: BASE_MS + 9, expiresAtMs: BASE_MS + HOUR_MS },
+        { kind: "channel", userId: "u1", channel: "room:8", issuedBeforeMs: BASE_MS, expiresAtMs: BASE_MS + MINUTE_MS },
+      ];
+      expect(byKey(await store.loadRevocations(BASE_MS))).toEqual(byKey(everything));
+      // Past its expiry an entry is not loaded, and pruning deletes it.
+      expect(byKey(await store.loadRevocations(BASE_MS + MINUTE_MS))).toEqual(byKey(everything.slice(0, 4)));
+      expect(await store.pruneRevocations(BASE_MS + HOUR_MS)).toBe(3);
+      expect(await store.pruneRevocations(BASE_MS + HOUR_MS)).toBe(0);
+      const reopened = await fixture.reopen();
+      expect(byKey(await reopened.loadRevocations(BASE_MS))).toEqual(byKey([everything[1]!, everything[2]!]));
     });
 
     it("a restarted store keeps its data and applying migrations again changes nothing", async () => {

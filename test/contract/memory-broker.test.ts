@@ -8,6 +8,7 @@ brokerContract("MemoryBroker", async (): Promise<BrokerFixture> => {
     async publishRaw(exchange, routingKey, body, props) {
       const bytes = typeof body === "string" ? body : new Uint8Array(body);
       if (exchange === "live") broker.deliverLive(routingKey, bytes, props);
+      else if (exchange === "control") broker.deliverControl(bytes, props);
       else broker.deliverEvent(routingKey, bytes, props);
     },
     async simulateOutage() {

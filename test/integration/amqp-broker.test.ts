@@ -129,7 +129,7 @@ brokerContract("AmqpBroker (RabbitMQ)", async (): Promise<BrokerFixture> => {
   return {
     broker,
     async publishRaw(exchange, routingKey, body, props = {}) {
-      const exchangeName = exchange === "events" ? AmqpNames.eventsExchange : AmqpNames.liveExchange;
+      const exchangeName = { events: AmqpNames.eventsExchange, live: AmqpNames.liveExchange, control: AmqpNames.controlExchange }[exchange];
       const headers = props.timestampMs === undefined ? {} : { [AmqpHeaders.timestampMs]: props.timestampMs };
       await new Promise<void>((resolve, reject) => {
         publishChannel.publish(exchangeName, routingKey, Buffer.from(body), { messageId: props.messageId, headers }, (error) =>
@@ -205,6 +205,7 @@ describe("AmqpBroker specifics (RabbitMQ)", () => {
         received.push({ ...delivery, body: new Uint8Array(delivery.body) });
         return delivery.routingKey.endsWith(".poison") ? { kind: "dead-letter", reason: "bad", message: "poison body" } : { kind: "delivered" };
       },
+      handleControl: () => ({ kind: "delivered" }),
       readinessChanged() {},
     };
     const connection = await amqp.connect(RABBITMQ_URL);

@@ -52,6 +52,7 @@ describe("npm run migrate (migrate-cli)", () => {
         "sobranie_last_seen",
         MIGRATIONS_TABLE,
         "sobranie_outbox",
+        "sobranie_revocation",
       ]);
       const applied = await inspect.query<{ name: string }>(`select name from public."${MIGRATIONS_TABLE}"`);
       expect(applied.map((row) => row.name)).toEqual(EVENT_STORE_MIGRATIONS.map((migration) => migration.name));

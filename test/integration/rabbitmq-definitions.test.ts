@@ -151,6 +151,7 @@ describe("rabbitmq/definitions.json agrees with the topology the code asserts", 
         [AmqpNames.eventsExchange, "topic"],
         [AmqpNames.liveExchange, "topic"],
         [AmqpNames.presenceExchange, "topic"],
+        [AmqpNames.controlExchange, "fanout"],
       ].sort(),
     );
     const dead = definitions.queues.find((queue) => queue.name === AmqpNames.deadQueue);

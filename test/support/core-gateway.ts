@@ -10,7 +10,8 @@ import { FakeFanout, FakeSocket } from "./fake-socket.js";
 /**
  * The core Gateway on test doubles (fake clock, fake sockets, an in-memory
  * broker), with generous limits, for unit tests of session and delivery
- * logic. `connect` admits a user and opens a session on a FakeSocket.
+ * logic. `connect` admits a user (with the claims given) and opens a
+ * session on a FakeSocket.
  */
 export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partial<GatewayDeps> & { bindLingerMs: number }) {
   const fanout = new FakeFanout();
@@ -47,8 +48,8 @@ export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partia
       ...deps,
     },
   );
-  const connect = (userId: string) => {
-    const principal: Principal = { userId, channelPatterns: [], info: undefined, expiresAtMs: clock.now() + 3_600_000 };
+  const connect = (userId: string, claims: Partial<Principal> = {}) => {
+    const principal: Principal = { userId, channelPatterns: [], info: undefined, expiresAtMs: clock.now() + 3_600_000, ...claims };
     const admission = gateway.admit(principal);
     if (!admission.ok) throw new Error(admission.reason);
     const socket = new FakeSocket();

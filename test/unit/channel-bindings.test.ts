@@ -5,7 +5,7 @@ import { FakeClock } from "../support/fake-clock.js";
 
 async function setup(lingerMs = 1_000, wholeNamespaces: string[] = []) {
   const broker = new MemoryBroker({ liveNamespaces: ["post"] });
-  await broker.start({ handleDelivery: () => ({ kind: "delivered" }), readinessChanged: () => {} });
+  await broker.start({ handleDelivery: () => ({ kind: "delivered" }), handleControl: () => ({ kind: "delivered" }), readinessChanged: () => {} });
   const bind = vi.spyOn(broker, "bind");
   const unbind = vi.spyOn(broker, "unbind");
   const clock = new FakeClock();

@@ -41,6 +41,23 @@ describe("JwtAuthenticator with HS256", () => {
     expect(principal.info).toBeUndefined();
   });
 
+  it("reads jti as tokenId and iat as issuedAtMs, on both paths, and leaves them undefined when absent", async () => {
+    const exp = nowSec() + 60;
+    const token = await hs256({ sub: "42", exp, jti: "token-1", iat: exp - 100 });
+    for (const principal of [await auth.verify(token), auth.verifyNow(token)]) {
+      expect(principal).toMatchObject({ tokenId: "token-1", issuedAtMs: (exp - 100) * 1_000 });
+    }
+    const bare = await auth.verify(await hs256({ sub: "42", exp }));
+    expect([bare.tokenId, bare.issuedAtMs]).toEqual([undefined, undefined]);
+  });
+
+  it("rejects a jti that is not a string of at most 256 characters, and an iat that is not a number", async () => {
+    const exp = nowSec() + 60;
+    expect((await rejection(auth.verify(await hs256({ sub: "42", exp, jti: 7 })))).message).toBe('token "jti" claim must be a string');
+    expect((await rejection(auth.verify(await hs256({ sub: "42", exp, jti: "x".repeat(257) })))).message).toBe('token "jti" claim is over 256 characters');
+    expect((await rejection(auth.verify(await hs256({ sub: "42", exp, iat: "yesterday" })))).message).toMatch(/"iat" claim/);
+  });
+
   it("rejects a token signed with another secret", async () => {
     const token = await signDemoToken("another-secret-that-is-also-32-chars", { sub: "42" });
     const error = await rejection(auth.verify(token));

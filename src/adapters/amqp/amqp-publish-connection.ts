@@ -25,6 +25,11 @@ export interface AmqpPublishConnectionOptions extends AmqpConnectionOptions {
 type OutgoingMessage = { readonly routingKey: string; readonly body: string; readonly messageId: string; readonly timestampMs: number };
 
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const TARGET_EXCHANGES: Record<PublishTarget, string> = {
+  events: AmqpNames.eventsExchange,
+  live: AmqpNames.liveExchange,
+  control: AmqpNames.controlExchange,
+};
 
 /**
  * A confirm-channel publisher on a connection of its own, reconnecting with
@@ -81,11 +86,11 @@ export class AmqpPublishConnection implements EventsPublisher {
     return this.publishTo("events", message);
   }
 
-  /** `events` messages are persistent; `live` ones are copies for gateways. */
+  /** `events` messages are persistent; `live` ones are copies for gateways, `control` ones commands to them (node queues are not durable). */
   publishTo(target: PublishTarget, message: OutgoingMessage): Promise<void> {
     const content = Buffer.from(message.body, "utf8");
     const properties = eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: target === "events" });
-    const exchange = target === "events" ? AmqpNames.eventsExchange : AmqpNames.liveExchange;
+    const exchange = TARGET_EXCHANGES[target];
     return this.options.mode === "routed"
       ? this.publisher.publishRouted(exchange, message.routingKey, content, properties)
       : this.publisher.publish(exchange, message.routingKey, content, properties);

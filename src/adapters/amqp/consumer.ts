@@ -4,7 +4,7 @@ import { publishDeadLetter } from "./dead-letter.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "../../core/ports/broker.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ConfirmPublisher } from "./publisher.js";
-import { AmqpHeaders } from "./topology.js";
+import { AmqpHeaders, AmqpNames } from "./topology.js";
 
 /** Dead-letter reason for a handler that threw (the port says: treated as `internal`). */
 const HANDLER_THREW_REASON = "internal";
@@ -128,7 +128,7 @@ export class NodeQueueConsumer {
       timestampMs: readTimestampMs(message),
     };
     try {
-      return this.handler.handleDelivery(delivery);
+      return message.fields.exchange === AmqpNames.controlExchange ? this.handler.handleControl(delivery) : this.handler.handleDelivery(delivery);
     } catch (error) {
       this.logger.error({ err: error, routingKey: delivery.routingKey }, "delivery handler threw");
       return { kind: "dead-letter", reason: HANDLER_THREW_REASON, message: errorMessage(error) };

@@ -25,6 +25,11 @@ export const AmqpNames = {
    * routing key (the default exchange would replace it with the queue name).
    */
   deadLetterMoveExchange: "sobranie.dead.move",
+  /**
+   * Durable fanout exchange of control commands (disconnect, unsubscribe,
+   * revoke; README "Control channel"): every node queue is bound to it.
+   */
+  controlExchange: "sobranie.control",
   /** Presence traffic between nodes (declared now, used by the presence work). */
   presenceExchange: "sobranie.presence",
   /** Per-node queue name prefix: `sobranie.node.<nodeId>.<connection>`. */
@@ -156,6 +161,7 @@ export async function assertSharedTopology(channel: Channel, liveNamespaces: rea
     channel.assertExchange(AmqpNames.liveExchange, TOPIC, durable),
     channel.assertExchange(AmqpNames.deadLetterExchange, FANOUT, durable),
     channel.assertExchange(AmqpNames.presenceExchange, TOPIC, durable),
+    channel.assertExchange(AmqpNames.controlExchange, FANOUT, durable),
   ]);
   await Promise.all(
     liveNamespaces.map((namespace) => channel.bindExchange(AmqpNames.liveExchange, AmqpNames.eventsExchange, liveBindingKey(namespace))),
@@ -202,6 +208,9 @@ export async function ensureDeadQueue(attempt: ChannelAttempt): Promise<DeadQueu
  * Bounded by length and TTL. No dead-letter exchange on purpose: live
  * messages dropped by length or TTL are stale, not poison, and must not
  * flood `sobranie.dead`.
+ *
+ * Bound to the control exchange as it is declared, so every connection of
+ * every node takes the control commands published while it is up.
  */
 export async function assertNodeQueue(channel: Channel, nodeId: string, options: NodeQueueOptions): Promise<string> {
   const queue = nodeQueueName(nodeId);
@@ -213,6 +222,7 @@ export async function assertNodeQueue(channel: Channel, nodeId: string, options:
     overflow: "drop-head",
     messageTtl: options.messageTtlMs,
   });
+  await channel.bindQueue(queue, AmqpNames.controlExchange, "");
   return queue;
 }
 

@@ -3,6 +3,7 @@ import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type Crypto
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
 import { CHANNEL_ID_PATTERN } from "../../protocol/channel.js";
+import { MAX_TOKEN_ID_CHARS } from "../../protocol/control.js";
 
 export interface JwtAuthenticatorOptions {
   /** HS256 shared secret. */
@@ -41,6 +42,10 @@ const ClaimsSchema = v.object({
     v.regex(CHANNEL_ID_PATTERN, 'token "sub" claim must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-"'),
   ),
   exp: v.number('token "exp" claim must be a number'),
+  jti: v.optional(
+    v.pipe(v.string('token "jti" claim must be a string'), v.maxLength(MAX_TOKEN_ID_CHARS, `token "jti" claim is over ${MAX_TOKEN_ID_CHARS} characters`)),
+  ),
+  iat: v.optional(v.number('token "iat" claim must be a number')),
   channels: v.optional(
     v.pipe(
       v.array(
@@ -207,6 +212,8 @@ function toPrincipal(payload: unknown): Principal {
     channelPatterns: claims.output.channels ?? [],
     info: claims.output.info,
     expiresAtMs: claims.output.exp * 1_000,
+    tokenId: claims.output.jti,
+    issuedAtMs: claims.output.iat === undefined ? undefined : claims.output.iat * 1_000,
   };
 }
 

@@ -13,6 +13,8 @@ export interface MemoryMessage {
   readonly body: Uint8Array;
   readonly messageId: string | undefined;
   readonly timestampMs: number | undefined;
+  /** From the control exchange (every node takes it, whatever is bound): handed to `handleControl`. */
+  readonly control?: boolean;
 }
 
 export interface MemoryDeadLetter extends MemoryMessage {
@@ -126,7 +128,14 @@ export class MemoryBroker implements Broker {
       timestampMs: request.timestampMs,
     };
     if (request.target === "live") this.route(message);
+    else if (request.target === "control") this.enqueue({ ...message, control: true });
     else this.routeEvent(message);
+  }
+
+  /** The control exchange as backends use it: reaches this node's queue whatever is bound. */
+  deliverControl(body: Uint8Array | string, properties: MemoryMessageProperties = {}): void {
+    if (this.phase === "stopped") return;
+    this.enqueue({ ...toMessage("control", body, properties), control: true });
   }
 
   /**
@@ -188,7 +197,10 @@ export class MemoryBroker implements Broker {
   }
 
   private route(message: MemoryMessage): void {
-    if (!this.matches(message.routingKey)) return;
+    if (this.matches(message.routingKey)) this.enqueue(message);
+  }
+
+  private enqueue(message: MemoryMessage): void {
     this.queue.push(message);
     const maxLength = this.options.maxQueueLength ?? DEFAULT_MAX_QUEUE_LENGTH;
     if (this.queuedCount() > maxLength) this.head += 1;
@@ -236,7 +248,7 @@ export class MemoryBroker implements Broker {
     const delivery: LiveDelivery = message;
     let outcome: DeliveryOutcome;
     try {
-      outcome = handler.handleDelivery(delivery);
+      outcome = message.control === true ? handler.handleControl(delivery) : handler.handleDelivery(delivery);
     } catch (error) {
       outcome = { kind: "dead-letter", reason: HANDLER_THREW_REASON, message: error instanceof Error ? error.message : String(error) };
     }

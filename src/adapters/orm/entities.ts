@@ -94,4 +94,23 @@ export const LastSeenEntity = defineEntity({
   },
 });
 
-export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity, OutboxEntity, LastSeenEntity] as const;
+/**
+ * A revocation (README "Control channel"), one row per user, kind and
+ * subject: the `jti` of a `token` entry, the channel of a `channel` entry,
+ * empty for `issued_before`. Every node that receives a command upserts its
+ * row; rows past `expiresAt` no longer matter and are pruned.
+ */
+export const RevocationEntity = defineEntity({
+  name: "Revocation",
+  tableName: "sobranie_revocation",
+  properties: {
+    userId: p.string().length(128).primary(),
+    kind: p.string().length(16).primary(),
+    subject: p.string().length(256).primary(),
+    issuedBeforeMs: p.bigint("number").nullable(),
+    expiresAt: p.datetime(),
+  },
+  indexes: [{ properties: ["expiresAt"] }],
+});
+
+export const EVENT_STORE_ENTITIES = [StoredEventEntity, InboxReadEntity, ChannelRetentionEntity, OutboxEntity, LastSeenEntity, RevocationEntity] as const;

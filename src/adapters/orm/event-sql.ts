@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../../core/ports/event-store.js";
-import { ChannelRetentionEntity, InboxReadEntity, LastSeenEntity, StoredEventEntity } from "./entities.js";
+import { ChannelRetentionEntity, InboxReadEntity, LastSeenEntity, RevocationEntity, StoredEventEntity } from "./entities.js";
 
 /**
  * The store's hand-written SQL. Table names come from the entities (the one
@@ -19,6 +19,7 @@ export interface Tables {
   readonly inboxRead: string;
   readonly watermark: string;
   readonly lastSeen: string;
+  readonly revocation: string;
 }
 
 export function tablesIn(schema: string): Tables {
@@ -28,6 +29,7 @@ export function tablesIn(schema: string): Tables {
     inboxRead: quote(InboxReadEntity.meta.tableName),
     watermark: quote(ChannelRetentionEntity.meta.tableName),
     lastSeen: quote(LastSeenEntity.meta.tableName),
+    revocation: quote(RevocationEntity.meta.tableName),
   };
 }
 
@@ -150,6 +152,31 @@ export function upsertLastSeen(t: Tables): string {
     `select x.key, x.value::timestamptz from jsonb_each_text(?::jsonb) as x ` +
     `on conflict ("user_id") do update set "last_seen_at" = greatest(s."last_seen_at", excluded."last_seen_at")`
   );
+}
+
+/**
+ * One revocation, idempotently: the later cut-off and the later expiry win.
+ * Params: user, kind, subject, issuedBeforeMs (or null), expiresAt ISO.
+ */
+export function upsertRevocation(t: Tables): string {
+  return (
+    `insert into ${t.revocation} as r ("user_id", "kind", "subject", "issued_before_ms", "expires_at") values (?, ?, ?, ?, ?::timestamptz) ` +
+    `on conflict ("user_id", "kind", "subject") do update set ` +
+    `"issued_before_ms" = greatest(r."issued_before_ms", excluded."issued_before_ms"), "expires_at" = greatest(r."expires_at", excluded."expires_at")`
+  );
+}
+
+/** Revocations still mattering, expiry as epoch ms. Params: now ISO. */
+export function selectRevocations(t: Tables): string {
+  return (
+    `select "user_id", "kind", "subject", "issued_before_ms", (extract(epoch from "expires_at") * 1000)::bigint as "expires_at_ms" ` +
+    `from ${t.revocation} where "expires_at" > ?::timestamptz`
+  );
+}
+
+/** Deletes revocations past their expiry; one row `n`, how many. Params: now ISO. */
+export function deleteExpiredRevocations(t: Tables): string {
+  return `with gone as (delete from ${t.revocation} where "expires_at" <= ?::timestamptz returning 1) select count(*) as "n" from gone`;
 }
 
 /** The stored lastSeen of the given users, as epoch milliseconds. Params: ids json array. */

@@ -20,6 +20,7 @@ import {
   StoreUnavailableError,
 } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
+import type { Revocation } from "../../core/ports/revocation-store.js";
 import { isConnectionFailure, redactUrl } from "./connection-errors.js";
 import {
   type BatchRow,
@@ -37,6 +38,9 @@ import {
   toNumber,
   upsertLastSeen,
   upsertReadMark,
+  upsertRevocation,
+  selectRevocations,
+  deleteExpiredRevocations,
 } from "./event-sql.js";
 import { applyMigrations } from "./migrate.js";
 import { createPGlite, DEFAULT_SCHEMA, ormOptions, SCHEMA_NAME_PATTERN } from "./orm-config.js";
@@ -80,6 +84,26 @@ interface InsertedRow {
 interface HistoryRow extends EventRow {
   readonly pruned_up_to: unknown;
 }
+interface RevocationRow {
+  readonly user_id: unknown;
+  readonly kind: unknown;
+  readonly subject: unknown;
+  readonly issued_before_ms: unknown;
+  readonly expires_at_ms: unknown;
+}
+
+/** A stored row back as a Revocation; a kind this version does not know (written by a newer one) is skipped. */
+function toRevocation(row: RevocationRow): Revocation | undefined {
+  const userId = String(row.user_id);
+  const expiresAtMs = toNumber(row.expires_at_ms);
+  const issuedBeforeMs = row.issued_before_ms === null ? undefined : toNumber(row.issued_before_ms);
+  if (row.kind === "token") return { kind: "token", userId, tokenId: String(row.subject), expiresAtMs };
+  if (issuedBeforeMs === undefined) return undefined;
+  if (row.kind === "issued_before") return { kind: "issued_before", userId, issuedBeforeMs, expiresAtMs };
+  if (row.kind === "channel") return { kind: "channel", userId, channel: String(row.subject), issuedBeforeMs, expiresAtMs };
+  return undefined;
+}
+
 interface InboxRow extends EventRow {
   readonly read_up_to: unknown;
   readonly unread: unknown;
@@ -109,6 +133,9 @@ export class OrmEventStore implements EventStore {
     readonly markRead: string;
     readonly saveLastSeen: string;
     readonly loadLastSeen: string;
+    readonly saveRevocation: string;
+    readonly loadRevocations: string;
+    readonly pruneRevocations: string;
   };
   private orm: MikroORM<AbstractSqlDriver> | undefined;
   /** The PGlite this store created and must close; undefined for PostgreSQL or a caller's instance. */
@@ -134,6 +161,9 @@ export class OrmEventStore implements EventStore {
       markRead: upsertReadMark(this.tables),
       saveLastSeen: upsertLastSeen(this.tables),
       loadLastSeen: selectLastSeen(this.tables),
+      saveRevocation: upsertRevocation(this.tables),
+      loadRevocations: selectRevocations(this.tables),
+      pruneRevocations: deleteExpiredRevocations(this.tables),
     };
     this.log = options.logger.child({ component: "event-store" });
   }
@@ -246,6 +276,22 @@ export class OrmEventStore implements EventStore {
     if (users.length === 0) return new Map();
     const rows = await this.run<{ user_id: unknown; at_ms: unknown }>(this.sql.loadLastSeen, [JSON.stringify(users)]);
     return new Map(rows.map((row) => [String(row.user_id), toNumber(row.at_ms)]));
+  }
+
+  async saveRevocation(revocation: Revocation): Promise<void> {
+    const subject = revocation.kind === "token" ? revocation.tokenId : revocation.kind === "channel" ? revocation.channel : "";
+    const issuedBeforeMs = revocation.kind === "token" ? null : revocation.issuedBeforeMs;
+    await this.run(this.sql.saveRevocation, [revocation.userId, revocation.kind, subject, issuedBeforeMs, new Date(revocation.expiresAtMs).toISOString()]);
+  }
+
+  async loadRevocations(nowMs: number): Promise<Revocation[]> {
+    const rows = await this.run<RevocationRow>(this.sql.loadRevocations, [new Date(nowMs).toISOString()]);
+    return rows.flatMap((row) => toRevocation(row) ?? []);
+  }
+
+  async pruneRevocations(nowMs: number): Promise<number> {
+    const [row] = await this.run<{ n: unknown }>(this.sql.pruneRevocations, [new Date(nowMs).toISOString()]);
+    return toNumber(row?.n ?? 0);
   }
 
   private async insertOrFind(

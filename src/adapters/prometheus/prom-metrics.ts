@@ -10,6 +10,7 @@ import type {
 } from "../../core/ports/metrics.js";
 import type { ClientOp } from "../../protocol/frames.js";
 import { CloseCode } from "../../protocol/codes.js";
+import { ControlCommandName } from "../../protocol/control.js";
 
 /**
  * Client ops as label values. `satisfies` makes the compiler fail when an op
@@ -44,7 +45,7 @@ const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   "internal",
 ];
 const HTTP_RATE_LIMIT_SCOPES: readonly HttpRateLimitScope[] = ["user", "source", "api_key_failures", "api_key"];
-const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "too_many_connections", "draining", "broker_unavailable"];
+const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "revoked", "too_many_connections", "draining", "broker_unavailable"];
 
 /** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
 const DELIVERY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -91,6 +92,7 @@ export class PromMetrics implements Metrics {
   private readonly lastSeenDrops: Counter;
   private readonly outboxRows: Counter;
   private readonly outboxFailures: Counter;
+  private readonly controlCommands: Counter;
   private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
   constructor(options: { nodeId: string }) {
@@ -231,17 +233,24 @@ export class PromMetrics implements Metrics {
     this.lastSeenDrops = new Counter({ name: "sobranie_presence_last_seen_dropped_total", help: "lastSeen times dropped unwritten while the store was unreachable", registers });
     this.outboxRows = new Counter({ name: "sobranie_outbox_relayed_total", help: "PostgreSQL outbox rows published (broker-confirmed) and marked by this worker's relay", registers });
     this.outboxFailures = new Counter({ name: "sobranie_outbox_relay_failures_total", help: "Outbox batches that failed (database or broker away); their rows are retried", registers });
+    this.controlCommands = new Counter({
+      name: "sobranie_control_commands_total",
+      help: "Control commands (disconnect, unsubscribe, revoke) applied on this node; invalid ones count in sobranie_dead_lettered_total{reason=control_*}",
+      labelNames: ["command"],
+      registers,
+    });
 
     // Start every bounded reason at zero so rate() works from the first scrape.
     for (const reason of FRAME_REJECT_REASONS) this.framesRejected.inc({ reason }, 0);
     for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
     for (const scope of HTTP_RATE_LIMIT_SCOPES) this.httpRateLimitedTotal.inc({ scope }, 0);
     for (const outcome of ["ok", "failed"]) this.lastSeenWrites.inc({ outcome }, 0);
+    for (const command of Object.values(ControlCommandName)) this.controlCommands.inc({ command }, 0);
   }
 
   /**
    * Feeds `sobranie_ready` (0/1) and `sobranie_readiness_check{check}` (broker,
-   * presence, accepting, store, persistQueue: a closed set), read at scrape time, so
+   * presence, revocations, accepting, store, persistQueue: a closed set), read at scrape time, so
    * alerts see the same verdict as the load balancer, including a failing store.
    */
   observeReadiness(readiness: () => { ready: boolean; checks: Record<string, boolean> }): void {
@@ -356,6 +365,10 @@ export class PromMetrics implements Metrics {
 
   outboxRelayFailed(): void {
     this.outboxFailures.inc();
+  }
+
+  controlCommandApplied(command: ControlCommandName): void {
+    this.controlCommands.inc({ command });
   }
 
 

@@ -172,6 +172,7 @@ export function requestToken(req: UwsRequest): string | undefined {
 /** What a refused WebSocket upgrade or SSE stream is answered, by reason. */
 export const ADMISSION_REJECTIONS: Record<UpgradeRejectReason, { rejection: HttpRejection; message: string }> = {
   unauthorized: { rejection: HttpRejection.Unauthorized, message: "a valid token is required" },
+  revoked: { rejection: HttpRejection.Unauthorized, message: "token revoked: get a new token" },
   too_many_connections: { rejection: HttpRejection.TooManyConnections, message: "too many connections for this user on this node" },
   capacity: { rejection: HttpRejection.Unavailable, message: "node at capacity, try another" },
   draining: { rejection: HttpRejection.Unavailable, message: "node is draining, reconnect" },

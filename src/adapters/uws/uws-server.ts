@@ -7,6 +7,7 @@ import type { EventStore } from "../../core/ports/event-store.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { registerInboxRoutes } from "./inbox-routes.js";
 import { registerPublishRoutes } from "./publish-routes.js";
+import { registerControlRoutes } from "./control-routes.js";
 import { registerPresenceRoutes } from "./presence-routes.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
 import type { ApiKeys } from "./api-keys.js";
@@ -110,6 +111,7 @@ export class UwsServer {
     const limits = edge.httpLimits;
     registerInboxRoutes({ app, authenticator: edge.authenticator, limits, store: edge.store, gateway: edge.gateway, logger });
     registerPublishRoutes({ app, apiKeys: edge.apiKeys, limits, gateway: edge.gateway, clock: edge.clock, logger });
+    registerControlRoutes({ app, apiKeys: edge.apiKeys, limits, gateway: edge.gateway, clock: edge.clock, logger });
     registerPresenceRoutes({ app, apiKeys: edge.apiKeys, limits, authenticator: edge.authenticator, namespaces: edge.namespaces, gateway: edge.gateway, clock: edge.clock });
     registerClientRoutes({ app, logger });
     registerSseRoutes({

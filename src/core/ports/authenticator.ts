@@ -7,6 +7,10 @@ export interface Principal {
   readonly info: unknown;
   /** Token expiry, ms since the epoch. */
   readonly expiresAtMs: number;
+  /** The `jti` claim: what a `revoke` with `tokenId` names. */
+  readonly tokenId?: string | undefined;
+  /** The `iat` claim in ms: what a `revoke` with `issuedBefore` compares (a token without it counts as issued before). */
+  readonly issuedAtMs?: number | undefined;
 }
 
 export interface Authenticator {

@@ -30,12 +30,22 @@ export type DeliveryOutcome = { kind: "delivered" } | { kind: "dead-letter"; rea
 export interface BrokerHandler {
   /** Called for every delivery, in queue order. Must not throw; a throw is treated as dead-letter `internal`. */
   handleDelivery(delivery: LiveDelivery): DeliveryOutcome;
+  /**
+   * Called for every message of the control exchange (`sobranie.control`),
+   * which every node's queue is bound to, in queue order with the rest.
+   * Same rules as `handleDelivery`.
+   */
+  handleControl(delivery: LiveDelivery): DeliveryOutcome;
   /** Called whenever readiness changes (connected, topology asserted, bindings restored). */
   readinessChanged(ready: boolean): void;
 }
 
-/** Where a publish goes. `events` reaches backends (and the worker); `live` reaches gateways directly. */
-export type PublishTarget = "events" | "live";
+/**
+ * Where a publish goes. `events` reaches backends (and the worker); `live`
+ * reaches gateways directly; `control` reaches every gateway node (its
+ * routing key is the command name, for operators; nodes ignore it).
+ */
+export type PublishTarget = "events" | "live" | "control";
 
 export interface PublishRequest {
   readonly target: PublishTarget;

@@ -1,4 +1,5 @@
 import type { LastSeenStore } from "./last-seen-store.js";
+import type { RevocationStore } from "./revocation-store.js";
 
 /**
  * Durable history of events in durable namespaces (CONTRACT §3): PostgreSQL
@@ -58,8 +59,8 @@ export interface Inbox {
   readonly readUpTo: number;
 }
 
-/** The store also keeps users' lastSeen (same database, same health). */
-export interface EventStore extends LastSeenStore {
+/** The store also keeps users' lastSeen and the revocations (same database, same health). */
+export interface EventStore extends LastSeenStore, RevocationStore {
   /** Connects and applies pending migrations. */
   start(): Promise<void>;
   /** Idempotent. */

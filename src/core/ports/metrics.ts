@@ -1,3 +1,5 @@
+import type { ControlCommandName } from "../../protocol/control.js";
+
 /**
  * What the core counts. Labels are bounded by construction: namespaces come
  * from configuration, reasons and ops from closed unions; never a channel id
@@ -16,7 +18,7 @@ export type FrameRejectReason =
   | "unauthorized"
   | "internal";
 
-export type UpgradeRejectReason = "unauthorized" | "too_many_connections" | "capacity" | "draining" | "broker_unavailable";
+export type UpgradeRejectReason = "unauthorized" | "revoked" | "too_many_connections" | "capacity" | "draining" | "broker_unavailable";
 
 /** Which HTTP limit refused a request with 429: per user, per client address, failed API keys per address, an API key's own rate. */
 export type HttpRateLimitScope = "user" | "source" | "api_key_failures" | "api_key";
@@ -61,6 +63,8 @@ export interface Metrics {
   outboxRelayed(rows: number): void;
   /** An outbox batch failed (database or broker away); its rows stay unpublished and are retried. */
   outboxRelayFailed(): void;
+  /** A control command (disconnect, unsubscribe, revoke) was applied on this node. */
+  controlCommandApplied(command: ControlCommandName): void;
 }
 
 export interface PresenceState {
@@ -96,4 +100,5 @@ export const noopMetrics: Metrics = {
   lastSeenDropped() {},
   outboxRelayed() {},
   outboxRelayFailed() {},
+  controlCommandApplied() {},
 };
