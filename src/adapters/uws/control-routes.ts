@@ -6,6 +6,7 @@ import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
+import { admitApiKey, presentedBearer, refuseApiKey } from "./api-key-gate.js";
 import { PendingReply } from "./http-reply.js";
 
 export interface ControlRoutesDeps {
@@ -29,7 +30,7 @@ export interface ControlRoutesDeps {
  */
 export function registerControlRoutes(deps: ControlRoutesDeps): void {
   deps.app.post("/api/v1/control", (res, req) => {
-    const presented = /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
+    const presented = presentedBearer(req);
     const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
     const body = reply.readBody(MAX_CONTROL_BYTES);
@@ -43,19 +44,11 @@ async function control(
   caller: { presented: string | undefined; source: string },
   body: ReturnType<PendingReply["readBody"]>,
 ): Promise<void> {
-  if (!deps.apiKeys.enabled) return reply.reject(HttpRejection.NotFound, "the HTTP control API is disabled: set API_KEYS");
-  const failures = deps.limits.checkApiKeyFailures(caller.source);
-  if (!failures.ok) return reply.rateLimited("too many wrong API keys from this address", failures.retryAfterMs);
-  const keyIndex = caller.presented === undefined ? undefined : deps.apiKeys.identify(caller.presented);
-  if (keyIndex === undefined) {
-    if (caller.presented !== undefined) deps.limits.apiKeyFailed(caller.source);
-    return reply.reject(HttpRejection.Unauthorized, "a valid API key is required: Authorization: Bearer <key>");
-  }
-  const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
-  if (!verdict.ok) {
-    deps.limits.apiKeyRateRefused();
-    return reply.rateLimited("too many requests for this API key", verdict.retryAfterMs);
-  }
+  const admitted = admitApiKey(deps, caller.presented, caller.source, {
+    disabled: "the HTTP control API is disabled: set API_KEYS",
+    overRate: "too many requests for this API key",
+  });
+  if (!admitted.ok) return refuseApiKey(reply, admitted);
   const received = await body;
   if (!received.ok) {
     if (received.reason === "too_large") reply.reject(HttpRejection.TooLarge, `body over ${MAX_CONTROL_BYTES} bytes`);

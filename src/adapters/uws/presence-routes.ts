@@ -1,4 +1,4 @@
-import type { UwsApp, UwsRequest } from "./uws-api.js";
+import type { UwsApp } from "./uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "../../protocol/channel.js";
 import type { Gateway } from "../../core/gateway.js";
@@ -7,6 +7,7 @@ import { AuthenticationError, type Authenticator } from "../../core/ports/authen
 import type { Clock } from "../../core/ports/clock.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
+import { admitApiKey, presentedBearer, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
 import { PendingReply, requestToken } from "./http-reply.js";
 
 /** Like the `status` op (CONTRACT §4). */
@@ -22,7 +23,7 @@ export interface PresenceRoutesDeps {
   readonly clock: Clock;
 }
 
-type Caller = { ok: true } | { ok: false; status: HttpRejection; message: string; retryAfterMs?: number };
+const WORDING = { disabled: "the HTTP API is disabled: set API_KEYS", overRate: "too many requests for this API key" } as const;
 
 /**
  * Presence and status over HTTP (CONTRACT §7), answered from this node's view
@@ -36,12 +37,12 @@ type Caller = { ok: true } | { ok: false; status: HttpRejection; message: string
  */
 export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
   deps.app.get("/api/v1/presence/:channel", (res, req) => {
-    const presented = bearer(req);
+    const presented = presentedBearer(req);
     const raw = req.getParameter(0) ?? "";
     const source = deps.limits.sourceOf(res, req);
     const reply = new PendingReply(res);
-    const caller = byApiKey(deps, presented, source);
-    if (!caller.ok) return refuse(reply, caller);
+    const caller = admitApiKey(deps, presented, source, WORDING);
+    if (!caller.ok) return refuseApiKey(reply, caller);
     let text: string;
     try {
       text = decodeURIComponent(raw);
@@ -57,7 +58,7 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
   });
 
   deps.app.get("/api/v1/status", (res, req) => {
-    const presented = bearer(req);
+    const presented = presentedBearer(req);
     const token = requestToken(req);
     const users = req.getQuery("users") ?? "";
     const source = deps.limits.sourceOf(res, req);
@@ -66,11 +67,11 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
     void (async () => {
       const keyIndex = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
       if (keyIndex !== undefined) {
-        const verdict = takeKey(deps, keyIndex);
-        if (!verdict.ok) return refuse(reply, verdict);
+        const verdict = takeApiKeyRate(deps, keyIndex, WORDING.overRate);
+        if (!verdict.ok) return refuseApiKey(reply, verdict);
       } else {
         // Not an API key: a user's JWT may ask too.
-        if (!token) return refuse(reply, { ok: false, status: HttpRejection.Unauthorized, message: "an API key or a user token is required" });
+        if (!token) return reply.reject(HttpRejection.Unauthorized, "an API key or a user token is required");
         const bySource = deps.limits.takeSource(source);
         if (!bySource.ok) return reply.rateLimited("too many requests from this address", bySource.retryAfterMs);
         let userId: string;
@@ -91,32 +92,4 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
       reply.json(200, { users: await deps.gateway.presence.statuses(list) });
     })();
   });
-}
-
-function bearer(req: UwsRequest): string | undefined {
-  return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
-}
-
-function byApiKey(deps: PresenceRoutesDeps, presented: string | undefined, source: string): Caller {
-  if (!deps.apiKeys.enabled) return { ok: false, status: HttpRejection.NotFound, message: "the HTTP API is disabled: set API_KEYS" };
-  const failures = deps.limits.checkApiKeyFailures(source);
-  if (!failures.ok) return { ok: false, status: HttpRejection.RateLimited, message: "too many wrong API keys from this address", retryAfterMs: failures.retryAfterMs };
-  const keyIndex = presented === undefined ? undefined : deps.apiKeys.identify(presented);
-  if (keyIndex === undefined) {
-    if (presented !== undefined) deps.limits.apiKeyFailed(source);
-    return { ok: false, status: HttpRejection.Unauthorized, message: "a valid API key is required: Authorization: Bearer <key>" };
-  }
-  return takeKey(deps, keyIndex);
-}
-
-function takeKey(deps: PresenceRoutesDeps, keyIndex: number): Caller {
-  const verdict = deps.apiKeys.take(keyIndex, deps.clock.now());
-  if (verdict.ok) return { ok: true };
-  deps.limits.apiKeyRateRefused();
-  return { ok: false, status: HttpRejection.RateLimited, message: "too many requests for this API key", retryAfterMs: verdict.retryAfterMs };
-}
-
-function refuse(reply: PendingReply, caller: Exclude<Caller, { ok: true }>): void {
-  if (caller.retryAfterMs !== undefined) return reply.rateLimited(caller.message, caller.retryAfterMs);
-  reply.reject(caller.status, caller.message);
 }
