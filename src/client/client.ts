@@ -292,7 +292,7 @@ export class RealtimeClient {
   }
 
   /** The server ended a subscription: forget it (no resubscribe, not even after a reconnect) and say why. */
-  private droppedByServer(channel: string, reason: "revoked" | "forbidden" | "expired"): void {
+  private droppedByServer(channel: string, reason: "revoked" | "forbidden"): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     this.subs.delete(channel);

@@ -61,13 +61,11 @@ export type GapReason = (typeof GapReason)[keyof typeof GapReason];
  * Why the server ended a subscription (`unsubscribed` frame). The client
  * drops the subscription and does not resubscribe on its own, not even after
  * a reconnect. `revoked`: the backend removed the user from the channel.
- * `forbidden`: a refreshed token no longer allows the channel. `expired`: the
- * subscription's token expired without a refresh.
+ * `forbidden`: a refreshed token no longer allows the channel.
  */
 export const UnsubscribeReason = {
   Revoked: "revoked",
   Forbidden: "forbidden",
-  Expired: "expired",
 } as const;
 export type UnsubscribeReason = (typeof UnsubscribeReason)[keyof typeof UnsubscribeReason];
 
