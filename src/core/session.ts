@@ -346,10 +346,9 @@ export class Session {
   }
 
   /**
-   * The server ends a subscription on its own (revocation, a refreshed token
-   * or an expired subscription token no longer allowing it): the client is
-   * told with an `unsubscribed` frame, after which no event of the channel
-   * reaches this connection. False when the connection was not subscribed.
+   * The server ends a subscription on its own (a revocation, or a refreshed
+   * token no longer allowing it): the client is told with an `unsubscribed`
+   * frame, after which no event of the channel reaches this connection. False when the connection was not subscribed.
    */
   endSubscription(channel: string, reason: UnsubscribeReason): boolean {
     if (this.closed || !this.drop(channel)) return false;
