@@ -86,6 +86,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     gateway = new Gateway(
       {
         nodeId: config.nodeId,
+        deploymentId: config.deploymentId,
         heartbeatMs: config.heartbeatMs,
         ttlMs: config.presenceTtlMs,
         recoveryLimit: config.durable.recoveryMaxEvents,

@@ -45,7 +45,13 @@ export function createMessaging(deps: { config: Config; namespaces: NamespaceReg
         onReconnect: () => metrics.brokerReconnected(),
       }),
       persistQueue: () => new AmqpPersistQueue({ ...connection, durableNamespaces, logger: logger.child({ component: "persist-queue" }), ...batching }),
-      presenceBus: () => new AmqpPresenceBus({ ...connection, logger }),
+      presenceBus: () =>
+        new AmqpPresenceBus({
+          ...connection,
+          logger,
+          deploymentId: config.deploymentId,
+          onDropped: (reason) => metrics.presenceMessageDropped(reason),
+        }),
     };
   }
   const backlog = new MemoryPersistBacklog({ durableNamespaces, logger, clock });

@@ -17,6 +17,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Config {
   readonly role: Role;
   readonly nodeId: string;
+  /** DEPLOYMENT_ID: scopes presence between nodes to this deployment; unset: the vhost-wide default exchange. */
+  readonly deploymentId: string | undefined;
   readonly logLevel: LogLevel;
   readonly http: { readonly port: number; readonly host: string };
   /** The RabbitMQ nodes (or one load balancer), tried in rotation; empty: the embedded in-process broker. */
@@ -148,6 +150,7 @@ function toConfig(env: Env): Config {
   return {
     role: env.ROLE,
     nodeId: env.NODE_ID ?? defaultNodeId(),
+    deploymentId: env.DEPLOYMENT_ID,
     logLevel: env.LOG_LEVEL,
     http: { port: env.PORT, host: env.HOST },
     rabbitmqUrls: env.RABBITMQ_URL ?? [],

@@ -42,6 +42,8 @@ function variable<TSchema extends v.GenericSchema<string, unknown>, const TDefau
 
 /** Node ids become queue names and label values: keep them short and plain. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** A deployment id becomes one word of an exchange name (`sobranie.presence.<id>`): no dot, no wildcard, one case. */
+export const DEPLOYMENT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const ROLES = ["gateway", "worker", "all"] as const;
 
@@ -63,6 +65,14 @@ export const VARIABLES = {
       v.regex(NODE_ID_PATTERN, (issue) => `must match ${NODE_ID_PATTERN.source}, got "${issue.input}"`),
     ),
     "<hostname>-<6 random chars>",
+  ),
+  DEPLOYMENT_ID: variable(
+    undefined,
+    "the same on every gateway of one deployment: presence between its nodes uses exchange `sobranie.presence.<id>` and drops messages of any other deployment, so deployments sharing a RabbitMQ vhost never see each other's nodes (README \"Deployments sharing a vhost\"); backend presence events carry it as `data.deployment`; unset: exchange `sobranie.presence`",
+    v.pipe(
+      v.string(),
+      v.regex(DEPLOYMENT_ID_PATTERN, (issue) => `must be 1 to 63 lowercase letters, digits or dashes, not starting with a dash (${DEPLOYMENT_ID_PATTERN.source}), got "${issue.input}"`),
+    ),
   ),
   ROLE: variable("all", "gateway, worker, or all (both in one process)", oneOf(ROLES)),
   LOG_LEVEL: variable("info", `log level: ${LOG_LEVELS.join(", ")}`, oneOf(LOG_LEVELS)),

@@ -46,6 +46,8 @@ export interface GatewayOptions {
   readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
   /** Revocation expiry and memory bound (README "Control channel"); defaults: 30 days, 1,000,000 entries. */
   readonly revocations?: RevocationLimits;
+  /** DEPLOYMENT_ID, written into every backend presence event's `data.deployment`; absent: no such field. */
+  readonly deploymentId?: string | undefined;
 }
 
 export interface GatewayDeps {
@@ -501,13 +503,17 @@ export class Gateway implements BrokerHandler {
    * the reserved `presence` prefix; no namespace is called `presence`, so it is
    * never forwarded to the live exchange and reaches no client. While the
    * broker is away, events wait in order (bounded) and go out on reconnect.
+   * With a DEPLOYMENT_ID, `data.deployment` names it: deployments sharing
+   * `sobranie.events` each publish their own presence events there.
    */
   private publishPresenceEvent(event: PresenceBackendEvent): Promise<void> {
     const id = this.deps.newId();
+    const deployment = this.options.deploymentId;
+    const data = deployment === undefined ? event.data : { ...event.data, deployment };
     return this.deps.broker.publish({
       target: "events",
       routingKey: event.routingKey,
-      body: encodeEnvelope({ id, type: `presence.${event.type}`, data: event.data, occurredAt: new Date(event.atMs).toISOString() }),
+      body: encodeEnvelope({ id, type: `presence.${event.type}`, data, occurredAt: new Date(event.atMs).toISOString() }),
       messageId: id,
       timestampMs: event.atMs,
     });

@@ -3,7 +3,7 @@ import type { PresenceMessage } from "../core/ports/presence-bus.js";
 import { USER_ID_PATTERN, USER_ID_RULE } from "./channel.js";
 
 /**
- * Presence messages between nodes on `sobranie.presence` (JSON). Anyone with
+ * Presence messages between nodes on the presence exchange (JSON). Anyone with
  * access to the exchange can publish there, so every message is validated
  * before the tracker sees it; a bad one is dropped and counted by the caller.
  */

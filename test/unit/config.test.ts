@@ -156,6 +156,20 @@ describe("loadConfig values", () => {
     expect(variablesOf({ NODE_ID: "x".repeat(65) })).toEqual(["NODE_ID"]);
   });
 
+  it("leaves DEPLOYMENT_ID unset by default and accepts one exchange-name word of lowercase letters, digits and dashes", () => {
+    expect(loadConfig({}).deploymentId).toBeUndefined();
+    expect(loadConfig({ DEPLOYMENT_ID: "eu-west-2" }).deploymentId).toBe("eu-west-2");
+    expect(loadConfig({ DEPLOYMENT_ID: "x".repeat(63) }).deploymentId).toBe("x".repeat(63));
+    for (const bad of ["Prod", "eu.west", "-blue", "a_b", "a#", "x".repeat(64)]) {
+      expect(problemsOf({ DEPLOYMENT_ID: bad }).problems).toEqual([
+        {
+          variable: "DEPLOYMENT_ID",
+          message: `must be 1 to 63 lowercase letters, digits or dashes, not starting with a dash (^[a-z0-9][a-z0-9-]{0,62}$), got "${bad}"`,
+        },
+      ]);
+    }
+  });
+
   it("accepts amqp(s) and postgres(ql) URLs only, without echoing credentials", () => {
     expect(loadConfig({ RABBITMQ_URL: "amqps://u:p@mq:5671/v", JWT_SECRET: SECRET }).rabbitmqUrls).toEqual(["amqps://u:p@mq:5671/v"]);
     expect(loadConfig({ DATABASE_URL: "postgresql://u@db:5432/x" }).databaseUrl).toBe("postgresql://u@db:5432/x");

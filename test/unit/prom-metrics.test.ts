@@ -133,6 +133,21 @@ describe("PromMetrics", () => {
     expect(after).toContain('sobranie_draining{server_id="n"} 0');
   });
 
+  it("counts dropped presence bus messages by reason, both reasons from zero", async () => {
+    const metrics = new PromMetrics({ nodeId: "n" });
+    expect(samples(await metrics.render(), "sobranie_presence_messages_dropped_total").sort()).toEqual([
+      'sobranie_presence_messages_dropped_total{reason="foreign",server_id="n"} 0',
+      'sobranie_presence_messages_dropped_total{reason="invalid",server_id="n"} 0',
+    ]);
+    metrics.presenceMessageDropped("foreign");
+    metrics.presenceMessageDropped("foreign");
+    metrics.presenceMessageDropped("invalid");
+    expect(samples(await metrics.render(), "sobranie_presence_messages_dropped_total").sort()).toEqual([
+      'sobranie_presence_messages_dropped_total{reason="foreign",server_id="n"} 2',
+      'sobranie_presence_messages_dropped_total{reason="invalid",server_id="n"} 1',
+    ]);
+  });
+
   it("exposes the /readyz verdict and each check, read at scrape time", async () => {
     const metrics = new PromMetrics({ nodeId: "n" });
     let store = false;

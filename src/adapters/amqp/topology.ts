@@ -30,7 +30,10 @@ export const AmqpNames = {
    * revoke; README "Control channel"): every node queue is bound to it.
    */
   controlExchange: "sobranie.control",
-  /** Presence traffic between nodes (declared now, used by the presence work). */
+  /**
+   * Presence traffic between the nodes of a deployment without DEPLOYMENT_ID;
+   * one with it uses `sobranie.presence.<DEPLOYMENT_ID>` (presenceExchangeName).
+   */
   presenceExchange: "sobranie.presence",
   /** Per-node queue name prefix: `sobranie.node.<nodeId>.<connection>`. */
   nodeQueuePrefix: "sobranie.node.",
@@ -53,6 +56,8 @@ export const AmqpHeaders = {
   deadQueue: "x-sobranie-queue",
   /** Publish time in ms; the AMQP `timestamp` property only holds seconds. */
   timestampMs: "x-sobranie-ts-ms",
+  /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
+  deployment: "x-sobranie-deployment",
 } as const;
 
 /**
@@ -121,6 +126,16 @@ export function nodeQueueName(nodeId: string): string {
   return `${AmqpNames.nodeQueuePrefix}${nodeId}.${randomBytes(4).toString("hex")}`;
 }
 
+/**
+ * The presence exchange of a deployment: `sobranie.presence.<id>` with a
+ * DEPLOYMENT_ID, so deployments sharing a vhost never hear each other's
+ * nodes; `sobranie.presence` without one (what every version before
+ * DEPLOYMENT_ID used, so an upgrade without setting it changes nothing).
+ */
+export function presenceExchangeName(deploymentId: string | undefined): string {
+  return deploymentId === undefined ? AmqpNames.presenceExchange : `${AmqpNames.presenceExchange}.${deploymentId}`;
+}
+
 export function connectionName(nodeId: string): string {
   return `${AmqpNames.connectionNamePrefix}${nodeId}`;
 }
@@ -153,6 +168,10 @@ export interface NodeQueueOptions {
  * of `liveNamespaces` are forwarded to the live exchange by the broker itself.
  * Namespaces removed from the list are not unbound here (another node with the
  * old configuration may still rely on them during a rolling deploy).
+ *
+ * The presence exchange declared here is the default `sobranie.presence`
+ * (the one in rabbitmq/definitions.json); a deployment with DEPLOYMENT_ID
+ * has its presence bus declare its own.
  */
 export async function assertSharedTopology(channel: Channel, liveNamespaces: readonly string[]): Promise<void> {
   const durable: Options.AssertExchange = { durable: true, autoDelete: false };

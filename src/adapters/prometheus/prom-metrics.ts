@@ -3,6 +3,7 @@ import type {
   FrameRejectReason,
   HttpRateLimitScope,
   Metrics,
+  PresenceDropReason,
   PresenceState,
   ServerFrameType,
   Transport,
@@ -45,6 +46,7 @@ const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   "internal",
 ];
 const HTTP_RATE_LIMIT_SCOPES: readonly HttpRateLimitScope[] = ["user", "source", "api_key_failures", "api_key"];
+const PRESENCE_DROP_REASONS: readonly PresenceDropReason[] = ["invalid", "foreign"];
 const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "revoked", "too_many_connections", "draining", "broker_unavailable"];
 
 /** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
@@ -88,6 +90,7 @@ export class PromMetrics implements Metrics {
   private readonly presenceNodes: Gauge;
   private readonly presenceHeartbeatAge: Gauge;
   private readonly presenceResyncs: Counter;
+  private readonly presenceDrops: Counter<"reason">;
   private readonly lastSeenWrites: Counter;
   private readonly lastSeenDrops: Counter;
   private readonly outboxRows: Counter;
@@ -224,6 +227,12 @@ export class PromMetrics implements Metrics {
       registers,
     });
     this.presenceResyncs = new Counter({ name: "sobranie_presence_resyncs_total", help: "Presence snapshots asked of peers after missed deltas or a digest mismatch", registers });
+    this.presenceDrops = new Counter({
+      name: "sobranie_presence_messages_dropped_total",
+      help: "Presence bus messages dropped unread: invalid, or foreign (another DEPLOYMENT_ID in x-sobranie-deployment)",
+      labelNames: ["reason"],
+      registers,
+    });
     this.lastSeenWrites = new Counter({
       name: "sobranie_presence_last_seen_writes_total",
       help: "Users' lastSeen times written to the store in batches, by outcome (failed ones are retried)",
@@ -245,6 +254,7 @@ export class PromMetrics implements Metrics {
     for (const reason of UPGRADE_REJECT_REASONS) this.upgradesRejected.inc({ reason }, 0);
     for (const scope of HTTP_RATE_LIMIT_SCOPES) this.httpRateLimitedTotal.inc({ scope }, 0);
     for (const outcome of ["ok", "failed"]) this.lastSeenWrites.inc({ outcome }, 0);
+    for (const reason of PRESENCE_DROP_REASONS) this.presenceDrops.inc({ reason }, 0);
     for (const command of Object.values(ControlCommandName)) this.controlCommands.inc({ command }, 0);
   }
 
@@ -349,6 +359,10 @@ export class PromMetrics implements Metrics {
 
   presenceResync(): void {
     this.presenceResyncs.inc();
+  }
+
+  presenceMessageDropped(reason: PresenceDropReason): void {
+    this.presenceDrops.inc({ reason });
   }
 
   lastSeenSaved(users: number, ok: boolean): void {

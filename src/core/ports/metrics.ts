@@ -25,6 +25,12 @@ export type HttpRateLimitScope = "user" | "source" | "api_key_failures" | "api_k
 
 export type ServerFrameType = "event" | "join" | "leave" | "members" | "status" | "read";
 
+/**
+ * Why a presence message from the bus was dropped: it failed validation, or
+ * it names another deployment than this node's (DEPLOYMENT_ID) in its header.
+ */
+export type PresenceDropReason = "invalid" | "foreign";
+
 export interface Metrics {
   connectionOpened(transport: Transport): void;
   connectionClosed(transport: Transport, closeCode: number): void;
@@ -55,6 +61,8 @@ export interface Metrics {
   presenceState(state: PresenceState): void;
   /** This node asked a peer for a presence snapshot (missed deltas or a digest mismatch). */
   presenceResync(): void;
+  /** A message on the presence bus was dropped before the tracker saw it. */
+  presenceMessageDropped(reason: PresenceDropReason): void;
   /** A batch of `users` lastSeen times was written to the store (`ok`) or failed and waits for a retry. */
   lastSeenSaved(users: number, ok: boolean): void;
   /** A lastSeen time was dropped unwritten: too many waited while the store was unreachable. */
@@ -96,6 +104,7 @@ export const noopMetrics: Metrics = {
   draining() {},
   presenceState() {},
   presenceResync() {},
+  presenceMessageDropped() {},
   lastSeenSaved() {},
   lastSeenDropped() {},
   outboxRelayed() {},

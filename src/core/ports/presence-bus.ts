@@ -1,6 +1,7 @@
 /**
- * Presence traffic between gateway nodes (CONTRACT §3): the `sobranie.presence`
- * topic exchange in production (`AmqpPresenceBus`), an in-process network of
+ * Presence traffic between the gateway nodes of one deployment (CONTRACT §3):
+ * the `sobranie.presence` (or `sobranie.presence.<DEPLOYMENT_ID>`) topic
+ * exchange in production (`AmqpPresenceBus`), an in-process network of
  * buses in embedded mode and in tests (`MemoryPresenceBus`). Both pass
  * test/contract/presence-bus.contract.ts.
  *
