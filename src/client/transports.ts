@@ -135,6 +135,8 @@ function httpCloseCode(status: number): number {
 /** The text/event-stream format, incrementally: fields `event`, `data`, `id`; comments ignored. */
 export class SseParser {
   private pending = "";
+  /** The last chunk ended in CR: an LF starting the next one is that CR's CRLF, not another line. */
+  private afterCr = false;
   private data: string[] = [];
   private decoder = new Utf8Stream();
 
@@ -145,10 +147,15 @@ export class SseParser {
 
   push(bytes: Uint8Array): void {
     this.pending += this.decoder.decode(bytes);
+    if (this.afterCr && this.pending !== "") {
+      if (this.pending.startsWith("\n")) this.pending = this.pending.slice(1);
+      this.afterCr = false;
+    }
     for (;;) {
       const match = /\r\n|\r|\n/.exec(this.pending);
-      // A lone CR at the end may be the first half of CRLF: wait for more.
-      if (!match || (match[0] === "\r" && match.index === this.pending.length - 1)) return;
+      if (!match) return;
+      // A CR ends its line at once (waiting for a possible LF would hold a CR-terminated message back until more bytes came).
+      this.afterCr = match[0] === "\r" && match.index === this.pending.length - 1;
       const line = this.pending.slice(0, match.index);
       this.pending = this.pending.slice(match.index + match[0].length);
       this.line(line);

@@ -1,9 +1,21 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN } from "./channel.js";
 import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
+import { holdsNonFiniteNumber, NON_FINITE_MESSAGE } from "./json-numbers.js";
 
 /** Largest event body the broker path accepts (CONTRACT §3). */
 export const MAX_ENVELOPE_BYTES = 65_536;
+
+/**
+ * `occurredAt` as a string: ISO 8601, and a spelling `Date.parse` reads. The
+ * ISO grammar alone lets through forms it does not (`+01`, `… -00:00`), and
+ * the stores and the delivery-latency measurement read the instant from it.
+ */
+export const OccurredAtTextSchema = v.pipe(
+  v.string(),
+  v.isoTimestamp(),
+  v.check((text) => !Number.isNaN(Date.parse(text)), "occurredAt must be an ISO 8601 timestamp that Date.parse reads (offset Z, ±hh:mm or ±hhmm, no space before it)"),
+);
 
 /**
  * The JSON body backends publish to `sobranie.events` (CONTRACT §3).
@@ -15,7 +27,7 @@ const EnvelopeSchema = v.object({
   id: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
   type: v.pipe(v.string(), v.regex(EVENT_TYPE_PATTERN, "type must be dot-separated words of [A-Za-z0-9_-]")),
   data: v.unknown(),
-  occurredAt: v.optional(v.pipe(v.string(), v.isoTimestamp())),
+  occurredAt: v.optional(OccurredAtTextSchema),
   user: v.optional(v.pipe(v.string(), v.maxLength(128))),
   seq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
 });
@@ -64,7 +76,9 @@ export function decodeEnvelope(
   }
   const envelope = parsed.output;
   if (exceedsDepth(envelope.data)) return { ok: false, reason: "too_deep", message: tooDeepMessage() };
-  const id = envelope.id ?? properties.messageId?.slice(0, 64) ?? fallbackId();
+  if (holdsNonFiniteNumber(envelope.data)) return { ok: false, reason: "invalid_envelope", message: NON_FINITE_MESSAGE };
+  // An empty message_id is no id: the body schema refuses one, so it could not be re-encoded.
+  const id = envelope.id ?? (properties.messageId?.slice(0, 64) || fallbackId());
   const occurredMs = envelope.occurredAt === undefined ? undefined : Date.parse(envelope.occurredAt);
   return { ok: true, envelope: { ...envelope, id }, publishedAtMs: properties.timestampMs ?? occurredMs };
 }

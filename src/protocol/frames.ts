@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { USER_ID_PATTERN, USER_ID_RULE } from "./channel.js";
 import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
+import { holdsNonFiniteNumber, NON_FINITE_MESSAGE } from "./json-numbers.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -10,10 +11,11 @@ import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
 const ref = v.optional(v.pipe(v.number(), v.safeInteger()));
 const channel = v.pipe(v.string(), v.maxLength(200));
 const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-/** An event's data: any JSON within MAX_DATA_DEPTH levels (shared with the HTTP publish body). */
+/** An event's data: any JSON within MAX_DATA_DEPTH levels whose numbers JSON can carry (shared with the HTTP publish body). */
 export const EventDataSchema = v.pipe(
   v.unknown(),
   v.check((data) => !exceedsDepth(data), tooDeepMessage()),
+  v.check((data) => !holdsNonFiniteNumber(data), NON_FINITE_MESSAGE),
 );
 
 const ClientFrameSchema = v.variant("op", [

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingPrefix } from "../protocol/channel.js";
-import { encodeEnvelope, MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
+import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "../protocol/envelope.js";
 import { exceedsDepth, tooDeepMessage } from "../protocol/json-depth.js";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
 
@@ -37,7 +37,7 @@ const IdSchema = v.pipe(v.string("id must be a string"), v.minLength(1, "id must
 const OccurredAtSchema = v.union(
   [
     v.pipe(v.date(), v.transform((date) => date.toISOString())),
-    v.pipe(v.string(), v.isoTimestamp()),
+    OccurredAtTextSchema,
   ],
   "occurredAt must be a valid Date or an ISO 8601 timestamp",
 );

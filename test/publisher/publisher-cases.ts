@@ -246,6 +246,8 @@ export function publisherCases({ describe, it, expect, afterEach }: TestApi): vo
           [publisher.publish(channel, "", {}), "invalid_type"],
           [publisher.publish(channel, "t", {}, { id: "x".repeat(65) }), "invalid_id"],
           [publisher.publish(channel, "t", {}, { occurredAt: "yesterday" }), "invalid_occurred_at"],
+          // ISO 8601, but Date.parse cannot read it, so the gateway would dead-letter it.
+          [publisher.publish(channel, "t", {}, { occurredAt: "2026-01-01T00:00:00+01" }), "invalid_occurred_at"],
           [publisher.publish(channel, "t", undefined), "missing_data"],
           [publisher.publish(channel, "t", circular), "not_serializable"],
           [publisher.publish(channel, "t", { n: 1n }), "not_serializable"],

@@ -84,6 +84,16 @@ describe("backoff and dedupe", () => {
       { frame: { op: "ok" }, id: "7" },
     ]);
   });
+
+  it("dispatches a message whose lines end in CR at once, and reads a CRLF split across chunks as one line end", () => {
+    const frames: unknown[] = [];
+    const parser = new SseParser(undefined, (frame) => frames.push(frame));
+    parser.push(new TextEncoder().encode('data: {"op":"ok"}\r\r'));
+    expect(frames).toEqual([{ op: "ok" }]);
+    parser.push(new TextEncoder().encode('data: {"op":\r'));
+    parser.push(new TextEncoder().encode('\ndata: "pong"}\r\n\r\n'));
+    expect(frames).toEqual([{ op: "ok" }, { op: "pong" }]);
+  });
 });
 
 describe("RealtimeClient over a fake WebSocket", () => {

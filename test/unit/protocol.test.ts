@@ -51,6 +51,17 @@ describe("client frames", () => {
   });
 });
 
+describe("data numbers", () => {
+  it("refuses a publish frame whose data holds a number beyond the double range, naming the field", () => {
+    expect(parseClientFrame('{"op":"publish","ref":4,"channel":"room:7","type":"t","data":{"a":[1e400]}}')).toEqual({
+      ok: false,
+      ref: 4,
+      message: expect.stringMatching(/1e400[\s\S]*at data/),
+    });
+    expect(parseClientFrame('{"op":"publish","channel":"room:7","type":"t","data":{"a":[1e308, -0]}}').ok).toBe(true);
+  });
+});
+
 describe("data depth", () => {
   it("counts levels of arrays and objects, scalars none, up to the limit and not beyond", () => {
     expect(MAX_DATA_DEPTH).toBe(64);
@@ -94,6 +105,26 @@ describe("broker envelope", () => {
     expect(decodeEnvelope(encode({ type: "a.*", data: 1 }), {}, fallbackId)).toMatchObject({ ok: false, reason: "invalid_envelope" });
     expect(decodeEnvelope(new Uint8Array([0xff, 0xfe]), {}, fallbackId)).toMatchObject({ ok: false, reason: "not_json" });
     expect(decodeEnvelope(new Uint8Array(65_537), {}, fallbackId)).toMatchObject({ ok: false, reason: "too_large" });
+  });
+
+  it("takes an empty message_id as no id, since a body id must not be empty", () => {
+    expect(decodeEnvelope(encode({ type: "a", data: {} }), { messageId: "" }, fallbackId)).toMatchObject({ ok: true, envelope: { id: "generated" } });
+  });
+
+  it("refuses an occurredAt in an ISO 8601 spelling Date.parse cannot read, and takes the ones it can", () => {
+    for (const occurredAt of ["2026-01-01T00:00:00+01", "2026-01-01T00:00:00 +01:00"]) {
+      expect(decodeEnvelope(encode({ type: "a", data: {}, occurredAt }), {}, fallbackId)).toMatchObject({ ok: false, reason: "invalid_envelope" });
+    }
+    for (const occurredAt of ["2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00+0100", "2026-01-01 00:00:00.5Z"]) {
+      const decoded = decodeEnvelope(encode({ type: "a", data: {}, occurredAt }), {}, fallbackId);
+      expect(decoded.ok && Number.isFinite(decoded.publishedAtMs)).toBe(true);
+    }
+  });
+
+  it("refuses data holding a number beyond the double range, which would go on as null", () => {
+    const body = new TextEncoder().encode('{"type":"a","data":{"n":[1, -1e400]}}');
+    expect(decodeEnvelope(body, {}, fallbackId)).toMatchObject({ ok: false, reason: "invalid_envelope", message: expect.stringContaining("1e400") });
+    expect(decodeEnvelope(new TextEncoder().encode('{"type":"a","data":{"n":1.7976931348623157e308}}'), {}, fallbackId)).toMatchObject({ ok: true });
   });
 
   it("rejects data nested over 64 levels as too_deep, and takes 64", () => {
