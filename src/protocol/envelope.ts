@@ -1,7 +1,6 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN } from "./channel.js";
-import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
-import { holdsNonFiniteNumber, NON_FINITE_MESSAGE } from "./json-numbers.js";
+import { eventDataMessage, eventDataProblem } from "./event-data.js";
 
 /** Largest event body the broker path accepts (CONTRACT §3). */
 export const MAX_ENVELOPE_BYTES = 65_536;
@@ -75,8 +74,8 @@ export function decodeEnvelope(
     return { ok: false, reason: "invalid_envelope", message: v.summarize(parsed.issues) };
   }
   const envelope = parsed.output;
-  if (exceedsDepth(envelope.data)) return { ok: false, reason: "too_deep", message: tooDeepMessage() };
-  if (holdsNonFiniteNumber(envelope.data)) return { ok: false, reason: "invalid_envelope", message: NON_FINITE_MESSAGE };
+  const problem = eventDataProblem(envelope.data);
+  if (problem) return { ok: false, reason: problem === "too_deep" ? "too_deep" : "invalid_envelope", message: eventDataMessage(problem) };
   // An empty message_id is no id: the body schema refuses one, so it could not be re-encoded.
   const id = envelope.id ?? (properties.messageId?.slice(0, 64) || fallbackId());
   const occurredMs = envelope.occurredAt === undefined ? undefined : Date.parse(envelope.occurredAt);

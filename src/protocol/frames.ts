@@ -1,8 +1,7 @@
 import * as v from "valibot";
 import { USER_ID_PATTERN, USER_ID_RULE } from "./channel.js";
 import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
-import { exceedsDepth, tooDeepMessage } from "./json-depth.js";
-import { holdsNonFiniteNumber, NON_FINITE_MESSAGE } from "./json-numbers.js";
+import { eventDataMessage, eventDataProblem } from "./event-data.js";
 
 /**
  * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
@@ -14,8 +13,10 @@ const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 /** An event's data: any JSON within MAX_DATA_DEPTH levels whose numbers JSON can carry (shared with the HTTP publish body). */
 export const EventDataSchema = v.pipe(
   v.unknown(),
-  v.check((data) => !exceedsDepth(data), tooDeepMessage()),
-  v.check((data) => !holdsNonFiniteNumber(data), NON_FINITE_MESSAGE),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed ? eventDataProblem(dataset.value) : undefined;
+    if (problem) addIssue({ message: eventDataMessage(problem) });
+  }),
 );
 
 const ClientFrameSchema = v.variant("op", [

@@ -2,6 +2,5 @@ export * from "./codes.js";
 export * from "./channel.js";
 export * from "./envelope.js";
 export * from "./frames.js";
-export * from "./json-depth.js";
-export * from "./json-numbers.js";
+export * from "./event-data.js";
 export * from "./sse.js";

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingPrefix } from "../protocol/channel.js";
 import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "../protocol/envelope.js";
-import { exceedsDepth, tooDeepMessage } from "../protocol/json-depth.js";
+import { eventDataMessage, eventDataProblem } from "../protocol/event-data.js";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
 
 /** Per-event options of `publish`. */
@@ -89,7 +89,7 @@ export function buildEvent(
     json = encodeEnvelope({ id, type: validType, data, occurredAt });
   } catch (error) {
     // Serializing recurses per level: data nested thousands deep overflows the stack before any other check.
-    if (error instanceof RangeError && exceedsDepth(data)) throw tooDeep();
+    if (error instanceof RangeError && eventDataProblem(data) === "too_deep") throw tooDeep();
     throw new PublishValidationError(PublishValidationCode.NotSerializable, `data cannot be sent as JSON: ${(error as Error).message}`, {
       cause: error,
     });
@@ -102,10 +102,10 @@ export function buildEvent(
     );
   }
   // Checked on the JSON as sent (toJSON may change the shape), exactly as the gateway will; at most MAX_ENVELOPE_BYTES to read.
-  if (exceedsDepth((JSON.parse(json) as { data: unknown }).data)) throw tooDeep();
+  if (eventDataProblem((JSON.parse(json) as { data: unknown }).data) === "too_deep") throw tooDeep();
   return { id, routingKey: `${routingPrefix(channel)}.${validType}`, body, timestampMs: nowMs };
 }
 
 function tooDeep(): PublishValidationError {
-  return new PublishValidationError(PublishValidationCode.TooDeep, tooDeepMessage());
+  return new PublishValidationError(PublishValidationCode.TooDeep, eventDataMessage("too_deep"));
 }

@@ -18,4 +18,4 @@ export {
 } from "./errors.js";
 export { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../adapters/amqp/publisher.js";
 export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
-export { MAX_DATA_DEPTH } from "../protocol/json-depth.js";
+export { MAX_DATA_DEPTH } from "../protocol/event-data.js";

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { parseChannel, parseRoutingKey, routingPrefix } from "../../src/protocol/channel.js";
 import { decodeEnvelope } from "../../src/protocol/envelope.js";
 import { parseClientFrame } from "../../src/protocol/frames.js";
-import { exceedsDepth, MAX_DATA_DEPTH } from "../../src/protocol/json-depth.js";
+import { eventDataProblem, MAX_DATA_DEPTH } from "../../src/protocol/event-data.js";
+
+const exceedsDepth = (value: unknown, maxDepth?: number): boolean => eventDataProblem(value, maxDepth) === "too_deep";
 import { decodePresenceMessage } from "../../src/protocol/presence.js";
 
 /** JSON text of `levels` nested arrays/objects, alternating (JSON.stringify itself overflows on deep values). */

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope, type EnvelopeProperties } from "../../../src/protocol/envelope.js";
-import { MAX_DATA_DEPTH } from "../../../src/protocol/json-depth.js";
+import { MAX_DATA_DEPTH } from "../../../src/protocol/event-data.js";
 import { anyJsonText, anyJsonValue, anyString, mutatedObjectText, nestedJsonText, runs, withoutNegativeZero } from "./fuzz.js";
 
 const utf8 = new TextEncoder();

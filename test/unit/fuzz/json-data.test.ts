@@ -1,10 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { exceedsDepth } from "../../../src/protocol/json-depth.js";
-import { holdsNonFiniteNumber } from "../../../src/protocol/json-numbers.js";
+import { eventDataProblem } from "../../../src/protocol/event-data.js";
 import { anyJsonValue, edgyJsonText, runs } from "./fuzz.js";
 
-/** Levels of arrays/objects, by the definition in json-depth.ts, recursively (the values here are shallow). */
+/** Levels of arrays/objects, by the definition in event-data.ts, recursively (the values here are shallow). */
 function depth(value: unknown): number {
   if (typeof value !== "object" || value === null) return 0;
   const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
@@ -20,19 +19,20 @@ function holdsNonFinite(value: unknown): boolean {
 const anyData = fc.oneof(anyJsonValue, edgyJsonText.map((text) => JSON.parse(text) as unknown));
 
 describe("event data checks (property)", () => {
-  it("exceedsDepth(value, max) is exactly depth(value) > max", () => {
+  it("eventDataProblem(value, max) is too_deep exactly when depth(value) > max, else non_finite exactly when it holds ±Infinity/NaN", () => {
     fc.assert(
       fc.property(anyData, fc.integer({ min: 0, max: 6 }), (value, max) => {
-        expect(exceedsDepth(value, max)).toBe(depth(value) > max);
+        const expected = depth(value) > max ? "too_deep" : holdsNonFinite(value) ? "non_finite" : undefined;
+        expect(eventDataProblem(value, max)).toBe(expected);
       }),
       runs(1_000),
     );
   });
 
-  it("holdsNonFiniteNumber finds a number beyond the double range at any depth, and only then", () => {
+  it("finds a number beyond the double range at any depth within the limit, and only then", () => {
     fc.assert(
       fc.property(anyData, (value) => {
-        expect(holdsNonFiniteNumber(value)).toBe(holdsNonFinite(value));
+        expect(eventDataProblem(value, Number.MAX_SAFE_INTEGER) === "non_finite").toBe(holdsNonFinite(value));
       }),
       runs(1_000),
     );
