@@ -287,8 +287,10 @@ export class Session {
       deliver(seq, text);
       if (caughtUp) join();
     };
+    // May run twice (unsubscribed while reading, then the read returns): by then
+    // a new subscribe of the channel may be recovering, and its entry is not ours.
     const stop = (): void => {
-      this.recoveries.delete(channel.name);
+      if (this.recoveries.get(channel.name) === stop) this.recoveries.delete(channel.name);
       this.ctx.endRecovery(channel.name, sink);
     };
     const join = (): void => {

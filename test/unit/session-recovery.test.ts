@@ -312,6 +312,24 @@ describe("subscribe with since: the recovery merge", () => {
       expect(unbind).toHaveBeenCalledTimes(1);
     });
 
+    it("on unsubscribe and subscribe again: the first read's end leaves the second recovery in place, so a later unsubscribe still ends it", async () => {
+      const { gateway, commit, relay, client, releaseRead } = await setup();
+      await commit(2);
+      const { socket, subscribe, unsubscribe } = client("alice");
+      await subscribe(1, 0);
+      await unsubscribe(2);
+      await subscribe(3, 0);
+      await releaseRead(); // the first subscribe's read, answered after it was unsubscribed
+      await releaseRead();
+      expect(received(socket)).toEqual([{ op: "ok", ref: 2 }, { op: "ok", ref: 3, recovered: true, missed: 2 }, 1, 2]);
+      expect(recoverySinks(gateway)).toBe(1);
+
+      await unsubscribe(4);
+      await relay(...(await commit(1)));
+      expect(received(socket)).toEqual([{ op: "ok", ref: 2 }, { op: "ok", ref: 3, recovered: true, missed: 2 }, 1, 2, { op: "ok", ref: 4 }]);
+      expect(joined(socket)).toBe(false);
+      expect(recoverySinks(gateway)).toBe(0);
+    });
   });
 
   describe("an event without seq arriving during the recovery", () => {
