@@ -9,7 +9,7 @@ import { JwtAuthenticator, signDemoToken } from "../adapters/jose/jwt-authentica
 import { OrmEventStore } from "../adapters/orm/orm-event-store.js";
 import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
-import { loadUws } from "../adapters/uws/load-uws.js";
+import { loadUws } from "./runtime.js";
 import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
 import { ApiKeys } from "../adapters/uws/api-keys.js";
 import { HttpLimits } from "../adapters/uws/http-limits.js";

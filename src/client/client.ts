@@ -1,7 +1,8 @@
 import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { ChannelCursor } from "./dedupe.js";
 import { tokenExpiryMs, type TokenSource } from "./token.js";
-import { CLOSE_FATAL, openSse, openWebSocket, type FetchLike, type IncomingFrame, type Transport, type WebSocketFactory } from "./transports.js";
+import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
+import { openSse, openWebSocket, type FetchLike, type IncomingFrame, type Transport, type WebSocketFactory } from "./transports.js";
 import {
   RealtimeError,
   type ClientEvents,
@@ -13,9 +14,6 @@ import {
   type TransportKind,
   type UserStatus,
 } from "./types.js";
-
-/** Close 4003: the backend ended the user's access for good; reconnecting would be refused again. */
-const CLOSE_REVOKED = 4003;
 
 /** Runtimes fire a timer of more than 2^31−1 ms (24.8 days) at once; longer waits are made of steps. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -322,9 +320,9 @@ export class RealtimeClient {
     this.transport = undefined;
     this.teardown(new RealtimeError("connection_lost", `connection closed (${code} ${reason})`));
     if (this.closedByUser) return;
-    if (code === CLOSE_FATAL) return this.fail(new RealtimeError("bad_request", reason));
-    if (code === CLOSE_REVOKED) return this.fail(new RealtimeError("revoked", `the server ended this user's access: ${reason}`));
-    if (code === 4001) {
+    if (code === ClientCloseCode.Refused) return this.fail(new RealtimeError("bad_request", reason));
+    if (code === CloseCode.Revoked) return this.fail(new RealtimeError("revoked", `the server ended this user's access: ${reason}`));
+    if (code === CloseCode.TokenExpired) {
       if (typeof this.options.token === "string") return this.fail(new RealtimeError("unauthorized", "token expired or rejected, and no token provider to get a new one"));
       this.needFreshToken = true;
     }
@@ -340,7 +338,7 @@ export class RealtimeClient {
         return void this.open();
       }
     }
-    this.scheduleReconnect(code === 4029 ? this.backoff.maxDelayMs : undefined);
+    this.scheduleReconnect(code === CloseCode.RateLimitAbused ? this.backoff.maxDelayMs : undefined);
   }
 
   private scheduleReconnect(atLeastMs: number | undefined): void {

@@ -1,3 +1,4 @@
+import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
 import type { ClientRequest, ServerFrame, TransportKind } from "./types.js";
 
 /** A server frame as received; the SSE-only `close` message says why a stream ended. */
@@ -6,7 +7,7 @@ export type IncomingFrame = ServerFrame | { op: "close"; code: number; reason: s
 export interface TransportHandlers {
   /** A frame; on SSE, `eventId` is the stream's `id:` so far (its Last-Event-ID). */
   frame(frame: IncomingFrame, eventId: string | undefined): void;
-  /** Exactly once. `code` follows CONTRACT §4; HTTP refusals of SSE are mapped (401 → 4001, 429 → 4029, 503 → 1012, other 4xx → 4400). */
+  /** Exactly once. `code` is a `CloseCode` or a `ClientCloseCode` (src/protocol/codes.ts); HTTP refusals of SSE are mapped (401 → 4001, 429 → 4029, 5xx → 1012, other 4xx → 4400). */
   closed(code: number, reason: string): void;
 }
 
@@ -39,9 +40,6 @@ export type FetchLike = (
   text(): Promise<string>;
 }>;
 
-/** A close code the client never reconnects from (bad request, forbidden). */
-export const CLOSE_FATAL = 4400;
-
 const WS_OPEN = 1;
 
 export function openWebSocket(factory: WebSocketFactory, url: string, handlers: TransportHandlers): Transport {
@@ -72,8 +70,8 @@ export function openWebSocket(factory: WebSocketFactory, url: string, handlers: 
       return true;
     },
     close() {
-      socket.close(1000, "client closed");
-      finish(1000, "client closed");
+      socket.close(CloseCode.Normal, "client closed");
+      finish(CloseCode.Normal, "client closed");
     },
   };
 }
@@ -101,7 +99,7 @@ export function openSse(fetcher: FetchLike, url: string, token: string, lastEven
         const text = await response.text().catch(() => "");
         return finish(httpCloseCode(response.status), `HTTP ${response.status} ${text.slice(0, 200)}`);
       }
-      if (!response.body) return finish(CLOSE_FATAL, "this runtime's fetch cannot stream a response body");
+      if (!response.body) return finish(ClientCloseCode.Refused, "this runtime's fetch cannot stream a response body");
       const reader = response.body.getReader();
       const parser = new SseParser(lastEventId, (frame, id) => {
         if (done) return;
@@ -111,25 +109,25 @@ export function openSse(fetcher: FetchLike, url: string, token: string, lastEven
       for (;;) {
         const { done: ended, value } = await reader.read();
         if (done) return void reader.cancel().catch(() => {});
-        if (ended) return finish(1006, "stream ended");
+        if (ended) return finish(ClientCloseCode.Abnormal, "stream ended");
         if (value) parser.push(value);
       }
     } catch (error) {
-      finish(1006, error instanceof Error ? error.message : "stream failed");
+      finish(ClientCloseCode.Abnormal, error instanceof Error ? error.message : "stream failed");
     }
   })();
   return {
     kind: "sse",
     send: () => false,
-    close: () => finish(1000, "client closed"),
+    close: () => finish(CloseCode.Normal, "client closed"),
   };
 }
 
 function httpCloseCode(status: number): number {
-  if (status === 401) return 4001;
-  if (status === 429) return 4029;
-  if (status >= 500) return 1012;
-  return CLOSE_FATAL;
+  if (status === 401) return CloseCode.TokenExpired;
+  if (status === 429) return CloseCode.RateLimitAbused;
+  if (status >= 500) return CloseCode.ServiceRestart;
+  return ClientCloseCode.Refused;
 }
 
 /** The text/event-stream format, incrementally: fields `event`, `data`, `id`; comments ignored. */

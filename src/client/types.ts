@@ -1,7 +1,8 @@
-import type { ServerFrame } from "../protocol/frames.js";
+import type { GapReason, UnsubscribeReason } from "../protocol/codes.js";
+import type { PresenceMember, ServerFrame, UserStatus } from "../protocol/frames.js";
 
 /** Wire frames (CONTRACT §4), shared with the server as types only: nothing of the server is bundled. */
-export type { ServerFrame };
+export type { PresenceMember, ServerFrame, UserStatus };
 export type ClientRequest = { op: string; ref?: number } & Record<string, unknown>;
 
 /** An event as a subscriber's handler gets it. `seq` is set on durable channels. */
@@ -17,17 +18,6 @@ export interface RealtimeEvent<Data = unknown> {
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
 
 export type TransportKind = "websocket" | "sse";
-
-export interface PresenceMember {
-  readonly user: string;
-  readonly info?: unknown;
-}
-
-export interface UserStatus {
-  readonly user: string;
-  readonly online: boolean;
-  readonly lastSeen?: string | null;
-}
 
 /** What `client.on(name, listener)` delivers, by name. */
 export interface ClientEvents {
@@ -49,14 +39,14 @@ export interface ClientEvents {
    * `interrupted`: the gateway's broker feed was interrupted and the channel
    * is not durable, so nothing can replay it.
    */
-  gap: { channel: string; reason: "incomplete" | "interrupted"; missed?: number };
+  gap: { channel: string; reason: GapReason; missed?: number };
   /**
    * The server ended a subscription: `revoked` (the backend removed you from
    * the channel), `forbidden` (a refreshed token no longer allows it). The client has dropped the
    * subscription and does not resubscribe; subscribe again only when the app
    * knows access is back.
    */
-  unsubscribed: { channel: string; reason: "revoked" | "forbidden" };
+  unsubscribed: { channel: string; reason: UnsubscribeReason };
   /** Something went wrong that the client handles itself (it reconnects); for logging. */
   error: RealtimeError;
 }

@@ -1,7 +1,8 @@
+import { createPublicKey } from "node:crypto";
 import { isIP } from "node:net";
 import * as v from "valibot";
-import { publicKeyAlgorithm } from "../adapters/jose/jwt-authenticator.js";
 import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
+import { publicKeyAlgorithmOf } from "../core/token-keys.js";
 import { splitBrokerUrls } from "../protocol/broker-urls.js";
 import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
 
@@ -82,8 +83,17 @@ export const publicKeyPem = v.pipe(
     /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----$/,
     "must be a PEM public key (-----BEGIN PUBLIC KEY-----); write line breaks as \\n if needed",
   ),
-  v.check((pem) => publicKeyAlgorithm(pem) !== undefined, "must be an RSA or EC P-256 public key that parses (RS256/ES256)"),
+  v.check((pem) => verifiablePublicKey(pem), "must be an RSA or EC P-256 public key that parses (RS256/ES256)"),
 );
+
+/** The PEM parses, and as a key a token can be verified with (core/token-keys.ts). */
+function verifiablePublicKey(pem: string): boolean {
+  try {
+    return publicKeyAlgorithmOf(createPublicKey({ key: pem, format: "pem" })) !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 /** Comma-separated API keys; blanks around commas and empty items (a trailing comma) are ignored. */
 export const apiKeys = v.pipe(

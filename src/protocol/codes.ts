@@ -44,6 +44,23 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /**
+ * Codes the client SDK reports to itself that no server sends, kept out of
+ * `CloseCode` so the server cannot close with them and metrics never count
+ * them. `Abnormal` (RFC 6455 §7.1.5): the connection ended without a close
+ * frame (a WebSocket the browser reports as 1006, an SSE stream that ended
+ * or failed): reconnect with backoff. `Refused`: the SSE request was refused
+ * with an HTTP 4xx other than 401 (→ TokenExpired) and 429 (→
+ * RateLimitAbused), such as 400, 403 or 404, or this runtime's fetch cannot
+ * stream a body: final, like `Revoked`, since retrying the same request gets
+ * the same answer (4400 mirrors HTTP 400 in the private range).
+ */
+export const ClientCloseCode = {
+  Abnormal: 1006,
+  Refused: 4400,
+} as const;
+export type ClientCloseCode = (typeof ClientCloseCode)[keyof typeof ClientCloseCode];
+
+/**
  * Why a `gap` frame was sent: events of the channel may be missing from what
  * this connection received. `interrupted`: the node's broker feed was
  * interrupted and the channel's namespace is not durable (nothing can replay

@@ -1,4 +1,4 @@
-import type { loadUws } from "../../src/adapters/uws/load-uws.js";
+import type { loadUws } from "../../src/app/runtime.js";
 
 type Uws = ReturnType<typeof loadUws>["uws"];
 type UwsApp = ReturnType<Uws["App"]>;

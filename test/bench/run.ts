@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { loadUws } from "../../src/adapters/uws/load-uws.js";
+import { loadUws } from "../../src/app/runtime.js";
 import { printConnect, runConnect } from "./connect.js";
 import { type FanoutResult, runFanout } from "./fanout.js";
 import { printIdle, runIdle } from "./idle.js";

@@ -1,5 +1,5 @@
 import amqp from "amqplib";
-import { loadUws } from "../../src/adapters/uws/load-uws.js";
+import { loadUws } from "../../src/app/runtime.js";
 import { bareUwsApp } from "./bare-uws.js";
 import { startBrokerFed } from "./broker-fed.js";
 import { eventFrame } from "./payload.js";

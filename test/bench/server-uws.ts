@@ -1,4 +1,4 @@
-import { loadUws } from "../../src/adapters/uws/load-uws.js";
+import { loadUws } from "../../src/app/runtime.js";
 import { bareUwsApp } from "./bare-uws.js";
 import { boundLifetime, type PublisherCommand, type PublisherSetup, sendToParent } from "./ipc.js";
 import { channelName, eventBody, eventFrame } from "./payload.js";

@@ -4,8 +4,8 @@ import { AmqpPresenceBus, presenceConnectionName } from "../../src/adapters/amqp
 import { AmqpHeaders, AmqpNames, presenceExchangeName } from "../../src/adapters/amqp/topology.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
 import type { PresenceDropReason } from "../../src/core/ports/metrics.js";
-import type { PresenceBusHandler, PresenceMessage } from "../../src/core/ports/presence-bus.js";
-import { encodePresenceMessage } from "../../src/protocol/presence.js";
+import type { PresenceBusHandler } from "../../src/core/ports/presence-bus.js";
+import { encodePresenceMessage, type PresenceMessage } from "../../src/protocol/presence.js";
 import { presenceBusContract } from "../contract/presence-bus.contract.js";
 import { closeConnectionsNamed, createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { uniqueId } from "../support/test-gateway.js";

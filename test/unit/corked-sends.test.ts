@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CorkedSends } from "../../src/adapters/uws/corked-sends.js";
-import type { UwsApp, UwsWebSocket } from "../../src/adapters/uws/uws-api.js";
+import type { UwsApp, UwsWebSocket } from "../../src/core/ports/uws-api.js";
 import { UwsFanout, UwsSessionSocket } from "../../src/adapters/uws/uws-session-socket.js";
 import { CloseCode } from "../../src/protocol/codes.js";
 

@@ -1,4 +1,4 @@
-import type { UwsRequest, UwsResponse, UwsUpgradeContext } from "../uws/uws-api.js";
+import type { UwsRequest, UwsResponse, UwsUpgradeContext } from "../../core/ports/uws-api.js";
 import { type BunDirectController, type BunServer, directStream } from "./bun-serve.js";
 
 const encoder = new TextEncoder();

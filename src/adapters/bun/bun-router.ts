@@ -1,4 +1,4 @@
-import type { UwsHttpHandler } from "../uws/uws-api.js";
+import type { UwsHttpHandler } from "../../core/ports/uws-api.js";
 
 type Method = "get" | "post" | "any";
 

@@ -1,4 +1,4 @@
-import type { UwsApi, UwsApp, UwsHttpHandler, UwsListenSocket, UwsWebSocket, UwsWebSocketBehavior } from "../uws/uws-api.js";
+import type { UwsApi, UwsApp, UwsHttpHandler, UwsListenSocket, UwsWebSocket, UwsWebSocketBehavior } from "../../core/ports/uws-api.js";
 import { BunHttpRequest, BunHttpResponse } from "./bun-http.js";
 import { BunRouter } from "./bun-router.js";
 import { type BunServer, type BunServerWebSocket, bunRuntime } from "./bun-serve.js";
@@ -7,7 +7,7 @@ import { type BunServer, type BunServerWebSocket, bunRuntime } from "./bun-serve
 const DISABLED = 0;
 
 /**
- * The uWS API subset (uws-api.ts) over `Bun.serve`, whose server is
+ * The uWS API subset (core/ports/uws-api.ts) over `Bun.serve`, whose server is
  * uWebSockets with the same native topics: `publish` reaches every
  * subscribed socket without a JavaScript loop, as on Node.
  */

@@ -2,6 +2,7 @@ import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify a
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import { publicKeyAlgorithmOf, type PublicKeyAlgorithm } from "../../core/token-keys.js";
 import { CHANNEL_ID_PATTERN } from "../../protocol/channel.js";
 import { MAX_TOKEN_ID_CHARS } from "../../protocol/control.js";
 
@@ -19,7 +20,6 @@ export interface JwtAuthenticatorOptions {
 }
 
 type Algorithm = "HS256" | PublicKeyAlgorithm;
-type PublicKeyAlgorithm = "RS256" | "ES256";
 
 /** A PEM public key, parsed once: the algorithm its type decides, and the key node:crypto verifies with. */
 interface PemKey {
@@ -254,8 +254,7 @@ function audienceMatches(aud: unknown, expected: string): boolean {
 
 /**
  * The algorithm a PEM public key verifies: RS256 for RSA, ES256 for P-256;
- * undefined for anything else or a PEM that does not parse. Config uses this
- * too, so what it accepts is exactly what the authenticator can verify.
+ * undefined for anything else or a PEM that does not parse.
  */
 export function publicKeyAlgorithm(pem: string): PublicKeyAlgorithm | undefined {
   return parsePem(pem)?.algorithm;
@@ -268,9 +267,8 @@ function parsePem(pem: string): PemKey | undefined {
   } catch {
     return undefined;
   }
-  if (key.asymmetricKeyType === "rsa") return { algorithm: "RS256", key };
-  if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1") return { algorithm: "ES256", key };
-  return undefined;
+  const algorithm = publicKeyAlgorithmOf(key);
+  return algorithm === undefined ? undefined : { algorithm, key };
 }
 
 /** RS256: RSASSA-PKCS1-v1_5 with SHA-256; ES256: ECDSA P-256 with SHA-256, the signature as r‖s (64 bytes, RFC 7518 §3.4). */

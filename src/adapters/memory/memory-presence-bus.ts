@@ -1,4 +1,5 @@
-import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../../core/ports/presence-bus.js";
+import type { PresenceBus, PresenceBusHandler } from "../../core/ports/presence-bus.js";
+import type { PresenceMessage } from "../../protocol/presence.js";
 
 /**
  * The exchange that in-process buses share: a single-node gateway uses one

@@ -1,4 +1,4 @@
-import type { UwsRequest } from "./uws-api.js";
+import type { UwsRequest } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { ApiKeys } from "./api-keys.js";

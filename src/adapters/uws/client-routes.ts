@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { UwsApp } from "./uws-api.js";
+import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { DEMO_INLINE, DEMO_PAGE } from "./demo/demo-page.js";

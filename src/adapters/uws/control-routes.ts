@@ -1,4 +1,4 @@
-import type { UwsApp } from "./uws-api.js";
+import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseControl, MAX_CONTROL_BYTES } from "../../protocol/control.js";
 import type { Gateway } from "../../core/gateway.js";

@@ -2,7 +2,7 @@ import { BlockList, isIP } from "node:net";
 import { KeyedTokenBuckets } from "../../core/rate-limit.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { HttpRateLimitScope, Metrics } from "../../core/ports/metrics.js";
-import type { UwsRequest, UwsResponse } from "./uws-api.js";
+import type { UwsRequest, UwsResponse } from "../../core/ports/uws-api.js";
 
 /** Per map: a client inventing addresses or a backend inventing users holds at most this many buckets (about 100 bytes each). */
 export const MAX_TRACKED_KEYS = 100_000;

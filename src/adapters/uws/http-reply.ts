@@ -1,4 +1,4 @@
-import type { UwsRequest, UwsResponse } from "./uws-api.js";
+import type { UwsRequest, UwsResponse } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { UpgradeRejectReason } from "../../core/ports/metrics.js";
 

@@ -1,4 +1,4 @@
-import type { UwsApp } from "./uws-api.js";
+import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "../../protocol/channel.js";
 import type { Gateway } from "../../core/gateway.js";

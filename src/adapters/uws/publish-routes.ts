@@ -1,4 +1,4 @@
-import type { UwsApp } from "./uws-api.js";
+import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseBackendPublish } from "../../core/backend-publish.js";
 import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";

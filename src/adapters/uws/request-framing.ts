@@ -1,4 +1,4 @@
-import type { UwsApp, UwsHttpHandler, UwsListenSocket, UwsRequest, UwsWebSocketBehavior } from "./uws-api.js";
+import type { UwsApp, UwsHttpHandler, UwsListenSocket, UwsRequest, UwsWebSocketBehavior } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { PendingReply } from "./http-reply.js";
 

@@ -1,4 +1,4 @@
-import type { UwsApp, UwsResponse } from "./uws-api.js";
+import type { UwsApp, UwsResponse } from "../../core/ports/uws-api.js";
 import { CloseCode, HttpRejection } from "../../protocol/codes.js";
 import { parseChannel } from "../../protocol/channel.js";
 import { SSE_PREAMBLE, parseLastEventId } from "../../protocol/sse.js";

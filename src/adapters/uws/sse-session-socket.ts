@@ -1,4 +1,4 @@
-import type { UwsResponse } from "./uws-api.js";
+import type { UwsResponse } from "../../core/ports/uws-api.js";
 import { SSE_KEEPALIVE, SseMessage, sseCloseMessage } from "../../protocol/sse.js";
 import type { CloseCode } from "../../protocol/codes.js";
 import type { SessionSocket } from "../../core/ports/session-socket.js";

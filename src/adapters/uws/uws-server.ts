@@ -1,4 +1,4 @@
-import type { UwsApi, UwsApp, UwsListenSocket, UwsRequest, UwsResponse, UwsUpgradeContext } from "./uws-api.js";
+import type { UwsApi, UwsApp, UwsListenSocket, UwsRequest, UwsResponse, UwsUpgradeContext } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";

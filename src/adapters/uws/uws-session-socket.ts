@@ -1,4 +1,4 @@
-import type { UwsApp, UwsWebSocket } from "./uws-api.js";
+import type { UwsApp, UwsWebSocket } from "../../core/ports/uws-api.js";
 import type { CloseCode } from "../../protocol/codes.js";
 import type { LocalFanout, SessionSocket } from "../../core/ports/session-socket.js";
 import type { SseTopics } from "./sse-session-socket.js";

@@ -1,4 +1,5 @@
-import type { PresenceBus, PresenceBusHandler, PresenceMessage } from "../ports/presence-bus.js";
+import type { PresenceMessage } from "../../protocol/presence.js";
+import type { PresenceBus, PresenceBusHandler } from "../ports/presence-bus.js";
 
 /** A bus with no other node on it: what a gateway built without one (unit tests) runs presence on. */
 export class LoneBus implements PresenceBus {

@@ -1,27 +1,19 @@
 import { createRequire } from "node:module";
 import type * as Uws from "@btc-vision/uwebsockets.js";
-import { createBunUws } from "../bun/bun-uws.js";
-import type { UwsApi } from "./uws-api.js";
+import type { UwsApi } from "../../core/ports/uws-api.js";
 
 /**
- * The uWS API for this runtime, or throws.
- *
- * On Bun: the shim over `Bun.serve` (Bun's server is uWebSockets too, with the
- * same topic pub/sub); uWS.js native code does not load in Bun, and the native
- * packages are never required there.
- *
- * On Node: a native uWebSockets.js build. uWS.js is not on npm from its
- * author; two republished builds are pinned:
+ * A native uWebSockets.js build for Node, or throws. uWS.js is not on npm
+ * from its author; two republished builds are pinned:
  * - `@btc-vision/uwebsockets.js` 20.57 (Node 20–25, glibc ≥ 2.38): preferred.
  * - `@trufflesuite/uws-js-unofficial` 20.30 (Node 16–20, glibc ≥ 2.27).
  * The second one's own entry point silently falls back to a slow pure-JS
  * implementation, so its native binary is required directly by path: a
  * gateway on the fallback would be an order of magnitude slower and must
- * refuse to start instead.
+ * refuse to start instead. Native code does not load in Bun: see
+ * src/app/runtime.ts for the choice.
  */
-export function loadUws(): { uws: UwsApi; build: string } {
-  const bun = process.versions.bun;
-  if (bun !== undefined) return { uws: createBunUws(), build: `bun-${bun}` };
+export function loadNativeUws(): { uws: UwsApi; build: string } {
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
   try {
