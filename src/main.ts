@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, formatEnvHelp, loadConfig } from "./config/index.js";
-import { startApp } from "./app/index.js";
+import { demoOrigin, formatDemoBanner, startApp } from "./app/index.js";
 
 /** Exit codes: 0 clean stop, 1 runtime failure or forced stop, 2 bad configuration or usage. */
 const USAGE = `sobranie-realtime — RabbitMQ-fed presence and notification gateway
@@ -32,19 +32,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(2);
   }
   const app = await startApp(config);
-  if (app.demoToken) {
-    process.stdout.write(
-      `\nEmbedded mode: no RABBITMQ_URL, no JWT key. Demo token (user "demo", rooms room:*):\n${app.demoToken}\n` +
-        `Try: ws://localhost:${app.port}/realtime/ws?token=<token>, or open the demo page http://localhost:${app.port}/\n`,
-    );
-  }
-  if (app.demoApiKey) {
-    process.stdout.write(
-      `Demo API key for POST /api/v1/publish:\n${app.demoApiKey}\n` +
-        `Try: curl -X POST localhost:${app.port}/api/v1/publish -H "Authorization: Bearer <key>" ` +
-        `-d '{"channel":"room:lobby","type":"message.created","data":{"text":"hi"}}'\n\n`,
-    );
-  }
+  if (app.demo) process.stdout.write(formatDemoBanner(app.demo, demoOrigin(config.http.host, app.port)));
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

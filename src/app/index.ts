@@ -5,7 +5,7 @@ import { NamespaceRegistry } from "../core/namespaces.js";
 import { systemClock, type Clock } from "../core/ports/clock.js";
 import type { EventStore } from "../core/ports/event-store.js";
 import type { Logger } from "../core/ports/logger.js";
-import { JwtAuthenticator, signDemoToken } from "../adapters/jose/jwt-authenticator.js";
+import { JwtAuthenticator } from "../adapters/jose/jwt-authenticator.js";
 import { OrmEventStore } from "../adapters/orm/orm-event-store.js";
 import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
@@ -16,6 +16,7 @@ import { HttpLimits } from "../adapters/uws/http-limits.js";
 import { CorkedSends } from "../adapters/uws/corked-sends.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { SseTopics } from "../adapters/uws/sse-session-socket.js";
+import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
 import { startOutbox, type RunningOutbox } from "./outbox.js";
@@ -23,16 +24,16 @@ import { startOutbox, type RunningOutbox } from "./outbox.js";
 /** Revocations a gateway holds in memory at most (about 200 MB at the bound); past it the oldest go, logged. */
 const MAX_REVOCATIONS_IN_MEMORY = 1_000_000;
 
+export { demoOrigin, formatDemoBanner, type DemoAccess, type DemoUser } from "./demo-access.js";
+
 export interface RunningApp {
   /** The port actually bound (differs from the config with PORT=0). */
   readonly port: number;
   readonly nodeId: string;
   /** Settles once the broker is connected, the topology asserted and bindings restored. */
   readonly ready: Promise<void>;
-  /** A token for the demo user, on embedded defaults with no JWT key configured. */
-  readonly demoToken: string | undefined;
-  /** The API key made up on embedded defaults with no API_KEYS. */
-  readonly demoApiKey: string | undefined;
+  /** The demo tokens and API key this process made up (embedded defaults), for the start-up banner. */
+  readonly demo: DemoAccess | undefined;
   /** The written shutdown order (see below). Idempotent: later calls return the first call's promise. */
   stop(): Promise<void>;
 }
@@ -174,10 +175,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   );
   logger.info({ port, role: config.role, uws: build, broker: config.rabbitmqUrls.length > 0 ? "rabbitmq" : "embedded", store: config.databaseUrl ? "postgresql" : "embedded" }, "listening");
 
-  const demoToken =
-    runsGateway && config.jwt.generated && config.jwt.secret
-      ? await signDemoToken(config.jwt.secret, { sub: "demo", channels: ["room:*"], info: { name: "Demo" }, ttlSec: 24 * 3600 })
-      : undefined;
+  const demo = await demoAccess(config);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -210,6 +208,5 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return stopping;
   };
 
-  const demoApiKey = runsGateway && config.apiKeysGenerated ? config.apiKeys[0] : undefined;
-  return { port, nodeId: config.nodeId, ready, demoToken, demoApiKey, stop };
+  return { port, nodeId: config.nodeId, ready, demo, stop };
 }

@@ -191,6 +191,34 @@ describe("browser: the SDK bundle on the demo page", () => {
   /** The demo page's member list, as a newcomer reads it. */
   const memberItems = (page: Page) => page.locator("#presence li.member");
 
+  it("opens the start-up banner's two links as a newcomer: each tab lists both users, and an event published through the form shows in both", async () => {
+    // `npm start` with nothing configured: embedded broker and store, a generated JWT secret and API key.
+    const gateway = GatewayProcess.start([], { PORT: "0", LOG_LEVEL: "info" });
+    await gateway.waitForOutput(/^Demo page as [^\n]*\n(?:[^\n]*\n)*?Demo page as [^\n]*\n/m);
+    const links = [...gateway.stdout.matchAll(/^Demo page as (\S+): (\S+)$/gm)].map(([, user, url]) => ({ user: user!, url: url! }));
+    expect(links.map((link) => link.user)).toEqual(["ada", "grace"]);
+    const [ada, grace] = await Promise.all(
+      links.map(async ({ url }) => {
+        const page = await browser.page();
+        await page.goto(url);
+        return page;
+      }),
+    );
+    // Each tab's member list, as the newcomer reads it: both users with their names, itself included.
+    const everyone = ["ada (Ada)", "grace (Grace)"];
+    for (const page of [ada!, grace!]) {
+      for (const member of everyone) await memberItems(page).filter({ hasText: member }).waitFor({ timeout: PRESENCE_WAIT_MS });
+      expect((await memberItems(page).allTextContents()).sort()).toEqual(everyone);
+    }
+    // The key came in the link too: the form publishes, and both tabs show the event.
+    const text = uniqueId("from-the-banner");
+    await ada!.fill("#text", text);
+    await ada!.click("#publish");
+    await ada!.locator("#published", { hasText: /^sent / }).waitFor({ timeout: 30_000 });
+    for (const page of [ada!, grace!]) await page.locator("#events li", { hasText: text }).waitFor({ timeout: 30_000 });
+    expect(browser.cspViolations).toEqual([]);
+  }, 120_000);
+
   for (const transport of ["websocket", "sse"] as const) {
     it(`receives events published to RabbitMQ over ${transport}`, async () => {
       const { port } = startGateway();
@@ -287,7 +315,7 @@ describe("browser: the SDK bundle on the demo page", () => {
     const first = await openDemo(portA, room, "websocket", ada);
     await subscribed(first, room);
     await recordPresence(first);
-    // So the newcomer's presence() on connect can list the first user (the demo asks before it subscribes).
+    // So the newcomer's listing can name the first user (node B hears of it over the presence bus).
     await waitFor(async () => (await membersOn(portB, room)).includes(ada.sub), PRESENCE_WAIT_MS, "node B listing the first page's user");
 
     const second = await openDemo(portB, room, "websocket", grace);
@@ -300,7 +328,7 @@ describe("browser: the SDK bundle on the demo page", () => {
     // And the page shows the second user by name in its member list.
     await memberItems(first).filter({ hasText: grace.info.name }).waitFor({ timeout: PRESENCE_WAIT_MS });
     expect(await memberItems(first).allTextContents()).toContain(`${grace.sub} (${grace.info.name})`);
-    // The newcomer sees who was already there (the demo asks presence() on connect).
+    // The newcomer sees who was already there (the demo lists the room once its subscribe is confirmed).
     await memberItems(second).filter({ hasText: ada.info.name }).waitFor({ timeout: PRESENCE_WAIT_MS });
 
     await second.close();

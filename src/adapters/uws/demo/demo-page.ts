@@ -40,28 +40,37 @@ async function start() {
   demo.members.clear();
   const room = $("room").value.trim();
   const client = (demo.client = connect({ url: location.origin, token: $("token").value.trim(), transport: $("transport").value }));
-  client.on("state", ({ state, transport }) => {
-    demo.states.push(state);
-    $("state").textContent = state + " (" + transport + ")";
-    if (state === "connected" && client.transportKind === "websocket") refreshPresence(client, room);
-  });
-  client.on("join", ({ channel, user, info }) => { if (channel === room) { demo.members.set(user, info); renderPresence(); } });
-  client.on("leave", ({ channel, user }) => { if (channel === room) { demo.members.delete(user); renderPresence(); } });
-  // A busy room's changes come as counts: list a small room again, show a big one's count.
-  client.on("members", ({ channel, count }) => { if (channel === room) { if (count <= 100) refreshPresence(client, room); else renderPresence(count + " members"); } });
-  client.on("error", (error) => console.warn("sobranie:", error.code, error.message));
-  client.subscribe(room, (event) => {
+  const showEvent = (event) => {
     demo.events.push(event);
     const item = document.createElement("li");
     item.dataset.id = event.id;
     item.textContent = (event.seq ?? "-") + " " + event.type + " " + JSON.stringify(event.data);
     $("events").append(item);
-  }, { presence: true }).catch((error) => { $("state").textContent = "refused: " + error.message; });
+  };
+  // Subscribed until the server refuses or ends the subscription: the SDK then forgets it, and so does the page.
+  let subscribed = true;
+  const refused = (error) => { subscribed = false; $("state").textContent = "refused: " + error.message; renderPresence("(not subscribed)"); };
+  client.on("state", ({ state, transport }) => {
+    demo.states.push(state);
+    $("state").textContent = state + " (" + transport + ")";
+    // Every connection subscribes again; the SDK resolves this once the server
+    // confirmed that subscribe, so the listing asked then includes this page
+    // and everyone who joined before it, and later joins and leaves apply on top.
+    if (state === "connected" && subscribed) client.subscribe(room, showEvent, { presence: true }).then(() => refreshPresence(client, room), refused);
+  });
+  client.on("join", ({ channel, user, info }) => { if (channel === room) { demo.members.set(user, info); renderPresence(); } });
+  client.on("leave", ({ channel, user }) => { if (channel === room) { demo.members.delete(user); renderPresence(); } });
+  // A busy room's changes come as counts: list a small room again, show a big one's count.
+  client.on("members", ({ channel, count }) => { if (channel === room) { if (count <= 100) refreshPresence(client, room); else renderPresence(count + " members"); } });
+  client.on("unsubscribed", ({ channel, reason }) => { if (channel === room) refused({ message: "the server ended the subscription (" + reason + ")" }); });
+  client.on("error", (error) => console.warn("sobranie:", error.code, error.message));
+  client.subscribe(room, showEvent, { presence: true }).catch(refused);
 }
 
 // The listing replaces what the page knew (who left while it was away is gone);
 // frames on one connection are ordered, so joins and leaves after it still apply.
 async function refreshPresence(client, room) {
+  if (client.transportKind !== "websocket") return renderPresence("(presence needs the WebSocket transport)");
   try {
     const members = await client.presence(room);
     demo.members.clear();
@@ -95,7 +104,7 @@ export const DEMO_PAGE = `<!doctype html>
 </head>
 <body>
 <h1>Sobranie Realtime</h1>
-<p>Paste the demo token and API key the gateway printed at start (<code>npm start</code>).</p>
+<p>Open a link the gateway printed at start (<code>npm start</code>): it fills in a demo token and the API key. Or paste your own.</p>
 <fieldset>
   <legend>Connection</legend>
   <label>Token <input id="token" autocomplete="off"></label>
