@@ -11,7 +11,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-# tsconfig also includes test/, which the image does not need: build src only.
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:22-trixie-slim

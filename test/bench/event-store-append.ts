@@ -8,7 +8,7 @@ import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";
  * Append throughput of OrmEventStore, batches of 100 and 1000, on PostgreSQL
  * (DATABASE_URL or the test default, a throwaway schema) and on in-memory
  * PGlite. Not a timed test: a baseline to compare changes against.
- *   npx tsc -p . && node dist/test/bench/event-store-append.js [totalEvents]
+ *   npm run build:test && node dist/test/bench/event-store-append.js [totalEvents]
  */
 const TOTAL_EVENTS = Number(process.argv[2] ?? 50_000);
 const BATCH_SIZES = [100, 1000] as const;

@@ -8,7 +8,7 @@ import { noopMetrics } from "../../src/core/ports/metrics.js";
 import { PresenceTracker } from "../../src/core/presence/index.js";
 
 /**
- * Presence benchmark: `npm run build && node dist/test/bench/presence.js [10000 50000]`.
+ * Presence benchmark: `npm run build:test && node dist/test/bench/presence.js [10000 50000]`.
  * Two trackers on the real RabbitMQ (a vhost of their own) with the default
  * HEARTBEAT_MS: node A tracks N connections (each: online + member of one of
  * N/100 rooms); measured: time until node B's view holds all of them

@@ -5,14 +5,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { startTestGateway } from "../support/test-gateway.js";
 
 const run = promisify(execFile);
 const monitoringDir = fileURLToPath(new URL("../../monitoring/", import.meta.url));
 
-/** Runs promtool in monitoring/ (rule_files paths are relative); a non-zero exit rejects with its output. */
-async function promtool(...args: string[]): Promise<string> {
+/** Runs promtool in monitoring/ (rule_files paths are relative) with `stdin`; a non-zero exit rejects with its output. */
+async function promtool(args: string[], stdin = ""): Promise<string> {
   try {
-    const { stdout, stderr } = await run("promtool", args, { cwd: monitoringDir });
+    const pending = run("promtool", args, { cwd: monitoringDir });
+    pending.child.stdin?.end(stdin);
+    const { stdout, stderr } = await pending;
     return stdout + stderr;
   } catch (error) {
     const failure = error as { stdout?: string; stderr?: string; message: string };
@@ -43,12 +46,12 @@ function testedCases(tests: string): Map<string, { firing: boolean; quiet: boole
 
 describe("monitoring/ (Prometheus config and alert rules)", () => {
   it("prometheus.yml is a valid configuration, rule files included", async () => {
-    const output = await promtool("check", "config", "prometheus.yml");
+    const output = await promtool(["check", "config", "prometheus.yml"]);
     expect(output).toContain("SUCCESS");
   });
 
   it("alerts.yml passes promtool check rules", async () => {
-    const output = await promtool("check", "rules", "alerts.yml");
+    const output = await promtool(["check", "rules", "alerts.yml"]);
     expect(output).toMatch(/SUCCESS: \d+ rules found/);
   });
 
@@ -72,7 +75,7 @@ describe("monitoring/ (Prometheus config and alert rules)", () => {
   });
 
   it("the rule unit tests pass (promtool test rules)", async () => {
-    const output = await promtool("test", "rules", "alerts.test.yml");
+    const output = await promtool(["test", "rules", "alerts.test.yml"]);
     expect(output).toContain("SUCCESS");
   });
 
@@ -82,6 +85,21 @@ describe("monitoring/ (Prometheus config and alert rules)", () => {
     const names = new Set(exported.flatMap((metric) => (String(metric.type) === "histogram" ? [`${metric.name}_bucket`] : [metric.name])));
     const used = new Set([...read("alerts.yml").matchAll(/\b(sobranie_[a-z0-9_]+|nodejs_[a-z0-9_]+)/g)].map((match) => match[1] as string));
     expect([...used].filter((name) => !names.has(name))).toEqual([]);
+  });
+});
+
+describe("the gateway's /metrics", () => {
+  it("passes promtool check metrics (names, types and help as Prometheus expects)", async () => {
+    const gateway = await startTestGateway();
+    try {
+      const response = await fetch(`${gateway.httpUrl}/metrics`);
+      expect(response.status).toBe(200);
+      const exposition = await response.text();
+      expect(exposition).toContain("sobranie_ws_connections_active");
+      await expect(promtool(["check", "metrics"], exposition)).resolves.toBe("");
+    } finally {
+      await gateway.stop();
+    }
   });
 });
 
@@ -112,7 +130,7 @@ describe("monitoring/grafana (dashboard and provisioning)", () => {
         return `      - record: dashboard:query_${index}\n        expr: ${JSON.stringify(promql)}`;
       });
       writeFileSync(join(dir, "queries.yml"), `groups:\n  - name: dashboard\n    rules:\n${rules.join("\n")}\n`);
-      await expect(promtool("check", "rules", join(dir, "queries.yml"))).resolves.toContain(`SUCCESS: ${queries.length} rules found`);
+      await expect(promtool(["check", "rules", join(dir, "queries.yml")])).resolves.toContain(`SUCCESS: ${queries.length} rules found`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

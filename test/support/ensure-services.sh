@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure the RabbitMQ and PostgreSQL the tests talk to are running.
-# Idempotent: a running service is left alone. Tests never mock either one.
+# Step 2 of `npm run setup:test`: the RabbitMQ (with its management and
+# Prometheus plugins) and PostgreSQL the tests talk to are running; tests never
+# mock either one. Says what it found; a running service is left alone, a
+# stopped one installed on this machine is started.
 set -euo pipefail
 
-bash "$(dirname "$0")/ensure-tools.sh"
-
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+if rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "ensure-services: RabbitMQ running"
+else
   echo "ensure-services: starting RabbitMQ"
   rabbitmq-server -detached
 fi
@@ -23,6 +25,7 @@ if ! port_open 15672 || ! port_open 15692; then
   done
   port_open 15672 && port_open 15692
 fi
+echo "ensure-services: rabbitmq_management (15672) and rabbitmq_prometheus (15692) listening"
 
 if command -v pg_ctlcluster >/dev/null 2>&1; then
   pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
@@ -34,5 +37,8 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
     pg_isready -q -h 127.0.0.1 -p 5432 && break
     sleep 1
   done
-  pg_isready -h 127.0.0.1 -p 5432
+  pg_isready -q -h 127.0.0.1 -p 5432
+  echo "ensure-services: PostgreSQL $pg_version accepting connections on 127.0.0.1:5432"
+else
+  echo "ensure-services: no Debian PostgreSQL cluster here; the tests expect one at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test)"
 fi
