@@ -3,7 +3,7 @@ import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from ".
 import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
 import { BrokerUnavailableError } from "./ports/broker.js";
-import { AuthenticationError, type Principal } from "./ports/authenticator.js";
+import { AuthenticationError, type Principal, type SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 import type { Timer } from "./ports/clock.js";
 import type { FrameRejectReason } from "./ports/metrics.js";
@@ -21,6 +21,10 @@ interface Subscription {
   bound: boolean;
   /** Tracked in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
   tracked: boolean;
+  /** The subscription token it stands on, in a namespace with subscribe `token`: its right comes from this, not from the connection token. */
+  grant: SubscriptionGrant | undefined;
+  /** Ends the subscription (`expired`) at the grant's expiry; armed once bound, cancelled by whoever removes the entry. */
+  expiry: Timer | undefined;
 }
 
 /**
@@ -165,6 +169,7 @@ export class Session {
     this.expiryTimer?.cancel();
     for (const stop of [...this.recoveries.values()]) stop();
     for (const [name, subscription] of this.channels) {
+      subscription.expiry?.cancel();
       if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
       if (subscription.tracked) this.ctx.presence.untrack(name, this.userId);
     }
@@ -199,7 +204,7 @@ export class Session {
       case "ping":
         return this.send(frame.ref === undefined ? { op: "pong" } : { op: "pong", ref: frame.ref });
       case "refresh":
-        return void this.refresh(frame);
+        return void (frame.channel === undefined ? this.refresh(frame) : this.refreshSubscription(frame, frame.channel));
       case "read":
         return void this.read(frame);
       case "presence":
@@ -216,14 +221,27 @@ export class Session {
   private async subscribe(frame: Frame<"subscribe">): Promise<void> {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    const policy = this.ctx.namespaces.get(channel.namespace);
+    let grant: SubscriptionGrant | undefined;
+    if (policy?.subscribe === "token") {
+      if (frame.token === undefined) {
+        return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
+      }
+      grant = await this.verifyGrant(frame.ref, channel, frame.token);
+      if (!grant || this.closed) return;
+    } else if (frame.token !== undefined && policy) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
+    }
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel, grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
-    if (this.ctx.access.isChannelRevoked(this.principal, channel.name)) return this.rejectAuthorization(frame.ref, channel, "forbidden");
+    if (grant === undefined && this.ctx.access.isChannelRevoked(this.principal, channel.name)) return this.rejectAuthorization(frame.ref, channel, "forbidden");
     if (frame.presence === true && !verdict.policy.presence) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     }
     const existing = this.channels.get(channel.name);
     if (existing) {
+      // A repeated subscribe with a token renews the subscription's token as `refresh` would.
+      if (grant) this.renewGrant(channel.name, existing, grant);
       if (frame.presence === true && existing.bound) this.trackIn(channel.name, existing);
       return this.ok(frame.ref, { recovered: false, missed: 0 });
     }
@@ -231,7 +249,7 @@ export class Session {
       return this.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    const subscription: Subscription = { prefix, bound: false, tracked: false };
+    const subscription: Subscription = { prefix, bound: false, tracked: false, grant, expiry: undefined };
     this.channels.set(channel.name, subscription);
     try {
       await this.ctx.bindings.acquire(prefix);
@@ -245,6 +263,7 @@ export class Session {
       return;
     }
     subscription.bound = true;
+    this.armGrantExpiry(channel.name, subscription);
     if (frame.presence === true) this.trackIn(channel.name, subscription);
     if (frame.since !== undefined && verdict.policy.durable && this.ctx.store) {
       return this.recover(frame.ref, channel, subscription, frame.since, this.ctx.store);
@@ -346,8 +365,8 @@ export class Session {
   }
 
   /**
-   * The server ends a subscription on its own (a revocation, or a refreshed
-   * token no longer allowing it): the client is told with an `unsubscribed`
+   * The server ends a subscription on its own (a revocation, a refreshed
+   * token no longer allowing it, or its subscription token expiring): the client is told with an `unsubscribed`
    * frame, after which no event of the channel reaches this connection. False when the connection was not subscribed.
    */
   endSubscription(channel: string, reason: UnsubscribeReason): boolean {
@@ -356,11 +375,19 @@ export class Session {
     return true;
   }
 
+  /** Ends, with `reason`, each subscription standing on a subscription token that `covered` picks (a revocation of it). */
+  endTokenSubscriptions(covered: (grant: SubscriptionGrant) => boolean, reason: UnsubscribeReason): void {
+    for (const [name, subscription] of [...this.channels]) {
+      if (subscription.grant && covered(subscription.grant)) this.endSubscription(name, reason);
+    }
+  }
+
   /** Removes a subscription and gives back what it held; false when there was none. */
   private drop(channel: string): boolean {
     const subscription = this.channels.get(channel);
     if (subscription === undefined) return false;
     this.channels.delete(channel);
+    subscription.expiry?.cancel();
     this.recoveries.get(channel)?.();
     this.socket.unsubscribe(channel);
     if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
@@ -378,7 +405,7 @@ export class Session {
   private presence(frame: Frame<"presence">): void {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel, this.channels.get(channel.name)?.grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
     if (!verdict.policy.presence) return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     this.ok(frame.ref, { ...this.ctx.presence.members(channel.name) });
@@ -394,7 +421,7 @@ export class Session {
     if (!EVENT_TYPE_PATTERN.test(frame.type)) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
     }
-    const verdict = this.ctx.namespaces.canPublish(this.principal, channel);
+    const verdict = this.ctx.namespaces.canPublish(this.principal, channel, this.channels.get(channel.name)?.grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
     try {
       const id = await this.ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId: this.userId });
@@ -425,14 +452,86 @@ export class Session {
   /**
    * After a refresh: every subscription is checked against the new token as
    * a new `subscribe` would be, and those it no longer allows end with
-   * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`).
+   * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`). A
+   * subscription on a subscription token is left alone: the connection
+   * token never granted it.
    */
   private reauthorize(): void {
-    for (const name of [...this.channels.keys()]) {
+    for (const [name, subscription] of [...this.channels]) {
+      if (subscription.grant) continue;
       const channel = parseChannel(name);
       const allowed = channel !== undefined && this.ctx.namespaces.canSubscribe(this.principal, channel).allowed && !this.ctx.access.isChannelRevoked(this.principal, name);
       if (!allowed) this.endSubscription(name, UnsubscribeReason.Forbidden);
     }
+  }
+
+  /**
+   * `refresh` with `channel`: a new subscription token for a channel
+   * subscribed with one, checked as `subscribe` checks it; the subscription
+   * then lasts until the new token's expiry.
+   */
+  private async refreshSubscription(frame: Frame<"refresh">, name: string): Promise<void> {
+    const channel = this.channelOf(frame.ref, name);
+    if (!channel) return;
+    const subscription = this.channels.get(channel.name);
+    if (!subscription?.grant) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+    }
+    const grant = await this.verifyGrant(frame.ref, channel, frame.token);
+    if (!grant || this.closed) return;
+    // It may have expired or been ended while the token was verified: a late refresh does not bring it back.
+    if (this.channels.get(channel.name) !== subscription) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+    }
+    this.renewGrant(channel.name, subscription, grant);
+    this.ok(frame.ref, {});
+  }
+
+  /**
+   * Verifies a subscription token for `channel` and checks it is this user's,
+   * for this channel, and not revoked; replies the refusal and resolves
+   * undefined otherwise. Decided in the frame's own turn where the key allows
+   * (Authenticator.verifySubscriptionNow), so the subscription exists before
+   * the next frame is read: a `refresh` sent right after `subscribe` finds it.
+   */
+  private async verifyGrant(ref: number | undefined, channel: Channel, token: string): Promise<SubscriptionGrant | undefined> {
+    let grant: SubscriptionGrant;
+    try {
+      const decided = this.ctx.authenticator.verifySubscriptionNow?.(token) ?? this.ctx.authenticator.verifySubscription(token);
+      grant = decided instanceof Promise ? await decided : decided;
+    } catch (error) {
+      const message = error instanceof AuthenticationError ? error.message : "token could not be verified";
+      this.reject(ref, "unauthorized", ErrorCode.Unauthorized, message);
+      return undefined;
+    }
+    if (grant.userId !== this.userId) {
+      this.reject(ref, "forbidden", ErrorCode.Forbidden, "the subscription token is for another user");
+    } else if (grant.channel !== channel.name) {
+      this.reject(ref, "forbidden", ErrorCode.Forbidden, `the subscription token is not for ${channel.name}`);
+    } else if (this.ctx.access.isRevoked(grant)) {
+      this.reject(ref, "unauthorized", ErrorCode.Unauthorized, "token revoked");
+    } else if (this.ctx.access.isChannelRevoked(grant, channel.name)) {
+      this.rejectAuthorization(ref, channel, "forbidden");
+    } else {
+      return grant;
+    }
+    return undefined;
+  }
+
+  private renewGrant(name: string, subscription: Subscription, grant: SubscriptionGrant): void {
+    subscription.grant = grant;
+    if (subscription.bound) this.armGrantExpiry(name, subscription);
+  }
+
+  /** A subscription on a subscription token ends with `unsubscribed` reason `expired` at the token's expiry, unless refreshed first. */
+  private armGrantExpiry(name: string, subscription: Subscription): void {
+    subscription.expiry?.cancel();
+    const grant = subscription.grant;
+    if (grant === undefined) return;
+    const remainingMs = Math.max(0, grant.expiresAtMs - this.ctx.clock.now());
+    subscription.expiry = this.ctx.clock.setTimeout(() => {
+      if (this.channels.get(name) === subscription) this.endSubscription(name, UnsubscribeReason.Expired);
+    }, remainingMs);
   }
 
   private armExpiry(): void {

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { JwtAuthenticator } from "../../src/adapters/jose/jwt-authenticator.js";
 import { AuthenticationError, type Principal, type SubscriptionGrant } from "../../src/core/ports/authenticator.js";
 import { signingKits, tokenCases, type TokenCase, type TokenKind } from "./jwt-refusal-table.js";
@@ -26,6 +26,17 @@ function decideNow(auth: JwtAuthenticator, token: string, kind: TokenKind = "con
 }
 
 const nowSec = Math.floor(Date.now() / 1_000);
+
+// The table's times are relative to `nowSec` (an exp within the clock
+// tolerance, an nbf just ahead): both paths read the clock at the moment the
+// table was made, however long the run takes.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(nowSec * 1_000);
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 // The upgrade (verifyNow) and HTTP/SSE (verify) must never disagree on a
 // token: one token spelled many ways, each accepted on one path only, would
