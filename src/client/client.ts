@@ -460,9 +460,11 @@ export class RealtimeClient {
     if (since !== undefined) frame.since = since;
     if (sub.presence) frame.presence = true;
     if (token !== undefined) frame.token = token;
+    const transport = this.transport;
     this.send(frame).then(
       (ok) => {
-        if (token !== undefined && this.subs.get(sub.channel) === sub) this.subscriptionTokens?.accepted(sub.channel, token);
+        // The reply is read in a later microtask: a connection torn down meanwhile must not arm a refresh.
+        if (token !== undefined && this.transport === transport && this.subs.get(sub.channel) === sub) this.subscriptionTokens?.accepted(sub.channel, token);
         this.subscribed(sub, { recovered: ok.recovered === true, missed: Number(ok.missed ?? 0) }, since !== undefined);
       },
       (error: RealtimeError) => this.subscribeRefused(sub, error),
