@@ -1,6 +1,9 @@
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type ConnectOptions } from "../../src/client/index.js";
 import { SseTestClient, type SseRefused } from "../support/sse-client.js";
 import { signSubscriptionToken, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { waitFor } from "../support/wait-for.js";
 import { TestClient, UpgradeRefused, type Frame } from "../support/ws-client.js";
 
 /**
@@ -218,5 +221,78 @@ describe("SSE", () => {
     expect(refused.data).toMatchObject({ code: "forbidden", message: expect.stringContaining("namespace vip requires a subscription token") });
     expect((await stream.next((message) => message.data.ref === 2)).data).toMatchObject({ op: "ok" });
     stream.close();
+  });
+});
+
+describe("the client SDK with getSubscriptionToken", () => {
+  /** An SDK for `user` over WebSocket; subscription tokens live 3 s and are refreshed a second before exp. */
+  function sdkFor(user: string, getSubscriptionToken: NonNullable<ConnectOptions["getSubscriptionToken"]>) {
+    const sdk = connect({
+      url: gateway.httpUrl,
+      token: () => signToken({ sub: user }),
+      transport: "websocket",
+      WebSocket: WebSocket as never,
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+      refreshBeforeExpMs: 1_000,
+      getSubscriptionToken,
+    });
+    const ended: unknown[] = [];
+    const connected: string[] = [];
+    sdk.on("unsubscribed", (event) => ended.push(event));
+    sdk.on("state", ({ state }) => state === "connected" && connected.push(state));
+    return { sdk, ended, connected };
+  }
+
+  it("asks for the token, refreshes it before its exp so the subscription outlives it, and resubscribes with a fresh one after a reconnect", async () => {
+    const user = uniqueId("sdk");
+    const channel = `vip:${uniqueId("c")}`;
+    const asked: string[] = [];
+    const firstExpiries: number[] = [];
+    const { sdk, ended, connected } = sdkFor(user, async (name) => {
+      asked.push(name);
+      if (!name.startsWith("vip:")) return null;
+      firstExpiries.push((Math.floor(Date.now() / 1_000) + 3) * 1_000);
+      return signSubscriptionToken({ sub: user, channel: name, expiresInSec: 3 });
+    });
+    const received: string[] = [];
+    await sdk.subscribe(channel, (event) => received.push(event.id));
+    await sdk.subscribe("post:sdk", () => {});
+    expect(asked).toEqual([channel, "post:sdk"]);
+
+    await waitFor(() => asked.filter((name) => name === channel).length >= 2, 10_000, "the refresh of the subscription token");
+    // The subscription outlives its first token: wait until that token is past its exp, then an event still arrives.
+    const firstExpMs = firstExpiries[0] ?? 0;
+    await waitFor(() => Date.now() > firstExpMs + 500, 10_000, "the first token's exp to pass");
+    await publish(channel, "after-first-exp");
+    await waitFor(() => received.includes("after-first-exp"), 5_000, "the event after the first token's exp");
+    expect(ended).toEqual([]);
+
+    const askedBefore = asked.length;
+    await control({ command: "disconnect", user, mode: "reauthenticate" });
+    await waitFor(() => connected.length >= 2, 5_000, "the reconnect");
+    await sdk.subscribe(channel, () => {}); // resolves once the resubscribe is confirmed
+    expect(asked.length).toBeGreaterThan(askedBefore);
+    await publish(channel, "after-reconnect");
+    await waitFor(() => received.includes("after-reconnect"), 5_000, "the event after the reconnect");
+    expect(ended).toEqual([]);
+    sdk.close();
+  });
+
+  it("emits unsubscribed expired when the refresh fails and the token runs out", async () => {
+    const user = uniqueId("sdkfail");
+    const channel = `vip:${uniqueId("c")}`;
+    let calls = 0;
+    const { sdk, ended } = sdkFor(user, async (name) => {
+      calls += 1;
+      if (calls > 1) throw new Error("token service down");
+      return signSubscriptionToken({ sub: user, channel: name, expiresInSec: 2 });
+    });
+    const errors: string[] = [];
+    sdk.on("error", (error) => errors.push(error.message));
+    await sdk.subscribe(channel, () => {});
+    await waitFor(() => ended.length === 1, 10_000, "the unsubscribed event");
+    expect(ended).toEqual([{ channel, reason: "expired" }]);
+    expect(errors).toContain(`subscription token refresh failed for ${channel}`);
+    sdk.close();
   });
 });
