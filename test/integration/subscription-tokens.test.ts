@@ -102,6 +102,20 @@ describe("subscribe in a namespace that requires subscription tokens", () => {
   });
 });
 
+describe("publish and presence in a token namespace", () => {
+  it("are allowed on a channel the connection holds with a subscription token, and forbidden before", async () => {
+    const user = uniqueId("pub");
+    const channel = `vip:${uniqueId("c")}`;
+    const client = await connectUser(user);
+    expect(await client.request({ op: "publish", channel, type: "note.typed", data: {} })).toMatchObject({ op: "error", code: "forbidden" });
+    expect(await client.request({ op: "presence", channel })).toMatchObject({ op: "error", code: "forbidden" });
+    expect(await client.request({ op: "subscribe", channel, presence: true, token: await signSubscriptionToken({ sub: user, channel }) })).toMatchObject({ op: "ok" });
+    expect(await client.request({ op: "publish", channel, type: "note.typed", data: {} })).toMatchObject({ op: "ok", id: expect.any(String) });
+    expect(await client.request({ op: "presence", channel })).toMatchObject({ op: "ok", count: 1, members: [{ user }] });
+    client.close();
+  });
+});
+
 describe("the two kinds of token cannot stand in for each other", () => {
   it("refuses a subscription token as the connection token on the upgrade, SSE, HTTP and connection refresh", async () => {
     const user = uniqueId("kinds");
@@ -128,21 +142,24 @@ describe("the two kinds of token cannot stand in for each other", () => {
 });
 
 describe("refresh and expiry of a subscription token", () => {
-  it("a refresh extends the subscription past the first token's exp; without one it ends with `unsubscribed expired` and its events stop", async () => {
+  it("a refresh (or a repeated subscribe) extends the subscription past the first token's exp; without one it ends with `unsubscribed expired` and its events stop", async () => {
     const user = uniqueId("refresh");
-    const [kept, expiring] = [`vip:${uniqueId("kept")}`, `vip:${uniqueId("expiring")}`];
+    const [kept, renewed, expiring] = [`vip:${uniqueId("kept")}`, `vip:${uniqueId("renewed")}`, `vip:${uniqueId("expiring")}`];
     const client = await connectUser(user);
-    for (const channel of [kept, expiring]) {
+    for (const channel of [kept, renewed, expiring]) {
       expect(await client.request({ op: "subscribe", channel, token: await signSubscriptionToken({ sub: user, channel, expiresInSec: 2 }) })).toMatchObject({ op: "ok" });
     }
     expect(await client.request({ op: "refresh", channel: kept, token: await signSubscriptionToken({ sub: user, channel: kept, expiresInSec: 600 }) })).toMatchObject({ op: "ok" });
+    expect(await client.request({ op: "subscribe", channel: renewed, token: await signSubscriptionToken({ sub: user, channel: renewed, expiresInSec: 600 }) })).toMatchObject({ op: "ok" });
 
     expect(await client.next(isUnsubscribed(expiring), 10_000)).toEqual({ op: "unsubscribed", channel: expiring, reason: "expired" });
     await publish(expiring, "after-expiry");
     await publish(kept, "kept");
+    await publish(renewed, "renewed");
     await client.next((frame) => frame.id === "kept");
+    await client.next((frame) => frame.id === "renewed");
     expect(eventIds(client, expiring)).toEqual([]);
-    expect(client.frames.some(isUnsubscribed(kept))).toBe(false);
+    expect(client.frames.some((frame) => isUnsubscribed(kept)(frame) || isUnsubscribed(renewed)(frame))).toBe(false);
     client.close();
   });
 
@@ -193,6 +210,21 @@ describe("revocation and the control channel end token-granted subscriptions", (
     expect(await client.request({ op: "subscribe", channel: revoked, token: revokedToken })).toMatchObject({ op: "error", code: "unauthorized", message: "token revoked" });
     await publish(other, "other-kept");
     await client.next((frame) => frame.id === "other-kept");
+    client.close();
+  });
+
+  it("a revoke by time ends the subscriptions on subscription tokens issued before it, and keeps the connection whose token is newer", async () => {
+    const user = uniqueId("before");
+    const [old, fresh] = [`vip:${uniqueId("old")}`, `vip:${uniqueId("fresh")}`];
+    const nowSec = Math.floor(Date.now() / 1_000);
+    const client = await connectUser(user); // its token's iat is now: after the cut-off
+    expect(await client.request({ op: "subscribe", channel: old, token: await signSubscriptionToken({ sub: user, channel: old, iat: nowSec - 60 }) })).toMatchObject({ op: "ok" });
+    expect(await client.request({ op: "subscribe", channel: fresh, token: await signSubscriptionToken({ sub: user, channel: fresh, iat: nowSec }) })).toMatchObject({ op: "ok" });
+    await control({ command: "revoke", user, issuedBefore: (nowSec - 30) * 1_000 });
+    expect(await client.next(isUnsubscribed(old))).toEqual({ op: "unsubscribed", channel: old, reason: "revoked" });
+    await publish(fresh, "fresh-kept");
+    await client.next((frame) => frame.id === "fresh-kept");
+    expect(client.frames.some(isUnsubscribed(fresh))).toBe(false);
     client.close();
   });
 
