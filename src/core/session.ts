@@ -11,6 +11,7 @@ import type { RecoverySink, SessionContext, UserState } from "./session-context.
 import type { EventStore, HistoryPage } from "./ports/event-store.js";
 import { storedEventFrame } from "./event-frames.js";
 import { EventTooLargeError } from "./published-envelope.js";
+import { checkSubscriptionToken, type GrantCheck } from "./subscription-grants.js";
 
 type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
 
@@ -227,7 +228,8 @@ export class Session {
       if (frame.token === undefined) {
         return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
       }
-      grant = await this.verifyGrant(frame.ref, channel, frame.token);
+      const decided = this.grantFor(frame.ref, channel, frame.token);
+      grant = decided instanceof Promise ? await decided : decided;
       if (!grant || this.closed) return;
     } else if (frame.token !== undefined && policy) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
@@ -477,7 +479,8 @@ export class Session {
     if (!subscription?.grant) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
     }
-    const grant = await this.verifyGrant(frame.ref, channel, frame.token);
+    const decided = this.grantFor(frame.ref, channel, frame.token);
+    const grant = decided instanceof Promise ? await decided : decided;
     if (!grant || this.closed) return;
     // It may have expired or been ended while the token was verified: a late refresh does not bring it back.
     if (this.channels.get(channel.name) !== subscription) {
@@ -488,33 +491,19 @@ export class Session {
   }
 
   /**
-   * Verifies a subscription token for `channel` and checks it is this user's,
-   * for this channel, and not revoked; replies the refusal and resolves
-   * undefined otherwise. Decided in the frame's own turn where the key allows
-   * (Authenticator.verifySubscriptionNow), so the subscription exists before
-   * the next frame is read: a `refresh` sent right after `subscribe` finds it.
+   * The subscription token checked (see checkSubscriptionToken); undefined
+   * after a refusal, which is replied here. Not a promise where the token
+   * was decided synchronously: callers await only a promise.
    */
-  private async verifyGrant(ref: number | undefined, channel: Channel, token: string): Promise<SubscriptionGrant | undefined> {
-    let grant: SubscriptionGrant;
-    try {
-      const decided = this.ctx.authenticator.verifySubscriptionNow?.(token) ?? this.ctx.authenticator.verifySubscription(token);
-      grant = decided instanceof Promise ? await decided : decided;
-    } catch (error) {
-      const message = error instanceof AuthenticationError ? error.message : "token could not be verified";
-      this.reject(ref, "unauthorized", ErrorCode.Unauthorized, message);
-      return undefined;
-    }
-    if (grant.userId !== this.userId) {
-      this.reject(ref, "forbidden", ErrorCode.Forbidden, "the subscription token is for another user");
-    } else if (grant.channel !== channel.name) {
-      this.reject(ref, "forbidden", ErrorCode.Forbidden, `the subscription token is not for ${channel.name}`);
-    } else if (this.ctx.access.isRevoked(grant)) {
-      this.reject(ref, "unauthorized", ErrorCode.Unauthorized, "token revoked");
-    } else if (this.ctx.access.isChannelRevoked(grant, channel.name)) {
-      this.rejectAuthorization(ref, channel, "forbidden");
-    } else {
-      return grant;
-    }
+  private grantFor(ref: number | undefined, channel: Channel, token: string): SubscriptionGrant | undefined | Promise<SubscriptionGrant | undefined> {
+    const checked = checkSubscriptionToken(this.ctx, token, this.userId, channel);
+    return checked instanceof Promise ? checked.then((result) => this.grantOf(ref, result)) : this.grantOf(ref, checked);
+  }
+
+  private grantOf(ref: number | undefined, checked: GrantCheck): SubscriptionGrant | undefined {
+    if (checked.ok) return checked.grant;
+    const { code, message } = checked.refusal;
+    this.reject(ref, code === ErrorCode.Unauthorized ? "unauthorized" : "forbidden", code, message);
     return undefined;
   }
 
