@@ -2,6 +2,7 @@ import { DEFAULT_BACKOFF, backoffDelayMs, type BackoffOptions } from "./backoff.
 import { ChannelCursor } from "./dedupe.js";
 import { tokenExpiryMs, type TokenSource } from "./token.js";
 import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
+import { SubscriptionTokens, type SubscriptionTokenSource } from "./subscription-tokens.js";
 import { openSse, openWebSocket, type FetchLike, type IncomingFrame, type Transport, type WebSocketFactory } from "./transports.js";
 import {
   RealtimeError,
@@ -26,7 +27,14 @@ export interface ConnectOptions {
   /** `auto` (default): WebSocket, falling back to SSE where WebSocket is missing or keeps failing before `welcome`. */
   readonly transport?: "auto" | TransportKind;
   readonly reconnect?: Partial<BackoffOptions>;
-  /** Refresh this long before `exp`; default a tenth of the token's lifetime, at most 60 s. */
+  /**
+   * For namespaces whose subscribe is "token" (README "Subscription tokens"):
+   * when given, it is called for every channel at each subscribe (after a
+   * reconnect too) and before the channel's token expires; resolve
+   * null/undefined for a channel that needs no token. WebSocket only.
+   */
+  readonly getSubscriptionToken?: SubscriptionTokenSource;
+  /** Refresh this long before `exp` (the connection token's and each subscription token's); default a tenth of the token's lifetime, at most 60 s. */
   readonly refreshBeforeExpMs?: number;
   /** A request without a reply in this time is rejected (default 15 s). */
   readonly requestTimeoutMs?: number;
@@ -94,11 +102,22 @@ export class RealtimeClient {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   /** Bumped by every open: a superseded open (awaiting its token) gives up. */
   private generation = 0;
+  private readonly subscriptionTokens: SubscriptionTokens | undefined;
 
   constructor(options: ConnectOptions) {
     this.options = options;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.random = options.random ?? Math.random;
+    const source = options.getSubscriptionToken;
+    this.subscriptionTokens =
+      source === undefined
+        ? undefined
+        : new SubscriptionTokens({
+            source,
+            refreshBeforeExpMs: options.refreshBeforeExpMs,
+            sendRefresh: (channel, token) => this.send({ op: "refresh", channel, token }),
+            onError: (error) => this.emit("error", error),
+          });
     const wsAvailable = this.webSocketFactory() !== undefined;
     this.kind = options.transport === "sse" || (options.transport !== "websocket" && !wsAvailable) ? "sse" : "websocket";
     void this.open();
@@ -151,6 +170,7 @@ export class RealtimeClient {
     if (handler) sub.handlers.delete(handler);
     if (handler && sub.handlers.size > 0) return;
     this.subs.delete(channel);
+    this.subscriptionTokens?.forget(channel);
     for (const waiter of sub.waiters) waiter.reject(new RealtimeError("closed", `unsubscribed from ${channel}`));
     if (this.kind === "sse") return this.restart();
     if (this.welcomed) this.request({ op: "unsubscribe", channel }).catch(() => {});
@@ -290,10 +310,11 @@ export class RealtimeClient {
   }
 
   /** The server ended a subscription: forget it (no resubscribe, not even after a reconnect) and say why. */
-  private droppedByServer(channel: string, reason: "revoked" | "forbidden"): void {
+  private droppedByServer(channel: string, reason: "revoked" | "forbidden" | "expired"): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     this.subs.delete(channel);
+    this.subscriptionTokens?.forget(channel);
     for (const waiter of sub.waiters) waiter.reject(new RealtimeError(reason, `the server ended the subscription to ${channel} (${reason})`));
     this.emit("unsubscribed", { channel, reason });
   }
@@ -354,6 +375,7 @@ export class RealtimeClient {
   private teardown(error: RealtimeError): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers = [];
+    this.subscriptionTokens?.clear();
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     const pending = [...this.pending.values()];
@@ -413,13 +435,36 @@ export class RealtimeClient {
     else request.reject(new RealtimeError(frame.code, frame.message, frame.retryAfterMs));
   }
 
+  /** With `getSubscriptionToken`, the channel's token is asked for first; a reply for a connection since replaced is ignored (its welcome resubscribes). */
   private sendSubscribe(sub: Subscription): void {
+    const tokens = this.subscriptionTokens;
+    if (tokens === undefined) return this.sendSubscribeFrame(sub, undefined);
+    const transport = this.transport;
+    tokens.forSubscribe(sub.channel).then(
+      (token) => {
+        if (this.transport === transport && this.welcomed) this.sendSubscribeFrame(sub, token);
+      },
+      (error: unknown) => {
+        if (this.transport !== transport) return;
+        this.subscribeRefused(sub, new RealtimeError("unauthorized", `the subscription token provider failed for ${sub.channel}`, undefined, { cause: error }));
+      },
+    );
+  }
+
+  private sendSubscribeFrame(sub: Subscription, token: string | undefined): void {
+    if (this.subs.get(sub.channel) !== sub) return;
     const since = sub.cursor.lastSeq;
     const frame: ClientRequest = { op: "subscribe", channel: sub.channel };
     if (since !== undefined) frame.since = since;
     if (sub.presence) frame.presence = true;
+    if (token !== undefined) frame.token = token;
+    const transport = this.transport;
     this.send(frame).then(
-      (ok) => this.subscribed(sub, { recovered: ok.recovered === true, missed: Number(ok.missed ?? 0) }, since !== undefined),
+      (ok) => {
+        // The reply is read in a later microtask: a connection torn down meanwhile must not arm a refresh.
+        if (token !== undefined && this.transport === transport && this.subs.get(sub.channel) === sub) this.subscriptionTokens?.accepted(sub.channel, token);
+        this.subscribed(sub, { recovered: ok.recovered === true, missed: Number(ok.missed ?? 0) }, since !== undefined);
+      },
       (error: RealtimeError) => this.subscribeRefused(sub, error),
     );
   }
@@ -444,7 +489,10 @@ export class RealtimeClient {
   private subscribeRefused(sub: Subscription, error: RealtimeError): void {
     if (this.subs.get(sub.channel) !== sub) return;
     if (error.code === "connection_lost") return; // resubscribed on the next connection
-    if (PERMANENT_ERRORS.has(error.code)) this.subs.delete(sub.channel);
+    if (PERMANENT_ERRORS.has(error.code)) {
+      this.subs.delete(sub.channel);
+      this.subscriptionTokens?.forget(sub.channel);
+    }
     const waiters = sub.waiters;
     sub.waiters = [];
     for (const waiter of waiters) waiter.reject(error);

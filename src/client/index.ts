@@ -13,6 +13,7 @@ export { RealtimeClient, type ConnectOptions } from "./client.js";
 export { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { ChannelCursor } from "./dedupe.js";
 export { tokenExpiryMs, type TokenSource } from "./token.js";
+export { type SubscriptionTokenSource } from "./subscription-tokens.js";
 export { SseParser, type FetchLike, type WebSocketFactory, type WebSocketLike } from "./transports.js";
 export * from "./types.js";
 

@@ -42,9 +42,11 @@ export interface ClientEvents {
   gap: { channel: string; reason: GapReason; missed?: number };
   /**
    * The server ended a subscription: `revoked` (the backend removed you from
-   * the channel), `forbidden` (a refreshed token no longer allows it). The client has dropped the
-   * subscription and does not resubscribe; subscribe again only when the app
-   * knows access is back.
+   * the channel, or revoked its subscription token), `forbidden` (a refreshed
+   * token no longer allows it), `expired` (its subscription token expired
+   * without a refresh: `getSubscriptionToken` failed or was refused). The
+   * client has dropped the subscription and does not resubscribe; subscribe
+   * again only when the app knows access is back.
    */
   unsubscribed: { channel: string; reason: UnsubscribeReason };
   /** Something went wrong that the client handles itself (it reconnects); for logging. */

@@ -176,7 +176,7 @@ export const VARIABLES = {
   OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
-    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]',
+    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (README "Subscription tokens")',
     namespaces,
   ),
 } as const;

@@ -132,7 +132,7 @@ const namespacePolicy = v.strictObject({
     v.check((name) => !RESERVED_NAMESPACES.includes(name), (issue) => `name "${issue.input}" is reserved`),
     v.check((name) => !builtInNames.has(name), (issue) => `name "${issue.input}" is a built-in namespace`),
   ),
-  subscribe: v.optional(v.picklist(["self", "claim", "any"], 'subscribe must be "self", "claim" or "any"'), "claim"),
+  subscribe: v.optional(v.picklist(["self", "claim", "any", "token"], 'subscribe must be "self", "claim", "any" or "token"'), "claim"),
   publish: v.optional(
     v.picklist(["none", "backend", "broadcast"], 'publish must be "none", "backend" or "broadcast"'),
     "none",

@@ -1,6 +1,6 @@
 import { CloseCode, UnsubscribeReason } from "../protocol/codes.js";
 import { DisconnectMode, type ControlCommand } from "../protocol/control.js";
-import type { Principal } from "./ports/authenticator.js";
+import type { TokenIdentity } from "./ports/authenticator.js";
 import type { Clock, Timer } from "./ports/clock.js";
 import type { Logger } from "./ports/logger.js";
 import type { Metrics } from "./ports/metrics.js";
@@ -79,11 +79,11 @@ export class AccessControl {
     this.maintenance?.cancel();
   }
 
-  isRevoked(principal: Principal): boolean {
+  isRevoked(principal: TokenIdentity): boolean {
     return this.revocations.isRevoked(principal, this.deps.clock.now());
   }
 
-  isChannelRevoked(principal: Principal, channel: string): boolean {
+  isChannelRevoked(principal: TokenIdentity, channel: string): boolean {
     return this.revocations.isChannelRevoked(principal, channel, this.deps.clock.now());
   }
 
@@ -123,7 +123,11 @@ export class AccessControl {
     this.deps.metrics.controlCommandApplied(command.command);
   }
 
-  /** Into memory and the store; live sessions on a token it revokes are closed with 4001. */
+  /**
+   * Into memory and the store; live sessions on a token it revokes are closed
+   * with 4001, and subscriptions on a subscription token it revokes end with
+   * `unsubscribed` reason `revoked`.
+   */
   private remember(revocation: Revocation): void {
     this.hold(revocation);
     void this.save(revocation);
@@ -135,6 +139,7 @@ export class AccessControl {
     if (revocation.kind === "channel") return;
     for (const session of [...this.deps.sessionsOf(revocation.userId)]) {
       if (Revocations.matches(revocation, session.credentials)) session.close(CloseCode.TokenExpired, REVOKED_REASON);
+      else session.endTokenSubscriptions((grant) => Revocations.matches(revocation, grant), UnsubscribeReason.Revoked);
     }
   }
 

@@ -1,12 +1,15 @@
 import type { Channel } from "../protocol/channel.js";
-import type { Principal } from "./ports/authenticator.js";
+import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 
 /**
  * What a namespace allows (CONTRACT §2). Built-ins below; more come from the
  * `NAMESPACES` setting.
  *
  * - subscribe `self`: only the user whose id equals the channel id;
- *   `claim`: users whose JWT `channels` claim matches; `any`: any authenticated user.
+ *   `claim`: users whose JWT `channels` claim matches; `any`: any authenticated user;
+ *   `token`: users holding a subscription token for the channel (README
+ *   "Subscription tokens"), sent with `subscribe` and refreshed on its own;
+ *   the connection token's `channels` claim grants nothing here.
  * - publish `none`: clients may not publish; `backend`: client publishes go to
  *   the events exchange as `client.<ns>.<id>.<type>` for backends to act on;
  *   `broadcast`: straight to the live exchange, to every subscriber (typing indicators).
@@ -15,7 +18,7 @@ import type { Principal } from "./ports/authenticator.js";
  */
 export interface NamespacePolicy {
   readonly name: string;
-  readonly subscribe: "self" | "claim" | "any";
+  readonly subscribe: "self" | "claim" | "any" | "token";
   readonly publish: "none" | "backend" | "broadcast";
   readonly durable: boolean;
   readonly presence: boolean;
@@ -52,19 +55,21 @@ export class NamespaceRegistry {
       .map((policy) => policy.name);
   }
 
-  canSubscribe(principal: Principal, channel: Channel): Authorization {
+  /** `grant`: the verified subscription token of the channel, for a namespace with subscribe `token` (the only one it counts for). */
+  canSubscribe(principal: Principal, channel: Channel, grant?: SubscriptionGrant): Authorization {
     const policy = this.byName.get(channel.namespace);
     if (!policy) return { allowed: false, reason: "not_found" };
     const allowed =
       policy.subscribe === "any" ||
       (policy.subscribe === "self" && channel.id === principal.userId) ||
-      (policy.subscribe === "claim" && claimMatches(principal.channelPatterns, channel));
+      (policy.subscribe === "claim" && claimMatches(principal.channelPatterns, channel)) ||
+      (policy.subscribe === "token" && grant !== undefined && grant.channel === channel.name && grant.userId === principal.userId);
     return allowed ? { allowed: true, policy } : { allowed: false, reason: "forbidden" };
   }
 
   /** Client publish needs the namespace to accept publishes and the same right as subscribing. */
-  canPublish(principal: Principal, channel: Channel): Authorization {
-    const subscribe = this.canSubscribe(principal, channel);
+  canPublish(principal: Principal, channel: Channel, grant?: SubscriptionGrant): Authorization {
+    const subscribe = this.canSubscribe(principal, channel, grant);
     if (!subscribe.allowed) return subscribe;
     return subscribe.policy.publish === "none" ? { allowed: false, reason: "forbidden" } : subscribe;
   }

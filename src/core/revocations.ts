@@ -1,5 +1,5 @@
 import type { RevokeCommand, UnsubscribeCommand } from "../protocol/control.js";
-import type { Principal } from "./ports/authenticator.js";
+import type { TokenIdentity } from "./ports/authenticator.js";
 import type { Revocation } from "./ports/revocation-store.js";
 
 export interface RevocationLimits {
@@ -17,7 +17,8 @@ export interface RevocationLimits {
  * This node's view of every revocation that still matters, in memory: what
  * connect, `refresh` and `subscribe` check a token against. Fed by control
  * commands and by the store at start-up (and after every broker reconnect,
- * for commands missed meanwhile). Memory is bounded by expiry (`prune`) and
+ * for commands missed meanwhile). Connection and subscription tokens are
+ * matched alike, by user, `jti` and `iat`. Memory is bounded by expiry (`prune`) and
  * by `maxEntries`.
  */
 export class Revocations {
@@ -59,14 +60,14 @@ export class Revocations {
   }
 
   /** Whether a verified token may no longer be used: its `jti` is revoked, or it was issued before its user's cut-off. */
-  isRevoked(principal: Principal, nowMs: number): boolean {
+  isRevoked(principal: TokenIdentity, nowMs: number): boolean {
     if (principal.tokenId !== undefined && this.live(`token\u0000${principal.userId}\u0000${principal.tokenId}`, nowMs)) return true;
     const before = this.live(`issued_before\u0000${principal.userId}\u0000`, nowMs);
     return before !== undefined && Revocations.matches(before, principal);
   }
 
   /** Whether this token may no longer subscribe to `channel` (the user was removed from it after the token was issued). */
-  isChannelRevoked(principal: Principal, channel: string, nowMs: number): boolean {
+  isChannelRevoked(principal: TokenIdentity, channel: string, nowMs: number): boolean {
     const entry = this.live(`channel\u0000${principal.userId}\u0000${channel}`, nowMs);
     return entry !== undefined && Revocations.matches(entry, principal);
   }
@@ -77,7 +78,7 @@ export class Revocations {
    * covered; one issued in the same second as the cut-off, but after it,
    * counts as before.
    */
-  static matches(revocation: Revocation, principal: Principal): boolean {
+  static matches(revocation: Revocation, principal: TokenIdentity): boolean {
     if (revocation.userId !== principal.userId) return false;
     if (revocation.kind === "token") return principal.tokenId === revocation.tokenId;
     return principal.issuedAtMs === undefined || principal.issuedAtMs < revocation.issuedBeforeMs;

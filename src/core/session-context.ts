@@ -2,7 +2,7 @@ import type { Channel } from "../protocol/channel.js";
 import type { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
 import type { NamespacePolicy, NamespaceRegistry } from "./namespaces.js";
-import type { Authenticator, Principal } from "./ports/authenticator.js";
+import type { Authenticator, TokenIdentity } from "./ports/authenticator.js";
 import type { Clock } from "./ports/clock.js";
 import type { EventStore } from "./ports/event-store.js";
 import type { Logger } from "./ports/logger.js";
@@ -35,10 +35,10 @@ export interface SessionContext {
   readonly presence: PresenceHandle;
   /** Tells every connection of the user, on every node, where their read mark now is. */
   announceRead(userId: string, upTo: number): void;
-  /** Revocations (README "Control channel"): a refreshed token is checked, and so is each subscribe. */
+  /** Revocations (README "Control channel"): a refreshed token is checked, and so is each subscribe and each subscription token. */
   readonly access: {
-    isRevoked(principal: Principal): boolean;
-    isChannelRevoked(principal: Principal, channel: string): boolean;
+    isRevoked(token: TokenIdentity): boolean;
+    isChannelRevoked(token: TokenIdentity, channel: string): boolean;
   };
 }
 

@@ -3,7 +3,7 @@ import { EVENT_TYPE_PATTERN, parseChannel, routingPrefix, type Channel } from ".
 import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ServerFrame } from "../protocol/frames.js";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
 import { BrokerUnavailableError } from "./ports/broker.js";
-import { AuthenticationError, type Principal } from "./ports/authenticator.js";
+import { AuthenticationError, type Principal, type SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 import type { Timer } from "./ports/clock.js";
 import type { FrameRejectReason } from "./ports/metrics.js";
@@ -11,6 +11,7 @@ import type { RecoverySink, SessionContext, UserState } from "./session-context.
 import type { EventStore, HistoryPage } from "./ports/event-store.js";
 import { storedEventFrame } from "./event-frames.js";
 import { EventTooLargeError } from "./published-envelope.js";
+import { checkSubscriptionToken, type GrantCheck } from "./subscription-grants.js";
 
 type Frame<Op extends ClientFrame["op"]> = Extract<ClientFrame, { op: Op }>;
 
@@ -21,6 +22,10 @@ interface Subscription {
   bound: boolean;
   /** Tracked in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
   tracked: boolean;
+  /** The subscription token it stands on, in a namespace with subscribe `token`: its right comes from this, not from the connection token. */
+  grant: SubscriptionGrant | undefined;
+  /** Ends the subscription (`expired`) at the grant's expiry; armed once bound, cancelled by whoever removes the entry. */
+  expiry: Timer | undefined;
 }
 
 /**
@@ -165,6 +170,7 @@ export class Session {
     this.expiryTimer?.cancel();
     for (const stop of [...this.recoveries.values()]) stop();
     for (const [name, subscription] of this.channels) {
+      subscription.expiry?.cancel();
       if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
       if (subscription.tracked) this.ctx.presence.untrack(name, this.userId);
     }
@@ -199,7 +205,7 @@ export class Session {
       case "ping":
         return this.send(frame.ref === undefined ? { op: "pong" } : { op: "pong", ref: frame.ref });
       case "refresh":
-        return void this.refresh(frame);
+        return void (frame.channel === undefined ? this.refresh(frame) : this.refreshSubscription(frame, frame.channel));
       case "read":
         return void this.read(frame);
       case "presence":
@@ -216,14 +222,28 @@ export class Session {
   private async subscribe(frame: Frame<"subscribe">): Promise<void> {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    const policy = this.ctx.namespaces.get(channel.namespace);
+    let grant: SubscriptionGrant | undefined;
+    if (policy?.subscribe === "token") {
+      if (frame.token === undefined) {
+        return this.reject(frame.ref, "forbidden", ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
+      }
+      const decided = this.grantFor(frame.ref, channel, frame.token);
+      grant = decided instanceof Promise ? await decided : decided;
+      if (!grant || this.closed) return;
+    } else if (frame.token !== undefined && policy) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
+    }
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel, grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
-    if (this.ctx.access.isChannelRevoked(this.principal, channel.name)) return this.rejectAuthorization(frame.ref, channel, "forbidden");
+    if (grant === undefined && this.ctx.access.isChannelRevoked(this.principal, channel.name)) return this.rejectAuthorization(frame.ref, channel, "forbidden");
     if (frame.presence === true && !verdict.policy.presence) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     }
     const existing = this.channels.get(channel.name);
     if (existing) {
+      // A repeated subscribe with a token renews the subscription's token as `refresh` would.
+      if (grant) this.renewGrant(channel.name, existing, grant);
       if (frame.presence === true && existing.bound) this.trackIn(channel.name, existing);
       return this.ok(frame.ref, { recovered: false, missed: 0 });
     }
@@ -231,7 +251,7 @@ export class Session {
       return this.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    const subscription: Subscription = { prefix, bound: false, tracked: false };
+    const subscription: Subscription = { prefix, bound: false, tracked: false, grant, expiry: undefined };
     this.channels.set(channel.name, subscription);
     try {
       await this.ctx.bindings.acquire(prefix);
@@ -245,6 +265,7 @@ export class Session {
       return;
     }
     subscription.bound = true;
+    this.armGrantExpiry(channel.name, subscription);
     if (frame.presence === true) this.trackIn(channel.name, subscription);
     if (frame.since !== undefined && verdict.policy.durable && this.ctx.store) {
       return this.recover(frame.ref, channel, subscription, frame.since, this.ctx.store);
@@ -348,8 +369,8 @@ export class Session {
   }
 
   /**
-   * The server ends a subscription on its own (a revocation, or a refreshed
-   * token no longer allowing it): the client is told with an `unsubscribed`
+   * The server ends a subscription on its own (a revocation, a refreshed
+   * token no longer allowing it, or its subscription token expiring): the client is told with an `unsubscribed`
    * frame, after which no event of the channel reaches this connection. False when the connection was not subscribed.
    */
   endSubscription(channel: string, reason: UnsubscribeReason): boolean {
@@ -358,11 +379,19 @@ export class Session {
     return true;
   }
 
+  /** Ends, with `reason`, each subscription standing on a subscription token that `covered` picks (a revocation of it). */
+  endTokenSubscriptions(covered: (grant: SubscriptionGrant) => boolean, reason: UnsubscribeReason): void {
+    for (const [name, subscription] of [...this.channels]) {
+      if (subscription.grant && covered(subscription.grant)) this.endSubscription(name, reason);
+    }
+  }
+
   /** Removes a subscription and gives back what it held; false when there was none. */
   private drop(channel: string): boolean {
     const subscription = this.channels.get(channel);
     if (subscription === undefined) return false;
     this.channels.delete(channel);
+    subscription.expiry?.cancel();
     this.recoveries.get(channel)?.();
     this.socket.unsubscribe(channel);
     if (subscription.bound) this.ctx.bindings.release(subscription.prefix);
@@ -380,7 +409,7 @@ export class Session {
   private presence(frame: Frame<"presence">): void {
     const channel = this.channelOf(frame.ref, frame.channel);
     if (!channel) return;
-    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel);
+    const verdict = this.ctx.namespaces.canSubscribe(this.principal, channel, this.channels.get(channel.name)?.grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
     if (!verdict.policy.presence) return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     this.ok(frame.ref, { ...this.ctx.presence.members(channel.name) });
@@ -396,7 +425,7 @@ export class Session {
     if (!EVENT_TYPE_PATTERN.test(frame.type)) {
       return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
     }
-    const verdict = this.ctx.namespaces.canPublish(this.principal, channel);
+    const verdict = this.ctx.namespaces.canPublish(this.principal, channel, this.channels.get(channel.name)?.grant);
     if (!verdict.allowed) return this.rejectAuthorization(frame.ref, channel, verdict.reason);
     try {
       const id = await this.ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId: this.userId });
@@ -427,14 +456,73 @@ export class Session {
   /**
    * After a refresh: every subscription is checked against the new token as
    * a new `subscribe` would be, and those it no longer allows end with
-   * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`).
+   * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`). A
+   * subscription on a subscription token is left alone: the connection
+   * token never granted it.
    */
   private reauthorize(): void {
-    for (const name of [...this.channels.keys()]) {
+    for (const [name, subscription] of [...this.channels]) {
+      if (subscription.grant) continue;
       const channel = parseChannel(name);
       const allowed = channel !== undefined && this.ctx.namespaces.canSubscribe(this.principal, channel).allowed && !this.ctx.access.isChannelRevoked(this.principal, name);
       if (!allowed) this.endSubscription(name, UnsubscribeReason.Forbidden);
     }
+  }
+
+  /**
+   * `refresh` with `channel`: a new subscription token for a channel
+   * subscribed with one, checked as `subscribe` checks it; the subscription
+   * then lasts until the new token's expiry.
+   */
+  private async refreshSubscription(frame: Frame<"refresh">, name: string): Promise<void> {
+    const channel = this.channelOf(frame.ref, name);
+    if (!channel) return;
+    const subscription = this.channels.get(channel.name);
+    if (!subscription?.grant) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+    }
+    const decided = this.grantFor(frame.ref, channel, frame.token);
+    const grant = decided instanceof Promise ? await decided : decided;
+    if (!grant || this.closed) return;
+    // It may have expired or been ended while the token was verified: a late refresh does not bring it back.
+    if (this.channels.get(channel.name) !== subscription) {
+      return this.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+    }
+    this.renewGrant(channel.name, subscription, grant);
+    this.ok(frame.ref, {});
+  }
+
+  /**
+   * The subscription token checked (see checkSubscriptionToken); undefined
+   * after a refusal, which is replied here. Not a promise where the token
+   * was decided synchronously: callers await only a promise.
+   */
+  private grantFor(ref: number | undefined, channel: Channel, token: string): SubscriptionGrant | undefined | Promise<SubscriptionGrant | undefined> {
+    const checked = checkSubscriptionToken(this.ctx, token, this.userId, channel);
+    return checked instanceof Promise ? checked.then((result) => this.grantOf(ref, result)) : this.grantOf(ref, checked);
+  }
+
+  private grantOf(ref: number | undefined, checked: GrantCheck): SubscriptionGrant | undefined {
+    if (checked.ok) return checked.grant;
+    const { code, message } = checked.refusal;
+    this.reject(ref, code === ErrorCode.Unauthorized ? "unauthorized" : "forbidden", code, message);
+    return undefined;
+  }
+
+  private renewGrant(name: string, subscription: Subscription, grant: SubscriptionGrant): void {
+    subscription.grant = grant;
+    if (subscription.bound) this.armGrantExpiry(name, subscription);
+  }
+
+  /** A subscription on a subscription token ends with `unsubscribed` reason `expired` at the token's expiry, unless refreshed first. */
+  private armGrantExpiry(name: string, subscription: Subscription): void {
+    subscription.expiry?.cancel();
+    const grant = subscription.grant;
+    if (grant === undefined) return;
+    const remainingMs = Math.max(0, grant.expiresAtMs - this.ctx.clock.now());
+    subscription.expiry = this.ctx.clock.setTimeout(() => {
+      if (this.channels.get(name) === subscription) this.endSubscription(name, UnsubscribeReason.Expired);
+    }, remainingMs);
   }
 
   private armExpiry(): void {

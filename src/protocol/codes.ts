@@ -78,11 +78,14 @@ export type GapReason = (typeof GapReason)[keyof typeof GapReason];
  * Why the server ended a subscription (`unsubscribed` frame). The client
  * drops the subscription and does not resubscribe on its own, not even after
  * a reconnect. `revoked`: the backend removed the user from the channel.
- * `forbidden`: a refreshed token no longer allows the channel.
+ * `forbidden`: a refreshed token no longer allows the channel. `expired`: the
+ * subscription's own token (README "Subscription tokens") expired without a
+ * refresh; subscribe again with a new one.
  */
 export const UnsubscribeReason = {
   Revoked: "revoked",
   Forbidden: "forbidden",
+  Expired: "expired",
 } as const;
 export type UnsubscribeReason = (typeof UnsubscribeReason)[keyof typeof UnsubscribeReason];
 

@@ -10,6 +10,7 @@ import { eventDataMessage, eventDataProblem } from "./event-data.js";
 const ref = v.optional(v.pipe(v.number(), v.safeInteger()));
 const channel = v.pipe(v.string(), v.maxLength(200));
 const seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const token = v.pipe(v.string(), v.minLength(1), v.maxLength(16_384));
 /** An event's data: any JSON within MAX_DATA_DEPTH levels whose numbers JSON can carry (shared with the HTTP publish body). */
 export const EventDataSchema = v.pipe(
   v.unknown(),
@@ -20,7 +21,8 @@ export const EventDataSchema = v.pipe(
 );
 
 const ClientFrameSchema = v.variant("op", [
-  v.object({ op: v.literal("subscribe"), ref, channel, since: v.optional(seq), presence: v.optional(v.boolean()) }),
+  // `token`: the channel's subscription token, for namespaces with subscribe "token" (README "Subscription tokens").
+  v.object({ op: v.literal("subscribe"), ref, channel, since: v.optional(seq), presence: v.optional(v.boolean()), token: v.optional(token) }),
   v.object({ op: v.literal("unsubscribe"), ref, channel }),
   v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: EventDataSchema }),
   v.object({ op: v.literal("presence"), ref, channel }),
@@ -32,7 +34,8 @@ const ClientFrameSchema = v.variant("op", [
   }),
   v.object({ op: v.literal("read"), ref, channel, upTo: seq }),
   v.object({ op: v.literal("ping"), ref }),
-  v.object({ op: v.literal("refresh"), ref, token: v.pipe(v.string(), v.minLength(1), v.maxLength(16_384)) }),
+  // Without `channel`: a new connection token. With it: a new subscription token for that subscribed channel.
+  v.object({ op: v.literal("refresh"), ref, token, channel: v.optional(channel) }),
 ]);
 
 export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;

@@ -15,7 +15,7 @@ import { FakeFanout, FakeSocket } from "./fake-socket.js";
  */
 export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partial<GatewayDeps> & { bindLingerMs: number }) {
   const fanout = new FakeFanout();
-  const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")) };
+  const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")), verifySubscription: () => Promise.reject(new Error("not used")) };
   let ids = 0;
   const gateway = new Gateway(
     {

@@ -66,3 +66,28 @@ export async function signToken(claims: TokenClaims = {}): Promise<string> {
   if (claims.sub !== "") jwt.setSubject(claims.sub ?? "u1");
   return jwt.sign(new TextEncoder().encode(claims.secret ?? TEST_JWT_SECRET));
 }
+
+export interface SubscriptionTokenClaims {
+  sub?: string;
+  /** Omitted: no `channel` claim (then it is a connection token, refused as a subscription token). */
+  channel?: string;
+  expiresInSec?: number;
+  jti?: string;
+  /** Seconds since the epoch; default now. */
+  iat?: number;
+  secret?: string;
+}
+
+/** An HS256 subscription token (README "Subscription tokens"): `sub`, `channel`, `exp`, `iat`, and `jti` when given. */
+export async function signSubscriptionToken(claims: SubscriptionTokenClaims): Promise<string> {
+  const nowSec = Math.floor(Date.now() / 1000);
+  const payload: Record<string, unknown> = {};
+  if (claims.channel !== undefined) payload.channel = claims.channel;
+  const jwt = new SignJWT(payload)
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(claims.sub ?? "u1")
+    .setIssuedAt(claims.iat ?? nowSec)
+    .setExpirationTime(nowSec + (claims.expiresInSec ?? 600));
+  if (claims.jti !== undefined) jwt.setJti(claims.jti);
+  return jwt.sign(new TextEncoder().encode(claims.secret ?? TEST_JWT_SECRET));
+}

@@ -27,6 +27,7 @@ async function setup(options: { store?: EventStore; tokens?: Tokens } = {}) {
       if (!principal) throw new Error(`unknown test token ${token}`);
       return principal;
     },
+    verifySubscription: () => Promise.reject(new Error("not used")),
   };
   const { gateway, connect } = coreGateway(clock, broker, { metrics, authenticator, bindLingerMs: 0, store: options.store });
   await gateway.start();

@@ -43,9 +43,9 @@ class FakeWebSocket implements WebSocketLike {
 
 const event = (seq: number | undefined, id = `e${seq}`) => ({ op: "event", channel: "room:1", id, ...(seq === undefined ? {} : { seq }), type: "t", data: { seq }, ts: "t" });
 
-function jwt(expSec: number): string {
+function jwt(expSec: number, claims: Record<string, unknown> = {}): string {
   const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  return `${encode({ alg: "HS256" })}.${encode({ sub: "u", exp: expSec })}.sig`;
+  return `${encode({ alg: "HS256" })}.${encode({ sub: "u", exp: expSec, ...claims })}.sig`;
 }
 
 describe("backoff and dedupe", () => {
@@ -348,5 +348,110 @@ describe("RealtimeClient over a fake WebSocket", () => {
     expect(fetches).toEqual(["http://gw.test/realtime/events?channels=room%3A1"]);
     await expect(client.publish("room:1", "t", {})).rejects.toMatchObject({ code: "unsupported" });
     client.close();
+  });
+
+  describe("subscription tokens (getSubscriptionToken)", () => {
+    /** The app's source: a token for vip channels (the nth issued for a channel expiring 30 s later each), none for the rest. */
+    const tokenSource = () => {
+      const issued = new Map<string, number>();
+      const nowSec = Math.floor(Date.now() / 1000);
+      return vi.fn(async (channel: string) => {
+        if (!channel.startsWith("vip:")) return null;
+        const n = (issued.get(channel) ?? 0) + 1;
+        issued.set(channel, n);
+        return jwt(nowSec + 30 * n, { channel, n });
+      });
+    };
+    const openWith = (getSubscriptionToken: (channel: string) => Promise<string | null>) =>
+      connect({ url: "http://gw.test", token: "tok", WebSocket: FakeWebSocket, random: () => 0.5, reconnect: { initialDelayMs: 1_000, maxDelayMs: 8_000 }, transport: "websocket", getSubscriptionToken });
+
+    it("asks for every channel's token at subscribe and sends it; a channel it has none for is subscribed without", async () => {
+      const source = tokenSource();
+      const client = openWith(source);
+      await vi.advanceTimersByTimeAsync(0);
+      client.subscribe("vip:1", () => {}).catch(() => {});
+      client.subscribe("room:1", () => {}).catch(() => {});
+      FakeWebSocket.last.welcome();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(source.mock.calls.map(([channel]) => channel)).toEqual(["vip:1", "room:1"]);
+      const frames = FakeWebSocket.last.ofOp("subscribe");
+      expect(frames.find((frame) => frame.channel === "vip:1")).toMatchObject({ token: await source.mock.results[0]!.value });
+      expect(frames.find((frame) => frame.channel === "room:1")).not.toHaveProperty("token");
+      client.close();
+    });
+
+    it("refreshes a channel's token before its exp with refresh {channel, token}, then the new one before its own", async () => {
+      const source = tokenSource();
+      const client = openWith(source);
+      await vi.advanceTimersByTimeAsync(0);
+      client.subscribe("vip:1", () => {}).catch(() => {});
+      FakeWebSocket.last.welcome(1_000_000);
+      await vi.advanceTimersByTimeAsync(0);
+      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      // About 30 s left: refreshed a tenth (about 3 s) before exp, and not before 26 s.
+      await vi.advanceTimersByTimeAsync(26_000);
+      expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(4_000);
+      const [refresh] = FakeWebSocket.last.ofOp("refresh");
+      expect(refresh).toMatchObject({ op: "refresh", channel: "vip:1", token: await source.mock.results[1]!.value });
+      FakeWebSocket.last.answer("refresh");
+      // The second token expires 60 s after the start: its refresh comes before that.
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(FakeWebSocket.last.ofOp("refresh").map((frame) => frame.token)).toEqual([await source.mock.results[1]!.value, await source.mock.results[2]!.value]);
+      client.close();
+    });
+
+    // Dropped after the subscribe's ok was read, or before (the ok is read in a microtask): either way the old token's refresh dies with its connection.
+    it.each([["read", true], ["not yet read", false]])("resubscribes after a reconnect with a fresh token, and stops refreshing the old one (ok %s at the drop)", async (_read, settle) => {
+      const source = tokenSource();
+      const client = openWith(source);
+      await vi.advanceTimersByTimeAsync(0);
+      client.subscribe("vip:1", () => {}).catch(() => {});
+      FakeWebSocket.last.welcome(1_000_000);
+      await vi.advanceTimersByTimeAsync(0);
+      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      if (settle) await vi.advanceTimersByTimeAsync(0);
+      FakeWebSocket.last.drop(1006);
+      await vi.advanceTimersByTimeAsync(1_000);
+      FakeWebSocket.last.welcome(1_000_000);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(FakeWebSocket.sockets).toHaveLength(2);
+      expect(FakeWebSocket.last.ofOp("subscribe")).toEqual([expect.objectContaining({ channel: "vip:1", token: await source.mock.results[1]!.value })]);
+      // The resubscribe is not answered yet: the first token's refresh (due at about 27 s) died with its connection.
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(source).toHaveBeenCalledTimes(2);
+      expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+      client.close();
+    });
+
+    it("reports a failed refresh as an error, and forgets the channel when the server then ends it with expired", async () => {
+      let calls = 0;
+      const nowSec = Math.floor(Date.now() / 1000);
+      const source = vi.fn(async (channel: string) => {
+        calls += 1;
+        if (calls > 1) throw new Error("token service down");
+        return jwt(nowSec + 30, { channel });
+      });
+      const client = openWith(source);
+      await vi.advanceTimersByTimeAsync(0);
+      const errors: string[] = [];
+      const ended: unknown[] = [];
+      client.on("error", (error) => errors.push(error.message));
+      client.on("unsubscribed", (info) => ended.push(info));
+      client.subscribe("vip:1", () => {}).catch(() => {});
+      FakeWebSocket.last.welcome(1_000_000);
+      await vi.advanceTimersByTimeAsync(0);
+      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      await vi.advanceTimersByTimeAsync(28_000);
+      expect(errors).toEqual(["subscription token refresh failed for vip:1"]);
+      expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
+      FakeWebSocket.last.deliver({ op: "unsubscribed", channel: "vip:1", reason: "expired" });
+      expect(ended).toEqual([{ channel: "vip:1", reason: "expired" }]);
+      FakeWebSocket.last.drop(1006);
+      await vi.advanceTimersByTimeAsync(1_000);
+      FakeWebSocket.last.welcome();
+      expect(FakeWebSocket.last.ofOp("subscribe")).toHaveLength(0);
+      client.close();
+    });
   });
 });

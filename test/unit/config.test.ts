@@ -286,12 +286,13 @@ describe("loadConfig cross-variable rules", () => {
 describe("loadConfig NAMESPACES", () => {
   it("adds extra namespaces after the built-ins, with defaults filled in", () => {
     const config = loadConfig({
-      NAMESPACES: JSON.stringify([{ name: "typing", subscribe: "claim", publish: "broadcast" }, { name: "feed-2", presence: true }]),
+      NAMESPACES: JSON.stringify([{ name: "typing", subscribe: "claim", publish: "broadcast" }, { name: "feed-2", presence: true }, { name: "vip", subscribe: "token" }]),
     });
     expect(config.namespaces.slice(0, BUILT_IN_NAMESPACES.length)).toEqual(BUILT_IN_NAMESPACES);
     expect(config.namespaces.slice(BUILT_IN_NAMESPACES.length)).toEqual([
       { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false },
       { name: "feed-2", subscribe: "claim", publish: "none", durable: false, presence: true },
+      { name: "vip", subscribe: "token", publish: "none", durable: false, presence: false },
     ]);
   });
 
@@ -306,7 +307,7 @@ describe("loadConfig NAMESPACES", () => {
         { name: "Bad.Name" },
         { name: "client" },
         { name: "room" },
-        { name: "chat", publish: "everyone", durabel: true },
+        { name: "chat", publish: "everyone", durabel: true, subscribe: "jwt" },
         { name: "chat" },
         { name: "chat" },
       ]),
@@ -317,6 +318,7 @@ describe("loadConfig NAMESPACES", () => {
     expect(messages).toContain('[1].name: name "client" is reserved');
     expect(messages).toContain('[2].name: name "room" is a built-in namespace');
     expect(messages).toContain('[3].publish: publish must be "none", "backend" or "broadcast"');
+    expect(messages).toContain('[3].subscribe: subscribe must be "self", "claim", "any" or "token"');
     expect(messages.some((message) => message.startsWith("[3].durabel"))).toBe(true);
   });
 

@@ -6,8 +6,15 @@ import type { JwtAuthenticatorOptions } from "../../src/adapters/jose/jwt-authen
  * paths of JwtAuthenticator (`verify` with jose, `verifyNow` with node:crypto)
  * must decide alike. Tokens are assembled by hand so that each spoiled part
  * can still carry a valid signature: what is tested is then the decoder and
- * the claim rules, not only the signature check.
+ * the claim rules, not only the signature check. The table comes in two
+ * kinds, one per token kind: connection tokens (`verify`, `verifyNow`) and
+ * subscription tokens (`verifySubscription`, `verifySubscriptionNow`); each
+ * kind's valid tokens carry what the other kind must refuse.
  */
+
+export type TokenKind = "connection" | "subscription";
+/** The channel every subscription token of the table names. */
+export const SUBSCRIPTION_CHANNEL = "vip:42";
 
 export type Verdict = "accepted" | "refused";
 
@@ -103,16 +110,19 @@ function misspellings(part: string): Array<[string, string]> {
   return spelled.filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== part);
 }
 
-/** Every case for one key kind, with times relative to `nowSec`. */
-export function tokenCases(kit: SigningKit, nowSec: number): TokenCase[] {
+/** Every case for one key kind and token kind, with times relative to `nowSec`. */
+export function tokenCases(kit: SigningKit, nowSec: number, kind: TokenKind = "connection"): TokenCase[] {
   const alg = kit.alg;
   const claims = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
     sub: "u1",
     exp: nowSec + 600,
     iss: ISSUER,
     aud: AUDIENCE,
+    ...(kind === "subscription" ? { channel: SUBSCRIPTION_CHANNEL } : {}),
     ...extra,
   });
+  /** The raw JSON cases below spell their claims by hand: this is the kind's own claim, spelled the same way. */
+  const kindJson = kind === "subscription" ? `,"channel":"${SUBSCRIPTION_CHANNEL}"` : "";
   const without = (name: string): Record<string, unknown> => {
     const all = claims();
     delete all[name];
@@ -141,10 +151,9 @@ export function tokenCases(kit: SigningKit, nowSec: number): TokenCase[] {
   add("accepted", "nbf in the past", token(header(), claims({ nbf: nowSec - 600 })));
   add("accepted", "nbf within the clock tolerance", token(header(), claims({ nbf: nowSec + 2 })));
   add("accepted", "exp within the clock tolerance", token(header(), claims({ exp: nowSec - 2 })));
-  add("accepted", "exp of 1e400 (Infinity once parsed)", token(header(), `{"sub":"u1","exp":1e400,"iss":"${ISSUER}","aud":"${AUDIENCE}"}`));
+  add("accepted", "exp of 1e400 (Infinity once parsed)", token(header(), `{"sub":"u1","exp":1e400,"iss":"${ISSUER}","aud":"${AUDIENCE}"${kindJson}}`));
   add("accepted", "a fractional exp", token(header(), claims({ exp: nowSec + 600.5 })));
   add("accepted", "aud as an array holding ours", token(header(), claims({ aud: ["other", AUDIENCE] })));
-  add("accepted", "channels and info", token(header(), claims({ channels: ["room:*", "user:u1"], info: { name: "Ada" } })));
   add("accepted", "typ at+jwt", token(header({ typ: "at+jwt" }), claims()));
   add("accepted", "typ of another type", token(header({ typ: 5 }), claims()));
   add("accepted", "kid of odd values (a static key ignores it)", token(header({ kid: { path: "../../etc/passwd" } }), claims()));
@@ -152,8 +161,8 @@ export function tokenCases(kit: SigningKit, nowSec: number): TokenCase[] {
   add("accepted", "jku/x5u/jwk headers (ignored with a static key)", token(header({ jku: "http://127.0.0.1:9/", jwk: { kty: "oct" } }), claims()));
   add("accepted", "b64:false without crit (ignored by RFC 7797)", token(header({ b64: false }), claims()));
   add("accepted", "a duplicated header key, the last one valid", token(`{"alg":"none","alg":"${alg}"}`, claims()));
-  add("accepted", "a duplicated sub, the last one valid", token(header(), `{"sub":"a.b","sub":"u1","exp":${nowSec + 600},"iss":"${ISSUER}","aud":"${AUDIENCE}"}`));
-  add("accepted", "a __proto__ claim", token(header(), `{"__proto__":{"sub":"admin"},"sub":"u1","exp":${nowSec + 600},"iss":"${ISSUER}","aud":"${AUDIENCE}"}`));
+  add("accepted", "a duplicated sub, the last one valid", token(header(), `{"sub":"a.b","sub":"u1","exp":${nowSec + 600},"iss":"${ISSUER}","aud":"${AUDIENCE}"${kindJson}}`));
+  add("accepted", "a __proto__ claim", token(header(), `{"__proto__":{"sub":"admin"},"sub":"u1","exp":${nowSec + 600},"iss":"${ISSUER}","aud":"${AUDIENCE}"${kindJson}}`));
   add("accepted", "JSON with whitespace inside the parts", token(` { "alg" : "${alg}" } `, ` ${json(claims())}\n`));
 
   // The token's shape.
@@ -228,12 +237,26 @@ export function tokenCases(kit: SigningKit, nowSec: number): TokenCase[] {
   add("refused", "exp of 0", token(header(), claims({ exp: 0 })));
   add("refused", "exp negative", token(header(), claims({ exp: -1 })));
   add("refused", "nbf in the future", token(header(), claims({ nbf: nowSec + 600 })));
-  add("refused", "a duplicated exp, the last one a string", token(header(), `{"sub":"u1","exp":${nowSec + 600},"exp":"x","iss":"${ISSUER}","aud":"${AUDIENCE}"}`));
+  add("refused", "a duplicated exp, the last one a string", token(header(), `{"sub":"u1","exp":${nowSec + 600},"exp":"x","iss":"${ISSUER}","aud":"${AUDIENCE}"${kindJson}}`));
   for (const iss of ["someone-else", "", 1, null, [ISSUER]]) add("refused", `iss ${JSON.stringify(iss)}`, token(header(), claims({ iss })));
   for (const aud of ["others", "", 1, null, [], ["others"], { aud: AUDIENCE }]) add("refused", `aud ${JSON.stringify(aud)}`, token(header(), claims({ aud })));
-  for (const channels of ["room:*", [1], null, {}, Array.from({ length: 257 }, (_, i) => `room:${i}`), ["r".repeat(201)]]) {
-    add("refused", `channels ${JSON.stringify(channels).slice(0, 24)}`, token(header(), claims({ channels })));
+  if (kind === "connection") {
+    add("accepted", "channels and info", token(header(), claims({ channels: ["room:*", "user:u1"], info: { name: "Ada" } })));
+    for (const channels of ["room:*", [1], null, {}, Array.from({ length: 257 }, (_, i) => `room:${i}`), ["r".repeat(201)]]) {
+      add("refused", `channels ${JSON.stringify(channels).slice(0, 24)}`, token(header(), claims({ channels })));
+    }
+    add("refused", "info over 1024 bytes", token(header(), claims({ info: { bio: "x".repeat(1_100) } })));
+    // A subscription token, valid in every other way, is not a connection token: not even with an empty or null channel.
+    for (const channel of [SUBSCRIPTION_CHANNEL, "", null]) add("refused", `a channel claim ${JSON.stringify(channel)}`, token(header(), claims({ channel })));
+  } else {
+    add("accepted", "channels and info besides channel (ignored)", token(header(), claims({ channels: ["room:*"], info: { name: "Ada" } })));
+    add("accepted", "a channel of 200 characters", token(header(), claims({ channel: "c".repeat(200) })));
+    // A connection token, valid in every other way, is not a subscription token.
+    add("refused", "no channel", token(header(), without("channel")));
+    add("refused", "no channel but channels (a connection token)", token(header(), { ...without("channel"), channels: [SUBSCRIPTION_CHANNEL] }));
+    for (const channel of [null, 42, [SUBSCRIPTION_CHANNEL], { name: SUBSCRIPTION_CHANNEL }, "c".repeat(201)]) {
+      add("refused", `channel ${JSON.stringify(channel).slice(0, 24)}`, token(header(), claims({ channel })));
+    }
   }
-  add("refused", "info over 1024 bytes", token(header(), claims({ info: { bio: "x".repeat(1_100) } })));
   return cases;
 }

@@ -40,6 +40,9 @@ describe("client frames", () => {
       ok: true,
       frame: { op: "subscribe", ref: 1, channel: "room:7", since: 3 },
     });
+    expect(parseClientFrame('{"op":"subscribe","ref":1,"channel":"vip:7","token":"t.k.n"}')).toEqual({ ok: true, frame: { op: "subscribe", ref: 1, channel: "vip:7", token: "t.k.n" } });
+    expect(parseClientFrame('{"op":"refresh","ref":2,"token":"t.k.n"}')).toEqual({ ok: true, frame: { op: "refresh", ref: 2, token: "t.k.n" } });
+    expect(parseClientFrame('{"op":"refresh","ref":3,"channel":"vip:7","token":"t.k.n"}')).toEqual({ ok: true, frame: { op: "refresh", ref: 3, channel: "vip:7", token: "t.k.n" } });
     expect(parseClientFrame('{"op":"ping"}').ok).toBe(true);
     expect(parseClientFrame('{"op":"publish","channel":"room:7","type":"t","data":null}').ok).toBe(true);
   });
@@ -48,6 +51,8 @@ describe("client frames", () => {
     expect(parseClientFrame("{nope")).toMatchObject({ ok: false, ref: undefined });
     expect(parseClientFrame('{"op":"dance","ref":9}')).toMatchObject({ ok: false, ref: 9 });
     expect(parseClientFrame('{"op":"subscribe","ref":2}')).toMatchObject({ ok: false, ref: 2 });
+    expect(parseClientFrame('{"op":"subscribe","ref":4,"channel":"vip:7","token":""}')).toMatchObject({ ok: false, ref: 4 });
+    expect(parseClientFrame('{"op":"refresh","ref":5,"channel":"vip:7"}')).toMatchObject({ ok: false, ref: 5, message: expect.stringContaining("token") });
     expect(parseClientFrame('{"op":"publish","ref":3,"channel":"room:7","type":"t"}')).toMatchObject({ ok: false, ref: 3, message: expect.stringContaining("data") });
     expect(parseClientFrame('{"op":"status","users":' + JSON.stringify(Array(101).fill("u")) + "}").ok).toBe(false);
   });

@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from "jose";
 import * as v from "valibot";
-import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import { AuthenticationError, type Authenticator, type Principal, type SubscriptionGrant } from "../../core/ports/authenticator.js";
 import { publicKeyAlgorithmOf, type PublicKeyAlgorithm } from "../../core/token-keys.js";
 import { CHANNEL_ID_PATTERN } from "../../protocol/channel.js";
 import { MAX_TOKEN_ID_CHARS } from "../../protocol/control.js";
@@ -32,11 +32,12 @@ const MAX_TOKEN_CHARS = 16_384;
 const MAX_INFO_BYTES = 1_024;
 
 /**
- * `sub` must be a valid channel id: it becomes the id of the `user:<sub>`
- * channel and a word of `presence.status.<sub>.*` routing keys, so a dot or
- * a wildcard in it would break routing.
+ * The claims both kinds of token share. `sub` must be a valid channel id: it
+ * becomes the id of the `user:<sub>` channel and a word of
+ * `presence.status.<sub>.*` routing keys, so a dot or a wildcard in it would
+ * break routing.
  */
-const ClaimsSchema = v.object({
+const IdentityClaims = {
   sub: v.pipe(
     v.string('token "sub" claim must be a string'),
     v.regex(CHANNEL_ID_PATTERN, 'token "sub" claim must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-"'),
@@ -46,6 +47,10 @@ const ClaimsSchema = v.object({
     v.pipe(v.string('token "jti" claim must be a string'), v.maxLength(MAX_TOKEN_ID_CHARS, `token "jti" claim is over ${MAX_TOKEN_ID_CHARS} characters`)),
   ),
   iat: v.optional(v.number('token "iat" claim must be a number')),
+};
+
+const ConnectionClaimsSchema = v.object({
+  ...IdentityClaims,
   channels: v.optional(
     v.pipe(
       v.array(
@@ -69,9 +74,21 @@ const ClaimsSchema = v.object({
   ),
 });
 
+/** A channel name is at most 200 characters (the `subscribe` frame's limit); the claim is compared to it exactly. */
+const SubscriptionClaimsSchema = v.object({
+  ...IdentityClaims,
+  channel: v.pipe(v.string('token "channel" claim must be a string'), v.maxLength(200, 'token "channel" claim is over 200 characters')),
+});
+
+type TokenKind = "connection" | "subscription";
+
 /**
  * Verifies client JWTs (CONTRACT §4) with whichever sources are configured:
  * HS256 with `secret`, RS256/ES256 with `publicKeyPem` or `jwksUrl`.
+ * Connection tokens (`verify`) and subscription tokens (`verifySubscription`,
+ * README "Subscription tokens") pass the same checks up to their claim
+ * schemas; the `channel` claim, which only a subscription token has, keeps
+ * each kind out of the other's place.
  *
  * Guarantees: only the algorithms of the configured sources are accepted
  * (never `none`); an HS256 token is only ever checked against `secret`, so a
@@ -142,6 +159,26 @@ export class JwtAuthenticator implements Authenticator {
    * `crit` header, an RSA key under 2,048 bits.
    */
   verifyNow(token: string): Principal | undefined {
+    const payload = this.payloadNow(token);
+    return payload === undefined ? undefined : toPrincipal(payload);
+  }
+
+  /** `verifySubscription` decided synchronously, by the same rules and in the same order as `verifyNow`. */
+  verifySubscriptionNow(token: string): SubscriptionGrant | undefined {
+    const payload = this.payloadNow(token);
+    return payload === undefined ? undefined : toSubscriptionGrant(payload);
+  }
+
+  async verify(token: string): Promise<Principal> {
+    return toPrincipal(await this.payload(token));
+  }
+
+  async verifySubscription(token: string): Promise<SubscriptionGrant> {
+    return toSubscriptionGrant(await this.payload(token));
+  }
+
+  /** The verified payload, decided synchronously (see `verifyNow`); undefined where only jose can decide. */
+  private payloadNow(token: string): Record<string, unknown> | undefined {
     if (this.hmacKey === undefined && this.pemKey === undefined) return undefined;
     assertCompactForm(token);
     const [headerPart, payloadPart, signaturePart] = token.split(".") as [string, string, string];
@@ -164,7 +201,7 @@ export class JwtAuthenticator implements Authenticator {
     const payload = parseJsonObject(payloadPart);
     if (payload === undefined) throw new AuthenticationError("token is malformed");
     this.checkClaims(payload);
-    return toPrincipal(payload);
+    return payload;
   }
 
   /** jose's validateClaimsSet with our options, in its order (so the first failure reported is the same one). */
@@ -182,7 +219,8 @@ export class JwtAuthenticator implements Authenticator {
     if ((payload.exp as number) <= nowSec - this.clockToleranceSec) throw new AuthenticationError("token expired");
   }
 
-  async verify(token: string): Promise<Principal> {
+  /** The payload jose verified: signature, algorithm and the registered claims, before the claim schemas. */
+  private async payload(token: string): Promise<unknown> {
     assertCompactForm(token);
     let payload: unknown;
     try {
@@ -197,24 +235,47 @@ export class JwtAuthenticator implements Authenticator {
     } catch (error) {
       throw new AuthenticationError(describeFailure(error, this.algorithms), { cause: error });
     }
-    return toPrincipal(payload);
+    return payload;
   }
 }
 
-/** The claims schema applied to a verified payload: one mapping for both paths. */
+/** The connection claims schema applied to a verified payload: one mapping for both paths. */
 function toPrincipal(payload: unknown): Principal {
-  const claims = v.safeParse(ClaimsSchema, payload);
-  if (!claims.success) {
-    throw new AuthenticationError(claims.issues[0].message, { cause: new v.ValiError(claims.issues) });
-  }
+  const claims = parseClaims(ConnectionClaimsSchema, payload, "connection");
   return {
-    userId: claims.output.sub,
-    channelPatterns: claims.output.channels ?? [],
-    info: claims.output.info,
-    expiresAtMs: claims.output.exp * 1_000,
-    tokenId: claims.output.jti,
-    issuedAtMs: claims.output.iat === undefined ? undefined : claims.output.iat * 1_000,
+    userId: claims.sub,
+    channelPatterns: claims.channels ?? [],
+    info: claims.info,
+    expiresAtMs: claims.exp * 1_000,
+    tokenId: claims.jti,
+    issuedAtMs: claims.iat === undefined ? undefined : claims.iat * 1_000,
   };
+}
+
+/** The subscription claims schema applied to a verified payload: one mapping for both paths. */
+function toSubscriptionGrant(payload: unknown): SubscriptionGrant {
+  const claims = parseClaims(SubscriptionClaimsSchema, payload, "subscription");
+  return {
+    userId: claims.sub,
+    channel: claims.channel,
+    expiresAtMs: claims.exp * 1_000,
+    tokenId: claims.jti,
+    issuedAtMs: claims.iat === undefined ? undefined : claims.iat * 1_000,
+  };
+}
+
+/** The `channel` claim tells the kinds apart: checked before the schema, so the refusal says which kind the token is. */
+function parseClaims<Schema extends typeof ConnectionClaimsSchema | typeof SubscriptionClaimsSchema>(
+  schema: Schema,
+  payload: unknown,
+  kind: TokenKind,
+): v.InferOutput<Schema> {
+  const hasChannel = typeof payload === "object" && payload !== null && Object.hasOwn(payload, "channel");
+  if (kind === "connection" && hasChannel) throw new AuthenticationError('token has a "channel" claim: a subscription token is not a connection token');
+  if (kind === "subscription" && !hasChannel) throw new AuthenticationError('token has no "channel" claim: a connection token is not a subscription token');
+  const claims = v.safeParse(schema, payload);
+  if (!claims.success) throw new AuthenticationError(claims.issues[0].message, { cause: new v.ValiError(claims.issues) });
+  return claims.output;
 }
 
 /**

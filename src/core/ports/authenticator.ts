@@ -1,10 +1,6 @@
-/** Who a connection belongs to, taken from a verified JWT (CONTRACT §4). */
-export interface Principal {
+/** What revocations match a token by (README "Control channel"): shared by connection and subscription tokens. */
+export interface TokenIdentity {
   readonly userId: string;
-  /** Subscribe patterns from the `channels` claim: `room:7`, `room:*`. */
-  readonly channelPatterns: readonly string[];
-  /** Presence info from the `info` claim (at most 1 KiB of JSON). */
-  readonly info: unknown;
   /** Token expiry, ms since the epoch. */
   readonly expiresAtMs: number;
   /** The `jti` claim: what a `revoke` with `tokenId` names. */
@@ -13,8 +9,27 @@ export interface Principal {
   readonly issuedAtMs?: number | undefined;
 }
 
+/** Who a connection belongs to, taken from a verified connection JWT (CONTRACT §4). */
+export interface Principal extends TokenIdentity {
+  /** Subscribe patterns from the `channels` claim: `room:7`, `room:*`. */
+  readonly channelPatterns: readonly string[];
+  /** Presence info from the `info` claim (at most 1 KiB of JSON). */
+  readonly info: unknown;
+}
+
+/** A verified subscription token (README "Subscription tokens"): the right of one user to one channel until `expiresAtMs`. */
+export interface SubscriptionGrant extends TokenIdentity {
+  /** The `channel` claim, exactly as the token names it. */
+  readonly channel: string;
+}
+
+/**
+ * Verifies the two kinds of token. The kinds are told apart by the `channel`
+ * claim, which only a subscription token has: each method refuses the other
+ * kind, so neither can stand in for the other.
+ */
 export interface Authenticator {
-  /** Resolves the principal, or rejects with `AuthenticationError`. */
+  /** A connection token: resolves the principal, or rejects with `AuthenticationError`. */
   verify(token: string): Promise<Principal>;
   /**
    * Decides at once where the token's key allows it: the principal, or a
@@ -23,6 +38,10 @@ export interface Authenticator {
    * synchronously (see UwsServer).
    */
   verifyNow?(token: string): Principal | undefined;
+  /** A subscription token: resolves the grant, or rejects with `AuthenticationError`. */
+  verifySubscription(token: string): Promise<SubscriptionGrant>;
+  /** `verifySubscription` decided at once where the key allows it, as `verifyNow` does; `undefined` when only the async path can decide. */
+  verifySubscriptionNow?(token: string): SubscriptionGrant | undefined;
 }
 
 export class AuthenticationError extends Error {
