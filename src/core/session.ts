@@ -260,8 +260,10 @@ export class Session {
       return this.rejectFailure(frame.ref, error);
     }
     if (this.closed || this.channels.get(channel.name) !== subscription) {
-      // Closed or unsubscribed while the binding was being made: the reference is still ours to give back.
+      // Closed, or the subscription ended (an unsubscribe, a revocation) while the binding was being made:
+      // the reference is still ours to give back, and an open connection still gets its one reply.
       this.ctx.bindings.release(prefix);
+      if (!this.closed) this.reject(frame.ref, "not_found", ErrorCode.NotFound, `the subscription to ${channel.name} ended before it was made`);
       return;
     }
     subscription.bound = true;

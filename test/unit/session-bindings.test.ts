@@ -51,6 +51,11 @@ describe("a session's binding references", () => {
     clock.advance(LINGER_MS * 2);
     expect(unbind).not.toHaveBeenCalled();
     expect(fickle.socket.topics.has("post:2")).toBe(false);
+    // Every frame got exactly one reply: the unsubscribe's ok, then the subscribe's refusal.
+    expect(fickle.socket.sent.filter((frame) => frame.ref !== undefined)).toEqual([
+      { op: "ok", ref: 2 },
+      { op: "error", ref: 1, code: "not_found", message: "the subscription to post:2 ended before it was made" },
+    ]);
   });
 });
 
