@@ -194,24 +194,43 @@ export class Session {
     return false;
   }
 
+  /**
+   * Runs the frame's handler. A handler that throws or rejects is a bug, not
+   * a refusal: it is logged and the frame answered `error internal` (unless
+   * the connection is gone), so the frame still gets a reply and no
+   * rejection escapes to end the process.
+   */
   private dispatch(frame: ClientFrame): void {
+    const failed = (error: unknown): void => {
+      this.ctx.logger.error({ err: error, session: this.id, op: frame.op }, "frame handler failed");
+      if (!this.closed) this.reject(frame.ref, "internal", ErrorCode.Internal, "internal error");
+    };
+    try {
+      const handled = this.handle(frame);
+      if (handled instanceof Promise) handled.catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  private handle(frame: ClientFrame): void | Promise<void> {
     switch (frame.op) {
       case "subscribe":
-        return void this.subscribe(frame);
+        return this.subscribe(frame);
       case "unsubscribe":
         return this.unsubscribe(frame);
       case "publish":
-        return void this.publish(frame);
+        return this.publish(frame);
       case "ping":
         return this.send(frame.ref === undefined ? { op: "pong" } : { op: "pong", ref: frame.ref });
       case "refresh":
-        return void (frame.channel === undefined ? this.refresh(frame) : this.refreshSubscription(frame, frame.channel));
+        return frame.channel === undefined ? this.refresh(frame) : this.refreshSubscription(frame, frame.channel);
       case "read":
-        return void this.read(frame);
+        return this.read(frame);
       case "presence":
         return this.presence(frame);
       case "status":
-        return void this.status(frame);
+        return this.status(frame);
       default: {
         const unreachable: never = frame;
         return unreachable;
