@@ -19,25 +19,16 @@
  * (the slower node decides "reached every node"). Send and receive happen in
  * this process, on one clock.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { createPublisher } from "../../src/publisher/index.js";
 import { spawnTracked, stopChild } from "./children.js";
+import { numberOption, sh, waitReady, writeJsonReport } from "./standalone.js";
 import { LatencyHistogram, round } from "./stats.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
-const USERS = option("users", 200);
-const jsonIndex = args.indexOf("--json");
-const JSON_FILE = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
+const USERS = numberOption("users", 200);
 
 const SECRET = randomBytes(24).toString("hex");
 const RUN = randomBytes(4).toString("hex");
@@ -58,10 +49,6 @@ interface KindResult {
   missed: number;
 }
 
-function sh(command: string, commandArgs: string[]): void {
-  execFileSync(command, commandArgs, { stdio: "ignore" });
-}
-
 function startGateway(port: number, index: number): ReturnType<typeof spawnTracked> {
   return spawnTracked(process.execPath, [MAIN], {
     env: {
@@ -76,16 +63,6 @@ function startGateway(port: number, index: number): ReturnType<typeof spawnTrack
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
-}
-
-async function waitReady(port: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`gateway on port ${port} not ready within 60 s`);
 }
 
 /** One user's socket on one node: resolves `waitFor(kind)` on the next frame or close of that kind. */
@@ -199,11 +176,7 @@ async function main(): Promise<void> {
     const ratio = (kind: Kind): number | null =>
       results[kind].p99Ms !== null && results.event.p99Ms ? round(results[kind].p99Ms! / results.event.p99Ms) : null;
     console.log(`p99 against the event baseline: unsubscribe ${ratio("unsubscribe")}×, disconnect ${ratio("disconnect")}×`);
-    if (JSON_FILE) {
-      mkdirSync(dirname(JSON_FILE), { recursive: true });
-      const report = { at: new Date().toISOString(), config: { users: USERS, gateways: 2 }, scenarios: { controlReach: results } };
-      writeFileSync(JSON_FILE, JSON.stringify(report, null, 2));
-    }
+    writeJsonReport({ at: new Date().toISOString(), config: { users: USERS, gateways: 2 }, scenarios: { controlReach: results } });
   } finally {
     for (const pair of users) for (const user of pair) user.socket.terminate();
     await publisher.close().catch(() => {});

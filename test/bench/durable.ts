@@ -14,28 +14,19 @@
  * allow and time until every one is received; (2) latency — `--rate` events/s
  * for `--seconds`, each stamped with its send time, receive − send.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFileSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { spawnTracked, stopChild } from "./children.js";
+import { numberOption, sh, waitReady, writeJsonReport } from "./standalone.js";
 import { LatencyHistogram, round } from "./stats.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
-const EVENTS = option("events", 20_000);
-const RATE = option("rate", 500);
-const SECONDS = option("seconds", 10);
-const CHANNELS = option("channels", 20);
-const jsonIndex = args.indexOf("--json");
-const JSON_FILE = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
+const EVENTS = numberOption("events", 20_000);
+const RATE = numberOption("rate", 500);
+const SECONDS = numberOption("seconds", 10);
+const CHANNELS = numberOption("channels", 20);
 
 const SECRET = randomBytes(24).toString("hex");
 const RUN = randomBytes(4).toString("hex");
@@ -58,10 +49,6 @@ interface PathResult {
   duplicates: number;
 }
 
-function sh(command: string, commandArgs: string[]): void {
-  execFileSync(command, commandArgs, { stdio: "ignore" });
-}
-
 function startNode(role: string, port: number): ReturnType<typeof spawnTracked> {
   return spawnTracked(process.execPath, [MAIN], {
     env: {
@@ -79,16 +66,6 @@ function startNode(role: string, port: number): ReturnType<typeof spawnTracked> 
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
-}
-
-async function waitReady(port: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const status = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`node on port ${port} not ready within 60 s`);
 }
 
 /** Receipts per channel: event ids seen (to count duplicates) and the latency histogram of the current phase. */
@@ -229,10 +206,7 @@ async function main(): Promise<void> {
       console.log(`${name.padEnd(8)} ${String(r.eventsPerSec).padStart(8)}  ${String(r.p50Ms).padStart(7)}  ${String(r.p99Ms).padStart(7)}  ${String(r.p999Ms).padStart(8)}  ${String(r.lost).padStart(4)}  ${String(r.duplicates).padStart(10)}`);
     }
     console.log(`durable/live throughput ${report.scenarios.durable.throughputRatio}; added latency p50 ${report.scenarios.durable.addedP50Ms} ms, p99 ${report.scenarios.durable.addedP99Ms} ms`);
-    if (JSON_FILE) {
-      mkdirSync(dirname(JSON_FILE), { recursive: true });
-      writeFileSync(JSON_FILE, JSON.stringify(report, null, 2));
-    }
+    writeJsonReport(report);
   } finally {
     for (const socket of sockets) socket.terminate();
     await connection?.close().catch(() => {});

@@ -19,22 +19,14 @@
  *
  *   npm run bench:failover -- [--rounds N] [--json FILE]
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { ClusterEnv, StayingClient, tally, Traffic, type Tally, type TrafficChannels } from "../support/cluster-env.js";
 import { RabbitCluster } from "../support/rabbit-cluster.js";
 import { TcpBalancer } from "../support/tcp-balancer.js";
 import { uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
+import { numberOption, writeJsonReport } from "./standalone.js";
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
-const ROUNDS = option("rounds", 3);
-const jsonIndex = args.indexOf("--json");
-const JSON_FILE = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
+const ROUNDS = numberOption("rounds", 3);
 /** Events published after the gateway is back before the round ends. */
 const EVENTS_AFTER_RECOVERY = 90;
 const SLOW_MS = 120_000;
@@ -145,10 +137,7 @@ async function main(): Promise<void> {
     const join = (pick: (result: Round) => string | number) => of.map(pick).join(", ");
     log(`| ${mode} | ${join((r) => r.firstEventMs)} | ${join((r) => r.nodeBackMs)} | ${join((r) => kind(r, "user"))} | ${join((r) => kind(r, "room"))} | ${join((r) => kind(r, "post"))} | ${join((r) => r.gaps)} |`);
   }
-  if (JSON_FILE) {
-    mkdirSync(dirname(JSON_FILE), { recursive: true });
-    writeFileSync(JSON_FILE, JSON.stringify({ rounds }, null, 2));
-  }
+  writeJsonReport({ rounds });
 }
 
 main().then(
