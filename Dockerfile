@@ -27,5 +27,5 @@ EXPOSE 8080
 # /readyz: 200 once broker, store and (worker) persist queue are ready; 503 while draining.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# node as PID 1 receives SIGTERM directly: the app drains (README: Graceful stop).
+# node as PID 1 receives SIGTERM directly: the app drains (docs/operations.md: Graceful stop).
 CMD ["node", "dist/src/main.js"]

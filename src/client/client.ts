@@ -28,7 +28,7 @@ export interface ConnectOptions {
   readonly transport?: "auto" | TransportKind;
   readonly reconnect?: Partial<BackoffOptions>;
   /**
-   * For namespaces whose subscribe is "token" (README "Subscription tokens"):
+   * For namespaces whose subscribe is "token" (docs/protocol.md §10):
    * when given, it is called for every channel at each subscribe (after a
    * reconnect too) and before the channel's token expires; resolve
    * null/undefined for a channel that needs no token. WebSocket only.

@@ -2,7 +2,7 @@ import { tokenExpiryMs } from "./token.js";
 import { RealtimeError } from "./types.js";
 
 /**
- * The app's source of subscription tokens (README "Subscription tokens"):
+ * The app's source of subscription tokens (docs/protocol.md §10):
  * the token for `channel`, or null/undefined when the channel needs none
  * (its namespace's subscribe is not "token").
  */

@@ -1,7 +1,7 @@
 import type { GapReason, UnsubscribeReason } from "../protocol/codes.js";
 import type { PresenceMember, ServerFrame, UserStatus } from "../protocol/frames.js";
 
-/** Wire frames (CONTRACT §4), shared with the server as types only: nothing of the server is bundled. */
+/** Wire frames (docs/protocol.md §4), shared with the server as types only: nothing of the server is bundled. */
 export type { PresenceMember, ServerFrame, UserStatus };
 export type ClientRequest = { op: string; ref?: number } & Record<string, unknown>;
 

@@ -7,7 +7,7 @@ export interface EnvVarDoc {
   readonly description: string;
 }
 
-/** Every variable the process reads, in schema order: the single source for `--help` and the README. */
+/** Every variable the process reads, in schema order: the single source for `--help` and docs/operations.md. */
 export const ENV_VARS: readonly EnvVarDoc[] = Object.entries(VARIABLES).map(([name, spec]) => ({
   name,
   default: "defaultText" in spec ? spec.defaultText : spec.default,
@@ -24,7 +24,7 @@ export function formatEnvHelp(): string {
   return ["Environment variables:", ...lines].join("\n");
 }
 
-/** Markdown table for the README. */
+/** Markdown table for docs/operations.md "Configuration". */
 export function formatEnvMarkdown(): string {
   const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = ENV_VARS.map(

@@ -89,7 +89,7 @@ export interface JwtConfig {
   readonly maxTokenLifetimeMs: number;
 }
 
-/** HTTP request limits (README "Security and limits"); rates per second, bursts in requests. */
+/** HTTP request limits (docs/protocol.md §7.1); rates per second, bursts in requests. */
 export interface HttpLimitsConfig {
   readonly user: { readonly perSec: number; readonly burst: number };
   readonly source: { readonly perSec: number; readonly burst: number };

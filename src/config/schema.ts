@@ -18,7 +18,8 @@ import {
  * Every environment variable the process reads, in one table: its default
  * (as the string an operator would write), a one-line description and the
  * schema that turns the string into a typed value. `ENV_VARS`, `--help`, the
- * README and `EnvSchema` are all derived from it, so they cannot drift apart.
+ * configuration table of docs/operations.md and `EnvSchema` are all derived
+ * from it, so they cannot drift apart.
  *
  * A default of `undefined` means "unset" (the variable is optional, or its
  * default is computed at load time: see `defaultText`).
@@ -68,7 +69,7 @@ export const VARIABLES = {
   ),
   DEPLOYMENT_ID: variable(
     undefined,
-    "the same on every gateway of one deployment: presence between its nodes uses exchange `sobranie.presence.<id>` and drops messages of any other deployment, so deployments sharing a RabbitMQ vhost never see each other's nodes (README \"Deployments sharing a vhost\"); backend presence events carry it as `data.deployment`; unset: exchange `sobranie.presence`",
+    "the same on every gateway of one deployment: presence between its nodes uses exchange `sobranie.presence.<id>` and drops messages of any other deployment, so deployments sharing a RabbitMQ vhost never see each other's nodes (docs/operations.md \"Deployments sharing a vhost\"); backend presence events carry it as `data.deployment`; unset: exchange `sobranie.presence`",
     v.pipe(
       v.string(),
       v.regex(DEPLOYMENT_ID_PATTERN, (issue) => `must be 1 to 63 lowercase letters, digits or dashes, not starting with a dash (${DEPLOYMENT_ID_PATTERN.source}), got "${issue.input}"`),
@@ -111,7 +112,7 @@ export const VARIABLES = {
   JWT_AUDIENCE: variable(undefined, "required `aud` claim, if set", v.string()),
   TOKEN_MAX_LIFETIME_MS: variable(
     "2592000000",
-    "the longest a client token lives (exp - iat): how long a revocation without the token's exp, or one by issuedBefore, is kept (README \"Control channel\"); at least your longest token lifetime",
+    "the longest a client token lives (exp - iat): how long a revocation without the token's exp, or one by issuedBefore, is kept (docs/protocol.md §11); at least your longest token lifetime",
     integer(60_000, 10 * 365 * 24 * 3_600_000),
   ),
   API_KEYS: variable(
@@ -149,7 +150,7 @@ export const VARIABLES = {
   BIND_LINGER_MS: variable("5000", "keep a channel's binding this long after its last local subscriber leaves", durationMs(0)),
   BIND_WHOLE_NAMESPACES: variable(
     undefined,
-    "comma-separated namespaces bound once per node as `<ns>.#` instead of once per subscribed channel: no binding churn, but every event of the namespace reaches every node (README Performance)",
+    "comma-separated namespaces bound once per node as `<ns>.#` instead of once per subscribed channel: no binding churn, but every event of the namespace reaches every node (docs/performance.md \"Connect storm\")",
     namespaceNames,
   ),
   NODE_QUEUE_MAX_LENGTH: variable("100000", "per-node queue max length (x-max-length)", positive),
@@ -176,7 +177,7 @@ export const VARIABLES = {
   OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
-    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (README "Subscription tokens")',
+    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10)',
     namespaces,
   ),
 } as const;

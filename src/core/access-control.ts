@@ -30,7 +30,7 @@ const DISCONNECT_REASONS: Record<DisconnectMode, string> = {
 
 /**
  * Applies control commands to this node's sessions and answers whether a
- * token is revoked (README "Control channel").
+ * token is revoked (docs/protocol.md §11).
  *
  * Guarantees:
  * - A command acts on every matching session here at once (synchronously,

@@ -6,7 +6,7 @@ import { parseChannel } from "../protocol/channel.js";
  * arguments are programming errors (the edge validated them): RangeError.
  */
 
-/** The inbox of user `id` is the durable channel `user:<id>` (CONTRACT §2). */
+/** The inbox of user `id` is the durable channel `user:<id>` (docs/protocol.md §2). */
 export function inboxChannel(userId: string): string {
   return `user:${userId}`;
 }

@@ -36,7 +36,7 @@ export interface GatewayOptions {
   readonly inspectIntervalMs?: number;
   /** Most events one `subscribe` with `since` replays. */
   readonly recoveryLimit: number;
-  /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames and 20,000 deliveries per channel per second. */
+  /** Presence limits (docs/protocol.md §12); defaults: 1,000 listed members, 50 join/leave frames and 20,000 deliveries per channel per second. */
   readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
   /**
    * A broker away longer than `graceMs` makes this node refuse new
@@ -44,7 +44,7 @@ export interface GatewayOptions {
    * `spreadMs`; defaults 3 s and 10 s.
    */
   readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
-  /** Revocation expiry and memory bound (README "Control channel"); defaults: 30 days, 1,000,000 entries. */
+  /** Revocation expiry and memory bound (docs/protocol.md §11); defaults: 30 days, 1,000,000 entries. */
   readonly revocations?: RevocationLimits;
   /** DEPLOYMENT_ID, written into every backend presence event's `data.deployment`; absent: no such field. */
   readonly deploymentId?: string | undefined;
@@ -372,7 +372,7 @@ export class Gateway implements BrokerHandler {
     return { kind: "delivered" };
   }
 
-  /** A control command (README "Control channel"), applied to this node's sessions at once; a bad one is dead-lettered. */
+  /** A control command (docs/protocol.md §11), applied to this node's sessions at once; a bad one is dead-lettered. */
   handleControl(delivery: LiveDelivery): DeliveryOutcome {
     const decoded = decodeControl(delivery.body);
     if (!decoded.ok) return this.deadLetter(`control_${decoded.reason}`, decoded.message);
@@ -499,7 +499,7 @@ export class Gateway implements BrokerHandler {
   }
 
   /**
-   * A presence change for backends (CONTRACT §3), to the events exchange under
+   * A presence change for backends (docs/protocol.md §3), to the events exchange under
    * the reserved `presence` prefix; no namespace is called `presence`, so it is
    * never forwarded to the live exchange and reaches no client. While the
    * broker is away, events wait in order (bounded) and go out on reconnect.

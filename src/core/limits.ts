@@ -1,4 +1,4 @@
-/** Ingress limits of one node (CONTRACT §5); all come from configuration. */
+/** Ingress limits of one node (docs/protocol.md §5); all come from configuration. */
 export interface IngressLimits {
   readonly maxFrameBytes: number;
   readonly connectionRatePerSec: number;

@@ -2,13 +2,13 @@ import type { Channel } from "../protocol/channel.js";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 
 /**
- * What a namespace allows (CONTRACT §2). Built-ins below; more come from the
+ * What a namespace allows (docs/protocol.md §2). Built-ins below; more come from the
  * `NAMESPACES` setting.
  *
  * - subscribe `self`: only the user whose id equals the channel id;
  *   `claim`: users whose JWT `channels` claim matches; `any`: any authenticated user;
- *   `token`: users holding a subscription token for the channel (README
- *   "Subscription tokens"), sent with `subscribe` and refreshed on its own;
+ *   `token`: users holding a subscription token for the channel (docs/protocol.md
+ *   §10), sent with `subscribe` and refreshed on its own;
  *   the connection token's `channels` claim grants nothing here.
  * - publish `none`: clients may not publish; `backend`: client publishes go to
  *   the events exchange as `client.<ns>.<id>.<type>` for backends to act on;

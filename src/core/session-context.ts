@@ -35,7 +35,7 @@ export interface SessionContext {
   readonly presence: PresenceHandle;
   /** Tells every connection of the user, on every node, where their read mark now is. */
   announceRead(userId: string, upTo: number): void;
-  /** Revocations (README "Control channel"): a refreshed token is checked, and so is each subscribe and each subscription token. */
+  /** Revocations (docs/protocol.md §11): a refreshed token is checked, and so is each subscribe and each subscription token. */
   readonly access: {
     isRevoked(token: TokenIdentity): boolean;
     isChannelRevoked(token: TokenIdentity, channel: string): boolean;

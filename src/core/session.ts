@@ -33,7 +33,7 @@ interface Subscription {
  *
  * Guarantees: every client frame gets exactly one reply (`ok`, `pong` or
  * `error`), carrying its `ref`; a bad frame never closes the socket, only the
- * limits in CONTRACT §5 do, each with its own close code.
+ * limits in docs/protocol.md §5 do, each with its own close code.
  */
 export class Session {
   readonly id: string;

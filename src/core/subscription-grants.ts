@@ -12,7 +12,7 @@ export interface GrantRefusal {
 export type GrantCheck = { ok: true; grant: SubscriptionGrant } | { ok: false; refusal: GrantRefusal };
 
 /**
- * A subscription token (README "Subscription tokens") checked for one user
+ * A subscription token (docs/protocol.md §10) checked for one user
  * and one channel: verified, this user's, for exactly this channel, and
  * neither revoked nor issued before the user's removal from the channel.
  *

@@ -1,5 +1,5 @@
 /**
- * Channel grammar (CONTRACT §2): `namespace:id`.
+ * Channel grammar (docs/protocol.md §2): `namespace:id`.
  *
  * Guarantee: a parsed channel never contains `.`, `*`, `#` or whitespace, so
  * its routing-key prefix `namespace.id` can be bound on a topic exchange

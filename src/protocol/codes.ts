@@ -1,5 +1,5 @@
 /**
- * The two tables every client relies on (CONTRACT §4). Nothing else in the
+ * The two tables every client relies on (docs/protocol.md §4). Nothing else in the
  * codebase writes an error code string or a close code number.
  *
  * Close codes: 1xxx are RFC 6455 meanings; 4xxx are ours and tell the client
@@ -79,7 +79,7 @@ export type GapReason = (typeof GapReason)[keyof typeof GapReason];
  * drops the subscription and does not resubscribe on its own, not even after
  * a reconnect. `revoked`: the backend removed the user from the channel.
  * `forbidden`: a refreshed token no longer allows the channel. `expired`: the
- * subscription's own token (README "Subscription tokens") expired without a
+ * subscription's own token (docs/protocol.md §10) expired without a
  * refresh; subscribe again with a new one.
  */
 export const UnsubscribeReason = {

@@ -3,7 +3,7 @@ import { CHANNEL_ID_PATTERN, parseChannel } from "./channel.js";
 
 /**
  * Control commands: JSON messages on the `sobranie.control` exchange, which
- * every gateway node consumes (README "Control channel"). Each one names a
+ * every gateway node consumes (docs/protocol.md §11). Each one names a
  * user by the JWT `sub`, and acts on that user's connections on every node:
  *
  * - `disconnect`: close them, 4003 (`final`: do not reconnect) or 4001

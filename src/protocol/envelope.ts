@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { EVENT_TYPE_PATTERN } from "./channel.js";
 import { eventDataMessage, eventDataProblem } from "./event-data.js";
 
-/** Largest event body the broker path accepts (CONTRACT §3). */
+/** Largest event body the broker path accepts (docs/protocol.md §3). */
 export const MAX_ENVELOPE_BYTES = 65_536;
 
 /**
@@ -17,7 +17,7 @@ export const OccurredAtTextSchema = v.pipe(
 );
 
 /**
- * The JSON body backends publish to `sobranie.events` (CONTRACT §3).
+ * The JSON body backends publish to `sobranie.events` (docs/protocol.md §3).
  * `type` and `data` are required; `id` is advised (used to drop duplicates).
  * `user` is written by the gateway for client publishes, never by a client.
  * `seq` is written by the worker for durable namespaces.

@@ -4,7 +4,7 @@ import type { ErrorCode, GapReason, UnsubscribeReason } from "./codes.js";
 import { eventDataMessage, eventDataProblem } from "./event-data.js";
 
 /**
- * WebSocket protocol v1 (CONTRACT §4). Client frames are validated here with
+ * WebSocket protocol v1 (docs/protocol.md §4). Client frames are validated here with
  * valibot; after `parseClientFrame` the rest of the code trusts the type.
  */
 const ref = v.optional(v.pipe(v.number(), v.safeInteger()));
@@ -21,7 +21,7 @@ export const EventDataSchema = v.pipe(
 );
 
 const ClientFrameSchema = v.variant("op", [
-  // `token`: the channel's subscription token, for namespaces with subscribe "token" (README "Subscription tokens").
+  // `token`: the channel's subscription token, for namespaces with subscribe "token" (docs/protocol.md §10).
   v.object({ op: v.literal("subscribe"), ref, channel, since: v.optional(seq), presence: v.optional(v.boolean()), token: v.optional(token) }),
   v.object({ op: v.literal("unsubscribe"), ref, channel }),
   v.object({ op: v.literal("publish"), ref, channel, type: v.pipe(v.string(), v.maxLength(200)), data: EventDataSchema }),

@@ -1,5 +1,5 @@
 /**
- * SSE framing (CONTRACT §6). One server frame becomes one SSE message:
+ * SSE framing (docs/protocol.md §6). One server frame becomes one SSE message:
  *
  *   event: <type>          the event's type for `event` frames, `sobranie.<op>` for the others
  *   id: <seq>              only for durable events, and only when the stream asks for ids

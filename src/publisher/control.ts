@@ -11,8 +11,8 @@ export interface DisconnectOptions {
 }
 
 /**
- * Validates and encodes a control command for `sobranie.control` (README
- * "Control channel"). Throws `PublishValidationError` with code
+ * Validates and encodes a control command for `sobranie.control` (docs/protocol.md
+ * §11). Throws `PublishValidationError` with code
  * `invalid_control` (never anything else), so a bad command fails in the
  * caller instead of being dead-lettered by every gateway.
  */

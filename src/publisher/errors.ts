@@ -20,7 +20,7 @@ export const PublishValidationCode = {
 } as const;
 export type PublishValidationCode = (typeof PublishValidationCode)[keyof typeof PublishValidationCode];
 
-/** The event breaks CONTRACT §3 (channel grammar, type pattern, id, size, data depth). Nothing was sent; retrying the same event fails again. */
+/** The event breaks docs/protocol.md §3 (channel grammar, type pattern, id, size, data depth). Nothing was sent; retrying the same event fails again. */
 export class PublishValidationError extends Error {
   override readonly name = "PublishValidationError";
   readonly retryable = false;

@@ -12,7 +12,7 @@ export interface PublishOptions {
   readonly occurredAt?: Date | string;
 }
 
-/** An event checked against CONTRACT §3 and encoded, ready for the wire. */
+/** An event checked against docs/protocol.md §3 and encoded, ready for the wire. */
 export interface OutgoingEvent {
   readonly id: string;
   /** `namespace.id.event-type` on `sobranie.events`. */

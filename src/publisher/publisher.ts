@@ -38,7 +38,7 @@ export interface Publisher<Events extends EventMap = EventMap> {
    * Publishes `{id, type, data, occurredAt}` to `sobranie.events` with routing
    * key `namespace.id.type`. Resolves after the broker's publisher confirm.
    * Rejects with `PublishValidationError` before any I/O for an event that
-   * breaks CONTRACT §3, with `PublisherBufferFullError` at once when
+   * breaks docs/protocol.md §3, with `PublisherBufferFullError` at once when
    * `maxBuffered` events are pending, with `PublishNackedError` when the
    * broker refuses it, with `PublishConfirmTimeoutError` when a broker node
    * that still answers did not confirm it within `confirmTimeoutMs` (safe to
@@ -53,7 +53,7 @@ export interface Publisher<Events extends EventMap = EventMap> {
   ): Promise<PublishResult>;
   /** Publishes to channel `user:<userId>`, type `notification.created` unless given. */
   notifyUser(userId: string | number, notification: Notification): Promise<PublishResult>;
-  // Control commands (README "Control channel"), to `sobranie.control`, which
+  // Control commands (docs/protocol.md §11), to `sobranie.control`, which
   // every gateway node consumes: same confirms, order and errors as `publish`,
   // `PublishValidationError` code `invalid_control` for a bad argument, and
   // `PublishUnroutableError` when no gateway is connected to take the command

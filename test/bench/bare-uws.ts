@@ -7,7 +7,7 @@ const WELCOME = JSON.stringify({ op: "welcome", session: "raw", node: "raw-uws",
 
 /**
  * The bare uWebSockets.js server of the uWS baselines (rawUws, amqpUws): just
- * enough of CONTRACT §4 (welcome, subscribe → ok, ping → pong) for the load
+ * enough of docs/protocol.md §4 (welcome, subscribe → ok, ping → pong) for the load
  * generator to treat it exactly like the gateway, and nothing else — no
  * tokens, no limits, no per-client bookkeeping. Subscribing joins the uWS
  * topic named by the channel; `beforeSubscribe` (a binding, say) runs first.

@@ -7,7 +7,7 @@ import { LatencyHistogram } from "./stats.js";
 /**
  * Load generator: one child process owning a share of the WebSocket clients.
  *
- * Every client speaks CONTRACT §4 the same way against every server: wait for
+ * Every client speaks docs/protocol.md §4 the same way against every server: wait for
  * `welcome`, send `subscribe` with `ref: 1`, wait for `ok ref 1`. Then, per
  * event frame, it takes the receive time first, finds the marker with a
  * `Buffer.indexOf` (no JSON.parse, no UTF-8 decode on the hot path), and

@@ -33,7 +33,7 @@ export function channelName(index: number): string {
   return `${CHANNEL_NAMESPACE}:bench${index}`;
 }
 
-/** `post.bench3.bench.tick`: the routing key backends publish with (CONTRACT §3). */
+/** `post.bench3.bench.tick`: the routing key backends publish with (docs/protocol.md §3). */
 export function routingKey(index: number): string {
   return `${CHANNEL_NAMESPACE}.bench${index}.${EVENT_TYPE}`;
 }
@@ -49,7 +49,7 @@ export function eventBody(runId: string, channel: number, phase: number, seq: nu
 }
 
 /**
- * The event frame a client receives for `body`, in the shape of CONTRACT §4
+ * The event frame a client receives for `body`, in the shape of docs/protocol.md §4
  * (`{"op":"event","channel",...,"ts"}`). The baselines send this so that every
  * client does the same work per message as against the gateway.
  */

@@ -6,7 +6,7 @@ import { PublishLoop } from "./publish-loop.js";
 /**
  * The backend publisher for the broker-fed scenarios (gateway, seedWs): a
  * separate process, so its CPU shows up apart from the runner's and the
- * clients'. Publishes to the events exchange as a backend would (CONTRACT §3)
+ * clients'. Publishes to the events exchange as a backend would (docs/protocol.md §3)
  * on a plain channel; when amqplib's write buffer is full (`publish` returns
  * false) the loop waits for `drain` — flow control instead of an unbounded
  * buffer. No publisher confirms: they would add a broker round trip to every

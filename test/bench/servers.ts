@@ -41,7 +41,7 @@ export interface ServerContext {
 }
 
 const EVENTS_EXCHANGE = "sobranie.events";
-/** The gateway's hop between the events exchange and its node queues (CONTRACT §3). */
+/** The gateway's hop between the events exchange and its node queues (docs/protocol.md §3). */
 const LIVE_EXCHANGE = "sobranie.live";
 /** Only used by seedWs when no gateway has declared the real exchange: auto-deleted with its last binding. */
 const FALLBACK_EXCHANGE = "bench.sobranie.events";

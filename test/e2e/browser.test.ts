@@ -38,7 +38,7 @@ interface DemoGlobals {
   };
 }
 
-/** Generous on the shared 2-core machine (README measures a join across nodes in milliseconds). */
+/** Generous on the shared 2-core machine (docs/performance.md measures a join across nodes in milliseconds). */
 const PRESENCE_WAIT_MS = 30_000;
 
 /**

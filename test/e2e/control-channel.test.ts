@@ -11,7 +11,7 @@ import { waitFor } from "../support/wait-for.js";
 import { TestClient, UpgradeRefused, type Frame } from "../support/ws-client.js";
 
 /**
- * Control commands across nodes (README "Control channel"): two gateways on a
+ * Control commands across nodes (docs/protocol.md §11): two gateways on a
  * private RabbitMQ vhost and a PostgreSQL database of their own, a third
  * started after a revocation. Commands go in through one node's HTTP API and
  * must reach the clients of both.

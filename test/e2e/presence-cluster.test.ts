@@ -9,13 +9,13 @@ import { waitFor } from "../support/wait-for.js";
 import { TestClient, type Frame } from "../support/ws-client.js";
 
 /**
- * Three gateway processes on a vhost of their own (CONTRACT §3 presence):
+ * Three gateway processes on a vhost of their own (docs/protocol.md §3 presence):
  * small heartbeat and TTL so node death is seen within seconds.
  */
 const HEARTBEAT_MS = 300;
 const TTL_MS = 1_500;
 const API_KEY = "presence-cluster-api-key-0123456789";
-/** Generous on a shared 2-core machine; the target is 1 s (README has measured numbers). */
+/** Generous on a shared 2-core machine; the target is 1 s (docs/performance.md has measured numbers). */
 const ACROSS_NODES_MS = 10_000;
 
 interface Node {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient, UpgradeRefused } from "../support/ws-client.js";
 
-describe("ingress limits (CONTRACT §5)", () => {
+describe("ingress limits (docs/protocol.md §5)", () => {
   let gateway: TestGateway;
 
   beforeAll(async () => {

@@ -7,7 +7,7 @@ import { waitFor } from "../support/wait-for.js";
 import { TestClient, UpgradeRefused, type Frame } from "../support/ws-client.js";
 
 /**
- * Subscription tokens (README "Subscription tokens") on one gateway against
+ * Subscription tokens (docs/protocol.md §10) on one gateway against
  * the real RabbitMQ. `vip` is a live namespace whose subscribe is `token`:
  * only a subscription token for the channel admits it, never the connection
  * token's `channels` claim.

@@ -2,7 +2,7 @@ import type { PgAdmin } from "./pg-admin.js";
 
 /**
  * The seed's application tables, as an application would attach the outbox
- * trigger functions to them (README "Publishing from SQL"). Run after the
+ * trigger functions to them (docs/publishing.md "From SQL: the PostgreSQL outbox"). Run after the
  * gateway's migrations, which create the functions.
  */
 export async function createAppTables(admin: PgAdmin): Promise<void> {

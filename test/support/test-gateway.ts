@@ -78,7 +78,7 @@ export interface SubscriptionTokenClaims {
   secret?: string;
 }
 
-/** An HS256 subscription token (README "Subscription tokens"): `sub`, `channel`, `exp`, `iat`, and `jti` when given. */
+/** An HS256 subscription token (docs/protocol.md §10): `sub`, `channel`, `exp`, `iat`, and `jti` when given. */
 export async function signSubscriptionToken(claims: SubscriptionTokenClaims): Promise<string> {
   const nowSec = Math.floor(Date.now() / 1000);
   const payload: Record<string, unknown> = {};

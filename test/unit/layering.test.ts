@@ -6,7 +6,7 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
 /**
- * The layering of src/ (README "Layout"), checked on every import specifier:
+ * The layering of src/ (docs/architecture.md), checked on every import specifier:
  * static `import … from`, `export … from`, `import x = require(…)`, dynamic
  * `import(…)` and `import("…")` types. An edge between layers is allowed only
  * when the importing layer lists the imported one; third-party and `node:`

@@ -8,7 +8,7 @@ function samples(text: string, name: string): string[] {
 }
 
 describe("PromMetrics", () => {
-  it("renders every metric of CONTRACT §8 with the server_id label", async () => {
+  it("renders every metric of docs/protocol.md §8 with the server_id label", async () => {
     const metrics = new PromMetrics({ nodeId: "node-a" });
     const text = await metrics.render();
     for (const name of [

@@ -23,7 +23,7 @@ import {
 } from "./topology.js";
 
 export interface AmqpBrokerOptions extends AmqpConnectionOptions {
-  /** Non-durable namespaces, forwarded events → live by the broker (CONTRACT §3). */
+  /** Non-durable namespaces, forwarded events → live by the broker (docs/protocol.md §3). */
   readonly liveNamespaces: readonly string[];
   readonly nodeQueue: NodeQueueOptions;
   /** Called after every successful reconnect (not after the first connect). */

@@ -47,7 +47,7 @@ const ABANDON_CLOSE_TIMEOUT_MS = 1_000;
 type Phase = "idle" | "running" | "stopping" | "stopped";
 
 /**
- * The worker's input from RabbitMQ (CONTRACT §3), behind the PersistQueue port.
+ * The worker's input from RabbitMQ (docs/protocol.md §3), behind the PersistQueue port.
  *
  * One pump outlives connections: after a loss the batch still running is
  * never acked on the new channel (its tags died with the old one; the broker
@@ -213,7 +213,7 @@ export class AmqpPersistQueue implements PersistQueue {
       if (persist === "declared-without-delivery-limit") {
         this.logger.warn(
           { queue: this.queue },
-          `${this.queue} was declared by an earlier version without x-delivery-limit: RabbitMQ 3.x treats that as no limit, RabbitMQ 4 as 20 deliveries; before moving to RabbitMQ 4 set the policy in the README (Operations → Upgrading a broker set up by an earlier version)`,
+          `${this.queue} was declared by an earlier version without x-delivery-limit: RabbitMQ 3.x treats that as no limit, RabbitMQ 4 as 20 deliveries; before moving to RabbitMQ 4 set the policy in docs/operations.md (Upgrading a broker set up by an earlier version)`,
         );
       }
       this.publisher.attach(await session.createConfirmChannel());

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { ChannelAttempt } from "./session.js";
 
 /**
- * The AMQP topology of CONTRACT §3. Every exchange and queue name is spelled
+ * The AMQP topology of docs/protocol.md §3. Every exchange and queue name is spelled
  * here and nowhere else; the worker and the tests import `AmqpNames` too.
  */
 export const AmqpNames = {
@@ -27,7 +27,7 @@ export const AmqpNames = {
   deadLetterMoveExchange: "sobranie.dead.move",
   /**
    * Durable fanout exchange of control commands (disconnect, unsubscribe,
-   * revoke; README "Control channel"): every node queue is bound to it.
+   * revoke; docs/protocol.md §11): every node queue is bound to it.
    */
   controlExchange: "sobranie.control",
   /**
@@ -39,7 +39,7 @@ export const AmqpNames = {
   nodeQueuePrefix: "sobranie.node.",
   /** `clientProperties.connection_name` prefix, so operators and tests can find a node's connection. */
   connectionNamePrefix: "sobranie-gateway-",
-  /** The worker's quorum queue of durable-namespace events (CONTRACT §3). */
+  /** The worker's quorum queue of durable-namespace events (docs/protocol.md §3). */
   persistQueue: "sobranie.persist",
   /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
   workerConnectionNamePrefix: "sobranie-worker-",

@@ -140,7 +140,7 @@ export class BunHttpResponse implements UwsResponse {
    * closes a connection whose next request arrives while a response is
    * pending, as uWS does; a request pipelined in the same read is still
    * refused before it is acted on (PendingReply hands a body over a turn
-   * later), one arriving later is not (README "Security and limits").
+   * later), one arriving later is not (docs/protocol.md §7.2).
    */
   pause(): void {}
 

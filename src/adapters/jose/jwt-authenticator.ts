@@ -83,10 +83,10 @@ const SubscriptionClaimsSchema = v.object({
 type TokenKind = "connection" | "subscription";
 
 /**
- * Verifies client JWTs (CONTRACT §4) with whichever sources are configured:
+ * Verifies client JWTs (docs/protocol.md §4) with whichever sources are configured:
  * HS256 with `secret`, RS256/ES256 with `publicKeyPem` or `jwksUrl`.
  * Connection tokens (`verify`) and subscription tokens (`verifySubscription`,
- * README "Subscription tokens") pass the same checks up to their claim
+ * docs/protocol.md §10) pass the same checks up to their claim
  * schemas; the `channel` claim, which only a subscription token has, keeps
  * each kind out of the other's place.
  *

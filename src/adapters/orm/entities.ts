@@ -59,7 +59,7 @@ export const ChannelRetentionEntity = defineEntity({
 });
 
 /**
- * The outbox (README "Publishing from SQL"): one row per event an application
+ * The outbox (docs/publishing.md "From SQL: the PostgreSQL outbox"): one row per event an application
  * transaction emitted through the trigger functions of the outbox migration;
  * the worker's relay publishes unpublished rows in id order and stamps
  * `publishedAt` once the broker confirmed them.
@@ -95,7 +95,7 @@ export const LastSeenEntity = defineEntity({
 });
 
 /**
- * A revocation (README "Control channel"), one row per user, kind and
+ * A revocation (docs/protocol.md §11), one row per user, kind and
  * subject: the `jti` of a `token` entry, the channel of a `channel` entry,
  * empty for `issued_before`. Every node that receives a command upserts its
  * row; rows past `expiresAt` no longer matter and are pruned.

@@ -53,7 +53,7 @@ const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", 
 const DELIVERY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /**
- * The metrics port on prom-client (CONTRACT §8), on a registry of its own so
+ * The metrics port on prom-client (docs/protocol.md §8), on a registry of its own so
  * two instances (tests, several apps in one process) never collide. Every
  * series carries the default label `server_id` = the node id. Label values
  * are bounded: ops, close codes and reasons come from closed sets;

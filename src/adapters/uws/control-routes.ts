@@ -19,7 +19,7 @@ export interface ControlRoutesDeps {
 }
 
 /**
- * `POST /api/v1/control` (README "Control channel"): a backend disconnects a
+ * `POST /api/v1/control` (docs/protocol.md §11): a backend disconnects a
  * user, removes them from a channel or revokes their tokens, on every node.
  * The body is the control command itself. `202 {command}` once what it
  * revokes is stored (when this node has a store) and the broker confirmed

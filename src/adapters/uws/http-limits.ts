@@ -17,7 +17,7 @@ export interface HttpLimitsSettings {
 export type LimitVerdict = { ok: true } | { ok: false; retryAfterMs: number };
 
 /**
- * The HTTP edge's rate limits (README "Security and limits"):
+ * The HTTP edge's rate limits (docs/protocol.md §7.1):
  * - per client address, before a user token is verified, so a flood of bad
  *   tokens costs a map lookup, not a signature check;
  * - per user, after it verified;

@@ -62,7 +62,7 @@ export class PendingReply {
    * answered, so a pipelined request waits instead of making uWS close the
    * connection under this response. While held, a client that leaves is
    * noticed only when the answer is written. Not for WebSocket upgrades or
-   * streams (answering releases the hold). A no-op on Bun (see README).
+   * streams (answering releases the hold). A no-op on Bun (see docs/protocol.md §7.2).
    */
   holdConnection(): void {
     if (this.held || !this.isOpen) return;

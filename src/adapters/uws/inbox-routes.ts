@@ -20,7 +20,7 @@ export interface InboxRoutesDeps {
 }
 
 /**
- * The notification inbox over HTTP (CONTRACT §7), for clients without a
+ * The notification inbox over HTTP (docs/protocol.md §7), for clients without a
  * WebSocket (SSE fallback) and for catching up page by page. Every failure is
  * a 4xx/503 with `{error: {code, message}}`, never a 500 for bad input.
  * Limited per address before the token is verified, per user after (429).

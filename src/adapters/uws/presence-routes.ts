@@ -10,7 +10,7 @@ import type { HttpLimits } from "./http-limits.js";
 import { admitApiKey, presentedBearer, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
 import { PendingReply, requestToken } from "./http-reply.js";
 
-/** Like the `status` op (CONTRACT §4). */
+/** Like the `status` op (docs/protocol.md §4). */
 const MAX_STATUS_USERS = 100;
 
 export interface PresenceRoutesDeps {
@@ -26,7 +26,7 @@ export interface PresenceRoutesDeps {
 const WORDING = { disabled: "the HTTP API is disabled: set API_KEYS", overRate: "too many requests for this API key" } as const;
 
 /**
- * Presence and status over HTTP (CONTRACT §7), answered from this node's view
+ * Presence and status over HTTP (docs/protocol.md §7), answered from this node's view
  * of the cluster (every node holds all of it):
  * - `GET /api/v1/presence/:channel` (API key) → `{count, members}`, plus
  *   `truncated: true` with no members above PRESENCE_MAX_LISTED;

@@ -10,7 +10,7 @@ import type { HttpLimits } from "./http-limits.js";
 import { admitApiKey, presentedBearer, refuseApiKey } from "./api-key-gate.js";
 import { PendingReply } from "./http-reply.js";
 
-/** The contract's event body limit (CONTRACT §3); the JSON wrapper adds little. */
+/** The contract's event body limit (docs/protocol.md §3); the JSON wrapper adds little. */
 const MAX_BODY_BYTES = 65_536;
 
 export interface PublishRoutesDeps {
@@ -23,7 +23,7 @@ export interface PublishRoutesDeps {
 }
 
 /**
- * `POST /api/v1/publish` (CONTRACT §7): a backend publishes over HTTP.
+ * `POST /api/v1/publish` (docs/protocol.md §7): a backend publishes over HTTP.
  * `202 {id}` only after the broker confirmed the event; 401 without a valid
  * API key, 400 for a bad body, 404 for an unknown namespace, 413 over 64 KiB,
  * 429 over the key's rate or after too many wrong keys from the address, 503 while the broker is away (nothing was published).

@@ -11,7 +11,7 @@ import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.j
 import type { HttpLimits } from "./http-limits.js";
 import { SseSessionSocket, type SseTopics } from "./sse-session-socket.js";
 
-/** CONTRACT §6: a comment line at least this often. */
+/** docs/protocol.md §6: a comment line at least this often. */
 export const SSE_KEEPALIVE_MS = 15_000;
 
 export interface SseRoutesDeps {
@@ -28,7 +28,7 @@ export interface SseRoutesDeps {
 }
 
 /**
- * `GET /realtime/events?channels=a,b` (CONTRACT §6): an SSE stream that is a
+ * `GET /realtime/events?channels=a,b` (docs/protocol.md §6): an SSE stream that is a
  * Session like any WebSocket, so admission, authorization per channel,
  * recovery, token expiry and the send-buffer cut-off are the core's own.
  *

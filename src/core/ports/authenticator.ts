@@ -1,4 +1,4 @@
-/** What revocations match a token by (README "Control channel"): shared by connection and subscription tokens. */
+/** What revocations match a token by (docs/protocol.md §11): shared by connection and subscription tokens. */
 export interface TokenIdentity {
   readonly userId: string;
   /** Token expiry, ms since the epoch. */
@@ -9,7 +9,7 @@ export interface TokenIdentity {
   readonly issuedAtMs?: number | undefined;
 }
 
-/** Who a connection belongs to, taken from a verified connection JWT (CONTRACT §4). */
+/** Who a connection belongs to, taken from a verified connection JWT (docs/protocol.md §4). */
 export interface Principal extends TokenIdentity {
   /** Subscribe patterns from the `channels` claim: `room:7`, `room:*`. */
   readonly channelPatterns: readonly string[];
@@ -17,7 +17,7 @@ export interface Principal extends TokenIdentity {
   readonly info: unknown;
 }
 
-/** A verified subscription token (README "Subscription tokens"): the right of one user to one channel until `expiresAtMs`. */
+/** A verified subscription token (docs/protocol.md §10): the right of one user to one channel until `expiresAtMs`. */
 export interface SubscriptionGrant extends TokenIdentity {
   /** The `channel` claim, exactly as the token names it. */
   readonly channel: string;

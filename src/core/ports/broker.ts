@@ -3,7 +3,7 @@
  * (`AmqpBroker`), an in-process broker in embedded mode and in tests
  * (`MemoryBroker`). Both pass test/contract/broker.contract.ts.
  *
- * Topology (CONTRACT §3): backends publish to the events exchange with the
+ * Topology (docs/protocol.md §3): backends publish to the events exchange with the
  * routing key `namespace.id.type`. Non-durable namespaces are forwarded from
  * the events exchange to the live exchange; durable ones reach it through the
  * worker. Each gateway node consumes its own queue, bound on the live exchange

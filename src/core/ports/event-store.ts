@@ -2,7 +2,7 @@ import type { LastSeenStore } from "./last-seen-store.js";
 import type { RevocationStore } from "./revocation-store.js";
 
 /**
- * Durable history of events in durable namespaces (CONTRACT §3): PostgreSQL
+ * Durable history of events in durable namespaces (docs/protocol.md §3): PostgreSQL
  * through MikroORM in production (`OrmEventStore`), the same entities on an
  * embedded PGlite in embedded mode. Both pass test/contract/event-store.contract.ts.
  *

@@ -3,7 +3,7 @@ import type { ControlCommandName } from "../../protocol/control.js";
 /**
  * What the core counts. Labels are bounded by construction: namespaces come
  * from configuration, reasons and ops from closed unions; never a channel id
- * or a user id. The Prometheus adapter maps these onto CONTRACT §8 names.
+ * or a user id. The Prometheus adapter maps these onto docs/protocol.md §8 names.
  */
 export type Transport = "ws" | "sse";
 

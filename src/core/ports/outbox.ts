@@ -9,7 +9,7 @@
 export interface OutboxRow {
   /** Outbox row id: the order rows are relayed in. */
   readonly id: string;
-  /** `namespace.id.type` (CONTRACT §3). */
+  /** `namespace.id.type` (docs/protocol.md §3). */
   readonly routingKey: string;
   /** Envelope id and AMQP message_id; downstream drops a second copy by it. */
   readonly eventId: string;

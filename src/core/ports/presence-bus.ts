@@ -1,7 +1,7 @@
 import type { PresenceMessage } from "../../protocol/presence.js";
 
 /**
- * Presence traffic between the gateway nodes of one deployment (CONTRACT §3):
+ * Presence traffic between the gateway nodes of one deployment (docs/protocol.md §3):
  * the `sobranie.presence` (or `sobranie.presence.<DEPLOYMENT_ID>`) topic
  * exchange in production (`AmqpPresenceBus`), an in-process network of
  * buses in embedded mode and in tests (`MemoryPresenceBus`). Both pass

@@ -1,5 +1,5 @@
 /**
- * Revocations that outlive a process (README "Control channel"): the
+ * Revocations that outlive a process (docs/protocol.md §11): the
  * PostgreSQL store in production (`OrmEventStore`, table
  * `sobranie_revocations`), PGlite in embedded mode, a Map in tests. Held to
  * test/contract/event-store.contract.ts.

@@ -13,7 +13,7 @@ const userId = fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/);
 /** Data of any shape within the depth limit, the limit itself included. */
 const eventData = fc.oneof(anyJsonValue, fc.constant(JSON.parse(nestedJsonText(MAX_DATA_DEPTH)) as unknown));
 
-/** Every client op with valid fields: what the protocol table in README lets a client send. */
+/** Every client op with valid fields: what the protocol table of docs/protocol.md §4 lets a client send. */
 const validFrame: fc.Arbitrary<ClientFrame> = fc.oneof(
   fc.record({ op: fc.constant("subscribe" as const), ref, channel: stringUpTo(200), since: fc.option(seq, { nil: undefined }), presence: fc.option(fc.boolean(), { nil: undefined }) }, { requiredKeys: ["op", "channel"] }),
   fc.record({ op: fc.constant("unsubscribe" as const), ref, channel: stringUpTo(200) }, { requiredKeys: ["op", "channel"] }),

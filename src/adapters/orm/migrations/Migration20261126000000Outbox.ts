@@ -1,7 +1,7 @@
 import { SchemaMigration } from "./schema-migration.js";
 
 /**
- * The PostgreSQL outbox (README "Publishing from SQL"). Frozen history: a later
+ * The PostgreSQL outbox (docs/publishing.md "From SQL: the PostgreSQL outbox"). Frozen history: a later
  * change is a new migration, never an edit here.
  *
  * Creates the outbox table and the trigger FUNCTIONS an application attaches
@@ -32,7 +32,7 @@ export class Migration20261126000000Outbox extends SchemaMigration {
     this.addSql(`create index "sobranie_outbox_unpublished_index" on ${outbox} ("id") where "published_at" is null`);
 
     // emit(namespace, channel id, type, data[, occurred_at[, event_id]]) → outbox row id.
-    // Routing key `namespace.id.type`, body the CONTRACT §3 envelope.
+    // Routing key `namespace.id.type`, body the docs/protocol.md §3 envelope.
     this.addSql(
       `create or replace function ${emit}(p_namespace text, p_channel_id text, p_type text, p_data jsonb, ` +
         `p_occurred_at timestamptz default now(), p_event_id text default null) returns bigint ` +

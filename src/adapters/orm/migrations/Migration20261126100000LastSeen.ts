@@ -1,7 +1,7 @@
 import { SchemaMigration } from "./schema-migration.js";
 
 /**
- * Users' lastSeen (CONTRACT §4 `status`), written in batches by the gateway
+ * Users' lastSeen (docs/protocol.md §4 `status`), written in batches by the gateway
  * that publishes presence events. Frozen history: a later change is a new
  * migration, never an edit here.
  */

@@ -1,7 +1,7 @@
 import { SchemaMigration } from "./schema-migration.js";
 
 /**
- * Revocations (README "Control channel"), upserted by every gateway that
+ * Revocations (docs/protocol.md §11), upserted by every gateway that
  * receives a `revoke` or `unsubscribe` command and loaded before it reports
  * ready. Frozen history: a later change is a new migration, never an edit here.
  */
