@@ -11,7 +11,7 @@ import type { SessionReplies } from "./session-replies.js";
  * ends its own: once caught up, or by `stop` when its subscription ends, and
  * ending one twice is harmless.
  */
-export class ChannelRecoveries {
+export class SessionRecoveries {
   /** Recoveries still forwarding live events by hand, by channel. */
   private readonly running = new Map<string, () => void>();
 

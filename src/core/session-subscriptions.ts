@@ -6,7 +6,7 @@ import type { Timer } from "./ports/clock.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 import type { SessionContext } from "./session-context.js";
 import type { SessionGrants } from "./session-grants.js";
-import { ChannelRecoveries } from "./session-recovery.js";
+import { SessionRecoveries } from "./session-recovery.js";
 import type { SessionReplies } from "./session-replies.js";
 
 /** One channel subscribed or being subscribed by a session. */
@@ -35,7 +35,7 @@ export interface Subscription {
  */
 export class SessionSubscriptions {
   private readonly channels = new Map<string, Subscription>();
-  private readonly recoveries: ChannelRecoveries;
+  private readonly recoveries: SessionRecoveries;
 
   constructor(
     private readonly deps: {
@@ -52,7 +52,7 @@ export class SessionSubscriptions {
       send(frame: ServerFrame): void;
     },
   ) {
-    this.recoveries = new ChannelRecoveries({ sessionId: deps.sessionId, ctx: deps.ctx, socket: deps.socket, replies: deps.replies });
+    this.recoveries = new SessionRecoveries({ sessionId: deps.sessionId, ctx: deps.ctx, socket: deps.socket, replies: deps.replies });
   }
 
   /** The channel's entry, while subscribed or being subscribed. */
