@@ -28,7 +28,7 @@ export interface SessionContext {
   readonly store: EventStore | undefined;
   /** Most events one `subscribe` with `since` replays; past it `recovered` is false. */
   readonly recoveryLimit: number;
-  /** Live events of `channel` also go to `sink` while a session recovers it (see Session.recover). */
+  /** Live events of `channel` also go to `sink` while a session recovers it (see SessionRecoveries.recover). */
   beginRecovery(channel: string, sink: RecoverySink): void;
   endRecovery(channel: string, sink: RecoverySink): void;
   /** Channel presence and user status, cluster-wide. */

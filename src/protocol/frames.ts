@@ -40,6 +40,8 @@ const ClientFrameSchema = v.variant("op", [
 
 export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
 export type ClientOp = ClientFrame["op"];
+/** The client frame of one op, as its handler receives it. */
+export type ClientFrameOf<Op extends ClientOp> = Extract<ClientFrame, { op: Op }>;
 
 export type ParsedClientFrame =
   | { ok: true; frame: ClientFrame }

@@ -9,7 +9,7 @@ import { FakeClock } from "../support/fake-clock.js";
 import type { FakeSocket } from "../support/fake-socket.js";
 
 /**
- * The recovery merge (Session.recover) on test doubles, one interleaving per
+ * The recovery merge (SessionRecoveries.recover) on test doubles, one interleaving per
  * case: the history read waits until the test releases it, and live copies
  * of stored events reach the gateway through the broker, as the worker
  * relays them (with their seq), at the moments the test chooses.

@@ -1,0 +1,70 @@
+import { ErrorCode } from "../protocol/codes.js";
+import { parseChannel, type Channel } from "../protocol/channel.js";
+import type { ServerFrame } from "../protocol/frames.js";
+import { BrokerUnavailableError } from "./ports/broker.js";
+import type { Logger } from "./ports/logger.js";
+import type { FrameRejectReason, Metrics } from "./ports/metrics.js";
+import { EventTooLargeError } from "./published-envelope.js";
+
+/**
+ * How one session answers a client frame: `ok` or `error`, carrying the
+ * frame's `ref` when it had one. Every refusal is counted by its reason; a
+ * failure that is neither the client's (an event too large) nor a broker
+ * outage is a bug, logged and answered `internal`.
+ */
+export class SessionReplies {
+  constructor(
+    private readonly deps: {
+      readonly sessionId: string;
+      readonly metrics: Metrics;
+      readonly logger: Logger;
+      /** The session's send: nothing once it is closed. */
+      send(frame: ServerFrame): void;
+    },
+  ) {}
+
+  ok(ref: number | undefined, fields: Record<string, unknown>): void {
+    this.deps.send(ref === undefined ? { op: "ok", ...fields } : { op: "ok", ref, ...fields });
+  }
+
+  reject(ref: number | undefined, reason: FrameRejectReason, code: ErrorCode, message: string): void {
+    this.deps.metrics.frameRejected(reason);
+    this.sendError(ref, code, message);
+  }
+
+  /** An `error` frame not counted as a refusal: the caller counted it already. */
+  sendError(ref: number | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {
+    const frame: ServerFrame = { op: "error", code, message };
+    if (ref !== undefined) frame.ref = ref;
+    if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;
+    this.deps.send(frame);
+  }
+
+  /** The channel named by `text`; undefined after a `bad_request` refusal when it names none. */
+  channelOf(ref: number | undefined, text: string): Channel | undefined {
+    const channel = parseChannel(text);
+    if (!channel) {
+      this.reject(ref, "bad_request", ErrorCode.BadRequest, `"${text.slice(0, 64)}" is not a channel: namespace:id with [a-z0-9_-] and [A-Za-z0-9_-]`);
+    }
+    return channel;
+  }
+
+  rejectAuthorization(ref: number | undefined, channel: Channel, reason: "not_found" | "forbidden"): void {
+    if (reason === "not_found") {
+      this.reject(ref, "not_found", ErrorCode.NotFound, `namespace ${channel.namespace} does not exist`);
+    } else {
+      this.reject(ref, "forbidden", ErrorCode.Forbidden, `not allowed on ${channel.name}`);
+    }
+  }
+
+  /** A request that failed after it was admitted: the event's size, a retryable outage, or a bug. */
+  rejectFailure(ref: number | undefined, error: unknown): void {
+    if (error instanceof EventTooLargeError) return this.reject(ref, "too_large", ErrorCode.TooLarge, error.message);
+    if (error instanceof BrokerUnavailableError || (error as { retryable?: unknown } | null)?.retryable === true) {
+      this.reject(ref, "unavailable", ErrorCode.Unavailable, "message broker unavailable, retry shortly");
+    } else {
+      this.deps.logger.error({ err: error, session: this.deps.sessionId }, "request failed");
+      this.reject(ref, "internal", ErrorCode.Internal, "internal error");
+    }
+  }
+}

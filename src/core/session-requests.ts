@@ -1,0 +1,78 @@
+import { ErrorCode } from "../protocol/codes.js";
+import { EVENT_TYPE_PATTERN } from "../protocol/channel.js";
+import type { ClientFrameOf } from "../protocol/frames.js";
+import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
+import type { SessionContext } from "./session-context.js";
+import type { SessionReplies } from "./session-replies.js";
+
+/**
+ * The requests a session answers without changing its own state: `publish`,
+ * `read`, `presence` and `status`. Each is authorized by the current
+ * connection token, or by the subscription token of the channel's
+ * subscription where it has one, and gets exactly one reply.
+ */
+export class SessionRequests {
+  constructor(
+    private readonly deps: {
+      readonly userId: string;
+      readonly ctx: SessionContext;
+      readonly replies: SessionReplies;
+      /** The current connection token's principal. */
+      principal(): Principal;
+      /** The subscription token the session's subscription of `channel` stands on, if any. */
+      grantOn(channel: string): SubscriptionGrant | undefined;
+    },
+  ) {}
+
+  async publish(frame: ClientFrameOf<"publish">): Promise<void> {
+    const { ctx, replies } = this.deps;
+    const channel = replies.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    if (!EVENT_TYPE_PATTERN.test(frame.type)) {
+      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
+    }
+    const verdict = ctx.namespaces.canPublish(this.deps.principal(), channel, this.deps.grantOn(channel.name));
+    if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
+    try {
+      const id = await ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId: this.deps.userId });
+      replies.ok(frame.ref, { id });
+    } catch (error) {
+      replies.rejectFailure(frame.ref, error);
+    }
+  }
+
+  /** `read`: moves the user's inbox read mark; every connection of the user hears of it. */
+  async read(frame: ClientFrameOf<"read">): Promise<void> {
+    const { ctx, replies, userId } = this.deps;
+    const channel = replies.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    if (channel.namespace !== "user" || channel.id !== userId) {
+      return replies.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "read marks exist only on your own user channel");
+    }
+    const store = ctx.store;
+    if (!store) return replies.reject(frame.ref, "unavailable", ErrorCode.Unavailable, "no notification store on this node");
+    try {
+      const upTo = await store.markRead(userId, frame.upTo);
+      replies.ok(frame.ref, { upTo });
+      ctx.announceRead(userId, upTo);
+    } catch (error) {
+      replies.rejectFailure(frame.ref, error);
+    }
+  }
+
+  /** `presence`: members of a channel the caller may subscribe to (counts only above the listing limit). */
+  presence(frame: ClientFrameOf<"presence">): void {
+    const { ctx, replies } = this.deps;
+    const channel = replies.channelOf(frame.ref, frame.channel);
+    if (!channel) return;
+    const verdict = ctx.namespaces.canSubscribe(this.deps.principal(), channel, this.deps.grantOn(channel.name));
+    if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
+    if (!verdict.policy.presence) return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
+    replies.ok(frame.ref, { ...ctx.presence.members(channel.name) });
+  }
+
+  /** `status`: the online status of the users asked about, cluster-wide. */
+  async status(frame: ClientFrameOf<"status">): Promise<void> {
+    this.deps.replies.ok(frame.ref, { users: await this.deps.ctx.presence.statuses(frame.users) });
+  }
+}
