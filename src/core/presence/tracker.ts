@@ -1,4 +1,4 @@
-import { encodeServerFrame, type UserStatus } from "../../protocol/frames.js";
+import type { UserStatus } from "../../protocol/frames.js";
 import type { PresenceMessage } from "../../protocol/presence.js";
 import type { Clock, Timer } from "../ports/clock.js";
 import type { LastSeenStore } from "../ports/last-seen-store.js";
@@ -9,13 +9,13 @@ import type { LocalFanout } from "../ports/session-socket.js";
 import { LateTick } from "../late-tick.js";
 import { ClusterView } from "./cluster-view.js";
 import { EventLeadership, type PresenceBackendEvent } from "./event-leadership.js";
-import { FanoutThrottle } from "./fanout-throttle.js";
-import { LastSeenTimes, lastSeenIso } from "./last-seen.js";
+import { LastSeenTimes } from "./last-seen.js";
 import { DEFAULT_LAST_SEEN_WRITER, type LastSeenWriterOptions } from "./last-seen-writer.js";
 import { LocalPresence } from "./local-table.js";
 import { ONLINE_KEY } from "./online-key.js";
 import { PeerTable } from "./peers.js";
 import type { PresenceHandle, PresenceListing } from "./presence-handle.js";
+import { SubscriberFanout } from "./subscriber-fanout.js";
 
 const DEFAULT_FLUSH_MS = 1_000;
 /** Longest wait for the first snapshots after (re)connecting before the view counts as settled. */
@@ -58,9 +58,9 @@ export interface PresenceTrackerDeps {
 /**
  * Cluster-wide presence, held on every node: this node's connections
  * (LocalPresence) and every peer's (PeerTable) make up the cluster view
- * (ClusterView); each cluster-level transition reaches local subscribers
- * (status frames; join/leave through the FanoutThrottle), the backend-event
- * publisher (EventLeadership) and lastSeen (LastSeenTimes).
+ * (ClusterView); each cluster-level transition reaches lastSeen
+ * (LastSeenTimes), this node's subscribers (SubscriberFanout) and the
+ * backend-event publisher (EventLeadership), in that order.
  *
  * - Every `heartbeatMs` a node publishes its last delta seq and a digest of
  *   its entries, and judges its peers' silence, unless the tick runs late
@@ -68,7 +68,8 @@ export interface PresenceTrackerDeps {
  * - After (re)connecting a node asks every node for a snapshot; its view
  *   counts as settled one heartbeat later (at most MAX_WARMUP_MS), and only
  *   a settled node publishes backend events.
- * - Stopped, it publishes nothing more and ignores what it receives.
+ * - Once stopped (after its `leaving`) it publishes nothing more and ignores
+ *   what it receives.
  */
 export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private readonly local: LocalPresence;
@@ -76,7 +77,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private readonly peers: PeerTable;
   private readonly leadership: EventLeadership;
   private readonly lastSeen: LastSeenTimes;
-  private readonly throttle: FanoutThrottle;
+  private readonly subscribers: SubscriberFanout;
   private readonly tickTiming: LateTick;
   private connected = false;
   private stopped = false;
@@ -103,15 +104,10 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       publishEvent: deps.publishEvent,
       lastSeen: this.lastSeen,
     });
-    this.throttle = new FanoutThrottle({
-      clock: deps.clock,
-      fanout: deps.fanout,
-      perSec: options.fanoutPerSec,
-      deliveriesPerSec: options.fanoutDeliveriesPerSec,
-      flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
-      count: (channel) => this.cluster.count(channel),
-      sent: (op, channel, recipients) => deps.metrics.messagesSent(op, namespaceOf(channel), recipients, undefined),
-    });
+    this.subscribers = new SubscriberFanout(
+      { perSec: options.fanoutPerSec, deliveriesPerSec: options.fanoutDeliveriesPerSec, flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS },
+      { ...deps, count: (channel) => this.cluster.count(channel) },
+    );
     this.tickTiming = new LateTick(options.heartbeatMs, deps.clock.now());
   }
 
@@ -133,7 +129,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       this.stopped = true;
       this.ticker?.cancel();
       this.warmup?.cancel();
-      this.throttle.close();
+      this.subscribers.close();
       this.deps.bus.publish({ ...this.from(), kind: "leaving" });
     }
     await this.lastSeen.stop();
@@ -215,7 +211,7 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private tick(): void {
     if (this.stopped) return;
     this.local.flush();
-    this.throttle.sweep();
+    this.subscribers.sweep();
     const nowMs = this.deps.clock.now();
     let oldestMs = nowMs;
     // A late tick (event-loop stall) has not read the heartbeats that came
@@ -254,18 +250,8 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
 
   /** (key, user) appeared in or vanished from the whole cluster: local subscribers, lastSeen and backends hear of it. */
   private transition(key: string, user: string, present: boolean, info: unknown, atMs: number, quiet: boolean): void {
-    if (key === ONLINE_KEY) {
-      if (!present) this.lastSeen.remember(user, atMs);
-      const text = encodeServerFrame({ op: "status", user, online: present, lastSeen: lastSeenIso(atMs) });
-      const recipients = this.deps.fanout.publish(`status:${user}`, text);
-      this.deps.metrics.messagesSent("status", "status", recipients, undefined);
-    } else {
-      this.throttle.change(key, present ? "join" : "leave", user, info);
-    }
+    if (key === ONLINE_KEY && !present) this.lastSeen.remember(user, atMs);
+    this.subscribers.transition(key, user, present, info, atMs);
     if (!quiet) this.leadership.transition(key, user, present, info, atMs);
   }
-}
-
-function namespaceOf(channel: string): string {
-  return channel.slice(0, Math.max(0, channel.indexOf(":")));
 }
