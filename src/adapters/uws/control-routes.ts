@@ -1,21 +1,10 @@
-import type { UwsApp } from "../../core/ports/uws-api.js";
-import { HttpRejection } from "../../protocol/codes.js";
 import { parseControl, MAX_CONTROL_BYTES } from "../../protocol/control.js";
+import { HttpRejection } from "../../protocol/codes.js";
 import type { Gateway } from "../../core/gateway.js";
-import type { Clock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
-import type { ApiKeys } from "./api-keys.js";
-import type { HttpLimits } from "./http-limits.js";
-import { admitApiKey, presentedBearer, refuseApiKey } from "./api-key-gate.js";
-import { PendingReply } from "./http-reply.js";
+import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 
-export interface ControlRoutesDeps {
-  readonly app: UwsApp;
-  readonly apiKeys: ApiKeys;
-  readonly limits: HttpLimits;
+export interface ControlRoutesDeps extends ApiKeyJsonRouteDeps {
   readonly gateway: Gateway;
-  readonly clock: Clock;
-  readonly logger: Logger;
 }
 
 /**
@@ -29,47 +18,17 @@ export interface ControlRoutesDeps {
  * store is away (the command may be sent again: every command is idempotent).
  */
 export function registerControlRoutes(deps: ControlRoutesDeps): void {
-  deps.app.post("/api/v1/control", (res, req) => {
-    const presented = presentedBearer(req);
-    const source = deps.limits.sourceOf(res, req);
-    const reply = new PendingReply(res);
-    const body = reply.readBody(MAX_CONTROL_BYTES);
-    void control(deps, reply, { presented, source }, body);
+  registerApiKeyJsonRoute(deps, {
+    path: "/api/v1/control",
+    maxBodyBytes: MAX_CONTROL_BYTES,
+    wording: { disabled: "the HTTP control API is disabled: set API_KEYS", overRate: "too many requests for this API key" },
+    unavailable: "message broker or store unavailable, retry shortly (commands are idempotent)",
+    failureLog: "HTTP control command failed",
+    handle: async (json, reply) => {
+      const parsed = parseControl(json);
+      if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);
+      await deps.gateway.publishControl(parsed.command);
+      reply.json(202, { command: parsed.command.command });
+    },
   });
-}
-
-async function control(
-  deps: ControlRoutesDeps,
-  reply: PendingReply,
-  caller: { presented: string | undefined; source: string },
-  body: ReturnType<PendingReply["readBody"]>,
-): Promise<void> {
-  const admitted = admitApiKey(deps, caller.presented, caller.source, {
-    disabled: "the HTTP control API is disabled: set API_KEYS",
-    overRate: "too many requests for this API key",
-  });
-  if (!admitted.ok) return refuseApiKey(reply, admitted);
-  const received = await body;
-  if (!received.ok) {
-    if (received.reason === "too_large") reply.reject(HttpRejection.TooLarge, `body over ${MAX_CONTROL_BYTES} bytes`);
-    return;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(received.body.toString("utf8"));
-  } catch {
-    return reply.reject(HttpRejection.BadRequest, "body is not valid JSON");
-  }
-  const parsed = parseControl(json);
-  if (!parsed.ok) return reply.reject(HttpRejection.BadRequest, parsed.message);
-  try {
-    await deps.gateway.publishControl(parsed.command);
-    reply.json(202, { command: parsed.command.command });
-  } catch (error) {
-    if ((error as { retryable?: unknown } | null)?.retryable === true) {
-      return reply.reject(HttpRejection.Unavailable, "message broker or store unavailable, retry shortly (commands are idempotent)");
-    }
-    deps.logger.error({ err: error }, "HTTP control command failed");
-    reply.reject(HttpRejection.Internal, "internal error");
-  }
 }
