@@ -1,7 +1,8 @@
 import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseBackendPublish } from "../../core/backend-publish.js";
-import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
+import { NamespaceNotFoundError } from "../../core/broker-publishes.js";
+import type { Gateway } from "../../core/gateway.js";
 import { EventTooLargeError } from "../../core/published-envelope.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
