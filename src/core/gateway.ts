@@ -7,64 +7,17 @@ import { BrokerPublishes } from "./broker-publishes.js";
 import { ChannelBindings } from "./channel-bindings.js";
 import { Connections, type Admission, type AdmissionTicket } from "./connections.js";
 import { deadLetter } from "./dead-letter.js";
+import type { GatewayDeps, GatewayOptions } from "./gateway-options.js";
 import { LateTick } from "./late-tick.js";
-import type { IngressLimits } from "./limits.js";
 import { LiveRouter } from "./live-router.js";
-import type { NamespaceRegistry } from "./namespaces.js";
 import type { RevocationLimits } from "./revocations.js";
 import type { Session } from "./session.js";
 import type { SessionContext } from "./session-context.js";
-import type { Authenticator, Principal } from "./ports/authenticator.js";
-import type { Broker, BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
-import type { Clock, Timer } from "./ports/clock.js";
-import type { EventStore } from "./ports/event-store.js";
-import type { Logger } from "./ports/logger.js";
-import type { Metrics } from "./ports/metrics.js";
-import type { LocalFanout, SessionSocket } from "./ports/session-socket.js";
-import type { PresenceBus } from "./ports/presence-bus.js";
+import type { Principal } from "./ports/authenticator.js";
+import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
+import type { Timer } from "./ports/clock.js";
+import type { SessionSocket } from "./ports/session-socket.js";
 import { LoneBus, PresenceTracker, type PresenceHandle } from "./presence/index.js";
-
-export interface GatewayOptions {
-  readonly nodeId: string;
-  readonly heartbeatMs: number;
-  readonly ttlMs: number;
-  readonly limits: IngressLimits;
-  /** How often every session is checked for heartbeat TTL and send-buffer size. */
-  readonly inspectIntervalMs?: number;
-  /** Most events one `subscribe` with `since` replays. */
-  readonly recoveryLimit: number;
-  /** Presence limits (README "Presence"); defaults: 1,000 listed members, 50 join/leave frames and 20,000 deliveries per channel per second. */
-  readonly presence?: { readonly maxListedMembers: number; readonly fanoutPerSec: number; readonly fanoutDeliveriesPerSec: number };
-  /**
-   * A broker away longer than `graceMs` makes this node refuse new
-   * connections and send its clients `reconnect` with `afterMs` spread over
-   * `spreadMs`; defaults 3 s and 10 s.
-   */
-  readonly brokerLoss?: { readonly graceMs: number; readonly spreadMs: number };
-  /** Revocation expiry and memory bound (README "Control channel"); defaults: 30 days, 1,000,000 entries. */
-  readonly revocations?: RevocationLimits;
-  /** DEPLOYMENT_ID, written into every backend presence event's `data.deployment`; absent: no such field. */
-  readonly deploymentId?: string | undefined;
-}
-
-export interface GatewayDeps {
-  readonly broker: Broker;
-  readonly fanout: LocalFanout;
-  readonly authenticator: Authenticator;
-  readonly namespaces: NamespaceRegistry;
-  readonly clock: Clock;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-  /** A new unique, time-ordered id (session ids, event ids). */
-  readonly newId: () => string;
-  readonly bindLingerMs: number;
-  /** Namespaces bound once as a whole instead of per channel (BIND_WHOLE_NAMESPACES); default none. */
-  readonly bindWholeNamespaces?: readonly string[] | undefined;
-  /** Durable history for recovery and the inbox; absent on a node without a store. */
-  readonly store?: EventStore | undefined;
-  /** Presence between nodes; absent: this node is alone (no replication). */
-  readonly presenceBus?: PresenceBus | undefined;
-}
 
 const DEFAULT_INSPECT_INTERVAL_MS = 250;
 const DEFAULT_REVOCATIONS: RevocationLimits = { maxTokenLifetimeMs: 30 * 24 * 3_600_000, maxEntries: 1_000_000 };
@@ -97,15 +50,7 @@ export class Gateway implements BrokerHandler {
     this.deps = deps;
     const presence = options.presence ?? DEFAULT_PRESENCE;
     this.inspectTick = new LateTick(options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS, deps.clock.now());
-    this.publishes = new BrokerPublishes({
-      broker: deps.broker,
-      namespaces: deps.namespaces,
-      clock: deps.clock,
-      metrics: deps.metrics,
-      logger: deps.logger,
-      newId: deps.newId,
-      deploymentId: options.deploymentId,
-    });
+    this.publishes = new BrokerPublishes({ ...deps, deploymentId: options.deploymentId });
     this.tracker = new PresenceTracker(
       {
         nodeId: options.nodeId,
@@ -143,17 +88,7 @@ export class Gateway implements BrokerHandler {
       limits: options.revocations ?? DEFAULT_REVOCATIONS,
       sessionsOf: (userId) => this.connections.ofUser(userId),
     });
-    this.live = new LiveRouter({
-      namespaces: deps.namespaces,
-      bindings,
-      fanout: deps.fanout,
-      clock: deps.clock,
-      metrics: deps.metrics,
-      logger: deps.logger,
-      newId: deps.newId,
-      store: deps.store,
-      pageSize: options.recoveryLimit,
-    });
+    this.live = new LiveRouter({ ...deps, bindings, pageSize: options.recoveryLimit });
     const ctx: SessionContext = {
       nodeId: options.nodeId,
       heartbeatMs: options.heartbeatMs,

@@ -38,7 +38,7 @@ export interface LiveRouterDeps {
   /** Ids for envelopes that came without one and without a message id. */
   readonly newId: () => string;
   /** Where the feed repair reads missed history; absent on a node without a store. */
-  readonly store: EventStore | undefined;
+  readonly store?: EventStore | undefined;
   /** History read per store call by the feed repair. */
   readonly pageSize: number;
 }
