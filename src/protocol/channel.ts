@@ -34,8 +34,16 @@ export function parseChannel(text: string): Channel | undefined {
 }
 
 /** `room:7` → `room.7`: the routing-key prefix every event of the channel starts with. */
-export function routingPrefix(channel: Channel): string {
+export function routingPrefix(channel: Pick<Channel, "namespace" | "id">): string {
   return `${channel.namespace}.${channel.id}`;
+}
+
+/**
+ * `room:7` and `message.created` → `room.7.message.created`: the routing key
+ * of an event, the only place one is built; `parseRoutingKey` reads it back.
+ */
+export function routingKey(channel: Pick<Channel, "namespace" | "id">, type: string): string {
+  return `${routingPrefix(channel)}.${type}`;
 }
 
 /**

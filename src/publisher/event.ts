@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingPrefix } from "../protocol/channel.js";
+import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingKey } from "../protocol/channel.js";
 import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "../protocol/envelope.js";
 import { eventDataMessage, eventDataProblem } from "../protocol/event-data.js";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
@@ -103,7 +103,7 @@ export function buildEvent(
   }
   // Checked on the JSON as sent (toJSON may change the shape), exactly as the gateway will; at most MAX_ENVELOPE_BYTES to read.
   if (eventDataProblem((JSON.parse(json) as { data: unknown }).data) === "too_deep") throw tooDeep();
-  return { id, routingKey: `${routingPrefix(channel)}.${validType}`, body, timestampMs: nowMs };
+  return { id, routingKey: routingKey(channel, validType), body, timestampMs: nowMs };
 }
 
 function tooDeep(): PublishValidationError {

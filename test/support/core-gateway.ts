@@ -1,5 +1,6 @@
 import type { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
-import { Gateway, type GatewayDeps } from "../../src/core/gateway.js";
+import { Gateway } from "../../src/core/gateway.js";
+import type { GatewayDeps } from "../../src/core/gateway-options.js";
 import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
 import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
 import { silentLogger } from "../../src/core/ports/logger.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChannel, parseRoutingKey, routingPrefix } from "../../src/protocol/channel.js";
+import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "../../src/protocol/channel.js";
 import { decodeEnvelope } from "../../src/protocol/envelope.js";
 import { parseClientFrame } from "../../src/protocol/frames.js";
 import { eventDataProblem, MAX_DATA_DEPTH } from "../../src/protocol/event-data.js";
@@ -28,6 +28,7 @@ describe("channel grammar", () => {
   it("maps to the routing-key prefix and back", () => {
     const channel = parseChannel("room:7")!;
     expect(routingPrefix(channel)).toBe("room.7");
+    expect(routingKey(channel, "message.created")).toBe("room.7.message.created");
     expect(parseRoutingKey("room.7.message.created")).toEqual({ channel, type: "message.created" });
     expect(parseRoutingKey("room.7")).toBeUndefined();
     expect(parseRoutingKey("room.7.")).toBeUndefined();

@@ -116,7 +116,7 @@ function joined(socket: FakeSocket): boolean {
 
 /** Recovery sinks the gateway still feeds for the channel (private state: what "the recovery ended" means). */
 function recoverySinks(gateway: Gateway): number {
-  return gateway["recovering"].get(CHANNEL)?.size ?? 0;
+  return gateway["live"]["recovering"].get(CHANNEL)?.size ?? 0;
 }
 
 const recoveredOk = (missed: number) => ({ op: "ok", ref: 1, recovered: true, missed });

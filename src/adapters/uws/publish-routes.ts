@@ -1,6 +1,7 @@
 import { HttpRejection } from "../../protocol/codes.js";
 import { parseBackendPublish } from "../../core/backend-publish.js";
-import { NamespaceNotFoundError, type Gateway } from "../../core/gateway.js";
+import { NamespaceNotFoundError } from "../../core/broker-publishes.js";
+import type { Gateway } from "../../core/gateway.js";
 import { EventTooLargeError } from "../../core/published-envelope.js";
 import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 

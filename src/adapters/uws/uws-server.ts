@@ -1,6 +1,7 @@
 import type { UwsApi, UwsApp, UwsListenSocket, UwsRequest, UwsResponse, UwsUpgradeContext } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
-import type { AdmissionTicket, Gateway } from "../../core/gateway.js";
+import type { AdmissionTicket } from "../../core/connections.js";
+import type { Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
 import type { EventStore } from "../../core/ports/event-store.js";

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseChannel, parseRoutingKey, routingPrefix } from "../../../src/protocol/channel.js";
+import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "../../../src/protocol/channel.js";
 import { anyString, runs } from "./fuzz.js";
 
 /**
@@ -65,14 +65,14 @@ describe("channel grammar (property)", () => {
     fc.assert(
       fc.property(namespace, channelId, eventType, (ns, id, type) => {
         const channel = parseChannel(`${ns}:${id}`)!;
-        expect(parseRoutingKey(`${routingPrefix(channel)}.${type}`)).toEqual({ channel, type });
+        expect(parseRoutingKey(routingKey(channel, type))).toEqual({ channel, type });
       }),
       runs(1_000),
     );
     fc.assert(
       fc.property(fc.oneof(anyString, nearMiss.map((text) => text.replace(":", "."))), (key) => {
         const route = parseRoutingKey(key);
-        if (route) expect(`${routingPrefix(route.channel)}.${route.type}`).toBe(key);
+        if (route) expect(routingKey(route.channel, route.type)).toBe(key);
       }),
       runs(1_000),
     );
