@@ -1,3 +1,4 @@
+import { deliverAppFrame } from "./app-frames.js";
 import { DEFAULT_BACKOFF } from "./backoff.js";
 import { ConnectionToken } from "./connection-token.js";
 import { Emitter } from "./emitter.js";
@@ -10,18 +11,7 @@ import { Timers } from "./timers.js";
 import type { ModeHost, TransportMode } from "./transport-mode.js";
 import type { IncomingFrame, Transport, TransportHandlers } from "./transports.js";
 import { WebSocketMode } from "./websocket-mode.js";
-import {
-  RealtimeError,
-  type ClientEvents,
-  type ConnectionState,
-  type PresenceMember,
-  type RealtimeEvent,
-  type SubscribeResult,
-  type TransportKind,
-  type UserStatus,
-} from "./types.js";
-
-export type { ConnectOptions } from "./options.js";
+import { RealtimeError, type ClientEvents, type ConnectionState, type PresenceMember, type RealtimeEvent, type SubscribeResult, type TransportKind, type UserStatus } from "./types.js";
 
 /**
  * A connection to the gateway that stays up: it reconnects with exponential
@@ -189,23 +179,6 @@ export class RealtimeClient {
       case "ok":
       case "error":
         return this.reply(frame);
-      case "event":
-        return this.subscriptions.deliver(frame);
-      case "join":
-        return this.events.emit(frame.op, { channel: frame.channel, user: frame.user, info: frame.info });
-      case "leave":
-        return this.events.emit("leave", { channel: frame.channel, user: frame.user });
-      case "members":
-        return this.events.emit("members", { channel: frame.channel, count: frame.count, joined: frame.joined, left: frame.left });
-      case "status":
-        return this.events.emit("status", { user: frame.user, online: frame.online, ...(frame.lastSeen === undefined ? {} : { lastSeen: frame.lastSeen }) });
-      case "read":
-        return this.events.emit("read", { channel: frame.channel, upTo: frame.upTo });
-      case "gap":
-        if (this.subscriptions.has(frame.channel)) this.events.emit("gap", { channel: frame.channel, reason: frame.reason });
-        return;
-      case "unsubscribed":
-        return this.subscriptions.droppedByServer(frame.channel, frame.reason);
       case "reconnect":
         this.schedule.serverAsked(frame.afterMs);
         // Leave at the server's chosen moment (spread across clients) rather than all at the drain's close.
@@ -213,10 +186,8 @@ export class RealtimeClient {
       case "pong":
       case "close":
         return;
-      default: {
-        const unreachable: never = frame;
-        return unreachable;
-      }
+      default:
+        return deliverAppFrame(frame, this.subscriptions, this.events);
     }
   }
 
