@@ -7,9 +7,11 @@
  *   const client = connect({ url: "https://realtime.example.com", token: () => fetchToken() });
  *   await client.subscribe("room:7", (event) => render(event));
  */
-import { RealtimeClient, type ConnectOptions } from "./client.js";
+import { RealtimeClient } from "./client.js";
+import type { ConnectOptions } from "./options.js";
 
-export { RealtimeClient, type ConnectOptions } from "./client.js";
+export { RealtimeClient } from "./client.js";
+export { type ConnectOptions } from "./options.js";
 export { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { ChannelCursor } from "./dedupe.js";
 export { tokenExpiryMs, type TokenSource } from "./token.js";
