@@ -1,3 +1,4 @@
+import { routingKey } from "../../protocol/channel.js";
 import { ONLINE_KEY } from "./online-key.js";
 import { lastSeenIso, type LastSeenTimes } from "./last-seen.js";
 
@@ -91,7 +92,7 @@ export class EventLeadership {
       const type = present ? "join" : "leave";
       const data: Record<string, unknown> = { channel: key, user };
       if (info !== undefined) data.info = info;
-      event = { routingKey: `presence.${key.slice(0, colon)}.${key.slice(colon + 1)}.${type}`, type, user, data, atMs };
+      event = { routingKey: `presence.${routingKey({ namespace: key.slice(0, colon), id: key.slice(colon + 1) }, type)}`, type, user, data, atMs };
     }
     if (!this.synced) {
       if (this.held.length < MAX_HELD_EVENTS) this.held.push(event);
