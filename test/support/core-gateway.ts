@@ -1,6 +1,8 @@
 import type { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
 import { Gateway } from "../../src/core/gateway.js";
-import type { GatewayDeps } from "../../src/core/gateway-options.js";
+import type { Session } from "../../src/core/session.js";
+import type { GatewayDeps, GatewayOptions } from "../../src/core/gateway-options.js";
+import type { IngressLimits } from "../../src/core/limits.js";
 import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
 import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
 import { silentLogger } from "../../src/core/ports/logger.js";
@@ -10,11 +12,17 @@ import { FakeFanout, FakeSocket } from "./fake-socket.js";
 
 /**
  * The core Gateway on test doubles (fake clock, fake sockets, an in-memory
- * broker), with generous limits, for unit tests of session and delivery
- * logic. `connect` admits a user (with the claims given) and opens a
- * session on a FakeSocket.
+ * broker), with generous limits unless `options` says otherwise, for unit
+ * tests of session and delivery logic. `connect` admits a user (with the
+ * claims given) and opens a session on a FakeSocket.
  */
-export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partial<GatewayDeps> & { bindLingerMs: number }) {
+export function coreGateway(
+  clock: FakeClock,
+  broker: MemoryBroker,
+  deps: Partial<GatewayDeps> & { bindLingerMs: number },
+  options: Partial<Omit<GatewayOptions, "limits">> & { limits?: Partial<IngressLimits> } = {},
+) {
+  const { limits, ...overrides } = options;
   const fanout = new FakeFanout();
   const authenticator: Authenticator = { verify: () => Promise.reject(new Error("not used")), verifySubscription: () => Promise.reject(new Error("not used")) };
   let ids = 0;
@@ -35,7 +43,9 @@ export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partia
         maxConnectionsPerUser: 16,
         maxConnections: 100,
         sendBufferBytes: 1 << 20,
+        ...limits,
       },
+      ...overrides,
     },
     {
       broker,
@@ -58,4 +68,23 @@ export function coreGateway(clock: FakeClock, broker: MemoryBroker, deps: Partia
     return { socket, session: gateway.open(admission.ticket, socket) };
   };
   return { gateway, connect };
+}
+
+let nextRef = 0;
+
+/**
+ * Sends `frame` to a session of `connect` with a fresh `ref` and resolves
+ * with the reply carrying that ref (the in-memory adapters answer within a
+ * few turns of the event loop). The frame's size is its UTF-8 length.
+ */
+export async function request(client: { socket: FakeSocket; session: Session }, frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const ref = ++nextRef;
+  const text = JSON.stringify({ ...frame, ref });
+  client.session.receiveText(text, new TextEncoder().encode(text).byteLength);
+  for (let turn = 0; turn < 100; turn++) {
+    const reply = client.socket.sent.find((sent) => sent.ref === ref);
+    if (reply) return reply;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`no reply to ${text.slice(0, 80)}`);
 }

@@ -6,6 +6,8 @@ export class FakeSocket implements SessionSocket {
   readonly sent: Array<Record<string, unknown>> = [];
   readonly topics = new Set<string>();
   closedWith: { code: CloseCode; reason: string } | undefined;
+  /** What `bufferedBytes` reports: set it to play a client that stopped reading. */
+  buffered = 0;
 
   send(text: string): void {
     this.sent.push(JSON.parse(text) as Record<string, unknown>);
@@ -24,7 +26,7 @@ export class FakeSocket implements SessionSocket {
   }
 
   bufferedBytes(): number {
-    return 0;
+    return this.buffered;
   }
 }
 
