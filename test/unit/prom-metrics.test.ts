@@ -33,6 +33,9 @@ describe("PromMetrics", () => {
     }
     expect(samples(text, "sobranie_ws_connections_active")).toEqual(['sobranie_ws_connections_active{server_id="node-a"} 0']);
     expect(text).toContain('sobranie_frames_rejected_total{reason="rate_limited",server_id="node-a"} 0');
+    for (const reason of ["unauthorized", "revoked", "too_many_connections", "capacity", "draining", "broker_unavailable"]) {
+      expect(text).toContain(`sobranie_upgrades_rejected_total{reason="${reason}",server_id="node-a"} 0`);
+    }
     expect(metrics.contentType).toMatch(/^text\/plain/);
   });
 

@@ -47,7 +47,15 @@ const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
 ];
 const HTTP_RATE_LIMIT_SCOPES: readonly HttpRateLimitScope[] = ["user", "source", "api_key_failures", "api_key"];
 const PRESENCE_DROP_REASONS: readonly PresenceDropReason[] = ["invalid", "foreign"];
-const UPGRADE_REJECT_REASONS: readonly UpgradeRejectReason[] = ["unauthorized", "revoked", "too_many_connections", "draining", "broker_unavailable"];
+/** Every reason, so each series exists at 0 from the start; the `satisfies` makes a reason added to the type and not here a compile error. */
+const UPGRADE_REJECT_REASONS = Object.keys({
+  unauthorized: true,
+  revoked: true,
+  too_many_connections: true,
+  capacity: true,
+  draining: true,
+  broker_unavailable: true,
+} satisfies Record<UpgradeRejectReason, true>) as UpgradeRejectReason[];
 
 /** Publish-to-socket-write latency: 0.5 ms (same node, idle) up to 5 s (a backed-up queue). */
 const DELIVERY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
