@@ -1,3 +1,5 @@
+import { SobranieError } from "../protocol/errors.js";
+
 /** One bad environment variable and what is wrong with it. */
 export interface ConfigProblem {
   readonly variable: string;
@@ -9,7 +11,7 @@ export interface ConfigProblem {
  * found (not just the first), and `message` names every bad variable, one
  * line each, so an operator fixes them all in one go.
  */
-export class ConfigError extends Error {
+export class ConfigError extends SobranieError {
   override readonly name = "ConfigError";
   readonly code = "bad_config";
   readonly retryable = false;

@@ -1,6 +1,7 @@
 import { routingKey } from "../protocol/channel.js";
 import { encodeControl, type ControlCommand } from "../protocol/control.js";
 import type { Envelope } from "../protocol/envelope.js";
+import { SobranieError } from "../protocol/errors.js";
 import type { BackendPublish } from "./backend-publish.js";
 import { READ_SYNC_TYPE } from "./event-frames.js";
 import type { NamespaceRegistry } from "./namespaces.js";
@@ -22,7 +23,7 @@ import type { ClientPublish } from "./session-context.js";
  * (EventTooLargeError instead).
  */
 
-export class NamespaceNotFoundError extends Error {
+export class NamespaceNotFoundError extends SobranieError {
   override readonly name = "NamespaceNotFoundError";
   readonly code = "not_found";
   readonly retryable = false;

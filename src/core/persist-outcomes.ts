@@ -1,3 +1,4 @@
+import { SobranieError } from "../protocol/errors.js";
 import type { PersistOutcome } from "./ports/persist-queue.js";
 
 /**
@@ -5,7 +6,7 @@ import type { PersistOutcome } from "./ports/persist-queue.js";
  * a transient fault: logged at error level, and the batch is redelivered
  * (never acked on a guess) until the handler is fixed.
  */
-export class PersistOutcomeMismatchError extends Error {
+export class PersistOutcomeMismatchError extends SobranieError {
   override readonly name = "PersistOutcomeMismatchError";
   readonly code = "outcome_mismatch";
   readonly retryable = false;

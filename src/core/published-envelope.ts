@@ -1,4 +1,5 @@
 import { encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from "../protocol/envelope.js";
+import { SobranieError } from "../protocol/errors.js";
 
 /**
  * The envelope a publish would put on the broker is over MAX_ENVELOPE_BYTES.
@@ -6,7 +7,7 @@ import { encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from "../protocol/e
  * occurredAt, user) and re-serializing can lengthen data (`1e9` becomes
  * `1000000000`): refused here, since every consumer would dead-letter it.
  */
-export class EventTooLargeError extends Error {
+export class EventTooLargeError extends SobranieError {
   override readonly name = "EventTooLargeError";
   readonly code = "too_large";
   readonly retryable = false;

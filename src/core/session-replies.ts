@@ -1,7 +1,7 @@
 import { ErrorCode } from "../protocol/codes.js";
 import { parseChannel, type Channel } from "../protocol/channel.js";
+import { isRetryable } from "../protocol/errors.js";
 import type { ServerFrame } from "../protocol/frames.js";
-import { BrokerUnavailableError } from "./ports/broker.js";
 import type { Logger } from "./ports/logger.js";
 import type { FrameRejectReason, Metrics } from "./ports/metrics.js";
 import { EventTooLargeError } from "./published-envelope.js";
@@ -60,7 +60,7 @@ export class SessionReplies {
   /** A request that failed after it was admitted: the event's size, a retryable outage, or a bug. */
   rejectFailure(ref: number | undefined, error: unknown): void {
     if (error instanceof EventTooLargeError) return this.reject(ref, "too_large", ErrorCode.TooLarge, error.message);
-    if (error instanceof BrokerUnavailableError || (error as { retryable?: unknown } | null)?.retryable === true) {
+    if (isRetryable(error)) {
       this.reject(ref, "unavailable", ErrorCode.Unavailable, "message broker unavailable, retry shortly");
     } else {
       this.deps.logger.error({ err: error, session: this.deps.sessionId }, "request failed");

@@ -4,3 +4,4 @@ export * from "./envelope.js";
 export * from "./frames.js";
 export * from "./event-data.js";
 export * from "./sse.js";
+export * from "./errors.js";

@@ -1,6 +1,9 @@
+import { SobranieError } from "../protocol/errors.js";
+
 /**
- * Every failure the publisher SDK reports, one class each. All carry `code`
- * and `retryable`; a backend decides to retry, alert or drop from those alone.
+ * Every failure the publisher SDK reports, one class each. All are
+ * SobranieErrors carrying `code` and `retryable`; a backend decides to retry,
+ * alert or drop from those alone (`isRetryable`).
  */
 
 /** Why an event was refused before it reached the network. */
@@ -21,7 +24,7 @@ export const PublishValidationCode = {
 export type PublishValidationCode = (typeof PublishValidationCode)[keyof typeof PublishValidationCode];
 
 /** The event breaks docs/protocol.md §3 (channel grammar, type pattern, id, size, data depth). Nothing was sent; retrying the same event fails again. */
-export class PublishValidationError extends Error {
+export class PublishValidationError extends SobranieError {
   override readonly name = "PublishValidationError";
   readonly retryable = false;
   constructor(
@@ -38,7 +41,7 @@ export class PublishValidationError extends Error {
  * is away or slower than the caller). This event was NOT accepted: the caller
  * must retry later, fail its own request, or spill elsewhere.
  */
-export class PublisherBufferFullError extends Error {
+export class PublisherBufferFullError extends SobranieError {
   override readonly name = "PublisherBufferFullError";
   readonly code = "buffer_full";
   readonly retryable = true;
@@ -48,7 +51,7 @@ export class PublisherBufferFullError extends Error {
 }
 
 /** `publish` was called after `close()`: this publisher accepts nothing any more. */
-export class PublisherClosedError extends Error {
+export class PublisherClosedError extends SobranieError {
   override readonly name = "PublisherClosedError";
   readonly code = "publisher_closed";
   readonly retryable = false;
@@ -63,7 +66,7 @@ export class PublisherClosedError extends Error {
  * may still have it: re-publishing with the same `id` is safe, because
  * consumers drop duplicates by id.
  */
-export class PublishAbandonedError extends Error {
+export class PublishAbandonedError extends SobranieError {
   override readonly name = "PublishAbandonedError";
   readonly code = "publish_abandoned";
   readonly retryable = true;

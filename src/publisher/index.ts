@@ -18,4 +18,5 @@ export {
 } from "./errors.js";
 export { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../adapters/amqp/publisher.js";
 export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
+export { isRetryable, SobranieError } from "../protocol/errors.js";
 export { MAX_DATA_DEPTH } from "../protocol/event-data.js";

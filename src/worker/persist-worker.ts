@@ -1,5 +1,6 @@
 import { parseRoutingKey } from "../protocol/channel.js";
 import { decodeEnvelope, encodeEnvelope } from "../protocol/envelope.js";
+import { isRetryable } from "../protocol/errors.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
 import type { Clock } from "../core/ports/clock.js";
 import type { AppendOutcome, EventStore, NewEvent, StoredEvent } from "../core/ports/event-store.js";
@@ -159,8 +160,4 @@ export class PersistWorker implements PersistBatchHandler {
       }
     }
   }
-}
-
-function isRetryable(error: unknown): boolean {
-  return (error as { retryable?: unknown } | null)?.retryable === true;
 }

@@ -2,11 +2,12 @@ import type { ConfirmChannel, Message, Options } from "amqplib";
 import { randomUUID } from "node:crypto";
 import { BrokerUnavailableError } from "../../core/ports/broker.js";
 import { type Clock, systemClock, type Timer } from "../../core/ports/clock.js";
+import { SobranieError } from "../../protocol/errors.js";
 import { DEFAULT_CONFIRM_TIMEOUT_MS } from "./reconnect.js";
 import { AmqpNames } from "./topology.js";
 
 /** The broker refused responsibility for a message (basic.nack): resource trouble on its side, worth a retry. */
-export class PublishNackedError extends Error {
+export class PublishNackedError extends SobranieError {
   override readonly name = "PublishNackedError";
   readonly code = "publish_nacked";
   readonly retryable = true;
@@ -16,7 +17,7 @@ export class PublishNackedError extends Error {
 }
 
 /** No confirm within the confirm timeout: the message may or may not have been taken; publishing it again is safe (consumers drop repeats by id). */
-export class PublishConfirmTimeoutError extends Error {
+export class PublishConfirmTimeoutError extends SobranieError {
   override readonly name = "PublishConfirmTimeoutError";
   readonly code = "confirm_timeout";
   readonly retryable = true;
@@ -26,7 +27,7 @@ export class PublishConfirmTimeoutError extends Error {
 }
 
 /** A `mandatory` message matched no queue (basic.return): nothing holds it, so the caller must keep it. */
-export class PublishUnroutableError extends Error {
+export class PublishUnroutableError extends SobranieError {
   override readonly name = "PublishUnroutableError";
   readonly code = "unroutable";
   readonly retryable = true;

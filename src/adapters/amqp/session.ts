@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import { type Clock, systemClock, type Timer } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { LateTick } from "../../core/late-tick.js";
+import { SobranieError } from "../../protocol/errors.js";
 import { describeBrokerUrl } from "./broker-addresses.js";
 import { coalesceMuxWrites } from "./coalesce-writes.js";
 
@@ -30,7 +31,7 @@ const LOST_CLOSE_TIMEOUT_MS = 1_000;
 export type ChannelAttempt = (step: (channel: Channel) => Promise<void>, timeoutMs: number) => Promise<{ ok: true } | { ok: false; error: unknown }>;
 
 /** The connection (or one of its channels) failed; everything opened on it is unusable. */
-export class BrokerConnectionLostError extends Error {
+export class BrokerConnectionLostError extends SobranieError {
   override readonly name = "BrokerConnectionLostError";
   readonly code = "connection_lost";
   readonly retryable = true;

@@ -1,4 +1,5 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
+import { SobranieError } from "../../protocol/errors.js";
 import { withDefaultHeartbeat } from "./session.js";
 import { AmqpNames, DEAD_QUEUE_ARGUMENTS, assertDeadLetterExchange, assertDeadQueue } from "./topology.js";
 
@@ -67,9 +68,11 @@ export interface DeadQueueUpgradeResult {
   readonly movedToDeadQueue: number;
 }
 
-/** The upgrade cannot go on; the broker was left in a state a new run picks up from. */
-export class DeadQueueUpgradeError extends Error {
+/** The upgrade cannot go on; the broker was left in a state a new run picks up from, once the operator fixed the cause. */
+export class DeadQueueUpgradeError extends SobranieError {
   override readonly name = "DeadQueueUpgradeError";
+  readonly code = "upgrade_failed";
+  readonly retryable = false;
 }
 
 const { deadQueue, deadQueueUpgrading, deadLetterExchange, deadLetterMoveExchange } = AmqpNames;

@@ -2,6 +2,7 @@ import type { BatchSource } from "../../core/batch-pump.js";
 import { type Clock, systemClock } from "../../core/ports/clock.js";
 import { type Logger, silentLogger } from "../../core/ports/logger.js";
 import type { PersistMessage } from "../../core/ports/persist-queue.js";
+import { SobranieError } from "../../protocol/errors.js";
 
 /** What the embedded events exchange hands over (MemoryBroker's `onEventsPublish` message fits). */
 export interface MemoryEventMessage {
@@ -31,7 +32,7 @@ export interface MemoryPersistBacklogOptions {
 }
 
 /** The embedded persist queue is full: the publish is refused, as RabbitMQ's `reject-publish` overflow would. */
-export class PersistQueueFullError extends Error {
+export class PersistQueueFullError extends SobranieError {
   override readonly name = "PersistQueueFullError";
   readonly code = "persist_queue_full";
   readonly retryable = true;

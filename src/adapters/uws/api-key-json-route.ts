@@ -1,6 +1,7 @@
 import type { UwsApp } from "../../core/ports/uws-api.js";
 import type { Logger } from "../../core/ports/logger.js";
 import { HttpRejection } from "../../protocol/codes.js";
+import { isRetryable } from "../../protocol/errors.js";
 import { admitApiKey, presentedBearer, refuseApiKey, type ApiKeyGateDeps, type ApiKeyWording } from "./api-key-gate.js";
 import { PendingReply } from "./http-reply.js";
 
@@ -66,7 +67,7 @@ async function answer(
   try {
     await route.handle(json, reply);
   } catch (error) {
-    if ((error as { retryable?: unknown } | null)?.retryable === true) return reply.reject(HttpRejection.Unavailable, route.unavailable);
+    if (isRetryable(error)) return reply.reject(HttpRejection.Unavailable, route.unavailable);
     deps.logger.error({ err: error }, route.failureLog);
     reply.reject(HttpRejection.Internal, "internal error");
   }

@@ -1,5 +1,6 @@
 import type { UwsApp } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "../../protocol/codes.js";
+import { isRetryable } from "../../protocol/errors.js";
 import { parseInboxQuery, parseReadBody, readInbox } from "../../core/inbox.js";
 import type { Gateway } from "../../core/gateway.js";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
@@ -83,7 +84,7 @@ async function handle(
   try {
     await work(principal, deps.store);
   } catch (error) {
-    const retryable = (error as { retryable?: unknown } | null)?.retryable === true;
+    const retryable = isRetryable(error);
     if (!retryable) deps.logger.error({ err: error }, "inbox request failed");
     if (retryable) reply.reject(HttpRejection.Unavailable, "notification store unavailable, retry shortly");
     else reply.reject(HttpRejection.Internal, "internal error");

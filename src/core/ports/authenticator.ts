@@ -1,3 +1,5 @@
+import { SobranieError } from "../../protocol/errors.js";
+
 /** What revocations match a token by (docs/protocol.md §11): shared by connection and subscription tokens. */
 export interface TokenIdentity {
   readonly userId: string;
@@ -44,7 +46,7 @@ export interface Authenticator {
   verifySubscriptionNow?(token: string): SubscriptionGrant | undefined;
 }
 
-export class AuthenticationError extends Error {
+export class AuthenticationError extends SobranieError {
   override readonly name = "AuthenticationError";
   readonly code = "unauthorized";
   readonly retryable = false;

@@ -1,3 +1,5 @@
+import { SobranieError } from "../../protocol/errors.js";
+
 /**
  * The message broker as the gateway sees it: RabbitMQ in production
  * (`AmqpBroker`), an in-process broker in embedded mode and in tests
@@ -87,7 +89,7 @@ export interface Broker {
   publish(request: PublishRequest): Promise<void>;
 }
 
-export class BrokerUnavailableError extends Error {
+export class BrokerUnavailableError extends SobranieError {
   override readonly name = "BrokerUnavailableError";
   readonly code = "unavailable";
   readonly retryable = true;

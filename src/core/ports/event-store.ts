@@ -1,3 +1,4 @@
+import { SobranieError } from "../../protocol/errors.js";
 import type { LastSeenStore } from "./last-seen-store.js";
 import type { RevocationStore } from "./revocation-store.js";
 
@@ -95,7 +96,7 @@ export interface EventStore extends LastSeenStore, RevocationStore {
   markRead(userId: string, upToSeq: number): Promise<number>;
 }
 
-export class StoreUnavailableError extends Error {
+export class StoreUnavailableError extends SobranieError {
   override readonly name = "StoreUnavailableError";
   readonly code = "unavailable";
   readonly retryable = true;

@@ -1,3 +1,4 @@
+import { isRetryable } from "../../protocol/errors.js";
 import type { Clock, Timer } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 
@@ -80,7 +81,7 @@ export class BackendEventQueue<T> {
         outcomes.forEach((outcome, i) => {
           if (outcome.status === "fulfilled") return;
           // Unavailable, an overdue or refused confirm: the broker may take it later.
-          if ((outcome.reason as { retryable?: unknown } | null)?.retryable === true) retry.push(window[i] as T);
+          if (isRetryable(outcome.reason)) retry.push(window[i] as T);
           else this.deps.logger.warn({ err: outcome.reason }, "presence event not published");
         });
         if (retry.length === 0) continue;
