@@ -47,9 +47,9 @@ export class Revocations {
   /** Adds (or widens) an entry; returns how many old entries were dropped to stay within `maxEntries`. */
   add(revocation: Revocation, nowMs: number): number {
     if (revocation.expiresAtMs <= nowMs) return 0;
-    const key = keyOf(revocation);
+    const key = revocationKey(revocation);
     const known = this.entries.get(key);
-    this.entries.set(key, known === undefined ? revocation : widest(known, revocation));
+    this.entries.set(key, known === undefined ? revocation : widestRevocation(known, revocation));
     let dropped = 0;
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.limits.maxEntries) break;
@@ -86,13 +86,7 @@ export class Revocations {
 
   /** Drops what stopped mattering; returns how many entries went. */
   prune(nowMs: number): number {
-    let pruned = 0;
-    for (const [key, revocation] of this.entries) {
-      if (revocation.expiresAtMs > nowMs) continue;
-      this.entries.delete(key);
-      pruned += 1;
-    }
-    return pruned;
+    return pruneExpired(this.entries, nowMs);
   }
 
   private live(key: string, nowMs: number): Revocation | undefined {
@@ -101,15 +95,34 @@ export class Revocations {
   }
 }
 
-/** Neither the kind nor a `sub` holds NUL, and the subject comes last: the key is unambiguous. */
-function keyOf(revocation: Revocation): string {
-  const subject = revocation.kind === "token" ? revocation.tokenId : revocation.kind === "channel" ? revocation.channel : "";
-  return `${revocation.kind}\u0000${revocation.userId}\u0000${subject}`;
+/** What identifies an entry beside its user and kind: the token id, the channel, or nothing (`issued_before`). */
+export function revocationSubject(revocation: Revocation): string {
+  return revocation.kind === "token" ? revocation.tokenId : revocation.kind === "channel" ? revocation.channel : "";
+}
+
+/**
+ * The entry's identity as one string (the store's primary key: kind, user,
+ * subject). Neither the kind nor a `sub` holds NUL, and the subject comes
+ * last: the key is unambiguous.
+ */
+export function revocationKey(revocation: Revocation): string {
+  return `${revocation.kind}\u0000${revocation.userId}\u0000${revocationSubject(revocation)}`;
 }
 
 /** Two entries of one key merged: the later cut-off and the later expiry (what the store's upsert keeps too). */
-function widest(known: Revocation, added: Revocation): Revocation {
+export function widestRevocation(known: Revocation, added: Revocation): Revocation {
   const expiresAtMs = Math.max(known.expiresAtMs, added.expiresAtMs);
   if (known.kind === "token" || added.kind === "token") return { ...added, expiresAtMs };
   return { ...added, issuedBeforeMs: Math.max(known.issuedBeforeMs, added.issuedBeforeMs), expiresAtMs };
+}
+
+/** Deletes the entries that stopped mattering by `nowMs` (expiresAtMs <= nowMs); returns how many went. */
+export function pruneExpired(entries: Map<string, Revocation>, nowMs: number): number {
+  let pruned = 0;
+  for (const [key, revocation] of entries) {
+    if (revocation.expiresAtMs > nowMs) continue;
+    entries.delete(key);
+    pruned += 1;
+  }
+  return pruned;
 }

@@ -17,6 +17,7 @@ import {
   StoreUnavailableError,
 } from "../../core/ports/event-store.js";
 import type { Revocation } from "../../core/ports/revocation-store.js";
+import { pruneExpired, revocationKey, widestRevocation } from "../../core/revocations.js";
 
 /**
  * The event store inside the process: the test double for core logic, held
@@ -37,7 +38,7 @@ export class MemoryEventStore implements EventStore {
   private readonly watermarks = new Map<string, number>();
   private readonly readMarks = new Map<string, number>();
   private readonly lastSeen = new Map<string, number>();
-  /** By user, kind and subject, as the table's primary key. */
+  /** By revocationKey: kind, user and subject, as the table's primary key. */
   private readonly revocations = new Map<string, Revocation>();
 
   async start(): Promise<void> {
@@ -183,16 +184,11 @@ export class MemoryEventStore implements EventStore {
 
   async saveRevocation(revocation: Revocation): Promise<void> {
     this.ensureReady();
-    const subject = revocation.kind === "token" ? revocation.tokenId : revocation.kind === "channel" ? revocation.channel : "";
-    const key = `${revocation.userId}\u0000${revocation.kind}\u0000${subject}`;
+    const key = revocationKey(revocation);
     const known = this.revocations.get(key);
     // Milliseconds, as timestamptz keeps them; the later cut-off and expiry win, as the upsert's greatest().
-    const expiresAtMs = Math.max(Math.trunc(revocation.expiresAtMs), known?.expiresAtMs ?? 0);
-    if (revocation.kind === "token" || known === undefined || known.kind === "token") {
-      this.revocations.set(key, { ...revocation, expiresAtMs });
-    } else {
-      this.revocations.set(key, { ...revocation, issuedBeforeMs: Math.max(revocation.issuedBeforeMs, known.issuedBeforeMs), expiresAtMs });
-    }
+    const added = { ...revocation, expiresAtMs: Math.trunc(revocation.expiresAtMs) };
+    this.revocations.set(key, known === undefined ? added : widestRevocation(known, added));
   }
 
   async loadRevocations(nowMs: number): Promise<Revocation[]> {
@@ -202,13 +198,7 @@ export class MemoryEventStore implements EventStore {
 
   async pruneRevocations(nowMs: number): Promise<number> {
     this.ensureReady();
-    let pruned = 0;
-    for (const [key, revocation] of this.revocations) {
-      if (revocation.expiresAtMs > nowMs) continue;
-      this.revocations.delete(key);
-      pruned += 1;
-    }
-    return pruned;
+    return pruneExpired(this.revocations, nowMs);
   }
 
   private ensureReady(): void {

@@ -232,3 +232,8 @@ export function toEvent(row: EventRow): StoredEvent {
   };
   return row.user_id === null || row.user_id === undefined ? event : { ...event, user: String(row.user_id) };
 }
+
+/** The events of a page's rows: an empty page is one row of counters with null event columns. */
+export function eventsOf(rows: readonly EventRow[]): StoredEvent[] {
+  return rows.filter((row) => row.seq !== null && row.seq !== undefined).map(toEvent);
+}
