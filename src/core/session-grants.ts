@@ -50,14 +50,14 @@ export class SessionGrants {
     if (!channel) return;
     const subscription = this.deps.subscription(channel.name);
     if (!subscription?.grant) {
-      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+      return replies.reject(frame.ref, ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
     }
     const decided = this.decide(frame.ref, channel, frame.token);
     const grant = decided instanceof Promise ? await decided : decided;
     if (!grant || this.deps.isClosed()) return;
     // It may have expired or been ended while the token was verified: a late refresh does not bring it back.
     if (this.deps.subscription(channel.name) !== subscription) {
-      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
+      return replies.reject(frame.ref, ErrorCode.BadRequest, `not subscribed to ${channel.name} with a subscription token`);
     }
     this.renew(channel.name, subscription, grant);
     replies.ok(frame.ref, {});
@@ -84,7 +84,7 @@ export class SessionGrants {
   private grantOf(ref: number | undefined, checked: GrantCheck): SubscriptionGrant | undefined {
     if (checked.ok) return checked.grant;
     const { code, message } = checked.refusal;
-    this.deps.replies.reject(ref, code === ErrorCode.Unauthorized ? "unauthorized" : "forbidden", code, message);
+    this.deps.replies.reject(ref, code, message);
     return undefined;
   }
 }

@@ -3,12 +3,12 @@ import { parseChannel, type Channel } from "../protocol/channel.js";
 import { isRetryable } from "../protocol/errors.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import type { Logger } from "./ports/logger.js";
-import type { FrameRejectReason, Metrics } from "./ports/metrics.js";
+import type { Metrics } from "./ports/metrics.js";
 import { EventTooLargeError } from "./published-envelope.js";
 
 /**
  * How one session answers a client frame: `ok` or `error`, carrying the
- * frame's `ref` when it had one. Every refusal is counted by its reason; a
+ * frame's `ref` when it had one. Every refusal is counted by its code; a
  * failure that is neither the client's (an event too large) nor a broker
  * outage is a bug, logged and answered `internal`.
  */
@@ -27,8 +27,8 @@ export class SessionReplies {
     this.deps.send(ref === undefined ? { op: "ok", ...fields } : { op: "ok", ref, ...fields });
   }
 
-  reject(ref: number | undefined, reason: FrameRejectReason, code: ErrorCode, message: string): void {
-    this.deps.metrics.frameRejected(reason);
+  reject(ref: number | undefined, code: ErrorCode, message: string): void {
+    this.deps.metrics.frameRejected(code);
     this.sendError(ref, code, message);
   }
 
@@ -44,27 +44,27 @@ export class SessionReplies {
   channelOf(ref: number | undefined, text: string): Channel | undefined {
     const channel = parseChannel(text);
     if (!channel) {
-      this.reject(ref, "bad_request", ErrorCode.BadRequest, `"${text.slice(0, 64)}" is not a channel: namespace:id with [a-z0-9_-] and [A-Za-z0-9_-]`);
+      this.reject(ref, ErrorCode.BadRequest, `"${text.slice(0, 64)}" is not a channel: namespace:id with [a-z0-9_-] and [A-Za-z0-9_-]`);
     }
     return channel;
   }
 
   rejectAuthorization(ref: number | undefined, channel: Channel, reason: "not_found" | "forbidden"): void {
     if (reason === "not_found") {
-      this.reject(ref, "not_found", ErrorCode.NotFound, `namespace ${channel.namespace} does not exist`);
+      this.reject(ref, ErrorCode.NotFound, `namespace ${channel.namespace} does not exist`);
     } else {
-      this.reject(ref, "forbidden", ErrorCode.Forbidden, `not allowed on ${channel.name}`);
+      this.reject(ref, ErrorCode.Forbidden, `not allowed on ${channel.name}`);
     }
   }
 
   /** A request that failed after it was admitted: the event's size, a retryable outage, or a bug. */
   rejectFailure(ref: number | undefined, error: unknown): void {
-    if (error instanceof EventTooLargeError) return this.reject(ref, "too_large", ErrorCode.TooLarge, error.message);
+    if (error instanceof EventTooLargeError) return this.reject(ref, ErrorCode.TooLarge, error.message);
     if (isRetryable(error)) {
-      this.reject(ref, "unavailable", ErrorCode.Unavailable, "message broker unavailable, retry shortly");
+      this.reject(ref, ErrorCode.Unavailable, "message broker unavailable, retry shortly");
     } else {
       this.deps.logger.error({ err: error, session: this.deps.sessionId }, "request failed");
-      this.reject(ref, "internal", ErrorCode.Internal, "internal error");
+      this.reject(ref, ErrorCode.Internal, "internal error");
     }
   }
 }

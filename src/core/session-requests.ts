@@ -29,7 +29,7 @@ export class SessionRequests {
     const channel = replies.channelOf(frame.ref, frame.channel);
     if (!channel) return;
     if (!EVENT_TYPE_PATTERN.test(frame.type)) {
-      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
+      return replies.reject(frame.ref, ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
     }
     const verdict = ctx.namespaces.canPublish(this.deps.principal(), channel, this.deps.grantOn(channel.name));
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
@@ -47,10 +47,10 @@ export class SessionRequests {
     const channel = replies.channelOf(frame.ref, frame.channel);
     if (!channel) return;
     if (channel.namespace !== "user" || channel.id !== userId) {
-      return replies.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "read marks exist only on your own user channel");
+      return replies.reject(frame.ref, ErrorCode.Forbidden, "read marks exist only on your own user channel");
     }
     const store = ctx.store;
-    if (!store) return replies.reject(frame.ref, "unavailable", ErrorCode.Unavailable, "no notification store on this node");
+    if (!store) return replies.reject(frame.ref, ErrorCode.Unavailable, "no notification store on this node");
     try {
       const upTo = await store.markRead(userId, frame.upTo);
       replies.ok(frame.ref, { upTo });
@@ -67,7 +67,7 @@ export class SessionRequests {
     if (!channel) return;
     const verdict = ctx.namespaces.canSubscribe(this.deps.principal(), channel, this.deps.grantOn(channel.name));
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
-    if (!verdict.policy.presence) return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
+    if (!verdict.policy.presence) return replies.reject(frame.ref, ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     replies.ok(frame.ref, { ...ctx.presence.members(channel.name) });
   }
 

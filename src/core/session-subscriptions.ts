@@ -68,20 +68,20 @@ export class SessionSubscriptions {
     let grant: SubscriptionGrant | undefined;
     if (policy?.subscribe === "token") {
       if (frame.token === undefined) {
-        return replies.reject(frame.ref, "forbidden", ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
+        return replies.reject(frame.ref, ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
       }
       const decided = grants.decide(frame.ref, channel, frame.token);
       grant = decided instanceof Promise ? await decided : decided;
       if (!grant || this.deps.isClosed()) return;
     } else if (frame.token !== undefined && policy) {
-      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
+      return replies.reject(frame.ref, ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
     }
     const principal = this.deps.principal();
     const verdict = ctx.namespaces.canSubscribe(principal, channel, grant);
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
     if (grant === undefined && ctx.access.isChannelRevoked(principal, channel.name)) return replies.rejectAuthorization(frame.ref, channel, "forbidden");
     if (frame.presence === true && !verdict.policy.presence) {
-      return replies.reject(frame.ref, "bad_request", ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
+      return replies.reject(frame.ref, ErrorCode.BadRequest, `namespace ${channel.namespace} has no presence`);
     }
     const existing = this.channels.get(channel.name);
     if (existing) {
@@ -91,7 +91,7 @@ export class SessionSubscriptions {
       return replies.ok(frame.ref, { recovered: false, missed: 0 });
     }
     if (this.channels.size >= ctx.limits.maxSubscriptions) {
-      return replies.reject(frame.ref, "limit_exceeded", ErrorCode.LimitExceeded, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
+      return replies.reject(frame.ref, ErrorCode.LimitExceeded, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
     const subscription: Subscription = { prefix, bound: false, tracked: false, grant, expiry: undefined };
@@ -107,7 +107,7 @@ export class SessionSubscriptions {
       // Closed, or the subscription ended (an unsubscribe, a revocation) while the binding was being made:
       // the reference is still ours to give back, and an open connection still gets its one reply.
       ctx.bindings.release(prefix);
-      if (!this.deps.isClosed()) replies.reject(frame.ref, "not_found", ErrorCode.NotFound, `the subscription to ${channel.name} ended before it was made`);
+      if (!this.deps.isClosed()) replies.reject(frame.ref, ErrorCode.NotFound, `the subscription to ${channel.name} ended before it was made`);
       return;
     }
     subscription.bound = true;

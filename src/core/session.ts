@@ -104,7 +104,7 @@ export class Session {
     this.lastHeardMs = this.ctx.clock.now();
     const read = readClientFrame(text);
     if (byteLength > this.ctx.limits.maxFrameBytes) {
-      this.ctx.metrics.frameRejected("too_large");
+      this.ctx.metrics.frameRejected(ErrorCode.TooLarge);
       this.replies.sendError(read.ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
       this.close(CloseCode.TooLarge, "frame too large");
       return;
@@ -112,7 +112,7 @@ export class Session {
     if (!this.admitByRate(read.ref)) return;
     const parsed = read.ok ? validateClientFrame(read) : read;
     if (!parsed.ok) {
-      this.replies.reject(parsed.ref, "bad_request", ErrorCode.BadRequest, parsed.message);
+      this.replies.reject(parsed.ref, ErrorCode.BadRequest, parsed.message);
       return;
     }
     this.ctx.metrics.frameReceived(parsed.frame.op);
@@ -133,7 +133,7 @@ export class Session {
   receiveBinary(byteLength: number): void {
     if (byteLength > this.ctx.limits.maxFrameBytes) return this.receiveText("", byteLength);
     if (this.closed || !this.admitByRate(undefined)) return;
-    this.replies.reject(undefined, "bad_request", ErrorCode.BadRequest, "binary frames are not part of protocol v1; send JSON text");
+    this.replies.reject(undefined, ErrorCode.BadRequest, "binary frames are not part of protocol v1; send JSON text");
   }
 
   /** A WebSocket-level ping counts as a heartbeat. */
@@ -191,7 +191,7 @@ export class Session {
     const verdict = this.bucket.take(now);
     const userVerdict = verdict.ok ? this.user.bucket.take(now) : verdict;
     if (userVerdict.ok) return true;
-    this.ctx.metrics.frameRejected("rate_limited");
+    this.ctx.metrics.frameRejected(ErrorCode.RateLimited);
     if (this.abuse.refused(now)) {
       this.close(CloseCode.RateLimitAbused, "rate limit exceeded for too long");
     } else {
@@ -209,7 +209,7 @@ export class Session {
   private dispatch(frame: ClientFrame): void {
     const failed = (error: unknown): void => {
       this.ctx.logger.error({ err: error, session: this.id, op: frame.op }, "frame handler failed");
-      if (!this.closed) this.replies.reject(frame.ref, "internal", ErrorCode.Internal, "internal error");
+      if (!this.closed) this.replies.reject(frame.ref, ErrorCode.Internal, "internal error");
     };
     try {
       const handled = this.handle(frame);
@@ -251,12 +251,12 @@ export class Session {
       principal = await this.ctx.authenticator.verify(frame.token);
     } catch (error) {
       const message = error instanceof AuthenticationError ? error.message : "token could not be verified";
-      return this.replies.reject(frame.ref, "unauthorized", ErrorCode.Unauthorized, message);
+      return this.replies.reject(frame.ref, ErrorCode.Unauthorized, message);
     }
     if (principal.userId !== this.userId) {
-      return this.replies.reject(frame.ref, "forbidden", ErrorCode.Forbidden, "a refreshed token must be for the same user");
+      return this.replies.reject(frame.ref, ErrorCode.Forbidden, "a refreshed token must be for the same user");
     }
-    if (this.ctx.access.isRevoked(principal)) return this.replies.reject(frame.ref, "unauthorized", ErrorCode.Unauthorized, "token revoked");
+    if (this.ctx.access.isRevoked(principal)) return this.replies.reject(frame.ref, ErrorCode.Unauthorized, "token revoked");
     this.principal = principal;
     this.armExpiry();
     this.subscriptions.reauthorize();

@@ -1,6 +1,8 @@
 /**
- * The two tables every client relies on (docs/protocol.md §4). Nothing else in the
- * codebase writes an error code string or a close code number.
+ * The two tables every client relies on (docs/protocol.md §4). Server code
+ * names a code through these tables (a refusal is counted by the same code it
+ * is answered with); the string literals elsewhere are other vocabularies
+ * (dead-letter reasons, the publisher SDK's validation codes).
  *
  * Close codes: 1xxx are RFC 6455 meanings; 4xxx are ours and tell the client
  * what to do next (4001: get a new token; 4008: heartbeat faster; 4013: read

@@ -10,7 +10,7 @@ import type {
   UpgradeRejectReason,
 } from "../../core/ports/metrics.js";
 import type { ClientOp } from "../../protocol/frames.js";
-import { CloseCode } from "../../protocol/codes.js";
+import { CloseCode, ErrorCode } from "../../protocol/codes.js";
 import { ControlCommandName } from "../../protocol/control.js";
 
 /**
@@ -34,17 +34,7 @@ const KNOWN_OPS = new Set(
 /** Close codes from our table keep their number; browsers can send any 1000–4999, which become "other". */
 const KNOWN_CLOSE_CODES = new Set<number>(Object.values(CloseCode));
 
-const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
-  "bad_request",
-  "too_large",
-  "rate_limited",
-  "forbidden",
-  "limit_exceeded",
-  "unavailable",
-  "not_found",
-  "unauthorized",
-  "internal",
-];
+const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = Object.values(ErrorCode);
 const HTTP_RATE_LIMIT_SCOPES: readonly HttpRateLimitScope[] = ["user", "source", "api_key_failures", "api_key"];
 const PRESENCE_DROP_REASONS: readonly PresenceDropReason[] = ["invalid", "foreign"];
 /** Every reason, so each series exists at 0 from the start; the `satisfies` makes a reason added to the type and not here a compile error. */

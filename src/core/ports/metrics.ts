@@ -1,4 +1,5 @@
 import type { ControlCommandName } from "../../protocol/control.js";
+import type { ErrorCode } from "../../protocol/codes.js";
 
 /**
  * What the core counts. Labels are bounded by construction: namespaces come
@@ -7,16 +8,8 @@ import type { ControlCommandName } from "../../protocol/control.js";
  */
 export type Transport = "ws" | "sse";
 
-export type FrameRejectReason =
-  | "bad_request"
-  | "too_large"
-  | "rate_limited"
-  | "forbidden"
-  | "limit_exceeded"
-  | "unavailable"
-  | "not_found"
-  | "unauthorized"
-  | "internal";
+/** A refused client frame is counted by the error code it was answered with. */
+export type FrameRejectReason = ErrorCode;
 
 export type UpgradeRejectReason = "unauthorized" | "revoked" | "too_many_connections" | "capacity" | "draining" | "broker_unavailable";
 
