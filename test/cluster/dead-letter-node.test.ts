@@ -1,8 +1,8 @@
 import amqp from "amqplib";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpHeaders, AmqpNames } from "../../src/adapters/amqp/topology.js";
-import { ClusterEnv, type ClusterNode } from "../support/cluster-env.js";
-import { RabbitCluster } from "../support/rabbit-cluster.js";
+import type { ClusterNode } from "../support/cluster-env.js";
+import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
 import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
@@ -51,31 +51,11 @@ async function deadLetters(url: string): Promise<Array<{ routingKey: string; rea
 }
 
 describe("the node holding the dead-letter queue dies", () => {
-  let cluster: RabbitCluster;
-  let env: ClusterEnv | undefined;
-  let victim: number | undefined;
-
-  beforeAll(async () => {
-    cluster = await RabbitCluster.start();
-  }, 240_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === "fail") console.log(env?.logs());
-    await env?.close();
-    env = undefined;
-    if (victim !== undefined) {
-      await cluster.revive(victim);
-      await cluster.waitForRunning(3, 120_000);
-    }
-    victim = undefined;
-  }, 240_000);
+  const suite = clusterFaultSuite();
 
   it("with sobranie.dead's leader dead, every process still connects and reconnects, and dead letters are kept", async () => {
-    env = await ClusterEnv.create(cluster, "dead_leader");
+    const { cluster } = suite;
+    const env = await suite.createEnv("dead_leader");
     const gateway = await env.start("gateway");
     const worker = await env.start("worker");
     const leader = (await cluster.queues(env.vhost)).find((queue) => queue.name === AmqpNames.deadQueue)?.leader;
@@ -87,7 +67,6 @@ describe("the node holding the dead-letter queue dies", () => {
     expect(await client.request({ op: "subscribe", channel: post })).toMatchObject({ op: "ok" });
 
     const killedAtMs = Date.now();
-    victim = node!;
     await cluster.kill(node!);
     // Processes started now, and those whose connection was on the dead node, all come up.
     const fresh = [await env.start("gateway"), await env.start("worker")];
@@ -102,18 +81,18 @@ describe("the node holding the dead-letter queue dies", () => {
     await publishRaw(env.cluster.url(survivor, env.vhost), `user.${user}.broken`, "not json");
     await publishRaw(env.cluster.url(survivor, env.vhost), `${post.replace(":", ".")}.broken`, "not json either");
     const wanted = [`user.${user}.broken`, `${post.replace(":", ".")}.broken`].sort();
-    const found = async () => (await deadLetters(env!.cluster.url(survivor, env!.vhost))).map((letter) => letter.routingKey).filter((key) => wanted.includes(key)).sort();
+    const found = async () => (await deadLetters(env.cluster.url(survivor, env.vhost))).map((letter) => letter.routingKey).filter((key) => wanted.includes(key)).sort();
     await waitFor(async () => (await found()).length === 2, SLOW_MS, "both dead letters in sobranie.dead");
     console.log(`dead-letter leader's node ${node} killed: two fresh processes ready after ${freshReadyMs} ms, all four ready after ${allReadyMs} ms; both dead letters kept`);
     await cluster.revive(node!);
-    victim = undefined;
     await cluster.waitForRunning(3, 120_000);
     expect(await found()).toEqual(wanted);
     client.close();
   });
 
   it("a classic sobranie.dead of an earlier version, on a node that is down, stops no process from connecting and loses no dead letter", async () => {
-    env = await ClusterEnv.create(cluster, "dead_classic");
+    const { cluster } = suite;
+    const env = await suite.createEnv("dead_classic");
     const home = 1;
     const others = [2, 3];
     // The topology an earlier version declared: a classic durable queue, which lives on the node it was declared on.
@@ -124,7 +103,6 @@ describe("the node holding the dead-letter queue dies", () => {
     await channel.bindQueue(AmqpNames.deadQueue, AmqpNames.deadLetterExchange, "");
     await connection.close();
 
-    victim = home;
     await cluster.kill(home);
     const gateway = await env.start("gateway");
     const worker = await env.start("worker");
@@ -140,9 +118,8 @@ describe("the node holding the dead-letter queue dies", () => {
     // The broker cannot take it while the queue's node is down: the gateway keeps the original and retries.
     await waitFor(() => /dead-letter publish failed; kept unacked and retried/.test(gateway.process.stdout), SLOW_MS, "the gateway keeping the dead letter");
     await cluster.revive(home);
-    victim = undefined;
     await cluster.waitForRunning(3, 120_000);
-    await waitFor(async () => (await deadLetters(cluster.url(home, env!.vhost))).some((letter) => letter.routingKey === key), SLOW_MS, "the dead letter in sobranie.dead once its node is back");
+    await waitFor(async () => (await deadLetters(cluster.url(home, env.vhost))).some((letter) => letter.routingKey === key), SLOW_MS, "the dead letter in sobranie.dead once its node is back");
     console.log("classic sobranie.dead on a dead node: gateway and worker ready; the dead letter was retried until the node came back, then stored");
     client.close();
   });

@@ -1,7 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ClusterEnv, describeTallies, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
+import { describe, expect, it } from "vitest";
+import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
+import { describeTallies, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
 import { RecoveringSubscriber } from "../support/durable-env.js";
-import { RabbitCluster } from "../support/rabbit-cluster.js";
 import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -18,39 +18,13 @@ const SLOW_MS = 60_000;
 const WARMUP_EVENTS = 30;
 const EVENTS_AFTER_FAULT = 150;
 
-type Fault = "kill" | "stop_app";
-
 describe("a gateway whose RabbitMQ node dies fails over, and its connected clients miss nothing durable", () => {
-  let cluster: RabbitCluster;
-  let env: ClusterEnv | undefined;
-  let victim: number | undefined;
-  let fault: Fault | undefined;
-  const closers: Array<() => void | Promise<void>> = [];
-
-  beforeAll(async () => {
-    cluster = await RabbitCluster.start();
-  }, 240_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === "fail") console.log(env?.logs());
-    for (const close of closers.splice(0).reverse()) await close();
-    await env?.close();
-    env = undefined;
-    if (victim !== undefined) {
-      if (fault === "kill") await cluster.revive(victim);
-      else await cluster.startApp(victim);
-      await cluster.waitForRunning(3, 120_000);
-    }
-    victim = undefined;
-  }, 240_000);
+  const suite = clusterFaultSuite();
 
   for (const kind of ["kill", "stop_app"] as const) {
     it(`${kind === "kill" ? "SIGKILL" : "stop_app"} of the gateway's node: consuming again from another node within seconds, durable channels whole`, async () => {
-      env = await ClusterEnv.create(cluster, `failover_${kind}`);
+      const { cluster } = suite;
+      const env = await suite.createEnv(`failover_${kind}`);
       const failing = await env.start("gateway");
       const node = env.brokerOf(failing);
       const others = [1, 2, 3].filter((n) => n !== node);
@@ -65,16 +39,14 @@ describe("a gateway whose RabbitMQ node dies fails over, and its connected clien
       const movers = [new RecoveringSubscriber(channels.user, token), new RecoveringSubscriber(channels.room, token)];
       for (const mover of movers) await mover.attach(failing.wsUrl);
       const keepAlive = setInterval(() => [stayingOnFailing, stayingOnHealthy].forEach((client) => client.ping()), 10_000);
-      closers.push(() => clearInterval(keepAlive), () => stayingOnFailing.close(), () => stayingOnHealthy.close(), () => movers.forEach((mover) => mover.close()));
+      suite.defer(() => clearInterval(keepAlive), () => stayingOnFailing.close(), () => stayingOnHealthy.close(), () => movers.forEach((mover) => mover.close()));
 
       const traffic = new Traffic(channels, env.urls());
       traffic.start();
-      closers.push(() => traffic.stop());
+      suite.defer(() => traffic.stop());
       await waitFor(() => stayingOnFailing.events(channels.user).length >= WARMUP_EVENTS / 3, SLOW_MS, "traffic under way");
 
       const faultAtMs = Date.now();
-      victim = node;
-      fault = kind;
       if (kind === "kill") await cluster.kill(node);
       else await cluster.stopApp(node);
       // Clients that reconnect (to the other gateway, with since) as the SDK does after a drop.

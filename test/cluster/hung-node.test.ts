@@ -1,6 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ClusterEnv, describeTallies, DurableLoad, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
-import { RabbitCluster } from "../support/rabbit-cluster.js";
+import { describe, expect, it } from "vitest";
+import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
+import { describeTallies, DurableLoad, StayingClient, tally, Traffic, type TrafficChannels } from "../support/cluster-env.js";
 import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
@@ -28,31 +28,11 @@ const PRESENCE = { HEARTBEAT_MS: "2000", PRESENCE_TTL_MS: "15000" };
 const LOAD_PER_SEC = 150;
 
 describe("a hung RabbitMQ node (SIGSTOP)", () => {
-  let cluster: RabbitCluster;
-  let env: ClusterEnv | undefined;
-  let paused: number | undefined;
-  const closers: Array<() => void | Promise<void>> = [];
-
-  beforeAll(async () => {
-    cluster = await RabbitCluster.start();
-  }, 240_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === "fail") console.log(env?.logs());
-    if (paused !== undefined) await cluster.resume(paused);
-    paused = undefined;
-    for (const close of closers.splice(0).reverse()) await close();
-    await env?.close();
-    env = undefined;
-    await cluster.waitForRunning(3, 120_000);
-  }, 240_000);
+  const suite = clusterFaultSuite();
 
   it("stalls no healthy gateway's durable delivery, its own gateway fails over within seconds, and presence announces no leave", async () => {
-    env = await ClusterEnv.create(cluster, "hung");
+    const { cluster } = suite;
+    const env = await suite.createEnv("hung");
     const hungGateway = await env.start("gateway", { env: PRESENCE });
     const node = env.brokerOf(hungGateway);
     const others = [1, 2, 3].filter((n) => n !== node);
@@ -79,19 +59,18 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
       for (const client of [onHung, onHealthy]) client.ping();
       for (const member of members) if (member.socket.readyState === member.socket.OPEN) member.send({ op: "ping" });
     }, 1_000);
-    closers.push(() => clearInterval(keepAlive), () => onHung.close(), () => onHealthy.close(), () => members.forEach((member) => member.close()));
+    suite.defer(() => clearInterval(keepAlive), () => onHung.close(), () => onHealthy.close(), () => members.forEach((member) => member.close()));
 
     // The backend publishes through the healthy nodes: what is measured is the gateways' and the worker's path.
     const traffic = new Traffic(channels, env.urls(others));
     traffic.start();
-    closers.push(() => traffic.stop());
+    suite.defer(() => traffic.stop());
     const load = await DurableLoad.open(cluster.url(others[0]!, env.vhost), loadChannel);
     load.start(LOAD_PER_SEC);
-    closers.push(() => load.stop());
+    suite.defer(() => load.stop());
     await waitFor(() => onHealthy.events(channels.user).length >= 10, SLOW_MS, "traffic under way");
 
     const pausedAtMs = Date.now();
-    paused = node;
     await cluster.pause(node);
     const detectedAtMs = await env.loggedAt(hungGateway, "broker connection lost; reconnecting", SLOW_MS);
     // Past BROKER_LOSS_GRACE_MS without a broker, its gateway sends clients elsewhere and refuses new ones.
@@ -107,9 +86,8 @@ describe("a hung RabbitMQ node (SIGSTOP)", () => {
     const hangEndMs = Date.now();
     const durableIds = () => [channels.user, channels.room].flatMap((channel) => traffic.published.get(channel)!);
     await cluster.resume(node);
-    paused = undefined;
     const resumedAtMs = Date.now();
-    await waitFor(() => env!.connection(hungGateway).atMs > detectedAtMs, SLOW_MS, "the hung node's gateway consuming again");
+    await waitFor(() => env.connection(hungGateway).atMs > detectedAtMs, SLOW_MS, "the hung node's gateway consuming again");
     const { broker: consumingOn, atMs: reconnectedAtMs } = env.connection(hungGateway);
 
     await traffic.stop();

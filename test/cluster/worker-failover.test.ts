@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpNames } from "../../src/adapters/amqp/topology.js";
-import { ClusterEnv, describeTallies, StayingClient, tally, Traffic, type ClusterNode, type TrafficChannels } from "../support/cluster-env.js";
+import { type ClusterEnv, describeTallies, StayingClient, tally, Traffic, type ClusterNode, type TrafficChannels } from "../support/cluster-env.js";
+import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
 import { PgAdmin } from "../support/pg-admin.js";
-import { RabbitCluster } from "../support/rabbit-cluster.js";
+import type { RabbitCluster } from "../support/rabbit-cluster.js";
 import { uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -38,56 +39,33 @@ function workerConnectionOf(node: ClusterNode): string {
 }
 
 describe("the active worker's RabbitMQ node dies", () => {
-  let cluster: RabbitCluster;
-  let env: ClusterEnv | undefined;
-  let victim: number | undefined;
-  const closers: Array<() => void | Promise<void>> = [];
-
-  beforeAll(async () => {
-    cluster = await RabbitCluster.start();
-  }, 240_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-
-  afterEach(async (context) => {
-    if (context.task.result?.state === "fail") console.log(env?.logs());
-    for (const close of closers.splice(0).reverse()) await close();
-    await env?.close();
-    env = undefined;
-    if (victim !== undefined) {
-      await cluster.revive(victim);
-      await cluster.waitForRunning(3, 120_000);
-    }
-    victim = undefined;
-  }, 240_000);
+  const suite = clusterFaultSuite();
 
   it("the standby on another node takes over: every durable event stored and delivered once, in order", async () => {
-    env = await ClusterEnv.create(cluster, "worker_failover");
+    const { cluster } = suite;
+    const env = await suite.createEnv("worker_failover");
     const active = await env.start("worker");
     const node = env.brokerOf(active, "persist queue");
     const others = [1, 2, 3].filter((n) => n !== node);
     const standby = await env.start("worker", { brokers: others });
     const gateway = await env.start("gateway", { brokers: others });
-    await waitFor(async () => (await activeWorker(cluster, env!, others[0]!)) === workerConnectionOf(active), SLOW_MS, "the first worker active");
+    await waitFor(async () => (await activeWorker(cluster, env, others[0]!)) === workerConnectionOf(active), SLOW_MS, "the first worker active");
 
     const user = uniqueId("u");
     const channels: TrafficChannels = { user: `user:${user}`, room: `room:${uniqueId("r")}`, post: `post:${uniqueId("p")}` };
     const client = await StayingClient.connect(gateway.wsUrl, channels, user);
     const keepAlive = setInterval(() => client.ping(), 10_000);
-    closers.push(() => clearInterval(keepAlive), () => client.close());
+    suite.defer(() => clearInterval(keepAlive), () => client.close());
     const traffic = new Traffic(channels, env.urls());
     traffic.start();
-    closers.push(() => traffic.stop());
+    suite.defer(() => traffic.stop());
     await waitFor(() => client.events(channels.user).length >= 10, SLOW_MS, "traffic under way");
 
     const leader = (await cluster.queues(env.vhost, others[0]!)).find((queue) => queue.name === AmqpNames.persistQueue)?.leader;
-    victim = node;
     await cluster.kill(node);
     // After the kill returned: the node is gone for sure (the script waits for its process to end).
     const killedAtMs = Date.now();
-    await waitFor(async () => (await activeWorker(cluster, env!, others[0]!)) === workerConnectionOf(standby), SLOW_MS, "the standby active");
+    await waitFor(async () => (await activeWorker(cluster, env, others[0]!)) === workerConnectionOf(standby), SLOW_MS, "the standby active");
     const publishedAtKill = traffic.count();
     await waitFor(() => traffic.count() >= publishedAtKill + EVENTS_AFTER_FAULT, SLOW_MS, "traffic after the kill");
     await traffic.stop();
@@ -99,7 +77,7 @@ describe("the active worker's RabbitMQ node dies", () => {
     const firstAfterKill = Math.min(...durableIds.filter((id) => traffic.calledAtMs.get(id)! > killedAtMs).map((id) => client.firstArrivalMs.get(id)!));
 
     const db = await PgAdmin.connect(env.databaseUrl);
-    closers.push(() => db.close());
+    suite.defer(() => db.close());
     const stored = async (channel: string) =>
       (await db.query<{ event_id: string }>(`select event_id from sobranie_event where channel = ? order by seq`, [channel])).map((row) => row.event_id);
     const tallies = Object.values(channels).map((channel) => tally(channel, traffic.published.get(channel)!, client.events(channel)));

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNode as startDurableNode } from "../support/durable-env.js";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { createIsolatedServices, type IsolatedServices } from "../support/isolated-services.js";
 import { createAppTables, insertNotifications } from "../support/outbox-app.js";
 import { PgAdmin } from "../support/pg-admin.js";
-import { signToken, TEST_JWT_SECRET, uniqueId } from "../support/test-gateway.js";
+import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient, type Frame } from "../support/ws-client.js";
 
@@ -17,24 +18,15 @@ describe("PostgreSQL outbox, whole processes", { timeout: 180_000 }, () => {
   let admin: PgAdmin;
   let gatewayPort: number;
 
-  async function startNode(role: "gateway" | "worker", extra: Record<string, string> = {}): Promise<{ node: GatewayProcess; port: number }> {
-    const node = GatewayProcess.start([], {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      ROLE: role,
-      NODE_ID: uniqueId(role),
-      JWT_SECRET: TEST_JWT_SECRET,
+  /** A gateway or worker on this file's vhost and database. */
+  const startNode = (role: "gateway" | "worker", extra: Record<string, string> = {}) =>
+    startDurableNode(role, {
       RABBITMQ_URL: services.rabbitmqUrl,
       DATABASE_URL: services.databaseUrl,
-      LOG_LEVEL: "info",
       DRAIN_GRACE_MS: "0",
       SEND_BUFFER_BYTES: String(64 * 1024 * 1024),
       ...extra,
     });
-    const port = await node.listeningPort();
-    await node.waitForOutput(/"msg":"ready"/);
-    return { node, port };
-  }
 
   async function subscriber(userId: string): Promise<TestClient> {
     const client = await TestClient.connect(`ws://127.0.0.1:${gatewayPort}/realtime/ws`, { token: await signToken({ sub: userId }) });

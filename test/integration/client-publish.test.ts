@@ -1,7 +1,7 @@
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TcpProxy } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait-for.js";
+import { suiteGatewayBehindProxy } from "../support/suite-gateway.js";
 import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
 
@@ -99,30 +99,18 @@ describe("client publish", () => {
 });
 
 describe("while the broker is away", () => {
-  let proxy: TcpProxy;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    proxy = new TcpProxy("127.0.0.1", 5672);
-    await proxy.start();
-    gateway = await startTestGateway({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, NAMESPACES });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await proxy?.stop();
-  });
+  const { gateway, proxy } = suiteGatewayBehindProxy({ NAMESPACES });
 
   it("answers publishes with unavailable and /readyz with 503, then recovers bindings and publishing", async () => {
     const id = uniqueId("t");
-    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    const client = await TestClient.connect(gateway().wsUrl, { token: await signToken() });
     await client.request({ op: "subscribe", channel: `typing:${id}` });
-    proxy.cut();
-    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 503);
+    proxy().cut();
+    await waitFor(async () => (await fetch(`${gateway().httpUrl}/readyz`)).status === 503);
     expect(await client.request({ op: "publish", channel: `typing:${id}`, type: "t", data: {} })).toMatchObject({ op: "error", code: "unavailable" });
-    proxy.restore();
-    await gateway.app.ready;
-    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200);
+    proxy().restore();
+    await gateway().app.ready;
+    await waitFor(async () => (await fetch(`${gateway().httpUrl}/readyz`)).status === 200);
     const reply = await client.request({ op: "publish", channel: `typing:${id}`, type: "t", data: {} });
     expect(reply).toMatchObject({ op: "ok" });
     expect(await client.next((f) => f.op === "event" && f.id === reply.id)).toMatchObject({ channel: `typing:${id}` });

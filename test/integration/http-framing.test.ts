@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RawHttpConnection, rawRequest } from "../support/raw-http.js";
-import { TcpProxy } from "../support/tcp-proxy.js";
-import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { suiteGatewayBehindProxy } from "../support/suite-gateway.js";
+import { signToken, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
 
@@ -19,32 +19,19 @@ function publishRequest(channel: string, id: string): string {
 }
 
 describe("HTTP request framing and pipelining", () => {
-  let proxy: TcpProxy;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    proxy = new TcpProxy("127.0.0.1", 5672);
-    await proxy.start();
-    gateway = await startTestGateway({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, API_KEYS: KEY });
-  });
-
-  afterAll(async () => {
-    proxy?.release();
-    await gateway?.stop();
-    await proxy?.stop();
-  });
+  const { gateway, proxy } = suiteGatewayBehindProxy({ API_KEYS: KEY });
 
   /** Publishes a marker over fetch and returns the first event `client` got after `before`: the marker unless something else arrived first. */
   async function firstEventAfter(client: TestClient, channel: string): Promise<unknown> {
     const marker = uniqueId("marker");
-    const response = await fetch(`${gateway.httpUrl}/api/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: publishBody(channel, marker) });
+    const response = await fetch(`${gateway().httpUrl}/api/v1/publish`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: publishBody(channel, marker) });
     expect(response.status).toBe(202);
     return (await client.next((frame) => frame.op === "event")).id;
   }
 
   it("refuses ambiguous body framing with 400 bad_request and closes, so no byte behind it is read as a request", async () => {
     const channel = `post:${uniqueId("cl")}`;
-    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    const client = await TestClient.connect(gateway().wsUrl, { token: await signToken() });
     await client.request({ op: "subscribe", channel });
     const body = publishBody(channel, uniqueId("smuggled")) + HEALTHZ;
     const first = String(body.length - HEALTHZ.length);
@@ -54,7 +41,7 @@ describe("HTTP request framing and pipelining", () => {
       [AUTH, ["Content-Length", first], ["Transfer-Encoding", "chunked"]],
     ];
     for (const headers of cases) {
-      const connection = await RawHttpConnection.open(gateway.port);
+      const connection = await RawHttpConnection.open(gateway().port);
       connection.send(rawRequest("POST", "/api/v1/publish", headers, body));
       await connection.waitForClose();
       const label = JSON.stringify(headers.slice(1));
@@ -72,9 +59,9 @@ describe("HTTP request framing and pipelining", () => {
 
   it("acts on nothing when a request is pipelined behind a publish in the same read (uWS closes the connection)", async () => {
     const channel = `post:${uniqueId("pipe")}`;
-    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    const client = await TestClient.connect(gateway().wsUrl, { token: await signToken() });
     await client.request({ op: "subscribe", channel });
-    const connection = await RawHttpConnection.open(gateway.port);
+    const connection = await RawHttpConnection.open(gateway().port);
     connection.send(publishRequest(channel, uniqueId("pipelined")) + HEALTHZ);
     await connection.waitForClose();
     expect(connection.responses).toEqual([]);
@@ -86,15 +73,15 @@ describe("HTTP request framing and pipelining", () => {
   it("answers a publish and then a request pipelined while the publish waited for its confirm, in order", async () => {
     const channel = `post:${uniqueId("held")}`;
     const id = uniqueId("held");
-    const connection = await RawHttpConnection.open(gateway.port);
-    proxy.hold();
+    const connection = await RawHttpConnection.open(gateway().port);
+    proxy().hold();
     try {
       connection.send(publishRequest(channel, id));
       // The publish has left the gateway (its confirm cannot come back yet): the request is being acted on.
-      await waitFor(() => proxy.heldToTarget.includes(id), 5_000, "the publish reaching the broker proxy");
+      await waitFor(() => proxy().heldToTarget.includes(id), 5_000, "the publish reaching the broker proxy");
       connection.send(HEALTHZ);
     } finally {
-      proxy.release();
+      proxy().release();
     }
     await connection.waitForResponses(2);
     expect(connection.responses.map((response) => response.status)).toEqual([202, 200]);

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TcpProxy } from "../support/tcp-proxy.js";
+import { describe, expect, it } from "vitest";
+import { suiteGateway, suiteGatewayBehindProxy } from "../support/suite-gateway.js";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
@@ -23,32 +23,24 @@ function nested(levels: number): unknown {
 }
 
 describe("HTTP publish API", () => {
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    gateway = await startTestGateway({ API_KEYS: `${KEY},second-key-0123456789`, API_RATE_PER_SEC: "1", API_RATE_BURST: "1000" });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-  });
+  const gateway = suiteGateway({ API_KEYS: `${KEY},second-key-0123456789`, API_RATE_PER_SEC: "1", API_RATE_BURST: "1000" });
 
   it("answers 202 with the id after the broker confirmed, and the event reaches subscribers", async () => {
     const id = uniqueId("h");
-    const client = await TestClient.connect(gateway.wsUrl, { token: await signToken() });
+    const client = await TestClient.connect(gateway().wsUrl, { token: await signToken() });
     await client.request({ op: "subscribe", channel: `post:${id}` });
-    const response = await post(gateway, { channel: `post:${id}`, type: "comment.created", data: { text: "hi" }, id: "evt-http-1" });
+    const response = await post(gateway(), { channel: `post:${id}`, type: "comment.created", data: { text: "hi" }, id: "evt-http-1" });
     expect(response.status).toBe(202);
     expect(await response.json()).toEqual({ id: "evt-http-1" });
     expect(await client.next((f) => f.op === "event")).toMatchObject({ channel: `post:${id}`, id: "evt-http-1", data: { text: "hi" } });
-    const generated = await post(gateway, { channel: `post:${id}`, type: "t", data: null });
+    const generated = await post(gateway(), { channel: `post:${id}`, type: "t", data: null });
     expect((await generated.json()) as { id: string }).toMatchObject({ id: expect.any(String) });
     client.close();
   });
 
   it("refuses requests without a valid API key with 401", async () => {
     for (const key of [null, "wrong-key-0123456789", `${KEY}x`]) {
-      const response = await post(gateway, { channel: "post:1", type: "t", data: {} }, key);
+      const response = await post(gateway(), { channel: "post:1", type: "t", data: {} }, key);
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ error: { code: "unauthorized" } });
     }
@@ -70,13 +62,13 @@ describe("HTTP publish API", () => {
       [`{"channel":"post:1","type":"t","data":[${Array.from({ length: 16_000 }, () => "1e9").join(",")}]}`, 413, "too_large"],
     ];
     for (const [body, status, code] of cases) {
-      const response = await post(gateway, body);
+      const response = await post(gateway(), body);
       expect(response.status, JSON.stringify(body).slice(0, 60)).toBe(status);
       expect(await response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
     }
-    const deep = await post(gateway, { channel: "post:1", type: "t", data: nested(65) });
+    const deep = await post(gateway(), { channel: "post:1", type: "t", data: nested(65) });
     expect(await deep.json()).toMatchObject({ error: { message: expect.stringContaining("more than 64 levels deep") } });
-    expect((await post(gateway, { channel: `post:${uniqueId("h")}`, type: "t", data: nested(64) })).status).toBe(202);
+    expect((await post(gateway(), { channel: `post:${uniqueId("h")}`, type: "t", data: nested(64) })).status).toBe(202);
   });
 
   it("rate-limits each key on its own with 429 and retryAfterMs", async () => {
@@ -95,28 +87,16 @@ describe("HTTP publish API", () => {
 });
 
 describe("HTTP publish while the broker is away", () => {
-  let proxy: TcpProxy;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    proxy = new TcpProxy("127.0.0.1", 5672);
-    await proxy.start();
-    gateway = await startTestGateway({ RABBITMQ_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, API_KEYS: KEY });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-    await proxy?.stop();
-  });
+  const { gateway, proxy } = suiteGatewayBehindProxy({ API_KEYS: KEY });
 
   it("answers 503 and publishes nothing, then 202 once the broker is back", async () => {
-    proxy.cut();
-    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 503, 10_000, "not ready");
-    const refused = await post(gateway, { channel: "post:1", type: "t", data: {} });
+    proxy().cut();
+    await waitFor(async () => (await fetch(`${gateway().httpUrl}/readyz`)).status === 503, 10_000, "not ready");
+    const refused = await post(gateway(), { channel: "post:1", type: "t", data: {} });
     expect(refused.status).toBe(503);
     expect(await refused.json()).toMatchObject({ error: { code: "unavailable" } });
-    proxy.restore();
-    await waitFor(async () => (await fetch(`${gateway.httpUrl}/readyz`)).status === 200, 15_000, "ready again");
-    expect((await post(gateway, { channel: "post:1", type: "t", data: {} })).status).toBe(202);
+    proxy().restore();
+    await waitFor(async () => (await fetch(`${gateway().httpUrl}/readyz`)).status === 200, 15_000, "ready again");
+    expect((await post(gateway(), { channel: "post:1", type: "t", data: {} })).status).toBe(202);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { suiteGateway } from "../support/suite-gateway.js";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 
 const KEY = "limits-key-0123456789";
@@ -34,29 +35,21 @@ async function counted(gateway: TestGateway, scope: string): Promise<number> {
 }
 
 describe("HTTP rate limits per user", () => {
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    gateway = await startTestGateway({ API_KEYS: KEY, HTTP_USER_RATE_PER_SEC: "1", HTTP_USER_BURST: "2" });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-  });
+  const gateway = suiteGateway({ API_KEYS: KEY, HTTP_USER_RATE_PER_SEC: "1", HTTP_USER_BURST: "2" });
 
   it("refuses a user's requests past the burst with 429, Retry-After and retryAfterMs; other users and API keys are not affected", async () => {
     const alice = await signToken({ sub: uniqueId("alice") });
-    expect(await statuses([status(gateway, alice), status(gateway, alice)])).toEqual([200, 200]);
-    await expectRateLimited(await status(gateway, alice));
-    expect((await status(gateway, await signToken({ sub: uniqueId("bob") }))).status).toBe(200);
-    expect((await status(gateway, KEY)).status).toBe(200);
-    expect(await counted(gateway, "user")).toBeGreaterThanOrEqual(1);
+    expect(await statuses([status(gateway(), alice), status(gateway(), alice)])).toEqual([200, 200]);
+    await expectRateLimited(await status(gateway(), alice));
+    expect((await status(gateway(), await signToken({ sub: uniqueId("bob") }))).status).toBe(200);
+    expect((await status(gateway(), KEY)).status).toBe(200);
+    expect(await counted(gateway(), "user")).toBeGreaterThanOrEqual(1);
   });
 
   it("counts SSE connects against the user's rate", async () => {
     const carol = await signToken({ sub: uniqueId("carol") });
     const controller = new AbortController();
-    const connect = () => fetch(`${gateway.httpUrl}/realtime/events?channels=post:1&token=${carol}`, { signal: controller.signal });
+    const connect = () => fetch(`${gateway().httpUrl}/realtime/events?channels=post:1&token=${carol}`, { signal: controller.signal });
     try {
       expect(await statuses([connect(), connect()])).toEqual([200, 200]);
       await expectRateLimited(await connect());

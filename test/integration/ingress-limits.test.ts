@@ -1,19 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { describe, expect, it } from "vitest";
+import { suiteGateway } from "../support/suite-gateway.js";
+import { signToken, uniqueId } from "../support/test-gateway.js";
 import { TestClient, UpgradeRefused } from "../support/ws-client.js";
 
 describe("ingress limits (docs/protocol.md §5)", () => {
-  let gateway: TestGateway;
+  const gateway = suiteGateway({ ABUSE_CLOSE_MS: "600", MAX_CONNECTIONS_PER_USER: "3" });
 
-  beforeAll(async () => {
-    gateway = await startTestGateway({ ABUSE_CLOSE_MS: "600", MAX_CONNECTIONS_PER_USER: "3" });
-  });
-
-  afterAll(async () => {
-    await gateway?.stop();
-  });
-
-  const connect = async (sub = uniqueId("u")) => TestClient.connect(gateway.wsUrl, { token: await signToken({ sub }) });
+  const connect = async (sub = uniqueId("u")) => TestClient.connect(gateway().wsUrl, { token: await signToken({ sub }) });
 
   it("answers a frame over 64 KiB with too_large echoing its ref, then closes 1009", async () => {
     const client = await connect();

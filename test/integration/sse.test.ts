@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { describe, expect, it } from "vitest";
+import { suiteGateway } from "../support/suite-gateway.js";
+import { signToken, uniqueId } from "../support/test-gateway.js";
 import { SseRefused, SseTestClient } from "../support/sse-client.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -7,20 +8,13 @@ const API_KEY = "sse-test-api-key-0123456789";
 
 /** SSE on one embedded gateway (ROLE=all: in-process broker, worker and PGlite store, so durable channels have seqs). */
 describe("SSE /realtime/events", () => {
-  let gateway: TestGateway;
+  const gateway = suiteGateway({ API_KEYS: API_KEY, SEND_BUFFER_BYTES: "262144" }, { embedded: true });
 
-  beforeAll(async () => {
-    gateway = await startTestGateway({ API_KEYS: API_KEY, SEND_BUFFER_BYTES: "262144" }, { embedded: true });
-  }, 60_000);
-  afterAll(async () => {
-    await gateway?.stop();
-  });
-
-  const streamUrl = (channels: string, query = "") => `${gateway.httpUrl}/realtime/events?channels=${encodeURIComponent(channels)}${query}`;
+  const streamUrl = (channels: string, query = "") => `${gateway().httpUrl}/realtime/events?channels=${encodeURIComponent(channels)}${query}`;
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
   async function publish(channel: string, type: string, data: unknown): Promise<string> {
-    const response = await fetch(`${gateway.httpUrl}/api/v1/publish`, {
+    const response = await fetch(`${gateway().httpUrl}/api/v1/publish`, {
       method: "POST",
       headers: { ...bearer(API_KEY), "content-type": "application/json" },
       body: JSON.stringify({ channel, type, data }),
@@ -51,7 +45,7 @@ describe("SSE /realtime/events", () => {
 
   it("refuses a missing or malformed channel list with 400", async () => {
     const token = await signToken();
-    const none = await SseTestClient.open(`${gateway.httpUrl}/realtime/events`, bearer(token)).catch((error: unknown) => error);
+    const none = await SseTestClient.open(`${gateway().httpUrl}/realtime/events`, bearer(token)).catch((error: unknown) => error);
     expect((none as SseRefused).status).toBe(400);
     const bad = await SseTestClient.open(streamUrl("room.7"), bearer(token)).catch((error: unknown) => error);
     expect((bad as SseRefused).status).toBe(400);
@@ -123,7 +117,7 @@ describe("SSE /realtime/events", () => {
     for (let i = 0; i < 500; i++) ids.push(await publish(channel, "bulk.item", { i, payload }));
     await fast.next((m) => m.data.id === ids.at(-1), 30_000);
     expect(fast.events(channel).map((m) => m.data.id)).toEqual(ids);
-    const metrics = async () => (await fetch(`${gateway.httpUrl}/metrics`)).text();
+    const metrics = async () => (await fetch(`${gateway().httpUrl}/metrics`)).text();
     await waitFor(async () => /sobranie_connections_closed_total\{[^}]*code="4013"[^}]*\} [1-9]/.test(await metrics()), 15_000, "a 4013 close counted");
     slow.resume();
     const closeMessage = await slow.next((m) => m.data.op === "close", 30_000);
@@ -133,7 +127,7 @@ describe("SSE /realtime/events", () => {
   }, 120_000);
 
   it("counts open streams in sobranie_sse_connections_active", async () => {
-    const gauge = async () => Number(/^sobranie_sse_connections_active(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(`${gateway.httpUrl}/metrics`)).text())?.[1]);
+    const gauge = async () => Number(/^sobranie_sse_connections_active(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(`${gateway().httpUrl}/metrics`)).text())?.[1]);
     await waitFor(async () => (await gauge()) === 0, 10_000, "no streams open");
     const client = await openReady("post:count", bearer(await signToken()));
     expect(await gauge()).toBe(1);
@@ -144,17 +138,10 @@ describe("SSE /realtime/events", () => {
 
 /** The keep-alive comment runs every min(15 s, HEARTBEAT_MS); shortened here so the test sees several. */
 describe("SSE keep-alive comments", () => {
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    gateway = await startTestGateway({ HEARTBEAT_MS: "300", PRESENCE_TTL_MS: "1200" }, { embedded: true });
-  }, 60_000);
-  afterAll(async () => {
-    await gateway?.stop();
-  });
+  const gateway = suiteGateway({ HEARTBEAT_MS: "300", PRESENCE_TTL_MS: "1200" }, { embedded: true });
 
   it("writes a comment line every interval, and a reader who never sends anything outlives the presence TTL", async () => {
-    const url = `${gateway.httpUrl}/realtime/events?channels=post:keepalive`;
+    const url = `${gateway().httpUrl}/realtime/events?channels=post:keepalive`;
     const client = await SseTestClient.open(url, { authorization: `Bearer ${await signToken({ sub: uniqueId("sse") })}` });
     await client.next((message) => message.data.op === "ok");
     const startedMs = Date.now();

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ChannelCursor, SseParser, backoffDelayMs, connect, tokenExpiryMs, type RealtimeEvent, type WebSocketLike } from "../../src/client/index.js";
+import { ChannelCursor, SseParser, backoffDelayMs, connect, tokenExpiryMs, type ConnectOptions, type RealtimeEvent, type WebSocketLike } from "../../src/client/index.js";
 
 /** A WebSocket double: the test plays the server through `deliver` and `drop`. */
 class FakeWebSocket implements WebSocketLike {
@@ -105,12 +105,29 @@ describe("RealtimeClient over a fake WebSocket", () => {
     vi.useRealTimers();
   });
 
-  const open = (token: string | (() => Promise<string>) = "tok", random = () => 0.5) =>
-    connect({ url: "http://gw.test", token, WebSocket: FakeWebSocket, random, reconnect: { initialDelayMs: 1_000, maxDelayMs: 8_000 }, transport: "websocket" });
+  /** A WebSocket client with a 1 s backoff ceiling doubling to 8 s, its first socket opened (not yet welcomed). */
+  const open = async (options: Partial<Pick<ConnectOptions, "token" | "random" | "getSubscriptionToken">> = {}) => {
+    const client = connect({
+      url: "http://gw.test",
+      token: "tok",
+      WebSocket: FakeWebSocket,
+      random: () => 0.5,
+      reconnect: { initialDelayMs: 1_000, maxDelayMs: 8_000 },
+      transport: "websocket",
+      ...options,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    return client;
+  };
+  /** The server drops the socket (1006); `backoffMs` later the client is on a new one, welcomed. */
+  const dropAndWelcomeAgain = async (backoffMs: number, heartbeatMs?: number) => {
+    FakeWebSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(backoffMs);
+    FakeWebSocket.last.welcome(heartbeatMs);
+  };
 
   it("connects with the token in the URL, subscribes after welcome and delivers events", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     expect(FakeWebSocket.last.url).toBe("ws://gw.test/realtime/ws?token=tok");
     const received: RealtimeEvent[] = [];
     const subscribed = client.subscribe("room:1", (e) => received.push(e), { presence: true });
@@ -125,8 +142,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("delivers presence frames: join, leave and the members summary of a busy room", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const seen: unknown[] = [];
     client.on("join", (e) => seen.push(["join", e]));
     client.on("leave", (e) => seen.push(["leave", e]));
@@ -144,8 +160,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("reconnects with backoff, resubscribes with since = the last seq, and drops what it already delivered", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const received: string[] = [];
     client.subscribe("room:1", (e) => received.push(e.id)).catch(() => {});
     FakeWebSocket.last.welcome();
@@ -170,8 +185,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("doubles the backoff ceiling on each failed attempt and resets it after welcome", async () => {
-    const client = open(undefined, () => 0.999);
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open({ random: () => 0.999 });
     FakeWebSocket.last.welcome();
     FakeWebSocket.last.drop(1006);
     await vi.advanceTimersByTimeAsync(999);
@@ -190,8 +204,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("emits gap for a subscribed channel's gap frame and for a resubscription that could not recover everything", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const gaps: unknown[] = [];
     client.on("gap", (gap) => gaps.push(gap));
     client.subscribe("room:1", () => {}).catch(() => {});
@@ -200,9 +213,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
     FakeWebSocket.last.deliver(event(3));
     FakeWebSocket.last.deliver({ op: "gap", channel: "room:1", reason: "interrupted" });
     FakeWebSocket.last.deliver({ op: "gap", channel: "post:9", reason: "interrupted" });
-    FakeWebSocket.last.drop(1006);
-    await vi.advanceTimersByTimeAsync(500);
-    FakeWebSocket.last.welcome();
+    await dropAndWelcomeAgain(500);
     FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 4 });
     await vi.advanceTimersByTimeAsync(0);
     expect(gaps).toEqual([
@@ -213,8 +224,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("honours a reconnect frame's afterMs", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     FakeWebSocket.last.welcome();
     FakeWebSocket.last.deliver({ op: "reconnect", afterMs: 5_000, reason: "drain" });
     await vi.advanceTimersByTimeAsync(4_999);
@@ -228,8 +238,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
     const nowSec = Math.floor(Date.now() / 1000);
     let issued = 0;
     const provider = vi.fn(async () => jwt(nowSec + 600 + 600 * issued++));
-    const client = open(provider);
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open({ token: provider });
     FakeWebSocket.last.welcome(1_000_000);
     expect(provider).toHaveBeenCalledTimes(1);
     // Lifetime 600 s: refresh a tenth (60 s) before exp.
@@ -249,8 +258,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
     const nowSec = Math.floor(Date.now() / 1000);
     const sixtyDaysSec = 60 * 86_400;
     const provider = vi.fn(async () => jwt(nowSec + sixtyDaysSec));
-    const client = open(provider);
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open({ token: provider });
     FakeWebSocket.last.welcome(1_000_000_000);
     // A plain setTimeout of 60 days minus the margin would overflow and fire at once.
     // Every 10 days the server answers something, so the heartbeat check keeps the connection.
@@ -270,8 +278,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("drops a subscription the server ended, emits unsubscribed, and does not resubscribe after a reconnect", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const ended: unknown[] = [];
     client.on("unsubscribed", (info) => ended.push(info));
     const received: RealtimeEvent[] = [];
@@ -284,16 +291,13 @@ describe("RealtimeClient over a fake WebSocket", () => {
     FakeWebSocket.last.deliver(event(1));
     expect(received).toEqual([]);
     expect(ended).toEqual([{ channel: "room:1", reason: "revoked" }]);
-    FakeWebSocket.last.drop(1006);
-    await vi.advanceTimersByTimeAsync(1_000);
-    FakeWebSocket.last.welcome();
+    await dropAndWelcomeAgain(1_000);
     expect(FakeWebSocket.last.ofOp("subscribe").map((frame) => frame.channel)).toEqual(["room:2"]);
     client.close();
   });
 
   it("treats close 4003 as final: no reconnect, an error event with code revoked", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const errors: Array<{ code: string }> = [];
     client.on("error", (error) => errors.push(error));
     FakeWebSocket.last.welcome();
@@ -305,8 +309,7 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("pings every heartbeatMs and reconnects after two silent intervals", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     FakeWebSocket.last.welcome(1_000);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(FakeWebSocket.last.ofOp("ping")).toHaveLength(1);
@@ -317,16 +320,13 @@ describe("RealtimeClient over a fake WebSocket", () => {
   });
 
   it("rejects a refused subscription and forgets the channel", async () => {
-    const client = open();
-    await vi.advanceTimersByTimeAsync(0);
+    const client = await open();
     const subscribed = client.subscribe("user:other", () => {});
     FakeWebSocket.last.welcome();
     const frame = FakeWebSocket.last.ofOp("subscribe")[0]!;
     FakeWebSocket.last.deliver({ op: "error", ref: frame.ref, code: "forbidden", message: "not allowed" });
     await expect(subscribed).rejects.toMatchObject({ code: "forbidden" });
-    FakeWebSocket.last.drop(1006);
-    await vi.advanceTimersByTimeAsync(1_000);
-    FakeWebSocket.last.welcome();
+    await dropAndWelcomeAgain(1_000);
     expect(FakeWebSocket.last.ofOp("subscribe")).toHaveLength(0);
     client.close();
   });
@@ -362,13 +362,16 @@ describe("RealtimeClient over a fake WebSocket", () => {
         return jwt(nowSec + 30 * n, { channel, n });
       });
     };
-    const openWith = (getSubscriptionToken: (channel: string) => Promise<string | null>) =>
-      connect({ url: "http://gw.test", token: "tok", WebSocket: FakeWebSocket, random: () => 0.5, reconnect: { initialDelayMs: 1_000, maxDelayMs: 8_000 }, transport: "websocket", getSubscriptionToken });
+    /** Welcomes the socket (its heartbeat far off) and, once the tokens are fetched, answers every subscribe with a fresh ok. */
+    const welcomeAndAnswerSubscribes = async () => {
+      FakeWebSocket.last.welcome(1_000_000);
+      await vi.advanceTimersByTimeAsync(0);
+      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+    };
 
     it("asks for every channel's token at subscribe and sends it; a channel it has none for is subscribed without", async () => {
       const source = tokenSource();
-      const client = openWith(source);
-      await vi.advanceTimersByTimeAsync(0);
+      const client = await open({ getSubscriptionToken: source });
       client.subscribe("vip:1", () => {}).catch(() => {});
       client.subscribe("room:1", () => {}).catch(() => {});
       FakeWebSocket.last.welcome();
@@ -382,12 +385,9 @@ describe("RealtimeClient over a fake WebSocket", () => {
 
     it("refreshes a channel's token before its exp with refresh {channel, token}, then the new one before its own", async () => {
       const source = tokenSource();
-      const client = openWith(source);
-      await vi.advanceTimersByTimeAsync(0);
+      const client = await open({ getSubscriptionToken: source });
       client.subscribe("vip:1", () => {}).catch(() => {});
-      FakeWebSocket.last.welcome(1_000_000);
-      await vi.advanceTimersByTimeAsync(0);
-      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      await welcomeAndAnswerSubscribes();
       // About 30 s left: refreshed a tenth (about 3 s) before exp, and not before 26 s.
       await vi.advanceTimersByTimeAsync(26_000);
       expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
@@ -404,16 +404,11 @@ describe("RealtimeClient over a fake WebSocket", () => {
     // Dropped after the subscribe's ok was read, or before (the ok is read in a microtask): either way the old token's refresh dies with its connection.
     it.each([["read", true], ["not yet read", false]])("resubscribes after a reconnect with a fresh token, and stops refreshing the old one (ok %s at the drop)", async (_read, settle) => {
       const source = tokenSource();
-      const client = openWith(source);
-      await vi.advanceTimersByTimeAsync(0);
+      const client = await open({ getSubscriptionToken: source });
       client.subscribe("vip:1", () => {}).catch(() => {});
-      FakeWebSocket.last.welcome(1_000_000);
-      await vi.advanceTimersByTimeAsync(0);
-      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      await welcomeAndAnswerSubscribes();
       if (settle) await vi.advanceTimersByTimeAsync(0);
-      FakeWebSocket.last.drop(1006);
-      await vi.advanceTimersByTimeAsync(1_000);
-      FakeWebSocket.last.welcome(1_000_000);
+      await dropAndWelcomeAgain(1_000, 1_000_000);
       await vi.advanceTimersByTimeAsync(0);
       expect(FakeWebSocket.sockets).toHaveLength(2);
       expect(FakeWebSocket.last.ofOp("subscribe")).toEqual([expect.objectContaining({ channel: "vip:1", token: await source.mock.results[1]!.value })]);
@@ -432,24 +427,19 @@ describe("RealtimeClient over a fake WebSocket", () => {
         if (calls > 1) throw new Error("token service down");
         return jwt(nowSec + 30, { channel });
       });
-      const client = openWith(source);
-      await vi.advanceTimersByTimeAsync(0);
+      const client = await open({ getSubscriptionToken: source });
       const errors: string[] = [];
       const ended: unknown[] = [];
       client.on("error", (error) => errors.push(error.message));
       client.on("unsubscribed", (info) => ended.push(info));
       client.subscribe("vip:1", () => {}).catch(() => {});
-      FakeWebSocket.last.welcome(1_000_000);
-      await vi.advanceTimersByTimeAsync(0);
-      FakeWebSocket.last.answer("subscribe", { recovered: false, missed: 0 });
+      await welcomeAndAnswerSubscribes();
       await vi.advanceTimersByTimeAsync(28_000);
       expect(errors).toEqual(["subscription token refresh failed for vip:1"]);
       expect(FakeWebSocket.last.ofOp("refresh")).toHaveLength(0);
       FakeWebSocket.last.deliver({ op: "unsubscribed", channel: "vip:1", reason: "expired" });
       expect(ended).toEqual([{ channel: "vip:1", reason: "expired" }]);
-      FakeWebSocket.last.drop(1006);
-      await vi.advanceTimersByTimeAsync(1_000);
-      FakeWebSocket.last.welcome();
+      await dropAndWelcomeAgain(1_000);
       expect(FakeWebSocket.last.ofOp("subscribe")).toHaveLength(0);
       client.close();
     });

@@ -39,6 +39,13 @@ async function subscribed(connect: ReturnType<typeof coreGateway>["connect"], us
   return client;
 }
 
+/** A broker loss as AmqpBroker reports it: not ready, then `meanwhile` (the worker storing while the gateway has no queue), then ready again. */
+async function brokerLoss(gateway: ReturnType<typeof coreGateway>["gateway"], meanwhile: () => Promise<unknown>): Promise<void> {
+  gateway.readinessChanged(false);
+  await meanwhile();
+  gateway.readinessChanged(true);
+}
+
 /** What the worker relays: the stored event with its seq. */
 function live(event: StoredEvent) {
   const [namespace, id] = event.channel.split(":");
@@ -113,9 +120,7 @@ describe("feed repair after a broker interruption", () => {
     await store(events, "user:u1", ["old-1", "old-2"]);
     const { gateway, connect } = await setup({ store: events });
     const client = await subscribed(connect, "u1", "user:u1");
-    gateway.readinessChanged(false);
-    await store(events, "user:u1", ["new-1"]);
-    gateway.readinessChanged(true);
+    await brokerLoss(gateway, () => store(events, "user:u1", ["new-1"]));
     await settle();
     expect(eventIds(client.socket.sent)).toEqual(["new-1"]);
   });
@@ -182,9 +187,7 @@ describe("feed repair after a broker interruption", () => {
     const client = await subscribed(connect, "u1", "user:u1");
     const [a] = await store(events, "user:u1", ["a"]);
     gateway.handleDelivery(live(a!));
-    gateway.readinessChanged(false);
-    await store(events, "user:u1", ["b"]);
-    gateway.readinessChanged(true);
+    await brokerLoss(gateway, () => store(events, "user:u1", ["b"]));
     for (let i = 0; i < 5; i++) {
       clock.advance(1_000);
       await settle();
@@ -200,9 +203,7 @@ describe("feed repair after a broker interruption", () => {
     const client = await subscribed(connect, "u1", "user:u1");
     const [a] = await store(events, "user:u1", ["a"]);
     gateway.handleDelivery(live(a!));
-    gateway.readinessChanged(false);
-    await store(events, "user:u1", ["b"]);
-    gateway.readinessChanged(true);
+    await brokerLoss(gateway, () => store(events, "user:u1", ["b"]));
     await settle();
     gateway.readinessChanged(false);
     await store(events, "user:u1", ["c"]);

@@ -79,6 +79,17 @@ function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number
   return { clock, network, nodes, add, advance, allEvents };
 }
 
+type ClusterOptions = Parameters<typeof makeCluster>[0];
+
+/** A cluster of nodes `ids`, added in that order and run past warm-up (2.5 heartbeats): every node has heard every other. */
+async function warmCluster<const Ids extends readonly string[]>(ids: Ids, options?: ClusterOptions) {
+  const cluster = makeCluster(options);
+  const nodes: Node[] = [];
+  for (const id of ids) nodes.push(await cluster.add(id));
+  await cluster.advance(2_500);
+  return { cluster, nodes: nodes as { -readonly [K in keyof Ids]: Node } };
+}
+
 describe("PresenceTracker", () => {
   let cleanup: Array<() => void> = [];
   afterEach(() => {
@@ -87,10 +98,7 @@ describe("PresenceTracker", () => {
   });
 
   it("counts a user with two tabs as one member, leaving only when the last tab leaves", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.track("room:1", "u1", { name: "U" });
     a.tracker.track("room:1", "u1", { name: "U" });
     await settle();
@@ -108,10 +116,7 @@ describe("PresenceTracker", () => {
   });
 
   it("keeps a user on two nodes online until both connections are gone, with one offline event", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.userConnected("u1");
     b.tracker.userConnected("u1");
     await settle();
@@ -127,11 +132,7 @@ describe("PresenceTracker", () => {
   });
 
   it("removes a dead node's members on every survivor after the TTL, each leave published once", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    const c = await cluster.add("c");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b, c] } = await warmCluster(["a", "b", "c"]);
     a.tracker.track("room:1", "ua", undefined);
     a.tracker.userConnected("ua");
     c.tracker.track("room:1", "uc", undefined);
@@ -150,10 +151,7 @@ describe("PresenceTracker", () => {
   });
 
   it("removes a gracefully stopping node's members at once", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { nodes: [a, b] } = await warmCluster(["a", "b"]);
     b.tracker.track("room:1", "ub", undefined);
     await settle();
     expect(a.tracker.members("room:1").count).toBe(1);
@@ -164,10 +162,7 @@ describe("PresenceTracker", () => {
   });
 
   it("resynchronises from a snapshot after a lost delta (heartbeat seq/digest disagree)", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     cluster.network.filter = (message, to) => !(message.kind === "delta" && to === b.bus);
     a.tracker.track("room:1", "u1", undefined);
     a.tracker.track("room:1", "u2", undefined);
@@ -180,10 +175,7 @@ describe("PresenceTracker", () => {
   });
 
   it("converges after its own bus connection drops and comes back, without declaring the others dead", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.track("room:1", "u1", undefined);
     await settle();
     b.bus.disconnect();
@@ -200,10 +192,7 @@ describe("PresenceTracker", () => {
   });
 
   it("a node that stops hearing the bus while still connected (a hung broker node) judges nobody and announces no leave", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.track("room:1", "ua", undefined);
     await settle();
     expect(b.tracker.members("room:1").count).toBe(1);
@@ -220,10 +209,7 @@ describe("PresenceTracker", () => {
   });
 
   it("a node that hears its own heartbeats still judges a silent peer dead after the TTL", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.track("room:1", "ua", undefined);
     await settle();
     // Only a's messages are lost (a hung, or cut off from the bus): b still hears itself.
@@ -234,10 +220,7 @@ describe("PresenceTracker", () => {
   });
 
   it("replaces a restarted node's entries (new incarnation under the same id)", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b1 = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b1] } = await warmCluster(["a", "b"]);
     b1.tracker.track("room:1", "old", undefined);
     await settle();
     await b1.bus.stop();
@@ -322,10 +305,7 @@ describe("PresenceTracker", () => {
   });
 
   it("does not judge a peer dead in a tick that comes late after an event-loop stall longer than the TTL", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    const b = await cluster.add("b");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     b.tracker.userConnected("u1");
     await settle();
     // a's loop stalls for 2 TTLs: its ticks run late, before b's heartbeats (queued meanwhile) are read.
@@ -348,9 +328,7 @@ describe("PresenceTracker", () => {
   });
 
   it("does not announce members a newly started node finds already there", async () => {
-    const cluster = makeCluster();
-    const a = await cluster.add("a");
-    await cluster.advance(2_500);
+    const { cluster, nodes: [a] } = await warmCluster(["a"]);
     a.tracker.userConnected("u1");
     await settle();
     const b = await cluster.add("0-first");
@@ -384,9 +362,7 @@ describe("PresenceTracker", () => {
     async function oneNodeWithUserOnline() {
       const store = new RecordingStore();
       await store.inner.start();
-      const cluster = makeCluster({ lastSeenStore: store });
-      const a = await cluster.add("a");
-      await cluster.advance(2_500);
+      const { cluster, nodes: [a] } = await warmCluster(["a"], { lastSeenStore: store });
       a.tracker.userConnected("u1");
       await settle();
       return { store, cluster, a };
@@ -395,10 +371,7 @@ describe("PresenceTracker", () => {
     it("writes each offline once, from the publishing node, in a batch; a node started later answers from the store", async () => {
       const store = new RecordingStore();
       await store.inner.start();
-      const cluster = makeCluster({ lastSeenStore: store });
-      const a = await cluster.add("a");
-      const b = await cluster.add("b");
-      await cluster.advance(2_500);
+      const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"], { lastSeenStore: store });
       b.tracker.userConnected("u1");
       b.tracker.userConnected("u2");
       await settle();
