@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * `npm run test:fast`, the inner loop: test/unit and test/contract, in seconds
+ * `npm run test:fast`, the inner loop: test/unit and test/contract, without services
  * on any machine, with no RabbitMQ, no PostgreSQL, no root and no build.
  *
  * The rule for a file in these two folders: it runs in this process on the
