@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * `npm run test:fast`, the inner loop: test/unit and test/contract, without services
- * on any machine, with no RabbitMQ, no PostgreSQL, no root and no build.
+ * `npm run test:fast`, the inner loop: test/unit and test/contract, on any
+ * machine, with no RabbitMQ, no PostgreSQL, no root and no build.
  *
  * The rule for a file in these two folders: it runs in this process on the
  * in-memory adapters (PGlite counts: it is in-process). A contract suite's run
