@@ -27,13 +27,9 @@ export class SessionReplies {
     this.deps.send(ref === undefined ? { op: "ok", ...fields } : { op: "ok", ref, ...fields });
   }
 
-  reject(ref: number | undefined, code: ErrorCode, message: string): void {
+  /** An `error` frame, counted as a refusal by its code. */
+  reject(ref: number | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {
     this.deps.metrics.frameRejected(code);
-    this.sendError(ref, code, message);
-  }
-
-  /** An `error` frame not counted as a refusal: the caller counted it already. */
-  sendError(ref: number | undefined, code: ErrorCode, message: string, retryAfterMs?: number): void {
     const frame: ServerFrame = { op: "error", code, message };
     if (ref !== undefined) frame.ref = ref;
     if (retryAfterMs !== undefined) frame.retryAfterMs = retryAfterMs;

@@ -104,8 +104,7 @@ export class Session {
     this.lastHeardMs = this.ctx.clock.now();
     const read = readClientFrame(text);
     if (byteLength > this.ctx.limits.maxFrameBytes) {
-      this.ctx.metrics.frameRejected(ErrorCode.TooLarge);
-      this.replies.sendError(read.ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
+      this.replies.reject(read.ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
       this.close(CloseCode.TooLarge, "frame too large");
       return;
     }
@@ -191,11 +190,11 @@ export class Session {
     const verdict = this.bucket.take(now);
     const userVerdict = verdict.ok ? this.user.bucket.take(now) : verdict;
     if (userVerdict.ok) return true;
-    this.ctx.metrics.frameRejected(ErrorCode.RateLimited);
     if (this.abuse.refused(now)) {
+      this.ctx.metrics.frameRejected(ErrorCode.RateLimited);
       this.close(CloseCode.RateLimitAbused, "rate limit exceeded for too long");
     } else {
-      this.replies.sendError(ref, ErrorCode.RateLimited, "too many frames", userVerdict.retryAfterMs);
+      this.replies.reject(ref, ErrorCode.RateLimited, "too many frames", userVerdict.retryAfterMs);
     }
     return false;
   }
