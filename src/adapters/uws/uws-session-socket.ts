@@ -9,9 +9,10 @@ import type { CorkedSends, HasWaitingFrames } from "./corked-sends.js";
  * (channels are `namespace:id`) and nothing is published to it. uWS.js
  * (20.30) frees a socket's subscriber state when the socket leaves its last
  * topic, and with it the frames published to the socket in this turn and not
- * yet written: an event `publish` counted as handed over was lost by an
- * unsubscribe right after it (Bun's server keeps them). Holding this topic
- * keeps that state until the close, which writes them before the close frame.
+ * yet written, so an unsubscribe right after a publish would lose an event
+ * the publish counted as handed over (Bun's server keeps them). Holding this
+ * topic keeps that state until the close, which writes them before the close
+ * frame (test/contract/session-socket.contract.ts).
  */
 const SUBSCRIBER_ANCHOR_TOPIC = "sobranie/socket";
 
