@@ -5,6 +5,18 @@ import type { SseTopics } from "./sse-session-socket.js";
 import type { CorkedSends, HasWaitingFrames } from "./corked-sends.js";
 
 /**
+ * A topic every socket holds from open to close; no channel has this name
+ * (channels are `namespace:id`) and nothing is published to it. uWS.js
+ * (20.30) frees a socket's subscriber state when the socket leaves its last
+ * topic, and with it the frames published to the socket in this turn and not
+ * yet written, so an unsubscribe right after a publish would lose an event
+ * the publish counted as handed over (Bun's server keeps them). Holding this
+ * topic keeps that state until the close, which writes them before the close
+ * frame (test/contract/session-socket.contract.ts).
+ */
+const SUBSCRIBER_ANCHOR_TOPIC = "sobranie/socket";
+
+/**
  * The SessionSocket port over a uWS WebSocket. uWS throws on any call to a
  * closed socket, so `closed` is set in the close handler and checked first.
  * Frames wait in `sends` until the end of the turn and leave corked; a close
@@ -18,7 +30,9 @@ export class UwsSessionSocket<UserData> implements SessionSocket, HasWaitingFram
   constructor(
     private readonly ws: UwsWebSocket<UserData>,
     private readonly sends: CorkedSends,
-  ) {}
+  ) {
+    ws.subscribe(SUBSCRIBER_ANCHOR_TOPIC);
+  }
 
   markClosed(): void {
     this.closed = true;
