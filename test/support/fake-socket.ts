@@ -1,4 +1,4 @@
-import type { CloseCode } from "../../src/protocol/codes.js";
+import type { CloseCode } from "@sobranie/protocol/codes";
 import type { LocalFanout, SessionSocket } from "../../src/core/ports/session-socket.js";
 
 /** A SessionSocket that records what the core sent, for core tests without a server. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { connect, type FetchLike } from "../../src/client/index.js";
+import { connect, type FetchLike } from "@sobranie/client";
 
 /** A fetch that answers every SSE request with `status`, and counts them. */
 function refusing(status: number): { fetch: FetchLike; calls: () => number } {

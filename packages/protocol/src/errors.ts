@@ -27,3 +27,13 @@ export abstract class SobranieError extends Error {
 export function isRetryable(error: unknown): boolean {
   return (error as { retryable?: unknown } | null)?.retryable === true;
 }
+
+/** The message broker is not connected (or was stopped): retry later; a gateway answers `unavailable`. */
+export class BrokerUnavailableError extends SobranieError {
+  override readonly name = "BrokerUnavailableError";
+  readonly code = "unavailable";
+  readonly retryable = true;
+  constructor(message = "message broker is not connected", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

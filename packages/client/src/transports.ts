@@ -1,4 +1,4 @@
-import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
+import { ClientCloseCode, CloseCode } from "@sobranie/protocol/codes";
 import type { ClientRequest, ServerFrame, TransportKind } from "./types.js";
 
 /** A server frame as received; the SSE-only `close` message says why a stream ended. */
