@@ -11,7 +11,7 @@
  *
  * The browser client's RealtimeError is not one: it reports what the server
  * answered and the client's reconnect policy decides, so it has no
- * `retryable` of its own (src/client/types.ts).
+ * `retryable` of its own (@sobranie/client, packages/client/src/types.ts).
  */
 export abstract class SobranieError extends Error {
   abstract readonly code: string;

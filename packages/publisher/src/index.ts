@@ -1,5 +1,5 @@
 /**
- * The backend publisher SDK (`sobranie-realtime/publisher`): validated
+ * The backend publisher SDK (`@sobranie/publisher`): validated
  * events to `sobranie.events` with publisher confirms, reconnects and a
  * bounded buffer. Runs on Node and on Bun (amqplib over node:net).
  */
