@@ -1,7 +1,7 @@
 import WebSocket from "ws";
 import type { UwsApi, UwsApp } from "../../src/core/ports/uws-api.js";
-import { CloseCode } from "../../src/protocol/codes.js";
-import { SSE_PREAMBLE } from "../../src/protocol/sse.js";
+import { CloseCode } from "@sobranie/protocol/codes";
+import { SSE_PREAMBLE } from "@sobranie/protocol/sse";
 import { CorkedSends } from "../../src/adapters/uws/corked-sends.js";
 import { SseSessionSocket, SseTopics } from "../../src/adapters/uws/sse-session-socket.js";
 import { UwsFanout, UwsSessionSocket } from "../../src/adapters/uws/uws-session-socket.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CorkedSends } from "../../src/adapters/uws/corked-sends.js";
 import type { UwsApp, UwsWebSocket } from "../../src/core/ports/uws-api.js";
 import { UwsFanout, UwsSessionSocket } from "../../src/adapters/uws/uws-session-socket.js";
-import { CloseCode } from "../../src/protocol/codes.js";
+import { CloseCode } from "@sobranie/protocol/codes";
 
 /** What reached the wire, in order: each write is the frames of one system call. */
 class WireLog {

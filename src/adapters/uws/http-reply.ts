@@ -1,5 +1,5 @@
 import type { UwsRequest, UwsResponse } from "../../core/ports/uws-api.js";
-import { HttpRejection } from "../../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import type { UpgradeRejectReason } from "../../core/ports/metrics.js";
 
 const STATUS_TEXT: Record<number, string> = {

@@ -1,5 +1,5 @@
 import type { UwsApp, UwsHttpHandler, UwsListenSocket, UwsRequest, UwsWebSocketBehavior } from "../../core/ports/uws-api.js";
-import { HttpRejection } from "../../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import { PendingReply } from "./http-reply.js";
 
 const DECIMAL = /^\d+$/;

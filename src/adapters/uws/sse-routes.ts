@@ -1,11 +1,11 @@
 import type { UwsApp, UwsResponse } from "../../core/ports/uws-api.js";
-import { CloseCode, HttpRejection } from "../../protocol/codes.js";
-import { parseChannel } from "../../protocol/channel.js";
-import { SSE_PREAMBLE, parseLastEventId } from "../../protocol/sse.js";
+import { CloseCode, HttpRejection } from "@sobranie/protocol/codes";
+import { parseChannel } from "@sobranie/protocol/channel";
+import { SSE_PREAMBLE, parseLastEventId } from "@sobranie/protocol/sse";
 import type { Gateway } from "../../core/gateway.js";
 import type { Session } from "../../core/session.js";
 import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
-import type { Clock, Timer } from "../../core/ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
 import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.js";
 import type { HttpLimits } from "./http-limits.js";
