@@ -5,7 +5,7 @@ import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js
 import type { RetentionPolicy } from "../core/ports/event-store.js";
 import { ConfigError, type ConfigProblem } from "./error.js";
 import { EnvSchema, LOG_LEVELS, ROLES, VARIABLES, type Env, type VariableName } from "./schema.js";
-import type { AddressRange } from "./variables.js";
+import { PUSHER_WEBHOOK_EVENTS, type AddressRange } from "./variables.js";
 
 export { ConfigError, type ConfigProblem } from "./error.js";
 export { ENV_VARS, formatEnvHelp, formatEnvMarkdown, type EnvVarDoc } from "./help.js";
@@ -53,6 +53,19 @@ export interface Config {
   readonly namespaces: readonly NamespacePolicy[];
   readonly durable: DurableConfig;
   readonly outbox: OutboxConfig;
+  /** Apps of the Pusher-protocol endpoint; empty: the endpoint is off. */
+  readonly pusherApps: readonly PusherAppConfig[];
+}
+
+/** One `PUSHER_APPS` entry with its defaults filled in (the shape adapters/pusher's PusherApp reads). */
+export interface PusherAppConfig {
+  readonly id: string;
+  readonly key: string;
+  readonly secret: string;
+  readonly enabled: boolean;
+  readonly clientEvents: boolean;
+  readonly maxConnections: number | undefined;
+  readonly webhooks: readonly { readonly url: string; readonly events: readonly string[] }[];
 }
 
 /** The worker's PostgreSQL outbox relay (runs only with DATABASE_URL). */
@@ -221,6 +234,15 @@ function toConfig(env: Env): Config {
       batchSize: env.OUTBOX_BATCH,
       keepPublishedMs: env.OUTBOX_KEEP_PUBLISHED_MS,
     },
+    pusherApps: (env.PUSHER_APPS ?? []).map((app) => ({
+      id: app.id,
+      key: app.key,
+      secret: app.secret,
+      enabled: app.enabled,
+      clientEvents: app.clientEvents,
+      maxConnections: app.maxConnections,
+      webhooks: app.webhooks.map((hook) => ({ url: hook.url, events: hook.events ?? [...PUSHER_WEBHOOK_EVENTS] })),
+    })),
   };
 }
 

@@ -11,6 +11,7 @@ import {
   namespaces,
   oneOf,
   publicKeyPem,
+  pusherApps,
   url,
 } from "./variables.js";
 
@@ -179,6 +180,11 @@ export const VARIABLES = {
     undefined,
     'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10)',
     namespaces,
+  ),
+  PUSHER_APPS: variable(
+    undefined,
+    'JSON array of Pusher apps for the Pusher-protocol endpoint /app/{key} (docs/pusher.md): [{"id":"1","key":"app-key","secret":"at-least-16-chars","clientEvents":false,"maxConnections":1000,"webhooks":[{"url":"https://…","events":["member_added"]}]}]; unset: the endpoint is off',
+    pusherApps,
   ),
 } as const;
 

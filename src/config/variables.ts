@@ -219,3 +219,56 @@ export const addressRanges = v.pipe(
     return NEVER;
   }),
 );
+
+/** The webhook events a Pusher app may subscribe a URL to (docs/pusher.md, "Webhooks"). */
+export const PUSHER_WEBHOOK_EVENTS = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss"] as const;
+/** App ids and keys appear in URL paths and labels: plain words only. */
+const PUSHER_APP_WORD = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_PUSHER_APPS = 64;
+
+const pusherWebhook = v.strictObject({
+  url: v.pipe(v.string("webhook url must be a string"), v.check((text) => isUrlOf(["http:", "https:"], text), "webhook url must be an http or https URL with a host")),
+  events: v.optional(
+    v.pipe(
+      v.array(v.picklist(PUSHER_WEBHOOK_EVENTS, `webhook events are ${PUSHER_WEBHOOK_EVENTS.join(", ")}`), "webhook events must be an array"),
+      v.minLength(1, "webhook events, when given, must name at least one event"),
+    ),
+  ),
+});
+
+const pusherApp = v.strictObject({
+  id: v.pipe(v.string("id must be a string"), v.regex(PUSHER_APP_WORD, "id must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")),
+  key: v.pipe(v.string("key must be a string"), v.regex(PUSHER_APP_WORD, "key must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")),
+  // Never echoed: the message names the rule, not the value.
+  secret: v.pipe(v.string("secret must be a string"), v.minLength(16, "secret must have at least 16 characters")),
+  enabled: v.optional(v.boolean("enabled must be true or false"), true),
+  clientEvents: v.optional(v.boolean("clientEvents must be true or false"), false),
+  maxConnections: v.optional(v.pipe(v.number("maxConnections must be a number"), v.safeInteger("maxConnections must be whole"), v.minValue(1, "maxConnections must be at least 1"))),
+  webhooks: v.optional(v.pipe(v.array(pusherWebhook, "webhooks must be an array"), v.maxLength(8, "at most 8 webhooks per app")), []),
+});
+
+/** A JSON array of Pusher apps (docs/pusher.md); ids and keys are unique. */
+export const pusherApps = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return JSON.parse(dataset.value) as unknown;
+    } catch {
+      addIssue({ message: "must be a JSON array of Pusher apps, and is not valid JSON" });
+      return NEVER;
+    }
+  }),
+  v.array(pusherApp, "must be a JSON array of Pusher apps"),
+  v.maxLength(MAX_PUSHER_APPS, `may hold at most ${MAX_PUSHER_APPS} apps`),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const ids = new Set<string>();
+    const keys = new Set<string>();
+    for (const app of dataset.value) {
+      if (ids.has(app.id)) addIssue({ message: `app id "${app.id}" appears more than once` });
+      if (keys.has(app.key)) addIssue({ message: `app key "${app.key}" appears more than once` });
+      ids.add(app.id);
+      keys.add(app.key);
+    }
+  }),
+);

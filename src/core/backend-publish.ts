@@ -1,11 +1,11 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN, parseChannel, type Channel } from "@sobranie/protocol/channel";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, parseChannel, type Channel } from "@sobranie/protocol/channel";
 import { EventDataSchema } from "@sobranie/protocol/frames";
 import type { Parsed } from "./inbox.js";
 
 const PublishBodySchema = v.object({
   channel: v.pipe(v.string("channel must be a string"), v.maxLength(200)),
-  type: v.pipe(v.string("type must be a string"), v.regex(EVENT_TYPE_PATTERN, "type must be dot-separated words of [A-Za-z0-9_-]")),
+  type: v.pipe(v.string("type must be a string"), v.regex(EVENT_TYPE_PATTERN, EVENT_TYPE_RULE)),
   data: EventDataSchema,
   id: v.optional(v.pipe(v.string("id must be a string"), v.minLength(1), v.maxLength(64))),
 });

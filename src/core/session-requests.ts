@@ -1,5 +1,5 @@
 import { ErrorCode } from "@sobranie/protocol/codes";
-import { EVENT_TYPE_PATTERN } from "@sobranie/protocol/channel";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from "@sobranie/protocol/channel";
 import type { ClientFrameOf } from "@sobranie/protocol/frames";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionContext } from "./session-context.js";
@@ -29,7 +29,7 @@ export class SessionRequests {
     const channel = replies.channelOf(frame.ref, frame.channel);
     if (!channel) return;
     if (!EVENT_TYPE_PATTERN.test(frame.type)) {
-      return replies.reject(frame.ref, ErrorCode.BadRequest, "type must be dot-separated words of [A-Za-z0-9_-]");
+      return replies.reject(frame.ref, ErrorCode.BadRequest, EVENT_TYPE_RULE);
     }
     const verdict = ctx.namespaces.canPublish(this.deps.principal(), channel, this.deps.grantOn(channel.name));
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);

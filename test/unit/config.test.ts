@@ -127,6 +127,44 @@ describe("loadConfig values", () => {
     expect(loadConfig({ ROLE: "all" }).role).toBe("all");
   });
 
+  it("reads PUSHER_APPS with defaults, and names each bad entry without echoing a secret", () => {
+    expect(loadConfig({}).pusherApps).toEqual([]);
+    const secret = "s3cret-s3cret-s3cret";
+    const config = loadConfig({
+      PUSHER_APPS: JSON.stringify([
+        { id: "1", key: "app-one", secret },
+        { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
+      ]),
+    });
+    expect(config.pusherApps).toEqual([
+      { id: "1", key: "app-one", secret, enabled: true, clientEvents: false, maxConnections: undefined, webhooks: [] },
+      { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
+    ]);
+    const allEvents = loadConfig({ PUSHER_APPS: JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "http://h.example" }] }]) });
+    expect(allEvents.pusherApps[0]?.webhooks[0]?.events).toEqual(["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss"]);
+
+    const bad = [
+      "[nope",
+      JSON.stringify({ id: "1" }),
+      JSON.stringify([{ id: "1", key: "k", secret: "short-Xy" }]),
+      JSON.stringify([{ id: "a b", key: "k", secret }]),
+      JSON.stringify([{ id: "1", key: "k/x", secret }]),
+      JSON.stringify([{ id: "1", key: "k", secret, extra: 1 }]),
+      JSON.stringify([{ id: "1", key: "k", secret, maxConnections: 0 }]),
+      JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "ftp://h.example" }] }]),
+      JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "https://h.example", events: ["nope"] }] }]),
+      JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "https://h.example", events: [] }] }]),
+      JSON.stringify([{ id: "1", key: "k", secret }, { id: "1", key: "k2", secret }]),
+      JSON.stringify([{ id: "1", key: "k", secret }, { id: "2", key: "k", secret }]),
+    ];
+    for (const value of bad) {
+      const error = problemsOf({ PUSHER_APPS: value });
+      expect(error.problems.map((problem) => problem.variable), value).toEqual(["PUSHER_APPS"]);
+      expect(error.message).not.toContain("short-Xy");
+      expect(error.message).not.toContain(secret);
+    }
+  });
+
   it("builds one retention policy per durable namespace, with per-namespace overrides", () => {
     const config = loadConfig({
       RETENTION_MAX_AGE_MS: "1000",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "@sobranie/protocol/channel";
+import { EVENT_TYPE_PATTERN, parseChannel, parseRoutingKey, routingKey, routingPrefix } from "@sobranie/protocol/channel";
 import { decodeEnvelope } from "@sobranie/protocol/envelope";
 import { parseClientFrame } from "@sobranie/protocol/frames";
 import { eventDataProblem, MAX_DATA_DEPTH } from "@sobranie/protocol/event-data";
@@ -32,6 +32,13 @@ describe("channel grammar", () => {
     expect(parseRoutingKey("room.7.message.created")).toEqual({ channel, type: "message.created" });
     expect(parseRoutingKey("room.7")).toBeUndefined();
     expect(parseRoutingKey("room.7.")).toBeUndefined();
+  });
+
+  it("takes Laravel's class-name event names as types, and nothing looser", () => {
+    const channel = parseChannel("room:7")!;
+    expect(EVENT_TYPE_PATTERN.test("App\\Events\\OrderShipped")).toBe(true);
+    expect(parseRoutingKey(routingKey(channel, "App\\Events\\OrderShipped"))).toEqual({ channel, type: "App\\Events\\OrderShipped" });
+    for (const type of ["a b", "a:b", "a*", "a#", "a..b", ".a", "a.", "é", "a/b", ""]) expect(EVENT_TYPE_PATTERN.test(type), type).toBe(false);
   });
 });
 

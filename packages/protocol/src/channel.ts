@@ -58,5 +58,11 @@ export function parseRoutingKey(key: string): { channel: Channel; type: string }
   return channel && { channel, type: key.slice(second + 1) };
 }
 
-/** Event types appear in routing keys: dot-separated words, no wildcards. */
-export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/;
+/**
+ * Event types appear in routing keys: dot-separated words, no wildcards. A
+ * word may hold `\` so that PHP class names, which Laravel broadcasts as
+ * event names (`App\Events\OrderShipped`), are types as they are
+ * (docs/pusher.md, "Event names").
+ */
+export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_\\-]{1,64}(\.[A-Za-z0-9_\\-]{1,64}){0,7}$/;
+export const EVENT_TYPE_RULE = "type must be 1 to 8 dot-separated words of 1 to 64 characters of A-Z, a-z, 0-9, _, - or \\";

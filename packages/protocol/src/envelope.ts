@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN } from "./channel.js";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from "./channel.js";
 import { eventDataMessage, eventDataProblem } from "./event-data.js";
 
 /** Largest event body the broker path accepts (docs/protocol.md §3). */
@@ -24,7 +24,7 @@ export const OccurredAtTextSchema = v.pipe(
  */
 const EnvelopeSchema = v.object({
   id: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))),
-  type: v.pipe(v.string(), v.regex(EVENT_TYPE_PATTERN, "type must be dot-separated words of [A-Za-z0-9_-]")),
+  type: v.pipe(v.string(), v.regex(EVENT_TYPE_PATTERN, EVENT_TYPE_RULE)),
   data: v.unknown(),
   occurredAt: v.optional(OccurredAtTextSchema),
   user: v.optional(v.pipe(v.string(), v.maxLength(128))),

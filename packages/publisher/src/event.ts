@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingKey } from "@sobranie/protocol/channel";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, parseChannel, RESERVED_NAMESPACES, routingKey } from "@sobranie/protocol/channel";
 import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "@sobranie/protocol/envelope";
 import { eventDataMessage, eventDataProblem } from "@sobranie/protocol/event-data";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
@@ -31,7 +31,7 @@ const ChannelSchema = v.pipe(
 );
 const TypeSchema = v.pipe(
   v.string("type must be a string"),
-  v.regex(EVENT_TYPE_PATTERN, "type must be 1–8 dot-separated words of [A-Za-z0-9_-], no wildcards"),
+  v.regex(EVENT_TYPE_PATTERN, EVENT_TYPE_RULE),
 );
 const IdSchema = v.pipe(v.string("id must be a string"), v.minLength(1, "id must not be empty"), v.maxLength(64, "id must be at most 64 characters"));
 const OccurredAtSchema = v.union(

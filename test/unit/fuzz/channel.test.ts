@@ -12,7 +12,7 @@ import { anyString, runs } from "./fuzz.js";
 const DOCUMENTED_CHANNEL = /^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_-]{1,128}$/;
 const namespace = fc.stringMatching(/^[a-z][a-z0-9_-]{0,31}$/);
 const channelId = fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/);
-const eventType = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/);
+const eventType = fc.stringMatching(/^[A-Za-z0-9_\\-]{1,64}(\.[A-Za-z0-9_\\-]{1,64}){0,7}$/);
 
 /** Namespaces and ids at their length limits, where an off-by-one would show. */
 const longestNamespace = fc.stringMatching(/^[a-z][a-z0-9_-]{31}$/);

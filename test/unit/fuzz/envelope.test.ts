@@ -8,8 +8,8 @@ const utf8 = new TextEncoder();
 const fallbackId = () => "fallback";
 const stringUpTo = (max: number) => anyString.filter((text) => text.length <= max);
 
-/** Event types as docs/protocol.md §3.1 describes them: 1–8 dot-separated words of [A-Za-z0-9_-]. */
-const eventType = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/);
+/** Event types as docs/protocol.md §3.1 describes them: 1–8 dot-separated words of [A-Za-z0-9_\-]. */
+const eventType = fc.stringMatching(/^[A-Za-z0-9_\\-]{1,64}(\.[A-Za-z0-9_\\-]{1,64}){0,7}$/);
 /** Instants as `Date#toISOString()` writes them (what every publisher path in this repo sends), years 0000–9999. */
 const isoInstant = fc.integer({ min: Date.parse("0000-01-01T00:00:00Z"), max: Date.parse("9999-12-31T23:59:59.999Z") }).map((ms) => new Date(ms).toISOString());
 /** ISO 8601 timestamps in the other spellings the envelope takes: space separator, 0–9 fraction digits, offsets Z, ±hh:mm or ±hhmm. */

@@ -1,0 +1,95 @@
+import { CHANNEL_ID_PATTERN, NAMESPACE_PATTERN, type Channel } from "@sobranie/protocol/channel";
+import type { NamespacePolicy } from "../../core/namespaces.js";
+
+/**
+ * The mapping between Pusher channel names and our `namespace:id` channels
+ * (docs/pusher.md, "Channel names"). It is reversible: every channel has
+ * exactly one Pusher name per variant, fixed by its namespace's policy, so
+ * an event of `room:7` reaches the Pusher subscribers of `presence-room.7`
+ * (and of `presence-cache-room.7`) and nothing else.
+ *
+ * - a presence namespace's channels are `presence-<ns>.<id>`;
+ * - a namespace anyone may subscribe to (`subscribe: "any"`) has public
+ *   channels, `<ns>.<id>`;
+ * - every other namespace has private channels, `private-<ns>.<id>`, or
+ *   `private-encrypted-<ns>.<id>` for end-to-end encrypted payloads;
+ * - `cache-` after the kind prefix (`cache-post.1`, `private-cache-…`,
+ *   `presence-cache-…`) asks for the channel's last event on subscribe.
+ *
+ * Everything else maps to nothing: a name whose prefix does not fit its
+ * namespace, an unknown namespace, an id outside our alphabet.
+ */
+
+export type PusherChannelKind = "public" | "private" | "encrypted" | "presence";
+
+export interface PusherChannel {
+  /** The name as the Pusher SDK spells it. */
+  readonly pusherName: string;
+  readonly channel: Channel;
+  readonly kind: PusherChannelKind;
+  /** A `cache-` channel: its last event is replayed on subscribe (or `pusher:cache_miss`). */
+  readonly cache: boolean;
+}
+
+/** Why a Pusher name maps to no channel; the text is what `pusher:subscription_error` reports. */
+export type PusherChannelRefusal =
+  | { readonly reason: "malformed"; readonly message: string }
+  | { readonly reason: "unknown_namespace"; readonly message: string }
+  | { readonly reason: "wrong_kind"; readonly message: string };
+
+/** Pusher's own channel-name alphabet and length limit. */
+export const PUSHER_CHANNEL_NAME_PATTERN = /^[A-Za-z0-9_\-=@,.;]{1,200}$/;
+
+const KIND_PREFIXES: readonly { prefix: string; kind: PusherChannelKind }[] = [
+  { prefix: "private-encrypted-", kind: "encrypted" },
+  { prefix: "private-", kind: "private" },
+  { prefix: "presence-", kind: "presence" },
+];
+
+/** The one kind a namespace's channels have on the Pusher side. */
+export function pusherKindOf(policy: NamespacePolicy): "public" | "private" | "presence" {
+  if (policy.presence) return "presence";
+  return policy.subscribe === "any" ? "public" : "private";
+}
+
+export function parsePusherChannel(
+  pusherName: string,
+  policyOf: (namespace: string) => NamespacePolicy | undefined,
+): PusherChannel | PusherChannelRefusal {
+  if (!PUSHER_CHANNEL_NAME_PATTERN.test(pusherName)) {
+    return { reason: "malformed", message: `channel name "${clip(pusherName)}" is not a Pusher channel name` };
+  }
+  const prefixed = KIND_PREFIXES.find(({ prefix }) => pusherName.startsWith(prefix));
+  let rest = prefixed ? pusherName.slice(prefixed.prefix.length) : pusherName;
+  const kind: PusherChannelKind = prefixed?.kind ?? "public";
+  const cache = rest.startsWith("cache-");
+  if (cache) rest = rest.slice("cache-".length);
+  const dot = rest.indexOf(".");
+  const namespace = dot < 0 ? "" : rest.slice(0, dot);
+  const id = dot < 0 ? "" : rest.slice(dot + 1);
+  if (!NAMESPACE_PATTERN.test(namespace) || !CHANNEL_ID_PATTERN.test(id)) {
+    return { reason: "malformed", message: `channel "${pusherName}" does not name a channel: expected <namespace>.<id> after the prefix, the id of A-Z, a-z, 0-9, _ or -` };
+  }
+  const policy = policyOf(namespace);
+  if (!policy) return { reason: "unknown_namespace", message: `channel "${pusherName}": no namespace "${namespace}"` };
+  const expected = pusherKindOf(policy);
+  const fits = kind === expected || (kind === "encrypted" && expected === "private");
+  if (!fits) {
+    return { reason: "wrong_kind", message: `channel "${pusherName}": namespace "${namespace}" has ${expected} channels, named ${pusherNameOf(namespace, id, expected, cache)}` };
+  }
+  return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache };
+}
+
+/** The Pusher name of `channel` in one variant; `parsePusherChannel` reads it back. */
+export function pusherNameOf(namespace: string, id: string, kind: PusherChannelKind, cache: boolean): string {
+  const prefix = KIND_PREFIXES.find((entry) => entry.kind === kind)?.prefix ?? "";
+  return `${prefix}${cache ? "cache-" : ""}${namespace}.${id}`;
+}
+
+export function isPusherChannelRefusal(value: PusherChannel | PusherChannelRefusal): value is PusherChannelRefusal {
+  return "reason" in value;
+}
+
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
