@@ -41,6 +41,12 @@ export const AmqpNames = {
   connectionNamePrefix: "sobranie-gateway-",
   /** The worker's quorum queue of durable-namespace events (docs/protocol.md §3). */
   persistQueue: "sobranie.persist",
+  /**
+   * The workers' quorum queue of webhook work: presence changes, `pusher.*.*`
+   * events, retries back from their delay queues `sobranie.webhooks.delay.<ms>`
+   * (webhookDelayQueueName; docs/pusher.md).
+   */
+  webhookQueue: "sobranie.webhooks",
   /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
   workerConnectionNamePrefix: "sobranie-worker-",
   /** `connection_name` of `npm run upgrade-broker`. */
@@ -56,6 +62,12 @@ export const AmqpHeaders = {
   deadQueue: "x-sobranie-queue",
   /** Publish time in ms; the AMQP `timestamp` property only holds seconds. */
   timestampMs: "x-sobranie-ts-ms",
+  /** On a webhook retry: which retry it is (1 for the first). */
+  webhookAttempt: "x-sobranie-webhook-attempt",
+  /** On a webhook retry: when its first attempt failed, in ms. */
+  webhookFirstFailureMs: "x-sobranie-webhook-first-failure-ms",
+  /** On a webhook retry: the routing key of the message it came from. */
+  webhookRoutingKey: "x-sobranie-webhook-key",
   /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
   deployment: "x-sobranie-deployment",
 } as const;
@@ -300,4 +312,61 @@ export async function assertPersistQueue(
     ),
   );
   return state;
+}
+
+/**
+ * What `sobranie.webhooks` takes from `sobranie.events`: every presence
+ * channel change (not the `presence.status.*` ones, whose last word is
+ * online/offline) and the Pusher side's `pusher.<appId>.<event name>`.
+ */
+export const WEBHOOK_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave", "pusher.*.*"] as const;
+
+export interface WebhookQueueDeclaration {
+  /** `AmqpNames.webhookQueue` in production; tests use unique names. */
+  readonly queue: string;
+  /** One delay queue per step, named `<queue>.delay.<ms>`. */
+  readonly delayStepsMs: readonly number[];
+}
+
+export function webhookDelayQueueName(queue: string, stepMs: number): string {
+  return `${queue}.delay.${stepMs}`;
+}
+
+/**
+ * Declares the webhook queue and its delay queues, all quorum (replicated,
+ * surviving a broker node's loss and every worker restart). The webhook
+ * queue is consumed by every worker at once (competing consumers: each
+ * message reaches one of them); messages the broker gives up on (delivery
+ * limit) go to `sobranie.dlx`. A delay queue holds retries, each with its own
+ * `expiration`; an expired one is dead-lettered back to the webhook queue
+ * through the default exchange, at least once (`at-least-once` needs
+ * `reject-publish`: a full queue refuses the retry's publish, which the
+ * worker then retries, instead of dropping one). One queue per backoff step
+ * keeps retries of alike delays together: a queue expires from its head
+ * only, so a long delay must not sit in front of a short one.
+ */
+export async function assertWebhookQueues(channel: Channel, declaration: WebhookQueueDeclaration): Promise<void> {
+  await channel.assertQueue(declaration.queue, {
+    durable: true,
+    arguments: {
+      "x-queue-type": "quorum",
+      "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+      "x-delivery-limit": PERSIST_DELIVERY_LIMIT,
+    },
+  });
+  await Promise.all(WEBHOOK_BINDING_KEYS.map((key) => channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, key)));
+  await Promise.all(
+    declaration.delayStepsMs.map((stepMs) =>
+      channel.assertQueue(webhookDelayQueueName(declaration.queue, stepMs), {
+        durable: true,
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": declaration.queue,
+          "x-dead-letter-strategy": "at-least-once",
+          "x-overflow": "reject-publish",
+        },
+      }),
+    ),
+  );
 }
