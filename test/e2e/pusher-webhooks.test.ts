@@ -7,7 +7,7 @@ import { PRESENCE_HEARTBEAT_MS, type PresenceGateway, startPresenceGateway, stat
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { signToken, TEST_JWT_SECRET, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
-import { WebhookReceiver } from "../support/webhook-receiver.js";
+import { HANG, WebhookReceiver } from "../support/webhook-receiver.js";
 import { TestClient } from "../support/ws-client.js";
 
 // Pusher webhooks (docs/pusher.md "Webhooks") end to end: two gateway
@@ -25,7 +25,7 @@ interface App {
   readonly secret: string;
 }
 const app = (id: string): App => ({ id, key: `${id}-key`, secret: `${id}-secret-0123456789` });
-const APPS = { main: app("main"), flaky: app("flaky"), offline: app("offline"), refuse: app("refuse"), restart: app("restart"), dead: app("dead") };
+const APPS = { main: app("main"), flaky: app("flaky"), offline: app("offline"), refuse: app("refuse"), restart: app("restart"), dead: app("dead"), slow: app("slow") };
 
 interface DeadLetter {
   readonly routingKey: string;
@@ -50,7 +50,7 @@ describe("Pusher webhooks from worker processes on RabbitMQ", () => {
   const pusherApps = (): string =>
     JSON.stringify([
       { ...APPS.main, webhooks: [{ url: receiver.url("/main") }] },
-      ...(["flaky", "refuse", "restart", "dead"] as const).map((name) => ({ ...APPS[name], webhooks: [{ url: receiver.url(`/${name}`), events: ["client_event"] }] })),
+      ...(["flaky", "refuse", "restart", "dead", "slow"] as const).map((name) => ({ ...APPS[name], webhooks: [{ url: receiver.url(`/${name}`), events: ["client_event"] }] })),
       { ...APPS.offline, webhooks: [{ url: offlineReceiver.url("/offline"), events: ["client_event"] }] },
     ]);
 
@@ -227,6 +227,21 @@ describe("Pusher webhooks from worker processes on RabbitMQ", () => {
     expect(receiver.to("/refuse")).toHaveLength(1);
     expect(deadLetters.find((letter) => letter.reason === "webhook_refused")!.body.events).toEqual([clientEvent(channel, 0)]);
     expect((await Promise.all(workers.map((worker) => metric(worker, "refused")))).reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it("times out a receiver that does not answer, without holding up another app's webhooks", async () => {
+    const channel = `private-chat.t${run}`;
+    receiver.answer("/slow", HANG);
+    await publishEntry(APPS.slow.id, clientEvent(channel, 0));
+    await waitFor(() => receiver.to("/slow").length >= 1, ARRIVAL_MS, "a hanging request");
+    await publishEntry(APPS.main.id, clientEvent(channel, 1));
+    await waitFor(() => receiver.delivered("/main").some((event) => event.channel === channel), ARRIVAL_MS, "the other app's event");
+    // The hanging request has not been answered, yet the other app's was delivered.
+    expect(receiver.delivered("/slow")).toEqual([]);
+    await waitFor(() => receiver.to("/slow").length >= 2, ARRIVAL_MS, "a retry after the timeout");
+    receiver.answer("/slow", 200);
+    await waitFor(() => receiver.delivered("/slow").length >= 1, ARRIVAL_MS, "delivery once it answers");
+    expect(receiver.delivered("/slow")).toEqual([clientEvent(channel, 0)]);
   });
 
   it("keeps retries in RabbitMQ across a restart of every worker, then delivers them", async () => {

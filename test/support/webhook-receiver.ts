@@ -10,9 +10,12 @@ export interface ReceivedWebhook {
   readonly events: Array<Record<string, unknown>>;
 }
 
+/** `answer(path, HANG)`: requests to the path are recorded and never answered. */
+export const HANG = 0;
+
 /**
  * A real HTTP webhook receiver: every request is recorded with the status
- * it was answered with, per path `answer(path)` (default 200). `down()`
+ * it was answered with, per path `answer(path)` (default 200; HANG: none). `down()`
  * closes the listening socket (connection refused), `up()` listens again on
  * the same port.
  */
@@ -63,7 +66,7 @@ export class WebhookReceiver {
           // Recorded with no events; the test sees the raw body.
         }
         this.requests.push({ path, status, headers: request.headers, rawBody, events });
-        response.writeHead(status).end();
+        if (status !== HANG) response.writeHead(status).end();
       });
     });
     await new Promise<void>((resolve, reject) => {
