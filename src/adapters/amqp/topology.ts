@@ -351,6 +351,8 @@ export async function assertWebhookQueues(channel: Channel, declaration: Webhook
     arguments: {
       "x-queue-type": "quorum",
       "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+      // As on sobranie.persist, for the same reasons: restarts redeliver what
+      // was held, and RabbitMQ 4's default of 20 would dead-letter it.
       "x-delivery-limit": PERSIST_DELIVERY_LIMIT,
     },
   });
