@@ -4,6 +4,7 @@ import type { Clock } from "../core/ports/clock.js";
 import type { Logger } from "../core/ports/logger.js";
 import type { Metrics } from "../core/ports/metrics.js";
 import { AmqpWebhookQueue } from "../adapters/amqp/amqp-webhook-queue.js";
+import { webhookQueueName } from "../adapters/amqp/topology.js";
 import { PusherApps } from "../adapters/pusher/apps.js";
 import { WebhookBatcher } from "../adapters/pusher/webhook-batcher.js";
 import { WebhookDispatcher } from "../adapters/pusher/webhook-dispatcher.js";
@@ -39,6 +40,8 @@ export function startWebhooks(deps: { config: Config; clock: Clock; metrics: Met
     clock,
     confirmTimeoutMs: config.confirmTimeoutMs,
     logger,
+    queueName: webhookQueueName(config.deploymentId),
+    appIds: config.pusherApps.filter((app) => app.webhooks.length > 0).map((app) => app.id),
     delayStepsMs: backoffCeilingsMs(retry),
   });
   const started = queue.start(dispatcher);

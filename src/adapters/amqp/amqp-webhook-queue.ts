@@ -9,11 +9,13 @@ import { publishDeadLetterOf } from "./dead-letter.js";
 import { ConfirmPublisher } from "./publisher.js";
 import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
 import { AmqpSession } from "./session.js";
-import { AmqpHeaders, AmqpNames, assertSharedTopology, assertWebhookQueues, ensureDeadQueue, webhookDelayQueueName, workerConnectionName } from "./topology.js";
+import { AmqpHeaders, assertSharedTopology, assertWebhookQueues, ensureDeadQueue, webhookDelayQueueName, workerConnectionName } from "./topology.js";
 
 export interface AmqpWebhookQueueOptions extends AmqpConnectionOptions {
-  /** Default `sobranie.webhooks`; tests use unique names. */
-  readonly queueName?: string;
+  /** webhookQueueName of the deployment. */
+  readonly queueName: string;
+  /** Apps with webhooks: their `pusher.<appId>.*` events are bound to the queue. */
+  readonly appIds: readonly string[];
   /** The backoff's steps, ascending: one delay queue each (backoffCeilingsMs of the retry policy). */
   readonly delayStepsMs: readonly number[];
   /** Deliveries held at once: enough that one slow receiver's share leaves room for the rest. */
@@ -63,7 +65,7 @@ export class AmqpWebhookQueue implements WebhookQueue {
   private stopPromise: Promise<void> | undefined;
 
   constructor(private readonly options: AmqpWebhookQueueOptions) {
-    this.queue = options.queueName ?? AmqpNames.webhookQueue;
+    this.queue = options.queueName;
     this.logger = options.logger.child({ component: "amqp-webhook-queue", nodeId: options.nodeId, queue: this.queue });
     this.clock = options.clock ?? systemClock;
     this.addresses = new BrokerAddresses(options.urls);
@@ -98,7 +100,9 @@ export class AmqpWebhookQueue implements WebhookQueue {
     // Cancel first, close after: deliveries in flight can still be acked on the open channel.
     if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => {});
     const settled = Promise.all([...this.inFlight]).then(() => true);
-    const waited = await Promise.race([settled, sleep(this.clock, timeoutMs, new AbortController().signal).then(() => false)]);
+    const giveUp = new AbortController();
+    const waited = await Promise.race([settled, sleep(this.clock, timeoutMs, giveUp.signal).then(() => false)]);
+    giveUp.abort();
     if (!waited) this.logger.warn({ timeoutMs, inFlight: this.inFlight.size }, "webhook deliveries still in flight at stop; they will be redelivered");
     await this.publisher.settle(timeoutMs);
     // A graceful channel close lets the quorum queue apply the last acks before the connection goes (see PersistConsumer.close).
@@ -124,7 +128,7 @@ export class AmqpWebhookQueue implements WebhookQueue {
       await session.guard(assertSharedTopology(channel, []));
       const dead = await ensureDeadQueue((step, timeoutMs) => session.attempt(step, timeoutMs));
       if (!dead.ok) this.logger.warn({ err: dead.error }, dead.hint);
-      await session.guard(assertWebhookQueues(channel, { queue: this.queue, delayStepsMs: options.delayStepsMs }));
+      await session.guard(assertWebhookQueues(channel, { queue: this.queue, appIds: options.appIds, delayStepsMs: options.delayStepsMs }));
       this.publisher.attach(await session.createConfirmChannel());
       await session.guard(channel.prefetch(options.prefetch ?? DEFAULT_PREFETCH));
       this.channel = channel;

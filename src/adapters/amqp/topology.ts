@@ -42,9 +42,10 @@ export const AmqpNames = {
   /** The worker's quorum queue of durable-namespace events (docs/protocol.md §3). */
   persistQueue: "sobranie.persist",
   /**
-   * The workers' quorum queue of webhook work: presence changes, `pusher.*.*`
+   * The workers' quorum queue of webhook work: presence changes, `pusher.<appId>.*`
    * events, retries back from their delay queues `sobranie.webhooks.delay.<ms>`
-   * (webhookDelayQueueName; docs/pusher.md).
+   * (webhookDelayQueueName); `sobranie.webhooks.<DEPLOYMENT_ID>` with one
+   * (webhookQueueName; docs/pusher.md).
    */
   webhookQueue: "sobranie.webhooks",
   /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
@@ -315,15 +316,32 @@ export async function assertPersistQueue(
 }
 
 /**
- * What `sobranie.webhooks` takes from `sobranie.events`: every presence
- * channel change (not the `presence.status.*` ones, whose last word is
- * online/offline) and the Pusher side's `pusher.<appId>.<event name>`.
+ * What the webhook queue takes from `sobranie.events`: every presence channel
+ * change (not the `presence.status.*` ones, whose last word is
+ * online/offline), and the Pusher side's `pusher.<appId>.*` of each app with
+ * webhooks (webhookEntryBindingKey).
  */
-export const WEBHOOK_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave", "pusher.*.*"] as const;
+export const WEBHOOK_PRESENCE_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave"] as const;
+
+export function webhookEntryBindingKey(appId: string): string {
+  return `pusher.${appId}.*`;
+}
+
+/**
+ * The webhook queue of a deployment: `sobranie.webhooks.<id>` with a
+ * DEPLOYMENT_ID, so deployments sharing a vhost each send their own apps'
+ * webhooks (a shared queue would hand one's presence events to the other's
+ * workers); `sobranie.webhooks` without one.
+ */
+export function webhookQueueName(deploymentId: string | undefined): string {
+  return deploymentId === undefined ? AmqpNames.webhookQueue : `${AmqpNames.webhookQueue}.${deploymentId}`;
+}
 
 export interface WebhookQueueDeclaration {
-  /** `AmqpNames.webhookQueue` in production; tests use unique names. */
+  /** webhookQueueName in production; tests use unique names. */
   readonly queue: string;
+  /** Apps with webhooks: each gets a binding `pusher.<appId>.*`. */
+  readonly appIds: readonly string[];
   /** One delay queue per step, named `<queue>.delay.<ms>`. */
   readonly delayStepsMs: readonly number[];
 }
@@ -343,7 +361,9 @@ export function webhookDelayQueueName(queue: string, stepMs: number): string {
  * `reject-publish`: a full queue refuses the retry's publish, which the
  * worker then retries, instead of dropping one). One queue per backoff step
  * keeps retries of alike delays together: a queue expires from its head
- * only, so a long delay must not sit in front of a short one.
+ * only, so a long delay must not sit in front of a short one. Apps removed
+ * from the configuration are not unbound (a worker of the old configuration
+ * may still send their webhooks during a rolling deploy).
  */
 export async function assertWebhookQueues(channel: Channel, declaration: WebhookQueueDeclaration): Promise<void> {
   await channel.assertQueue(declaration.queue, {
@@ -356,7 +376,8 @@ export async function assertWebhookQueues(channel: Channel, declaration: Webhook
       "x-delivery-limit": PERSIST_DELIVERY_LIMIT,
     },
   });
-  await Promise.all(WEBHOOK_BINDING_KEYS.map((key) => channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, key)));
+  const keys = [...WEBHOOK_PRESENCE_BINDING_KEYS, ...declaration.appIds.map(webhookEntryBindingKey)];
+  await Promise.all(keys.map((key) => channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, key)));
   await Promise.all(
     declaration.delayStepsMs.map((stepMs) =>
       channel.assertQueue(webhookDelayQueueName(declaration.queue, stepMs), {
