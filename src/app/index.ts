@@ -20,6 +20,7 @@ import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
 import { startOutbox, type RunningOutbox } from "./outbox.js";
+import { startWebhooks, type RunningWebhooks } from "./webhooks.js";
 
 /** Revocations a gateway holds in memory at most (about 200 MB at the bound); past it the oldest go, logged. */
 const MAX_REVOCATIONS_IN_MEMORY = 1_000_000;
@@ -125,11 +126,13 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   }
 
   let worker: RunningWorker | undefined;
+  let webhooks: RunningWebhooks | undefined;
   const readiness = (): Readiness => {
     const checks: Record<string, boolean> = {};
     if (gateway) Object.assign(checks, gateway.readiness().checks);
     if (store) checks.store = store.isReady();
     if (worker) checks.persistQueue = worker.isReady();
+    if (webhooks) checks.webhookQueue = webhooks.isReady();
     return { ready: Object.values(checks).every(Boolean), checks };
   };
   metrics.observeReadiness(readiness);
@@ -163,12 +166,13 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   if (runsWorker && store) {
     worker = startWorker({ config, store, queue: messaging.persistQueue(), namespaces, clock, metrics, logger: logger.child({ component: "worker" }) });
   }
+  if (runsWorker) webhooks = startWebhooks({ config, clock, metrics, logger: logger.child({ component: "webhooks" }) });
   // The PostgreSQL outbox relay runs on workers with a real PostgreSQL (applications write the outbox there).
   const outbox: RunningOutbox | undefined =
     worker && config.databaseUrl
       ? startOutbox({ config, databaseUrl: config.databaseUrl, broker: messaging.broker, after: worker.started, clock, metrics, logger: logger.child({ component: "outbox" }) })
       : undefined;
-  const ready = Promise.all([brokerReady, worker?.started]).then(() => undefined);
+  const ready = Promise.all([brokerReady, worker?.started, webhooks?.started]).then(() => undefined);
   ready.then(
     () => logger.info({}, "ready"),
     (error: unknown) => logger.error({ err: error }, "failed to become ready"),
@@ -186,9 +190,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       // 2. stop listening; close leftovers and timers; presence says `leaving`
       //    (after the sessions' own leaves), writes waiting lastSeen times, and
       //    its bus closes;
-      // 3. outbox relay (its batch in flight finishes or stays unmarked), then the
-      //    worker: stop taking batches, finish the one in flight (or leave it
-      //    unacked for redelivery), stop retention;
+      // 3. outbox relay (its batch in flight finishes or stays unmarked), then
+      //    webhooks (stop consuming, requests in flight finish or their
+      //    messages are redelivered), then the worker: stop taking batches,
+      //    finish the one in flight (or leave it unacked for redelivery), stop
+      //    retention;
       // 4. broker: cancel the consumer, remove bindings, finish confirms, close;
       // 5. store; 6. release the uWS app.
       if (gateway) {
@@ -199,6 +205,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       await gateway?.stop();
       await presenceBus?.stop();
       await outbox?.stop();
+      await webhooks?.stop();
       await worker?.stop();
       await messaging.broker.stop();
       await store?.stop();

@@ -55,6 +55,7 @@ export interface Config {
   readonly outbox: OutboxConfig;
   /** Apps of the Pusher-protocol endpoint; empty: the endpoint is off. */
   readonly pusherApps: readonly PusherAppConfig[];
+  readonly webhooks: WebhookConfig;
 }
 
 /** One `PUSHER_APPS` entry with its defaults filled in (the shape adapters/pusher's PusherApp reads). */
@@ -66,6 +67,16 @@ export interface PusherAppConfig {
   readonly clientEvents: boolean;
   readonly maxConnections: number | undefined;
   readonly webhooks: readonly { readonly url: string; readonly events: readonly string[] }[];
+}
+
+/** The worker's Pusher webhook sending (docs/pusher.md, "Webhooks"). */
+export interface WebhookConfig {
+  readonly timeoutMs: number;
+  readonly batchWaitMs: number;
+  readonly batchMaxEvents: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly giveUpAfterMs: number;
 }
 
 /** The worker's PostgreSQL outbox relay (runs only with DATABASE_URL). */
@@ -243,6 +254,14 @@ function toConfig(env: Env): Config {
       maxConnections: app.maxConnections,
       webhooks: app.webhooks.map((hook) => ({ url: hook.url, events: hook.events ?? [...PUSHER_WEBHOOK_EVENTS] })),
     })),
+    webhooks: {
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      batchWaitMs: env.WEBHOOK_BATCH_WAIT_MS,
+      batchMaxEvents: env.WEBHOOK_BATCH_MAX_EVENTS,
+      retryInitialMs: env.WEBHOOK_RETRY_INITIAL_MS,
+      retryMaxDelayMs: env.WEBHOOK_RETRY_MAX_DELAY_MS,
+      giveUpAfterMs: env.WEBHOOK_GIVE_UP_AFTER_MS,
+    },
   };
 }
 

@@ -186,6 +186,16 @@ export const VARIABLES = {
     'JSON array of Pusher apps for the Pusher-protocol endpoint /app/{key} (docs/pusher.md): [{"id":"1","key":"app-key","secret":"at-least-16-chars","clientEvents":false,"maxConnections":1000,"webhooks":[{"url":"https://…","events":["member_added"]}]}]; unset: the endpoint is off',
     pusherApps,
   ),
+  WEBHOOK_TIMEOUT_MS: variable("5000", "worker: bound on each Pusher webhook request, answer included; past it the events are retried", durationMs(100)),
+  WEBHOOK_BATCH_WAIT_MS: variable("50", "worker: how long the first webhook events for a receiver wait for more to share their request", durationMs(0)),
+  WEBHOOK_BATCH_MAX_EVENTS: variable("100", "worker: most events in one webhook request", integer(1, 1_000)),
+  WEBHOOK_RETRY_INITIAL_MS: variable("1000", "worker: delay before a failed webhook's first retry; doubling (equal jitter) up to WEBHOOK_RETRY_MAX_DELAY_MS", durationMs(10)),
+  WEBHOOK_RETRY_MAX_DELAY_MS: variable("60000", "worker: longest delay between two retries of a webhook", durationMs(10)),
+  WEBHOOK_GIVE_UP_AFTER_MS: variable(
+    "900000",
+    "worker: webhook events still failing this long after their first attempt are dead-lettered to sobranie.dead (default 15 min)",
+    durationMs(0),
+  ),
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -288,6 +298,12 @@ export const EnvSchema = v.pipe(
     "BIND_WHOLE_NAMESPACES",
     (env) => unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).length === 0,
     (env) => `names namespaces that do not exist: ${unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).join(", ")}`,
+  ),
+  rule(
+    ["WEBHOOK_RETRY_INITIAL_MS", "WEBHOOK_RETRY_MAX_DELAY_MS"],
+    "WEBHOOK_RETRY_MAX_DELAY_MS",
+    (env) => env.WEBHOOK_RETRY_MAX_DELAY_MS >= env.WEBHOOK_RETRY_INITIAL_MS,
+    (env) => `must be at least WEBHOOK_RETRY_INITIAL_MS (${env.WEBHOOK_RETRY_INITIAL_MS})`,
   ),
   rule(
     ["DRAIN_GRACE_MS", "SHUTDOWN_TIMEOUT_MS"],

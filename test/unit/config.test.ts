@@ -319,6 +319,27 @@ describe("loadConfig cross-variable rules", () => {
   it("needs SHUTDOWN_TIMEOUT_MS greater than DRAIN_GRACE_MS", () => {
     expect(variablesOf({ DRAIN_GRACE_MS: "40000" })).toEqual(["SHUTDOWN_TIMEOUT_MS"]);
   });
+
+  it("needs WEBHOOK_RETRY_MAX_DELAY_MS at least WEBHOOK_RETRY_INITIAL_MS", () => {
+    expect(problemsOf({ WEBHOOK_RETRY_INITIAL_MS: "90000" }).problems).toEqual([
+      { variable: "WEBHOOK_RETRY_MAX_DELAY_MS", message: "must be at least WEBHOOK_RETRY_INITIAL_MS (90000)" },
+    ]);
+    expect(loadConfig({ WEBHOOK_RETRY_INITIAL_MS: "500", WEBHOOK_RETRY_MAX_DELAY_MS: "500" }).webhooks).toMatchObject({ retryInitialMs: 500, retryMaxDelayMs: 500 });
+  });
+});
+
+describe("loadConfig webhooks", () => {
+  it("has defaults that retry for minutes: 1 s doubling to 60 s, given up after 15 min, 5 s a request, batches of 100 within 50 ms", () => {
+    expect(loadConfig({}).webhooks).toEqual({ timeoutMs: 5_000, batchWaitMs: 50, batchMaxEvents: 100, retryInitialMs: 1_000, retryMaxDelayMs: 60_000, giveUpAfterMs: 900_000 });
+  });
+
+  it("refuses values out of range, naming the variable", () => {
+    expect(variablesOf({ WEBHOOK_TIMEOUT_MS: "10", WEBHOOK_BATCH_MAX_EVENTS: "0", WEBHOOK_RETRY_INITIAL_MS: "x" })).toEqual([
+      "WEBHOOK_TIMEOUT_MS",
+      "WEBHOOK_BATCH_MAX_EVENTS",
+      "WEBHOOK_RETRY_INITIAL_MS",
+    ]);
+  });
 });
 
 describe("loadConfig NAMESPACES", () => {

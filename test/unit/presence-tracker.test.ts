@@ -115,6 +115,25 @@ describe("PresenceTracker", () => {
     expect(b.tracker.members("room:1")).toEqual({ count: 0, members: [] });
   });
 
+  it("gives each join and leave event the channel's member count after it: 1 on the first join, 0 on the last leave", async () => {
+    const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
+    a.tracker.track("room:1", "u1", undefined);
+    await settle();
+    b.tracker.track("room:1", "u2", undefined);
+    await settle();
+    a.tracker.untrack("room:1", "u1");
+    await settle();
+    b.tracker.untrack("room:1", "u2");
+    await settle();
+    const changes = cluster.allEvents().filter((e) => e.type === "join" || e.type === "leave");
+    expect(changes.map((e) => [e.type, e.user, e.data.members])).toEqual([
+      ["join", "u1", 1],
+      ["join", "u2", 2],
+      ["leave", "u1", 1],
+      ["leave", "u2", 0],
+    ]);
+  });
+
   it("keeps a user on two nodes online until both connections are gone, with one offline event", async () => {
     const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
     a.tracker.userConnected("u1");

@@ -39,6 +39,13 @@ export const AmqpNames = {
   connectionNamePrefix: "sobranie-gateway-",
   /** The worker's quorum queue of durable-namespace events (docs/protocol.md §3). */
   persistQueue: "sobranie.persist",
+  /**
+   * The workers' quorum queue of webhook work: presence changes, `pusher.<appId>.*`
+   * events, retries back from their delay queues `sobranie.webhooks.delay.<ms>`
+   * (webhookDelayQueueName); `sobranie.webhooks.<DEPLOYMENT_ID>` with one
+   * (webhookQueueName; docs/pusher.md).
+   */
+  webhookQueue: "sobranie.webhooks",
   /** `connection_name` prefix of a worker's connection: `sobranie-worker-<nodeId>`. */
   workerConnectionNamePrefix: "sobranie-worker-",
   /** `connection_name` of `npm run upgrade-broker`. */
@@ -54,6 +61,12 @@ export const AmqpHeaders = {
   deadQueue: "x-sobranie-queue",
   /** Publish time in ms; the AMQP `timestamp` property only holds seconds. */
   timestampMs: "x-sobranie-ts-ms",
+  /** On a webhook retry: which retry it is (1 for the first). */
+  webhookAttempt: "x-sobranie-webhook-attempt",
+  /** On a webhook retry: when its first attempt failed, in ms. */
+  webhookFirstFailureMs: "x-sobranie-webhook-first-failure-ms",
+  /** On a webhook retry: the routing key of the message it came from. */
+  webhookRoutingKey: "x-sobranie-webhook-key",
   /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
   deployment: "x-sobranie-deployment",
 } as const;

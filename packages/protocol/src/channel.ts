@@ -15,7 +15,7 @@ export const CHANNEL_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 export const USER_ID_PATTERN = CHANNEL_ID_PATTERN;
 export const USER_ID_RULE = "user ids are 1 to 128 characters of A-Z, a-z, 0-9, _ or -";
 /** Routing-key prefixes that belong to the gateway itself, never to a namespace. */
-export const RESERVED_NAMESPACES: readonly string[] = ["client", "presence"];
+export const RESERVED_NAMESPACES: readonly string[] = ["client", "presence", "pusher"];
 
 export interface Channel {
   readonly namespace: string;

@@ -1,4 +1,4 @@
-import type { ConsumeMessage } from "amqplib";
+import type { ConsumeMessage, MessageProperties } from "amqplib";
 import type { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
 import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
 
@@ -24,14 +24,25 @@ export interface DeadLetterReason {
  * caller keeps the original.
  */
 export function publishDeadLetter(publisher: ConfirmPublisher, message: ConsumeMessage, why: DeadLetterReason): Promise<void> {
-  return publisher.publish(AmqpNames.deadLetterExchange, message.fields.routingKey, message.content, {
+  return publishDeadLetterOf(publisher, message.fields.routingKey, message.content, message.properties, why);
+}
+
+/** `publishDeadLetter` of a body the caller made (a webhook group of events, not the message it came in). */
+export function publishDeadLetterOf(
+  publisher: ConfirmPublisher,
+  routingKey: string,
+  content: Buffer,
+  properties: Pick<MessageProperties, "contentType" | "messageId" | "timestamp" | "headers">,
+  why: DeadLetterReason,
+): Promise<void> {
+  return publisher.publish(AmqpNames.deadLetterExchange, routingKey, content, {
     mandatory: true,
     persistent: true,
-    contentType: message.properties.contentType,
-    messageId: message.properties.messageId,
-    timestamp: message.properties.timestamp,
+    contentType: properties.contentType,
+    messageId: properties.messageId,
+    timestamp: properties.timestamp,
     headers: {
-      ...message.properties.headers,
+      ...properties.headers,
       [AmqpHeaders.deadReason]: why.reason,
       [AmqpHeaders.deadMessage]: why.text.slice(0, MAX_DEAD_MESSAGE_CHARS),
       [AmqpHeaders.deadNode]: why.nodeId,

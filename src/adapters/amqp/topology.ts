@@ -230,3 +230,82 @@ export async function assertPersistQueue(
   );
   return state;
 }
+
+/**
+ * What the webhook queue takes from `sobranie.events`: every presence channel
+ * change (not the `presence.status.*` ones, whose last word is
+ * online/offline), and the Pusher side's `pusher.<appId>.*` of each app with
+ * webhooks (webhookEntryBindingKey).
+ */
+export const WEBHOOK_PRESENCE_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave"] as const;
+
+export function webhookEntryBindingKey(appId: string): string {
+  return `pusher.${appId}.*`;
+}
+
+/**
+ * The webhook queue of a deployment: `sobranie.webhooks.<id>` with a
+ * DEPLOYMENT_ID, so deployments sharing a vhost each send their own apps'
+ * webhooks (a shared queue would hand one's presence events to the other's
+ * workers); `sobranie.webhooks` without one.
+ */
+export function webhookQueueName(deploymentId: string | undefined): string {
+  return deploymentId === undefined ? AmqpNames.webhookQueue : `${AmqpNames.webhookQueue}.${deploymentId}`;
+}
+
+export interface WebhookQueueDeclaration {
+  /** webhookQueueName in production; tests use unique names. */
+  readonly queue: string;
+  /** Apps with webhooks: each gets a binding `pusher.<appId>.*`. */
+  readonly appIds: readonly string[];
+  /** One delay queue per step, named `<queue>.delay.<ms>`. */
+  readonly delayStepsMs: readonly number[];
+}
+
+export function webhookDelayQueueName(queue: string, stepMs: number): string {
+  return `${queue}.delay.${stepMs}`;
+}
+
+/**
+ * Declares the webhook queue and its delay queues, all quorum (replicated,
+ * surviving a broker node's loss and every worker restart). The webhook
+ * queue is consumed by every worker at once (competing consumers: each
+ * message reaches one of them); messages the broker gives up on (delivery
+ * limit) go to `sobranie.dlx`. A delay queue holds retries, each with its own
+ * `expiration`; an expired one is dead-lettered back to the webhook queue
+ * through the default exchange, at least once (`at-least-once` needs
+ * `reject-publish`: a full queue refuses the retry's publish, which the
+ * worker then retries, instead of dropping one). One queue per backoff step
+ * keeps retries of alike delays together: a queue expires from its head
+ * only, so a long delay must not sit in front of a short one. Apps removed
+ * from the configuration are not unbound (a worker of the old configuration
+ * may still send their webhooks during a rolling deploy).
+ */
+export async function assertWebhookQueues(channel: Channel, declaration: WebhookQueueDeclaration): Promise<void> {
+  await channel.assertQueue(declaration.queue, {
+    durable: true,
+    arguments: {
+      "x-queue-type": "quorum",
+      "x-dead-letter-exchange": AmqpNames.deadLetterExchange,
+      // As on sobranie.persist, for the same reasons: restarts redeliver what
+      // was held, and RabbitMQ 4's default of 20 would dead-letter it.
+      "x-delivery-limit": PERSIST_DELIVERY_LIMIT,
+    },
+  });
+  const keys = [...WEBHOOK_PRESENCE_BINDING_KEYS, ...declaration.appIds.map(webhookEntryBindingKey)];
+  await Promise.all(keys.map((key) => channel.bindQueue(declaration.queue, AmqpNames.eventsExchange, key)));
+  await Promise.all(
+    declaration.delayStepsMs.map((stepMs) =>
+      channel.assertQueue(webhookDelayQueueName(declaration.queue, stepMs), {
+        durable: true,
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": declaration.queue,
+          "x-dead-letter-strategy": "at-least-once",
+          "x-overflow": "reject-publish",
+        },
+      }),
+    ),
+  );
+}

@@ -8,6 +8,7 @@ import type {
   ServerFrameType,
   Transport,
   UpgradeRejectReason,
+  WebhookOutcome,
 } from "../../core/ports/metrics.js";
 import type { ClientOp } from "@sobranie/protocol/frames";
 import { CloseCode, ErrorCode } from "@sobranie/protocol/codes";
@@ -73,6 +74,7 @@ export class PromMetrics implements Metrics {
   private readonly upgradesRejected: Counter<"reason">;
   private readonly connectionsClosed: Counter<"code">;
   private readonly deadLetteredTotal: Counter<"reason">;
+  private readonly webhookEventsTotal: Counter<"outcome">;
   private readonly clientPublishes: Counter<"namespace">;
   private readonly persisted: Counter<"namespace" | "duplicate">;
   private readonly duplicatesDropped: Counter<"namespace">;
@@ -173,6 +175,12 @@ export class PromMetrics implements Metrics {
       name: "sobranie_dead_lettered_total",
       help: "Broker messages dead-lettered, by reason",
       labelNames: ["reason"],
+      registers,
+    });
+    this.webhookEventsTotal = new Counter({
+      name: "sobranie_webhook_events_total",
+      help: "Pusher webhook events by outcome: delivered, retried (to a delay queue), gave_up and refused (both dead-lettered)",
+      labelNames: ["outcome"],
       registers,
     });
     this.persisted = new Counter({
@@ -385,6 +393,10 @@ export class PromMetrics implements Metrics {
 
   controlCommandApplied(command: ControlCommandName): void {
     this.controlCommands.inc({ command });
+  }
+
+  webhookEvents(outcome: WebhookOutcome, events: number): void {
+    this.webhookEventsTotal.inc({ outcome }, events);
   }
 
 

@@ -24,6 +24,15 @@ export type ServerFrameType = "event" | "join" | "leave" | "members" | "status" 
  */
 export type PresenceDropReason = "invalid" | "foreign";
 
+/**
+ * What became of webhook events (docs/pusher.md, "Webhooks"): `delivered`
+ * (the receiver answered 2xx), `retried` (put in a delay queue after a 5xx,
+ * 408, 429, timeout or connection failure), `gave_up` (still failing after
+ * the retry window: dead-lettered), `refused` (any other answer: dead-lettered
+ * at once).
+ */
+export type WebhookOutcome = "delivered" | "retried" | "gave_up" | "refused";
+
 export interface Metrics {
   connectionOpened(transport: Transport): void;
   connectionClosed(transport: Transport, closeCode: number): void;
@@ -66,6 +75,8 @@ export interface Metrics {
   outboxRelayFailed(): void;
   /** A control command (disconnect, unsubscribe, revoke) was applied on this node. */
   controlCommandApplied(command: ControlCommandName): void;
+  /** `events` webhook events (of one request) had this outcome. */
+  webhookEvents(outcome: WebhookOutcome, events: number): void;
 }
 
 export interface PresenceState {
@@ -103,4 +114,5 @@ export const noopMetrics: Metrics = {
   outboxRelayed() {},
   outboxRelayFailed() {},
   controlCommandApplied() {},
+  webhookEvents() {},
 };

@@ -2,7 +2,7 @@ import type { PresenceMember } from "@sobranie/protocol/frames";
 import { ONLINE_KEY } from "./online-key.js";
 import type { PresenceListing } from "./presence-handle.js";
 
-/** Called when (key, user) appeared in or vanished from the whole cluster; `quiet`: no backend event for it. */
+/** Called when (key, user) appeared in or vanished from the whole cluster, after the view changed (so `count(key)` already includes it); `quiet`: no backend event for it. */
 export type ClusterTransition = (key: string, user: string, present: boolean, info: unknown, atMs: number, quiet: boolean) => void;
 
 interface Holder {

@@ -80,8 +80,14 @@ export class EventLeadership {
     if (this.isLeader()) for (const event of held) this.emit(event);
   }
 
-  /** (key, user) appeared in or vanished from the whole cluster. Users that cannot be a routing-key word raise no status event. */
-  transition(key: string, user: string, present: boolean, info: unknown, atMs: number): void {
+  /**
+   * (key, user) appeared in or vanished from the whole cluster; `members`:
+   * the channel's members cluster-wide after the change (1 on a channel's
+   * first join, 0 on its last leave: what webhooks' channel_occupied and
+   * channel_vacated are made from). Users that cannot be a routing-key word
+   * raise no status event.
+   */
+  transition(key: string, user: string, present: boolean, info: unknown, atMs: number, members: number): void {
     let event: PresenceBackendEvent;
     if (key === ONLINE_KEY) {
       if (!ROUTING_WORD.test(user)) return;
@@ -90,7 +96,7 @@ export class EventLeadership {
     } else {
       const colon = key.indexOf(":");
       const type = present ? "join" : "leave";
-      const data: Record<string, unknown> = { channel: key, user };
+      const data: Record<string, unknown> = { channel: key, user, members };
       if (info !== undefined) data.info = info;
       event = { routingKey: `presence.${routingKey({ namespace: key.slice(0, colon), id: key.slice(colon + 1) }, type)}`, type, user, data, atMs };
     }

@@ -252,6 +252,6 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
   private transition(key: string, user: string, present: boolean, info: unknown, atMs: number, quiet: boolean): void {
     if (key === ONLINE_KEY && !present) this.lastSeen.remember(user, atMs);
     this.subscribers.transition(key, user, present, info, atMs);
-    if (!quiet) this.leadership.transition(key, user, present, info, atMs);
+    if (!quiet) this.leadership.transition(key, user, present, info, atMs, this.cluster.count(key));
   }
 }

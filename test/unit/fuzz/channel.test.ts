@@ -6,7 +6,7 @@ import { anyString, runs } from "./fuzz.js";
 /**
  * The channel rule of docs/protocol.md §3.1, written out on its own
  * ("namespace `[a-z][a-z0-9_-]{0,31}`, id `[A-Za-z0-9_-]{1,128}`"), not taken
- * from src: the decoder must accept exactly this language. `client` and `presence` are reserved by the
+ * from src: the decoder must accept exactly this language. `client`, `presence` and `pusher` are reserved by the
  * namespace configuration, not by the grammar, so they are not excluded here.
  */
 const DOCUMENTED_CHANNEL = /^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_-]{1,128}$/;

@@ -18,6 +18,25 @@ export function fullJitterDelayMs(options: BackoffOptions, attempt: number, rand
   return Math.floor(random() * ceiling);
 }
 
+/**
+ * Exponential backoff with equal jitter: a uniform draw from [c/2, c), c =
+ * min(max, initial · 2^attempt). Never shorter than half the step, for
+ * retries that must not come back at once (webhooks: a receiver that just
+ * failed), and grouped by step, so retries of one step wait alike.
+ */
+export function equalJitterDelayMs(options: BackoffOptions, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(options.maxDelayMs, options.initialDelayMs * GROWTH_FACTOR ** attempt);
+  return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** The ceilings of every step, ascending: initial, doubling, up to and ending with max. */
+export function backoffCeilingsMs(options: BackoffOptions): number[] {
+  const ceilings: number[] = [];
+  for (let ceiling = Math.max(1, options.initialDelayMs); ceiling < options.maxDelayMs; ceiling *= GROWTH_FACTOR) ceilings.push(ceiling);
+  ceilings.push(options.maxDelayMs);
+  return ceilings;
+}
+
 /** Waits `ms` on the clock; resolves early (never rejects) when `signal` aborts. */
 export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
