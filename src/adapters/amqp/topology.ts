@@ -58,6 +58,8 @@ export const AmqpHeaders = {
   timestampMs: "x-sobranie-ts-ms",
   /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
   deployment: "x-sobranie-deployment",
+  /** A socket id the event must not be delivered to (PublishRequest.excludeSocket); absent: none. */
+  excludeSocket: "x-sobranie-exclude-socket",
 } as const;
 
 /**
@@ -104,15 +106,18 @@ const MS_PER_SECOND = 1_000;
  * The AMQP properties of every event this codebase publishes: JSON, the
  * event id as `message_id` (what consumers de-duplicate on), and the publish
  * time twice: the AMQP `timestamp` (whole seconds, by the spec) for other
- * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement.
+ * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement; and
+ * `x-sobranie-exclude-socket` when a connection must not receive the event.
  */
-export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean }): Options.Publish {
+export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean; excludeSocket?: string | undefined }): Options.Publish {
+  const headers: Record<string, string | number> = { [AmqpHeaders.timestampMs]: event.timestampMs };
+  if (event.excludeSocket !== undefined) headers[AmqpHeaders.excludeSocket] = event.excludeSocket;
   return {
     persistent: event.persistent,
     contentType: "application/json",
     messageId: event.messageId,
     timestamp: Math.floor(event.timestampMs / MS_PER_SECOND),
-    headers: { [AmqpHeaders.timestampMs]: event.timestampMs },
+    headers,
   };
 }
 
