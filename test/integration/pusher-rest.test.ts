@@ -238,3 +238,19 @@ describe("Pusher REST API with the real pusher server SDK", () => {
     expect(await refusal(await handMade(gateway(), { path: terminate, body: "{}" }))).toMatchObject({ status: 400, message: expect.stringContaining("user id") });
   });
 });
+
+describe("Pusher REST API rate limits", () => {
+  const gateway = suiteGateway({ PUSHER_APPS: JSON.stringify([APP]), API_RATE_PER_SEC: "1", API_RATE_BURST: "2", API_KEY_FAILURES_PER_MIN: "2" });
+
+  it("limits each app to API_RATE_PER_SEC/BURST, then 429 with Retry-After, and refuses an address after API_KEY_FAILURES_PER_MIN bad signatures", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await handMade(gateway(), { path: `/apps/${APP.id}/channels` })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    const limited = await handMade(gateway(), { path: `/apps/${APP.id}/channels` });
+    expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await refusal(limited)).toMatchObject({ status: 429, message: expect.stringContaining(`too many requests for app ${APP.id}`) });
+    const bad = () => handMade(gateway(), { path: `/apps/${APP.id}/channels`, signature: "0".repeat(64) });
+    expect([(await bad()).status, (await bad()).status]).toEqual([401, 401]);
+    expect(await refusal(await bad())).toMatchObject({ status: 429, message: expect.stringContaining("badly signed") });
+  });
+});
