@@ -2,8 +2,9 @@ import { createHash, createHmac } from "node:crypto";
 import amqp from "amqplib";
 import Pusher from "pusher";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DurableEnv } from "../support/durable-env.js";
 import { suiteGateway } from "../support/suite-gateway.js";
-import { RABBITMQ_URL, signToken, uniqueId, type TestGateway } from "../support/test-gateway.js";
+import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient, type Frame } from "../support/ws-client.js";
 
@@ -54,12 +55,15 @@ async function refusal(response: Response): Promise<{ status: number; code: stri
   return { status: response.status, ...body.error };
 }
 
-/** A queue on `sobranie.events` for `pattern`, holding what the gateway publishes there. */
-async function eventsQueue(pattern: string): Promise<{ next(): Promise<amqp.ConsumeMessage>; close(): Promise<void> }> {
-  const connection = await amqp.connect(RABBITMQ_URL);
+/** A queue on `exchange` (default `sobranie.events`) for `pattern`, holding what is published there. */
+async function eventsQueue(
+  pattern: string,
+  options: { url?: string; exchange?: string } = {},
+): Promise<{ next(): Promise<amqp.ConsumeMessage>; close(): Promise<void> }> {
+  const connection = await amqp.connect(options.url ?? RABBITMQ_URL);
   const channel = await connection.createChannel();
   const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, "sobranie.events", pattern);
+  await channel.bindQueue(queue, options.exchange ?? "sobranie.events", pattern);
   const received: amqp.ConsumeMessage[] = [];
   await channel.consume(queue, (message) => message && received.push(message), { noAck: true });
   return {
@@ -252,5 +256,31 @@ describe("Pusher REST API rate limits", () => {
     const bad = () => handMade(gateway(), { path: `/apps/${APP.id}/channels`, signature: "0".repeat(64) });
     expect([(await bad()).status, (await bad()).status]).toEqual([401, 401]);
     expect(await refusal(await bad())).toMatchObject({ status: 429, message: expect.stringContaining("badly signed") });
+  });
+});
+
+describe("Pusher REST events on a durable namespace", { timeout: 90_000 }, () => {
+  let env: DurableEnv;
+  let node: TestGateway;
+  beforeAll(async () => {
+    env = await DurableEnv.create("pusherdur");
+    node = await startTestGateway({ ...env.env, ROLE: "all", PUSHER_APPS: JSON.stringify([APP]) });
+  }, 60_000);
+  afterAll(async () => {
+    await node?.stop();
+    await env?.close();
+  });
+
+  it("keeps socket_id's exclusion on the worker's live copy, beside its seq", async () => {
+    const room = uniqueId("r");
+    const live = await eventsQueue(`room.${room}.#`, { url: env.rabbitmqUrl, exchange: "sobranie.live" });
+    try {
+      await sdk(node).trigger(`presence-room.${room}`, "App\\Events\\Moved", { to: 3 }, { socket_id: "77.88" });
+      const copy = await live.next();
+      expect(JSON.parse(copy.content.toString())).toMatchObject({ type: "App\\Events\\Moved", data: { to: 3 }, seq: expect.any(Number) });
+      expect(copy.properties.headers?.["x-sobranie-exclude-socket"]).toBe("77.88");
+    } finally {
+      await live.close();
+    }
   });
 });
