@@ -271,6 +271,18 @@ describe("Pusher REST events on a durable namespace", { timeout: 90_000 }, () =>
     await env?.close();
   });
 
+  it("sendToUser reaches the user's own channel user:<id>", async () => {
+    const user = uniqueId("u");
+    const client = await TestClient.connect(node.wsUrl, { token: await signToken({ sub: user }) });
+    try {
+      await client.request({ op: "subscribe", channel: `user:${user}` }, 15_000);
+      await sdk(node).sendToUser(user, "order.ready", { order: 9 });
+      expect(await client.next((frame) => frame.op === "event", 30_000)).toMatchObject({ channel: `user:${user}`, type: "order.ready", data: { order: 9 } });
+    } finally {
+      client.close();
+    }
+  });
+
   it("keeps socket_id's exclusion on the worker's live copy, beside its seq", async () => {
     const room = uniqueId("r");
     const live = await eventsQueue(`room.${room}.#`, { url: env.rabbitmqUrl, exchange: "sobranie.live" });

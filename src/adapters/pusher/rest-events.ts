@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, type Channel } from "../../protocol/channel.js";
 import { eventDataMessage, eventDataProblem } from "../../protocol/event-data.js";
 import type { NamespacePolicy } from "../../core/namespaces.js";
-import { isPusherChannelRefusal, parsePusherChannel, type PusherChannelKind } from "./channel-names.js";
+import { parsePusherChannel, serverToUserChannel, type PusherChannel, type PusherChannelKind, type PusherChannelRefusal } from "./channel-names.js";
 
 /**
  * The bodies of `POST /apps/{id}/events` and `/batch_events` (docs/pusher.md,
@@ -122,14 +122,20 @@ function eventPublishes(
   const publishes: PusherPublish[] = [];
   const seen = new Set<string>();
   for (const [index, name] of names.entries()) {
-    const mapped = parsePusherChannel(name, policyOf);
-    if (isPusherChannelRefusal(mapped)) return bad(field === "channels" ? `channels.${index}: ${mapped.message}` : mapped.message);
+    const mapped = eventChannelOf(name, policyOf);
+    if ("reason" in mapped) return bad(field === "channels" ? `channels.${index}: ${mapped.message}` : mapped.message);
     // `post.1` and `cache-post.1` are one channel: it gets the event once.
     if (seen.has(mapped.channel.name)) continue;
     seen.add(mapped.channel.name);
     publishes.push({ channel: mapped.channel, pusherName: name, kind: mapped.kind, type: event.name, data: data.data, excludeSocket: event.socket_id });
   }
   return { ok: true, publishes };
+}
+
+/** A channel an event may go to: a Pusher channel name, or a signed-in user's `#server-to-user-<id>` (backed by `user:<id>`). */
+function eventChannelOf(name: string, policyOf: PolicyOf): Pick<PusherChannel, "channel" | "kind"> | PusherChannelRefusal {
+  const toUser = serverToUserChannel(name);
+  return toUser ? { channel: toUser, kind: "private" } : parsePusherChannel(name, policyOf);
 }
 
 function parseInfo(text: string | undefined): { ok: true; info: EventInfoAttribute[] } | { ok: false; tooLarge: false; message: string } {

@@ -18,6 +18,16 @@ describe("Pusher REST event bodies", () => {
     expect(parsed.ok && parsed.publishes).toHaveLength(2);
   });
 
+  it("sends #server-to-user-<id> (the SDKs' sendToUser) to the user's own channel user:<id>", () => {
+    expect(parseEventsBody({ name: "e", data: "{}", channel: "#server-to-user-ada" }, policyOf)).toMatchObject({
+      ok: true,
+      publishes: [{ channel: { name: "user:ada", namespace: "user", id: "ada" }, pusherName: "#server-to-user-ada" }],
+    });
+    for (const channel of ["#server-to-user-", "#server-to-user-a.b", "#server-to-ada"]) {
+      expect(parseEventsBody({ name: "e", data: "{}", channel }, policyOf), channel).toMatchObject({ ok: false });
+    }
+  });
+
   it("turns JSON objects and arrays into data, keeps every other string as it is", () => {
     expect(eventDataOf('{"a":[1]}')).toEqual({ ok: true, data: { a: [1] } });
     expect(eventDataOf("[1,2]")).toEqual({ ok: true, data: [1, 2] });
