@@ -167,12 +167,19 @@ describe("Pusher REST API with the real pusher server SDK", () => {
     }
   });
 
-  it("terminateUserConnections closes the user's connections through the control channel", async () => {
+  it("terminateUserConnections closes the user's connections on every node, through the control channel", async () => {
     const user = uniqueId("term");
-    const victim = await TestClient.connect(gateway().wsUrl, { token: await signToken({ sub: user }) });
-    const response = await sdk(gateway()).terminateUserConnections(user);
-    expect(response.status).toBe(200);
-    expect(await victim.closed).toMatchObject({ code: 4003 });
+    const other = await startTestGateway({ PUSHER_APPS: JSON.stringify([APP]) });
+    try {
+      const here = await TestClient.connect(gateway().wsUrl, { token: await signToken({ sub: user }) });
+      const there = await TestClient.connect(other.wsUrl, { token: await signToken({ sub: user }) });
+      const response = await sdk(gateway()).terminateUserConnections(user);
+      expect(response.status).toBe(200);
+      expect(await here.closed).toMatchObject({ code: 4003 });
+      expect(await there.closed).toMatchObject({ code: 4003 });
+    } finally {
+      await other.stop();
+    }
   });
 
   it("accepts a hand-signed request: the test's signing is the one the SDK uses", async () => {

@@ -7,7 +7,7 @@ import type { NamespaceRegistry } from "../../core/namespaces.js";
 import type { Clock } from "../../core/ports/clock.js";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import { KeyedTokenBuckets } from "../../core/rate-limit.js";
-import type { PusherApp, PusherApps } from "./apps.js";
+import type { PusherApps } from "./apps.js";
 import { isPusherChannelRefusal, parsePusherChannel, type PusherChannel } from "./channel-names.js";
 import type { PusherEdgeLimits } from "./edge-limits.js";
 import { infoOf, occupancyOf, occupiedChannels } from "./rest-channels.js";
@@ -30,7 +30,6 @@ export interface PusherRestDeps {
 }
 
 interface Signed {
-  readonly app: PusherApp;
   readonly params: ReadonlyMap<string, string>;
   readonly request: HttpRouteRequest;
 }
@@ -69,7 +68,7 @@ export function pusherRestRoutes(deps: PusherRestDeps): HttpRoute[] {
         deps.limits.apiKeyRateRefused();
         return httpRateLimited(`too many requests for app ${app.id}`, rate.retryAfterMs);
       }
-      return act({ app, params: verdict.params, request });
+      return act({ params: verdict.params, request });
     },
   });
   const policyOf = (namespace: string) => deps.namespaces.get(namespace);
