@@ -123,3 +123,23 @@ describe("hosted Pusher auth endpoints with pusher-js's own requests", () => {
     expect(await json.json()).toEqual({ auth: server.authorizeChannel(SOCKET, "private-user.ada").auth });
   });
 });
+
+describe("hosted Pusher auth with several apps", () => {
+  const second = { id: "second-app", key: "second-key", secret: "second-secret-0123456789" };
+  const gateway = suiteGateway({ PUSHER_APPS: JSON.stringify([APP, second, { id: "off-app", key: "off-key", secret: "off-secret-0123456789", enabled: false }]) });
+
+  it("signs with the app ?key= names, refuses to guess without it, and refuses a disabled app with 403", async () => {
+    const token = await signToken({ sub: "ada" });
+    const post = (query: string) =>
+      fetch(`${gateway().httpUrl}/pusher/auth${query}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/x-www-form-urlencoded" },
+        body: `socket_id=${SOCKET}&channel_name=private-user.ada`,
+      });
+    const signed = (await (await post(`?key=${second.key}`)).json()) as { auth: string };
+    expect(signed.auth).toBe(new Pusher({ appId: second.id, key: second.key, secret: second.secret, host: "unused.example" }).authorizeChannel(SOCKET, "private-user.ada").auth);
+    const unnamed = await post("");
+    expect({ status: unnamed.status, body: await unnamed.json() }).toMatchObject({ status: 400, body: { error: { message: expect.stringContaining("?key=") } } });
+    expect((await post("?key=off-key")).status).toBe(403);
+  });
+});
