@@ -16,6 +16,7 @@ import { HttpLimits } from "../adapters/uws/http-limits.js";
 import { CorkedSends } from "../adapters/uws/corked-sends.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { SseTopics } from "../adapters/uws/sse-session-socket.js";
+import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -136,6 +137,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return { ready: Object.values(checks).every(Boolean), checks };
   };
   metrics.observeReadiness(readiness);
+  const httpLimits = new HttpLimits({ settings: config.httpLimits, clock, metrics });
+  const pusherApps = new PusherApps(config.pusherApps);
   const server = new UwsServer({
     uws,
     app: uwsApp,
@@ -145,7 +148,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     edge: gateway && {
       gateway,
       apiKeys: new ApiKeys(config.apiKeys, config.apiRate),
-      httpLimits: new HttpLimits({ settings: config.httpLimits, clock, metrics }),
+      httpLimits,
       clock,
       authenticator,
       metrics,
@@ -157,6 +160,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
       sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
+      routes: pusherHttpRoutes({ apps: pusherApps, gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
     },
   });
 

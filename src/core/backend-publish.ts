@@ -16,6 +16,8 @@ export interface BackendPublish {
   readonly data: unknown;
   /** The caller's event id (used to drop duplicates); one is made when absent. */
   readonly id: string | undefined;
+  /** A connection the event must not be delivered to (Pusher's `socket_id` exclusion); see PublishRequest.excludeSocket. */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** The body of `POST /api/v1/publish`: `{channel, type, data, id?}`. */

@@ -54,6 +54,7 @@ interface EnvelopePublish {
   readonly user?: string | undefined;
   /** When it happened: the envelope's `occurredAt` and the message timestamp. */
   readonly atMs?: number | undefined;
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
@@ -79,7 +80,7 @@ export class BrokerPublishes {
   async backendEvent(request: BackendPublish): Promise<string> {
     if (!this.deps.namespaces.get(request.channel.namespace)) throw new NamespaceNotFoundError(request.channel.namespace);
     const key = routingKey(request.channel, request.type);
-    return this.publishEnvelope({ target: "events", routingKey: key, id: request.id, type: request.type, data: request.data });
+    return this.publishEnvelope({ target: "events", routingKey: key, id: request.id, type: request.type, data: request.data, excludeSocket: request.excludeSocket });
   }
 
   /** A client's publish: a `broadcast` namespace's goes live to subscribers, any other to backends as `client.namespace.id.type`. */
@@ -144,7 +145,14 @@ export class BrokerPublishes {
     const id = publish.id ?? this.deps.newId();
     const timestampMs = publish.atMs ?? this.deps.clock.now();
     const envelope: Envelope = { id, type: publish.type, data: publish.data, occurredAt: new Date(timestampMs).toISOString(), user: publish.user };
-    await this.deps.broker.publish({ target: publish.target, routingKey: publish.routingKey, body: encodePublishedEnvelope(envelope), messageId: id, timestampMs });
+    await this.deps.broker.publish({
+      target: publish.target,
+      routingKey: publish.routingKey,
+      body: encodePublishedEnvelope(envelope),
+      messageId: id,
+      timestampMs,
+      excludeSocket: publish.excludeSocket,
+    });
     return id;
   }
 }

@@ -69,6 +69,8 @@ export const AmqpHeaders = {
   webhookRoutingKey: "x-sobranie-webhook-key",
   /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
   deployment: "x-sobranie-deployment",
+  /** A socket id the event must not be delivered to (PublishRequest.excludeSocket); absent: none. */
+  excludeSocket: "x-sobranie-exclude-socket",
 } as const;
 
 const MS_PER_SECOND = 1_000;
@@ -80,22 +82,26 @@ export interface EventProperties {
   readonly messageId: string;
   /** Whole seconds since the epoch. */
   readonly timestamp: number;
-  readonly headers: { readonly [AmqpHeaders.timestampMs]: number };
+  readonly headers: { readonly [AmqpHeaders.timestampMs]: number; readonly [AmqpHeaders.excludeSocket]?: string };
 }
 
 /**
  * The AMQP properties of every event this codebase publishes: JSON, the
  * event id as `message_id` (what consumers de-duplicate on), and the publish
  * time twice: the AMQP `timestamp` (whole seconds, by the spec) for other
- * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement.
+ * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement; and
+ * `x-sobranie-exclude-socket` when a connection must not receive the event.
  */
-export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean }): EventProperties {
+export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean; excludeSocket?: string | undefined }): EventProperties {
   return {
     persistent: event.persistent,
     contentType: "application/json",
     messageId: event.messageId,
     timestamp: Math.floor(event.timestampMs / MS_PER_SECOND),
-    headers: { [AmqpHeaders.timestampMs]: event.timestampMs },
+    headers: {
+      [AmqpHeaders.timestampMs]: event.timestampMs,
+      ...(event.excludeSocket === undefined ? {} : { [AmqpHeaders.excludeSocket]: event.excludeSocket }),
+    },
   };
 }
 

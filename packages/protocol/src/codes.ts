@@ -94,6 +94,7 @@ export type UnsubscribeReason = (typeof UnsubscribeReason)[keyof typeof Unsubscr
 /** HTTP statuses the HTTP API and the WebSocket/SSE upgrade answer with, with the error code in the JSON body. */
 export const HttpRejection = {
   Unauthorized: { status: 401, code: ErrorCode.Unauthorized },
+  Forbidden: { status: 403, code: ErrorCode.Forbidden },
   TooManyConnections: { status: 429, code: ErrorCode.LimitExceeded },
   RateLimited: { status: 429, code: ErrorCode.RateLimited },
   Unavailable: { status: 503, code: ErrorCode.Unavailable },

@@ -30,8 +30,11 @@ export class BunHttpRequest implements UwsRequest {
     return this.request.headers.get(name) ?? "";
   }
 
-  /** Percent-decoded like uWS (`+` stays `+`); a malformed escape is returned as sent. */
-  getQuery(key: string): string | undefined {
+  /** Without a key: the whole query as sent. With one: its value, percent-decoded like uWS (`+` stays `+`); a malformed escape is returned as sent. */
+  getQuery(): string | undefined;
+  getQuery(key: string): string | undefined;
+  getQuery(key?: string): string | undefined {
+    if (key === undefined) return this.query;
     for (const pair of this.query.split("&")) {
       const equals = pair.indexOf("=");
       const name = equals < 0 ? pair : pair.slice(0, equals);

@@ -1,4 +1,4 @@
-import { CHANNEL_ID_PATTERN, NAMESPACE_PATTERN, type Channel } from "@sobranie/protocol/channel";
+import { CHANNEL_ID_PATTERN, NAMESPACE_PATTERN, USER_ID_PATTERN, type Channel } from "@sobranie/protocol/channel";
 import type { NamespacePolicy } from "../../core/namespaces.js";
 
 /**
@@ -84,6 +84,20 @@ export function parsePusherChannel(
 export function pusherNameOf(namespace: string, id: string, kind: PusherChannelKind, cache: boolean): string {
   const prefix = KIND_PREFIXES.find((entry) => entry.kind === kind)?.prefix ?? "";
   return `${prefix}${cache ? "cache-" : ""}${namespace}.${id}`;
+}
+
+/**
+ * `#server-to-user-<id>`, where a user signed in with `pusher:signin` gets
+ * the events sent to them alone (the SDKs' `sendToUser`). It is backed by
+ * `user:<id>`, the user's own channel: undefined for any other name, or an
+ * id outside our user-id alphabet.
+ */
+export const SERVER_TO_USER_PREFIX = "#server-to-user-";
+
+export function serverToUserChannel(pusherName: string): Channel | undefined {
+  if (!pusherName.startsWith(SERVER_TO_USER_PREFIX)) return undefined;
+  const id = pusherName.slice(SERVER_TO_USER_PREFIX.length);
+  return USER_ID_PATTERN.test(id) ? { namespace: "user", id, name: `user:${id}` } : undefined;
 }
 
 export function isPusherChannelRefusal(value: PusherChannel | PusherChannelRefusal): value is PusherChannelRefusal {

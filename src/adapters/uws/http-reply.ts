@@ -1,12 +1,14 @@
 import type { UwsRequest, UwsResponse } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import type { UpgradeRejectReason } from "../../core/ports/metrics.js";
+import { httpRateLimited } from "../../core/ports/http-route.js";
 
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
   202: "Accepted",
   400: "Bad Request",
   401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Payload Too Large",
@@ -80,11 +82,8 @@ export class PendingReply {
 
   /** 429 with `Retry-After` in whole seconds (rounded up) and `retryAfterMs` in the body. */
   rateLimited(message: string, retryAfterMs: number): void {
-    this.json(
-      HttpRejection.RateLimited.status,
-      { error: { code: HttpRejection.RateLimited.code, message, retryAfterMs } },
-      { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
-    );
+    const answer = httpRateLimited(message, retryAfterMs);
+    this.json(answer.status, answer.body, answer.headers);
   }
 
   text(status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {

@@ -22,6 +22,8 @@ import { registerClientRoutes } from "./client-routes.js";
 import type { CorkedSends } from "./corked-sends.js";
 import { UwsSessionSocket } from "./uws-session-socket.js";
 import { withFramingCheck } from "./request-framing.js";
+import { registerHttpRoutes } from "./http-routes.js";
+import type { HttpRoute } from "../../core/ports/http-route.js";
 
 export interface Readiness {
   ready: boolean;
@@ -62,6 +64,8 @@ export interface EdgeDeps {
   readonly maxSubscriptions: number;
   /** SSE comment interval (default 15 s). */
   readonly sseKeepAliveMs?: number;
+  /** Runtime-neutral routes beside the built-in ones (the Pusher REST API and auth endpoints). */
+  readonly routes?: readonly HttpRoute[];
 }
 
 interface SocketData {
@@ -115,6 +119,7 @@ export class UwsServer {
     registerControlRoutes({ app, apiKeys: edge.apiKeys, limits, gateway: edge.gateway, clock: edge.clock, logger });
     registerPresenceRoutes({ app, apiKeys: edge.apiKeys, limits, authenticator: edge.authenticator, namespaces: edge.namespaces, gateway: edge.gateway, clock: edge.clock });
     registerClientRoutes({ app, logger });
+    registerHttpRoutes({ app, limits, logger }, edge.routes ?? []);
     registerSseRoutes({
       app,
       gateway: edge.gateway,

@@ -53,6 +53,12 @@ export interface PublishRequest {
   readonly body: string;
   readonly messageId: string;
   readonly timestampMs: number;
+  /**
+   * The socket id of a connection the event must not be delivered to: the
+   * publisher's own (Pusher's `socket_id` exclusion). Travels as the AMQP
+   * header `x-sobranie-exclude-socket` (docs/protocol.md §3); undefined: none.
+   */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Namespaces whose events travel events → live directly (no worker in between). */

@@ -48,6 +48,8 @@ export interface UwsApp {
 export interface UwsRequest {
   /** `name` in lower case; "" when absent. */
   getHeader(name: string): string;
+  /** The whole query string as sent (not decoded), without `?`; undefined (native uWS) or "" when there is none. */
+  getQuery(): string | undefined;
   /** One query value, percent-decoded; undefined when absent. */
   getQuery(key: string): string | undefined;
   /** A `:name` segment of the route pattern, by position, as sent (not decoded). */

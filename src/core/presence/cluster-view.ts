@@ -50,6 +50,13 @@ export class ClusterView {
     return this.holders.get(key)?.size ?? 0;
   }
 
+  /** Every channel with at least one member anywhere in the cluster, with its member count (ONLINE_KEY left out). */
+  channels(): Array<{ channel: string; count: number }> {
+    const channels: Array<{ channel: string; count: number }> = [];
+    for (const [key, users] of this.holders) if (key !== ONLINE_KEY) channels.push({ channel: key, count: users.size });
+    return channels;
+  }
+
   /** Channel memberships cluster-wide (online status not counted), for metrics. */
   memberCount(): number {
     let members = 0;

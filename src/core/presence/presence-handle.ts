@@ -19,6 +19,8 @@ export interface PresenceHandle {
   track(channel: string, user: string, info: unknown): void;
   untrack(channel: string, user: string): void;
   members(channel: string): PresenceListing;
+  /** Every presence channel with members anywhere in the cluster, with its member count. */
+  channels(): Array<{ channel: string; count: number }>;
   /** Online users have lastSeen now; offline ones the latest time known here or in the store. */
   statuses(users: readonly string[]): Promise<UserStatus[]>;
 }

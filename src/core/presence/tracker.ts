@@ -170,6 +170,10 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     return this.cluster.members(channel, this.options.maxListedMembers);
   }
 
+  channels(): Array<{ channel: string; count: number }> {
+    return this.cluster.channels();
+  }
+
   statuses(users: readonly string[]): Promise<UserStatus[]> {
     return this.lastSeen.statuses(users, (user) => this.cluster.has(ONLINE_KEY, user));
   }
