@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
  * imports are checked where a layer restricts them.
  */
 
-type Layer = "main" | "app" | "config" | "protocol" | "core" | "worker" | "client" | "publisher" | `adapters/${string}`;
+type Layer = "main" | "app" | "config" | "protocol" | "core" | "http" | "worker" | "client" | "publisher" | `adapters/${string}`;
 
 interface LayerRule {
   /** Internal layers this one may import, besides itself. "adapters/*" is every adapter folder. */
@@ -34,6 +34,8 @@ const RULES: Record<string, LayerRule> = {
   core: { imports: ["protocol"], packages: ["valibot"] },
   /** Persist-then-relay and the outbox relay: core services over ports, constructed by app/. */
   worker: { imports: ["protocol", "core"], packages: [] },
+  /** The HTTP/WebSocket/SSE routes, written once against the edge port: no runtime's package (Node and Bun built-ins are both there). */
+  http: { imports: ["protocol", "core"], packages: ["node:*"] },
   /** Each adapter maps one technology onto core ports; one adapter never reaches into another. */
   "adapters/*": { imports: ["protocol", "core"] },
   /** The browser/React Native SDK: protocol only, and at run time only modules free of packages and `node:` (see below). */
@@ -116,7 +118,7 @@ function layerOf(path: string): Layer | undefined {
   if (parts.length === 2 && parts[1] === "main.ts") return "main";
   const top = parts[1];
   if (top === "adapters") return parts.length > 3 ? `adapters/${parts[2]}` : undefined;
-  const layers = ["app", "config", "protocol", "core", "worker", "client", "publisher"] as const;
+  const layers = ["app", "config", "protocol", "core", "http", "worker", "client", "publisher"] as const;
   return layers.find((layer) => layer === top);
 }
 
@@ -263,6 +265,9 @@ describe("layering of src/", () => {
         edge("src/publisher/p.ts", "../adapters/amqp/session.js"),
         edge("src/publisher/p.ts", "pg"),
         edge("src/config/v.ts", "../adapters/jose/j.js"),
+        edge("src/http/h.ts", "../adapters/uws/u.js", true),
+        edge("src/http/h.ts", "@btc-vision/uwebsockets.js", true),
+        edge("src/core/c.ts", "../http/h.js"),
         edge("src/elsewhere.ts", "./x.js"),
         edge("src/app/a.ts", "../adapters/amqp/a.js"),
         edge("src/core/c.ts", "./d.js"),
@@ -279,6 +284,9 @@ describe("layering of src/", () => {
       "src/publisher/p.ts → ../adapters/amqp/session.js: publisher may not import adapters/amqp",
       "src/publisher/p.ts → pg: publisher may import only amqplib, uuidv7, valibot, node:*",
       "src/config/v.ts → ../adapters/jose/j.js: config may not import adapters/jose",
+      "src/http/h.ts → ../adapters/uws/u.js: http may not import adapters/uws",
+      "src/http/h.ts → @btc-vision/uwebsockets.js: http may import only node:*",
+      "src/core/c.ts → ../http/h.js: core may not import http",
       "src/elsewhere.ts → ./x.js: src/elsewhere.ts is in no layer",
     ]);
   });

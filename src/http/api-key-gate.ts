@@ -1,6 +1,5 @@
-import type { UwsRequest } from "../../core/ports/uws-api.js";
-import { HttpRejection } from "../../protocol/codes.js";
-import type { Clock } from "../../core/ports/clock.js";
+import { HttpRejection } from "../protocol/codes.js";
+import type { Clock } from "../core/ports/clock.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
 import type { PendingReply } from "./http-reply.js";
@@ -20,11 +19,6 @@ export interface ApiKeyWording {
 }
 
 export type ApiKeyVerdict = { ok: true } | { ok: false; status: HttpRejection; message: string; retryAfterMs?: number };
-
-/** The presented `Authorization: Bearer <key>`. Read it in the handler's own turn. */
-export function presentedBearer(req: UwsRequest): string | undefined {
-  return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
-}
 
 /**
  * The backend API's admission, the same on every API-key route: refused

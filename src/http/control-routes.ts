@@ -1,6 +1,6 @@
-import { parseControl, MAX_CONTROL_BYTES } from "../../protocol/control.js";
-import { HttpRejection } from "../../protocol/codes.js";
-import type { Gateway } from "../../core/gateway.js";
+import { parseControl, MAX_CONTROL_BYTES } from "../protocol/control.js";
+import { HttpRejection } from "../protocol/codes.js";
+import type { Gateway } from "../core/gateway.js";
 import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 
 export interface ControlRoutesDeps extends ApiKeyJsonRouteDeps {

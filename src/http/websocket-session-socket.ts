@@ -1,22 +1,22 @@
-import type { UwsApp, UwsWebSocket } from "../../core/ports/uws-api.js";
-import type { CloseCode } from "../../protocol/codes.js";
-import type { LocalFanout, SessionSocket } from "../../core/ports/session-socket.js";
+import type { EdgeServer, EdgeWebSocket } from "../core/ports/edge.js";
+import type { CloseCode } from "../protocol/codes.js";
+import type { LocalFanout, SessionSocket } from "../core/ports/session-socket.js";
 import type { SseTopics } from "./sse-session-socket.js";
 import type { CorkedSends, HasWaitingFrames } from "./corked-sends.js";
 
 /**
- * The SessionSocket port over a uWS WebSocket. uWS throws on any call to a
- * closed socket, so `closed` is set in the close handler and checked first.
+ * The SessionSocket port over an edge WebSocket. `closed` is set by `close`
+ * and by the route's close handler (`markClosed`), and checked first.
  * Frames wait in `sends` until the end of the turn and leave corked; a close
  * writes them first, and `bufferedBytes` counts them.
  */
-export class UwsSessionSocket<UserData> implements SessionSocket, HasWaitingFrames {
+export class WebSocketSessionSocket<Data> implements SessionSocket, HasWaitingFrames {
   private closed = false;
   private waiting: string[] = [];
   private waitingBytes = 0;
 
   constructor(
-    private readonly ws: UwsWebSocket<UserData>,
+    private readonly ws: EdgeWebSocket<Data>,
     private readonly sends: CorkedSends,
   ) {}
 
@@ -38,9 +38,9 @@ export class UwsSessionSocket<UserData> implements SessionSocket, HasWaitingFram
     this.waiting = [];
     this.waitingBytes = 0;
     if (this.closed || frames.length === 0) return;
-    if (frames.length === 1) this.ws.send(frames[0]!, false, false);
+    if (frames.length === 1) this.ws.send(frames[0]!);
     else this.ws.cork(() => {
-      for (const frame of frames) this.ws.send(frame, false, false);
+      for (const frame of frames) this.ws.send(frame);
     });
   }
 
@@ -48,7 +48,7 @@ export class UwsSessionSocket<UserData> implements SessionSocket, HasWaitingFram
     if (this.closed) return;
     this.writeWaiting();
     this.closed = true;
-    this.ws.end(code, reason);
+    this.ws.close(code, reason);
   }
 
   subscribe(topic: string): void {
@@ -60,33 +60,33 @@ export class UwsSessionSocket<UserData> implements SessionSocket, HasWaitingFram
   }
 
   bufferedBytes(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount() + this.waitingBytes;
+    return this.closed ? 0 : this.ws.bufferedBytes() + this.waitingBytes;
   }
 }
 
 /**
- * Native uWS topic publish for WebSockets: one call, every subscribed socket,
- * no JS loop. SSE streams (not uWS topics) get the frame from `sse`. Frames
+ * The runtime's native topic publish for WebSockets: one call, every
+ * subscribed socket, no JS loop. SSE streams (not native topics) get the frame from `sse`. Frames
  * sent directly and still waiting in `sends` leave first, so none is
  * overtaken by an event published after it.
  */
-export class UwsFanout implements LocalFanout {
+export class EdgeFanout implements LocalFanout {
   constructor(
-    private readonly app: UwsApp,
+    private readonly server: EdgeServer,
     private readonly sends: CorkedSends,
     private readonly sse?: SseTopics,
   ) {}
 
   publish(topic: string, text: string): number {
-    const recipients = this.app.numSubscribers(topic);
+    const recipients = this.server.subscribers(topic);
     if (recipients > 0) {
       this.sends.flush();
-      this.app.publish(topic, text, false, false);
+      this.server.publish(topic, text);
     }
     return recipients + (this.sse?.publish(topic, text) ?? 0);
   }
 
   subscribers(topic: string): number {
-    return this.app.numSubscribers(topic) + (this.sse?.subscribers(topic) ?? 0);
+    return this.server.subscribers(topic) + (this.sse?.subscribers(topic) ?? 0);
   }
 }
