@@ -5,8 +5,9 @@ import type { SseTopics } from "./sse-session-socket.js";
 import type { CorkedSends, HasWaitingFrames } from "./corked-sends.js";
 
 /**
- * The SessionSocket port over an edge WebSocket. `closed` is set by `close`
- * and by the route's close handler (`markClosed`), and checked first.
+ * The SessionSocket port over an edge WebSocket, whose calls are no-ops once
+ * it closed. `closed` (set by `close` and by the route's close handler,
+ * `markClosed`) keeps frames from waiting for a closed socket.
  * Frames wait in `sends` until the end of the turn and leave corked; a close
  * writes them first, and `bufferedBytes` counts them.
  */
@@ -51,16 +52,17 @@ export class WebSocketSessionSocket<Data> implements SessionSocket, HasWaitingFr
     this.ws.close(code, reason);
   }
 
+  // After a close these are the edge socket's no-ops, and nothing is waiting.
   subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
+    this.ws.subscribe(topic);
   }
 
   unsubscribe(topic: string): void {
-    if (!this.closed) this.ws.unsubscribe(topic);
+    this.ws.unsubscribe(topic);
   }
 
   bufferedBytes(): number {
-    return this.closed ? 0 : this.ws.bufferedBytes() + this.waitingBytes;
+    return this.ws.bufferedBytes() + this.waitingBytes;
   }
 }
 

@@ -13,7 +13,7 @@ interface PatternRoutes {
 interface Held {
   readonly route: WebSocketRoute<unknown>;
   readonly data: unknown;
-  socket: BunEdgeWebSocket | undefined;
+  socket: EdgeWebSocket<unknown> | undefined;
 }
 
 /**
@@ -98,7 +98,7 @@ export class BunEdgeServer implements EdgeServer {
         sendPings: false,
         perMessageDeflate: false,
         open: (ws) => {
-          ws.data.socket = new BunEdgeWebSocket(ws);
+          ws.data.socket = edgeSocket(ws);
           ws.data.route.open(ws.data.socket);
         },
         message: (ws, message) => {
@@ -111,10 +111,7 @@ export class BunEdgeServer implements EdgeServer {
           if (ws.data.socket) ws.data.route.ping(ws.data.socket);
         },
         close: (ws, code) => {
-          const socket = ws.data.socket;
-          if (!socket) return;
-          socket.markClosed();
-          ws.data.route.close(socket, code);
+          if (ws.data.socket) ws.data.route.close(ws.data.socket, code);
         },
       },
     });
@@ -142,43 +139,15 @@ export class BunEdgeServer implements EdgeServer {
   }
 }
 
-/** Bun's socket as the port's; Bun ignores calls on a closed socket, `closed` keeps `bufferedBytes` at 0 after it. */
-class BunEdgeWebSocket implements EdgeWebSocket<unknown> {
-  private closed = false;
-
-  constructor(private readonly ws: BunServerWebSocket<Held>) {}
-
-  get data(): unknown {
-    return this.ws.data.data;
-  }
-
-  markClosed(): void {
-    this.closed = true;
-  }
-
-  send(text: string): void {
-    if (!this.closed) this.ws.send(text);
-  }
-
-  cork(cb: () => void): void {
-    if (!this.closed) this.ws.cork(cb);
-  }
-
-  close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.ws.close(code, reason);
-  }
-
-  subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
-  }
-
-  unsubscribe(topic: string): void {
-    if (!this.closed) this.ws.unsubscribe(topic);
-  }
-
-  bufferedBytes(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
-  }
+/** Bun's socket as the port's. Bun itself ignores calls on a closed socket (and counts nothing buffered on it). */
+function edgeSocket(ws: BunServerWebSocket<Held>): EdgeWebSocket<unknown> {
+  return {
+    data: ws.data.data,
+    send: (text) => void ws.send(text),
+    cork: (cb) => ws.cork(cb),
+    close: (code, reason) => ws.close(code, reason),
+    subscribe: (topic) => ws.subscribe(topic),
+    unsubscribe: (topic) => ws.unsubscribe(topic),
+    bufferedBytes: () => ws.getBufferedAmount(),
+  };
 }
