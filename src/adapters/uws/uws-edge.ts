@@ -138,6 +138,18 @@ class UwsUpgradeExchange<Data> extends UwsExchange implements UpgradeExchange<Da
   }
 }
 
+/**
+ * A topic every socket holds from open to close; no channel has this name
+ * (channels are `namespace:id`) and nothing is published to it. uWS.js
+ * (20.30) frees a socket's subscriber state when the socket leaves its last
+ * topic, and with it the frames published to the socket in this turn and not
+ * yet written, so an unsubscribe right after a publish would lose an event
+ * the publish counted as handed over (Bun's server keeps them). Holding this
+ * topic keeps that state until the close, which writes them before the close
+ * frame (test/contract/session-socket.contract.ts).
+ */
+const SUBSCRIBER_ANCHOR_TOPIC = "sobranie/socket";
+
 /** uWS throws on any call to a closed socket: `closed` is set by close() and by the close handler, and checked first. */
 class UwsEdgeWebSocket<Data> implements EdgeWebSocket<Data> {
   private closed = false;
@@ -145,7 +157,9 @@ class UwsEdgeWebSocket<Data> implements EdgeWebSocket<Data> {
   constructor(
     private readonly ws: UwsWebSocket<Held<Data>>,
     readonly data: Data,
-  ) {}
+  ) {
+    ws.subscribe(SUBSCRIBER_ANCHOR_TOPIC);
+  }
 
   markClosed(): void {
     this.closed = true;
