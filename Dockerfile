@@ -7,9 +7,14 @@
 
 FROM node:22-trixie-slim AS build
 WORKDIR /app
+# The workspaces' manifests come first so `npm ci` links @sobranie/* (and is cached) before any source changes.
 COPY package.json package-lock.json ./
+COPY packages/protocol/package.json ./packages/protocol/
+COPY packages/publisher/package.json ./packages/publisher/
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY packages ./packages
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
@@ -20,6 +25,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
+# node_modules/@sobranie/* link here: the built SDK packages the server imports.
+COPY --from=build --chown=node:node /app/packages ./packages
 COPY --from=build --chown=node:node /app/dist/src ./dist/src
 COPY --from=build --chown=node:node /app/dist/client ./dist/client
 USER node

@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { packageSources } from "./test/support/package-sources.js";
 
 /**
  * The broker-cluster tests (test/cluster): each file starts a private
@@ -8,6 +9,7 @@ import { defineConfig } from "vitest/config";
  * booting on the same two cores would distort.
  */
 export default defineConfig({
+  resolve: { alias: [...packageSources] },
   test: {
     include: ["test/cluster/**/*.test.ts"],
     testTimeout: 300_000,

@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
+import { packageSources } from "./test/support/package-sources.js";
 
 export default defineConfig({
+  resolve: { alias: [...packageSources] },
   test: {
     include: ["test/**/*.test.ts"],
     // test/cluster runs on its own (vitest.cluster.config.ts): three RabbitMQ

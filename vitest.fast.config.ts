@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { packageSources } from "./test/support/package-sources.js";
 
 /**
  * `npm run test:fast`, the inner loop: test/unit and test/contract, on any
@@ -13,6 +14,7 @@ import { defineConfig } from "vitest/config";
  * machine where the service runs. `npm test` runs these files too.
  */
 export default defineConfig({
+  resolve: { alias: [...packageSources] },
   test: {
     include: ["test/unit/**/*.test.ts", "test/contract/**/*.test.ts"],
     setupFiles: ["test/support/refuse-services.ts"],

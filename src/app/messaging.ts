@@ -1,8 +1,8 @@
 import type { Config } from "../config/index.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
 import type { Broker } from "../core/ports/broker.js";
-import type { Clock } from "../core/ports/clock.js";
-import type { Logger } from "../core/ports/logger.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { PersistQueue } from "../core/ports/persist-queue.js";
 import type { PresenceBus } from "../core/ports/presence-bus.js";

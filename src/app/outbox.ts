@@ -1,7 +1,7 @@
 import type { Config } from "../config/index.js";
 import type { Broker } from "../core/ports/broker.js";
-import type { Clock } from "../core/ports/clock.js";
-import type { Logger } from "../core/ports/logger.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher } from "../core/ports/outbox.js";
 import { AmqpPublishConnection } from "../adapters/amqp/amqp-publish-connection.js";

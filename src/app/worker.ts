@@ -1,9 +1,9 @@
 import { uuidv7 } from "uuidv7";
 import type { Config } from "../config/index.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
-import type { Clock } from "../core/ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { EventStore } from "../core/ports/event-store.js";
-import type { Logger } from "../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { PersistQueue } from "../core/ports/persist-queue.js";
 import { PersistWorker } from "../worker/persist-worker.js";

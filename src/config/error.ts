@@ -1,4 +1,4 @@
-import { SobranieError } from "../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 
 /** One bad environment variable and what is wrong with it. */
 export interface ConfigProblem {

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { MAX_TIMER_MS } from "../core/ports/clock.js";
+import { MAX_TIMER_MS } from "@sobranie/protocol/runtime/clock";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
 import {
   addressRanges,

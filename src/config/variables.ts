@@ -3,8 +3,8 @@ import { isIP } from "node:net";
 import * as v from "valibot";
 import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
 import { publicKeyAlgorithmOf } from "../core/token-keys.js";
-import { splitBrokerUrls } from "../protocol/broker-urls.js";
-import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "../protocol/channel.js";
+import { splitBrokerUrls } from "@sobranie/protocol/broker-urls";
+import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "@sobranie/protocol/channel";
 
 /**
  * Field schemas for single environment variables. Every one takes the raw

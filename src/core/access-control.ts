@@ -1,8 +1,8 @@
-import { CloseCode, UnsubscribeReason } from "../protocol/codes.js";
-import { DisconnectMode, type ControlCommand } from "../protocol/control.js";
+import { CloseCode, UnsubscribeReason } from "@sobranie/protocol/codes";
+import { DisconnectMode, type ControlCommand } from "@sobranie/protocol/control";
 import type { TokenIdentity } from "./ports/authenticator.js";
-import type { Clock, Timer } from "./ports/clock.js";
-import type { Logger } from "./ports/logger.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
 import type { Revocation, RevocationStore } from "./ports/revocation-store.js";
 import { Revocations, type RevocationLimits } from "./revocations.js";

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN, parseChannel, type Channel } from "../protocol/channel.js";
-import { EventDataSchema } from "../protocol/frames.js";
+import { EVENT_TYPE_PATTERN, parseChannel, type Channel } from "@sobranie/protocol/channel";
+import { EventDataSchema } from "@sobranie/protocol/frames";
 import type { Parsed } from "./inbox.js";
 
 const PublishBodySchema = v.object({

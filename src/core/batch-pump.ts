@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "./ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 
 /** Where a BatchPump takes its items from: the adapter's buffer of received, not yet dispatched messages. */
 export interface BatchSource<T> {

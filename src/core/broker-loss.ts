@@ -1,5 +1,5 @@
-import type { Clock, Timer } from "./ports/clock.js";
-import type { Logger } from "./ports/logger.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 
 /**
  * What this node does when its broker stays away: past `graceMs` it refuses

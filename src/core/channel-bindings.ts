@@ -1,5 +1,5 @@
 import type { Broker } from "./ports/broker.js";
-import type { Clock, Timer } from "./ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 
 interface BindingEntry {
   refs: number;

@@ -1,10 +1,10 @@
-import type { CloseCode } from "../protocol/codes.js";
+import type { CloseCode } from "@sobranie/protocol/codes";
 import type { IngressLimits } from "./limits.js";
 import { TokenBucket } from "./rate-limit.js";
 import { Session } from "./session.js";
 import type { SessionContext, UserState } from "./session-context.js";
 import type { Principal } from "./ports/authenticator.js";
-import type { Clock } from "./ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { UpgradeRejectReason } from "./ports/metrics.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 

@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from "./ports/broker.js";
-import type { Logger } from "./ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
 
 /** Dead-letter reason of a delivery that failed unexpectedly (the broker port's `internal`). */

@@ -1,4 +1,4 @@
-import type { EventFrame } from "../protocol/frames.js";
+import type { EventFrame } from "@sobranie/protocol/frames";
 import type { StoredEvent } from "./ports/event-store.js";
 
 /**

@@ -1,4 +1,4 @@
-import { parseChannel } from "../protocol/channel.js";
+import { parseChannel } from "@sobranie/protocol/channel";
 
 /**
  * Argument rules every EventStore implementation applies the same way, so the

@@ -1,8 +1,8 @@
-import { GapReason } from "../protocol/codes.js";
-import { fullJitterDelayMs, sleep, type BackoffOptions } from "./backoff.js";
-import type { Clock } from "./ports/clock.js";
+import { GapReason } from "@sobranie/protocol/codes";
+import { fullJitterDelayMs, sleep, type BackoffOptions } from "@sobranie/protocol/runtime/backoff";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { EventStore, HistoryPage, StoredEvent } from "./ports/event-store.js";
-import type { Logger } from "./ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
 
 /** A live delivery of a channel under repair, kept until the channel's history has been sent. */

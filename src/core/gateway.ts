@@ -1,5 +1,5 @@
-import { CloseCode } from "../protocol/codes.js";
-import { decodeControl, type ControlCommand } from "../protocol/control.js";
+import { CloseCode } from "@sobranie/protocol/codes";
+import { decodeControl, type ControlCommand } from "@sobranie/protocol/control";
 import { AccessControl } from "./access-control.js";
 import type { BackendPublish } from "./backend-publish.js";
 import { BrokerLoss, DEFAULT_BROKER_LOSS } from "./broker-loss.js";
@@ -8,14 +8,14 @@ import { ChannelBindings } from "./channel-bindings.js";
 import { Connections, type Admission, type AdmissionTicket } from "./connections.js";
 import { deadLetter } from "./dead-letter.js";
 import type { GatewayDeps, GatewayOptions } from "./gateway-options.js";
-import { LateTick } from "./late-tick.js";
+import { LateTick } from "@sobranie/protocol/runtime/late-tick";
 import { LiveRouter } from "./live-router.js";
 import type { RevocationLimits } from "./revocations.js";
 import type { Session } from "./session.js";
 import type { SessionContext } from "./session-context.js";
 import type { Principal } from "./ports/authenticator.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
-import type { Timer } from "./ports/clock.js";
+import type { Timer } from "@sobranie/protocol/runtime/clock";
 import type { SessionSocket } from "./ports/session-socket.js";
 import { LoneBus, PresenceTracker, type PresenceHandle } from "./presence/index.js";
 

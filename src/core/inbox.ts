@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { storedEventFrame } from "./event-frames.js";
 import type { EventStore } from "./ports/event-store.js";
-import type { EventFrame } from "../protocol/frames.js";
+import type { EventFrame } from "@sobranie/protocol/frames";
 
 export const INBOX_DEFAULT_LIMIT = 50;
 export const INBOX_MAX_LIMIT = 500;

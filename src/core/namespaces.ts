@@ -1,4 +1,4 @@
-import type { Channel } from "../protocol/channel.js";
+import type { Channel } from "@sobranie/protocol/channel";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 
 /**

@@ -1,4 +1,4 @@
-import { SobranieError } from "../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 import type { PersistOutcome } from "./ports/persist-queue.js";
 
 /**

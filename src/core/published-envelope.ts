@@ -1,5 +1,5 @@
-import { encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from "../protocol/envelope.js";
-import { SobranieError } from "../protocol/errors.js";
+import { encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from "@sobranie/protocol/envelope";
+import { SobranieError } from "@sobranie/protocol/errors";
 
 /**
  * The envelope a publish would put on the broker is over MAX_ENVELOPE_BYTES.

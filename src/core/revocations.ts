@@ -1,4 +1,4 @@
-import type { RevokeCommand, UnsubscribeCommand } from "../protocol/control.js";
+import type { RevokeCommand, UnsubscribeCommand } from "@sobranie/protocol/control";
 import type { TokenIdentity } from "./ports/authenticator.js";
 import type { Revocation } from "./ports/revocation-store.js";
 

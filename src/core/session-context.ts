@@ -1,11 +1,11 @@
-import type { Channel } from "../protocol/channel.js";
+import type { Channel } from "@sobranie/protocol/channel";
 import type { ChannelBindings } from "./channel-bindings.js";
 import type { IngressLimits } from "./limits.js";
 import type { NamespacePolicy, NamespaceRegistry } from "./namespaces.js";
 import type { Authenticator, TokenIdentity } from "./ports/authenticator.js";
-import type { Clock } from "./ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { EventStore } from "./ports/event-store.js";
-import type { Logger } from "./ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
 import type { TokenBucket } from "./rate-limit.js";
 import type { PresenceHandle } from "./presence/index.js";

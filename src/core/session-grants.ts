@@ -1,6 +1,6 @@
-import { ErrorCode, UnsubscribeReason } from "../protocol/codes.js";
-import type { Channel } from "../protocol/channel.js";
-import type { ClientFrameOf } from "../protocol/frames.js";
+import { ErrorCode, UnsubscribeReason } from "@sobranie/protocol/codes";
+import type { Channel } from "@sobranie/protocol/channel";
+import type { ClientFrameOf } from "@sobranie/protocol/frames";
 import type { SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionContext } from "./session-context.js";
 import type { SessionReplies } from "./session-replies.js";

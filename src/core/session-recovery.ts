@@ -1,5 +1,5 @@
-import type { Channel } from "../protocol/channel.js";
-import { encodeServerFrame } from "../protocol/frames.js";
+import type { Channel } from "@sobranie/protocol/channel";
+import { encodeServerFrame } from "@sobranie/protocol/frames";
 import type { EventStore, HistoryPage } from "./ports/event-store.js";
 import type { SessionSocket } from "./ports/session-socket.js";
 import { storedEventFrame } from "./event-frames.js";

@@ -1,8 +1,8 @@
-import { ErrorCode } from "../protocol/codes.js";
-import { parseChannel, type Channel } from "../protocol/channel.js";
-import { isRetryable } from "../protocol/errors.js";
-import type { ServerFrame } from "../protocol/frames.js";
-import type { Logger } from "./ports/logger.js";
+import { ErrorCode } from "@sobranie/protocol/codes";
+import { parseChannel, type Channel } from "@sobranie/protocol/channel";
+import { isRetryable } from "@sobranie/protocol/errors";
+import type { ServerFrame } from "@sobranie/protocol/frames";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
 import { EventTooLargeError } from "./published-envelope.js";
 

@@ -1,6 +1,6 @@
-import { ErrorCode } from "../protocol/codes.js";
-import { EVENT_TYPE_PATTERN } from "../protocol/channel.js";
-import type { ClientFrameOf } from "../protocol/frames.js";
+import { ErrorCode } from "@sobranie/protocol/codes";
+import { EVENT_TYPE_PATTERN } from "@sobranie/protocol/channel";
+import type { ClientFrameOf } from "@sobranie/protocol/frames";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionContext } from "./session-context.js";
 import type { SessionReplies } from "./session-replies.js";

@@ -1,8 +1,8 @@
-import { ErrorCode, UnsubscribeReason } from "../protocol/codes.js";
-import { parseChannel, routingPrefix } from "../protocol/channel.js";
-import type { ClientFrameOf, ServerFrame } from "../protocol/frames.js";
+import { ErrorCode, UnsubscribeReason } from "@sobranie/protocol/codes";
+import { parseChannel, routingPrefix } from "@sobranie/protocol/channel";
+import type { ClientFrameOf, ServerFrame } from "@sobranie/protocol/frames";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
-import type { Timer } from "./ports/clock.js";
+import type { Timer } from "@sobranie/protocol/runtime/clock";
 import type { SessionSocket } from "./ports/session-socket.js";
 import type { SessionContext } from "./session-context.js";
 import type { SessionGrants } from "./session-grants.js";

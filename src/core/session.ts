@@ -1,9 +1,9 @@
-import { CloseCode, ErrorCode, UnsubscribeReason } from "../protocol/codes.js";
-import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ClientFrameOf, type ServerFrame } from "../protocol/frames.js";
+import { CloseCode, ErrorCode, UnsubscribeReason } from "@sobranie/protocol/codes";
+import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ClientFrameOf, type ServerFrame } from "@sobranie/protocol/frames";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
 import { AuthenticationError, type Principal, type SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionSocket } from "./ports/session-socket.js";
-import type { Timer } from "./ports/clock.js";
+import type { Timer } from "@sobranie/protocol/runtime/clock";
 import type { SessionContext, UserState } from "./session-context.js";
 import { SessionGrants } from "./session-grants.js";
 import { SessionReplies } from "./session-replies.js";

@@ -1,5 +1,5 @@
-import { ErrorCode } from "../protocol/codes.js";
-import type { Channel } from "../protocol/channel.js";
+import { ErrorCode } from "@sobranie/protocol/codes";
+import type { Channel } from "@sobranie/protocol/channel";
 import { AuthenticationError, type Authenticator, type SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionContext } from "./session-context.js";
 

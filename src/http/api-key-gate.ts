@@ -1,5 +1,5 @@
-import { HttpRejection } from "../protocol/codes.js";
-import type { Clock } from "../core/ports/clock.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
 import type { PendingReply } from "./http-reply.js";

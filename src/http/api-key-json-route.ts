@@ -1,7 +1,7 @@
 import type { BodyRead, EdgeServer } from "../core/ports/edge.js";
-import type { Logger } from "../core/ports/logger.js";
-import { HttpRejection } from "../protocol/codes.js";
-import { isRetryable } from "../protocol/errors.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
+import { HttpRejection } from "@sobranie/protocol/codes";
+import { isRetryable } from "@sobranie/protocol/errors";
 import { admitApiKey, refuseApiKey, type ApiKeyGateDeps, type ApiKeyWording } from "./api-key-gate.js";
 import { PendingReply, presentedBearer, receiveJson } from "./http-reply.js";
 

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { EdgeServer } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
-import type { Logger } from "../core/ports/logger.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { DEMO_INLINE, DEMO_PAGE } from "./demo/demo-page.js";
 import { PendingReply } from "./http-reply.js";
 

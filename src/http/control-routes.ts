@@ -1,5 +1,5 @@
-import { parseControl, MAX_CONTROL_BYTES } from "../protocol/control.js";
-import { HttpRejection } from "../protocol/codes.js";
+import { parseControl, MAX_CONTROL_BYTES } from "@sobranie/protocol/control";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Gateway } from "../core/gateway.js";
 import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 

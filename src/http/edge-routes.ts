@@ -1,10 +1,10 @@
 import type { EdgeServer, HttpExchange } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Gateway } from "../core/gateway.js";
 import type { Authenticator } from "../core/ports/authenticator.js";
 import type { EventStore } from "../core/ports/event-store.js";
-import type { Logger } from "../core/ports/logger.js";
-import type { Clock } from "../core/ports/clock.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
 import { registerInboxRoutes } from "./inbox-routes.js";

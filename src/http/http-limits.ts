@@ -1,6 +1,6 @@
 import { BlockList, isIP } from "node:net";
 import { KeyedTokenBuckets } from "../core/rate-limit.js";
-import type { Clock } from "../core/ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { HttpRateLimitScope, Metrics } from "../core/ports/metrics.js";
 import type { EdgeRequest } from "../core/ports/edge.js";
 

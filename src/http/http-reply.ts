@@ -1,5 +1,5 @@
 import type { BodyRead, EdgeRequest, HttpExchange } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Metrics, UpgradeRejectReason } from "../core/ports/metrics.js";
 
 /** Sent with every response: a browser never guesses another content type than the one given. */

@@ -1,11 +1,11 @@
 import type { EdgeServer } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
-import { isRetryable } from "../protocol/errors.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
+import { isRetryable } from "@sobranie/protocol/errors";
 import { parseInboxQuery, parseReadBody, readInbox } from "../core/inbox.js";
 import type { Gateway } from "../core/gateway.js";
 import type { Authenticator, Principal } from "../core/ports/authenticator.js";
 import type { EventStore } from "../core/ports/event-store.js";
-import type { Logger } from "../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { PendingReply, receiveJson, requestToken } from "./http-reply.js";
 import type { HttpLimits } from "./http-limits.js";
 import { admitUser, refuseUser } from "./user-token-gate.js";

@@ -1,10 +1,10 @@
 import type { EdgeServer } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
-import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "../protocol/channel.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
+import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "@sobranie/protocol/channel";
 import type { Gateway } from "../core/gateway.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
 import type { Authenticator } from "../core/ports/authenticator.js";
-import type { Clock } from "../core/ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
 import { admitApiKey, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";

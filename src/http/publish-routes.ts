@@ -1,4 +1,4 @@
-import { HttpRejection } from "../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import { parseBackendPublish } from "../core/backend-publish.js";
 import { NamespaceNotFoundError } from "../core/broker-publishes.js";
 import type { Gateway } from "../core/gateway.js";

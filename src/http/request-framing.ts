@@ -1,5 +1,5 @@
 import type { EdgeRequest, EdgeServer, HttpExchange } from "../core/ports/edge.js";
-import { HttpRejection } from "../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import { PendingReply } from "./http-reply.js";
 
 const DECIMAL = /^\d+$/;

@@ -1,11 +1,11 @@
 import type { EdgeServer, HttpExchange, ResponseStream } from "../core/ports/edge.js";
-import { CloseCode, HttpRejection } from "../protocol/codes.js";
-import { parseChannel } from "../protocol/channel.js";
-import { SSE_PREAMBLE, parseLastEventId } from "../protocol/sse.js";
+import { CloseCode, HttpRejection } from "@sobranie/protocol/codes";
+import { parseChannel } from "@sobranie/protocol/channel";
+import { SSE_PREAMBLE, parseLastEventId } from "@sobranie/protocol/sse";
 import type { Gateway } from "../core/gateway.js";
 import type { Session } from "../core/session.js";
 import type { Authenticator } from "../core/ports/authenticator.js";
-import type { Clock, Timer } from "../core/ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 import type { Metrics } from "../core/ports/metrics.js";
 import { PendingReply, refuseConnection, requestToken } from "./http-reply.js";
 import { admitUser, refuseUser } from "./user-token-gate.js";

@@ -1,6 +1,6 @@
 import type { ResponseStream } from "../core/ports/edge.js";
-import { SSE_KEEPALIVE, SseMessage, sseCloseMessage } from "../protocol/sse.js";
-import type { CloseCode } from "../protocol/codes.js";
+import { SSE_KEEPALIVE, SseMessage, sseCloseMessage } from "@sobranie/protocol/sse";
+import type { CloseCode } from "@sobranie/protocol/codes";
 import type { SessionSocket } from "../core/ports/session-socket.js";
 
 /**

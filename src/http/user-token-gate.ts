@@ -1,4 +1,4 @@
-import { HttpRejection } from "../protocol/codes.js";
+import { HttpRejection } from "@sobranie/protocol/codes";
 import { AuthenticationError, type Authenticator, type Principal } from "../core/ports/authenticator.js";
 import type { HttpLimits } from "./http-limits.js";
 import { refuseConnection, type PendingReply } from "./http-reply.js";

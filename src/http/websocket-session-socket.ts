@@ -1,5 +1,5 @@
 import type { EdgeServer, EdgeWebSocket } from "../core/ports/edge.js";
-import type { CloseCode } from "../protocol/codes.js";
+import type { CloseCode } from "@sobranie/protocol/codes";
 import type { LocalFanout, SessionSocket } from "../core/ports/session-socket.js";
 import type { SseTopics } from "./sse-session-socket.js";
 import type { CorkedSends, HasWaitingFrames } from "./corked-sends.js";

@@ -1,6 +1,6 @@
-import { fullJitterDelayMs, type BackoffOptions } from "../core/backoff.js";
-import type { Clock, Timer } from "../core/ports/clock.js";
-import type { Logger } from "../core/ports/logger.js";
+import { fullJitterDelayMs, type BackoffOptions } from "@sobranie/protocol/runtime/backoff";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher, Outbox, OutboxRow, OutboxSignal } from "../core/ports/outbox.js";
 

@@ -1,13 +1,13 @@
-import { parseRoutingKey } from "../protocol/channel.js";
-import { decodeEnvelope, encodeEnvelope } from "../protocol/envelope.js";
-import { isRetryable } from "../protocol/errors.js";
+import { parseRoutingKey } from "@sobranie/protocol/channel";
+import { decodeEnvelope, encodeEnvelope } from "@sobranie/protocol/envelope";
+import { isRetryable } from "@sobranie/protocol/errors";
 import type { NamespaceRegistry } from "../core/namespaces.js";
-import type { Clock } from "../core/ports/clock.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { AppendOutcome, EventStore, NewEvent, StoredEvent } from "../core/ports/event-store.js";
-import type { Logger } from "../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../core/ports/metrics.js";
 import type { PersistBatchHandler, PersistMessage, PersistOutcome, PersistQueue } from "../core/ports/persist-queue.js";
-import { fullJitterDelayMs, sleep, type BackoffOptions } from "../core/backoff.js";
+import { fullJitterDelayMs, sleep, type BackoffOptions } from "@sobranie/protocol/runtime/backoff";
 
 export interface PersistWorkerDeps {
   readonly store: EventStore;

@@ -1,5 +1,5 @@
 import amqp from "amqplib";
-import { coalesceMuxWrites } from "../../src/adapters/amqp/coalesce-writes.js";
+import { coalesceMuxWrites } from "@sobranie/publisher/amqp/coalesce-writes";
 
 /**
  * A/B of coalesceMuxWrites in one process: `node

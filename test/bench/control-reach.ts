@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
-import { createPublisher } from "../../src/publisher/index.js";
+import { createPublisher } from "@sobranie/publisher";
 import { spawnTracked, stopChild } from "./children.js";
 import { numberOption, sh, waitReady, writeJsonReport } from "./standalone.js";
 import { LatencyHistogram, round } from "./stats.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { OrmEventStore } from "../../src/adapters/orm/orm-event-store.js";
 import type { EventStore, NewEvent } from "../../src/core/ports/event-store.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";
 
 /**

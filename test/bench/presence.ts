@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { AmqpPresenceBus } from "../../src/adapters/amqp/amqp-presence-bus.js";
-import { systemClock } from "../../src/core/ports/clock.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { systemClock } from "@sobranie/protocol/runtime/clock";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics } from "../../src/core/ports/metrics.js";
 import { PresenceTracker } from "../../src/core/presence/index.js";
 

@@ -1,6 +1,6 @@
 import amqp from "amqplib";
 import { describe, expect, it } from "vitest";
-import { AmqpHeaders, AmqpNames } from "../../src/adapters/amqp/topology.js";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
 import type { ClusterNode } from "../support/cluster-env.js";
 import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
 import { signToken, uniqueId } from "../support/test-gateway.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AmqpNames } from "../../src/adapters/amqp/topology.js";
+import { AmqpNames } from "@sobranie/protocol/amqp";
 import { type ClusterEnv, describeTallies, StayingClient, tally, Traffic, type ClusterNode, type TrafficChannels } from "../support/cluster-env.js";
 import { clusterFaultSuite } from "../support/cluster-fault-suite.js";
 import { PgAdmin } from "../support/pg-admin.js";

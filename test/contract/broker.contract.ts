@@ -1,12 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  type Broker,
-  type BrokerHandler,
-  BrokerUnavailableError,
-  type DeliveryOutcome,
-  type LiveDelivery,
-} from "../../src/core/ports/broker.js";
+import { type Broker, type BrokerHandler, type DeliveryOutcome, type LiveDelivery } from "../../src/core/ports/broker.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
 import { waitFor } from "../support/wait-for.js";
 
 /** Namespaces the fixtures configure as live (non-durable); `user` stays durable. */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
 import type { PersistBatchHandler, PersistMessage, PersistOutcome, PersistQueue } from "../../src/core/ports/persist-queue.js";
 import { waitFor } from "../support/wait-for.js";
 

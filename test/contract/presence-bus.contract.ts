@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { PresenceBus, PresenceBusHandler } from "../../src/core/ports/presence-bus.js";
-import type { PresenceMessage } from "../../src/protocol/presence.js";
+import type { PresenceMessage } from "@sobranie/protocol/presence";
 import { waitFor } from "../support/wait-for.js";
 
 /** What each adapter's test file provides: buses that share one exchange, and a way to cut one off. */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { CloseCode } from "../../src/protocol/codes.js";
+import { CloseCode } from "@sobranie/protocol/codes";
 import type { LocalFanout, SessionSocket } from "../../src/core/ports/session-socket.js";
 import { waitFor } from "../support/wait-for.js";
 

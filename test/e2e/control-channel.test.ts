@@ -1,8 +1,8 @@
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type RealtimeEvent } from "../../src/client/index.js";
-import { createPublisher, PublishUnroutableError, PublishValidationError } from "../../src/publisher/index.js";
+import { connect, type RealtimeEvent } from "@sobranie/client";
+import { createPublisher, PublishUnroutableError, PublishValidationError } from "@sobranie/publisher";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName, withDatabase } from "../support/pg-admin.js";
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { SseTestClient } from "../support/sse-client.js";

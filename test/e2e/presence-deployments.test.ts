@@ -1,7 +1,8 @@
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AmqpHeaders, presenceExchangeName } from "../../src/adapters/amqp/topology.js";
-import { encodePresenceMessage } from "../../src/protocol/presence.js";
+import { AmqpHeaders } from "@sobranie/protocol/amqp";
+import { presenceExchangeName } from "../../src/adapters/amqp/topology.js";
+import { encodePresenceMessage } from "@sobranie/protocol/presence";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { ACROSS_NODES_MS, BackendPresenceWatch, membersOn, PRESENCE_HEARTBEAT_MS, type PresenceGateway, startPresenceGateway, statusOn } from "../support/presence-gateways.js";
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";

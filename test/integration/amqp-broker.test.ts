@@ -5,9 +5,10 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpBroker } from "../../src/adapters/amqp/amqp-broker.js";
-import { AmqpHeaders, AmqpNames, connectionName, liveBindingKey } from "../../src/adapters/amqp/topology.js";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
+import { connectionName, liveBindingKey } from "../../src/adapters/amqp/topology.js";
 import type { BrokerHandler, LiveDelivery } from "../../src/core/ports/broker.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { waitFor } from "../support/wait-for.js";
 import { type BrokerFixture, brokerContract, CONTRACT_LIVE_NAMESPACES } from "../contract/broker.contract.js";
 

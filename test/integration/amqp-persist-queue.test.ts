@@ -4,8 +4,9 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpPersistQueue } from "../../src/adapters/amqp/amqp-persist-queue.js";
-import { AmqpHeaders, AmqpNames, workerConnectionName } from "../../src/adapters/amqp/topology.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
+import { workerConnectionName } from "../../src/adapters/amqp/topology.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import {
   type ContractQueueOptions,
   gate,

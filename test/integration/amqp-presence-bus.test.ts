@@ -1,11 +1,12 @@
 import amqp from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpPresenceBus, presenceConnectionName } from "../../src/adapters/amqp/amqp-presence-bus.js";
-import { AmqpHeaders, AmqpNames, presenceExchangeName } from "../../src/adapters/amqp/topology.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
+import { presenceExchangeName } from "../../src/adapters/amqp/topology.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import type { PresenceDropReason } from "../../src/core/ports/metrics.js";
 import type { PresenceBusHandler } from "../../src/core/ports/presence-bus.js";
-import { encodePresenceMessage, type PresenceMessage } from "../../src/protocol/presence.js";
+import { encodePresenceMessage, type PresenceMessage } from "@sobranie/protocol/presence";
 import { presenceBusContract } from "../contract/presence-bus.contract.js";
 import { closeConnectionsNamed, createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { uniqueId } from "../support/test-gateway.js";

@@ -1,6 +1,6 @@
 import amqp from "amqplib";
 import { describe, expect, it } from "vitest";
-import { coalesceMuxWrites } from "../../src/adapters/amqp/coalesce-writes.js";
+import { coalesceMuxWrites } from "@sobranie/publisher/amqp/coalesce-writes";
 import { RABBITMQ_URL } from "../support/test-gateway.js";
 
 describe("coalesceMuxWrites on the real RabbitMQ", () => {

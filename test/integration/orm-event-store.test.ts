@@ -4,7 +4,7 @@ import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "../../src/adapters/orm
 import { ormOptions } from "../../src/adapters/orm/orm-config.js";
 import { OrmEventStore, type OrmEventStoreOptions } from "../../src/adapters/orm/orm-event-store.js";
 import { StoreUnavailableError } from "../../src/core/ports/event-store.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { eventStoreContract } from "../contract/event-store.contract.js";
 import { ormStoreFixture } from "../support/orm-store-fixture.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type RunningApp } from "../../src/app/index.js";
 import { loadConfig } from "../../src/config/index.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { createIsolatedServices, type IsolatedServices } from "../support/isolated-services.js";
 import { createAppTables, insertNotifications } from "../support/outbox-app.js";
 import { PgAdmin } from "../support/pg-admin.js";

@@ -1,17 +1,9 @@
 import { readFileSync } from "node:fs";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChannelAttempt } from "../../src/adapters/amqp/session.js";
-import {
-  AmqpNames,
-  DEAD_QUEUE_ARGUMENTS,
-  PERSIST_DELIVERY_LIMIT,
-  assertDeadQueue,
-  assertNodeQueue,
-  assertPersistQueue,
-  assertSharedTopology,
-  liveBindingKey,
-} from "../../src/adapters/amqp/topology.js";
+import type { ChannelAttempt } from "@sobranie/publisher/amqp/session";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { DEAD_QUEUE_ARGUMENTS, PERSIST_DELIVERY_LIMIT, assertDeadQueue, assertNodeQueue, assertPersistQueue, assertSharedTopology, liveBindingKey } from "../../src/adapters/amqp/topology.js";
 import { loadConfig } from "../../src/config/index.js";
 import { NamespaceRegistry } from "../../src/core/namespaces.js";
 import { RABBITMQ_URL, uniqueId } from "../support/test-gateway.js";

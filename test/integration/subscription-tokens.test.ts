@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions } from "../../src/client/index.js";
+import { connect, type ConnectOptions } from "@sobranie/client";
 import { SseTestClient, type SseRefused } from "../support/sse-client.js";
 import { signSubscriptionToken, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";

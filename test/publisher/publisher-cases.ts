@@ -1,5 +1,5 @@
 import amqp from "amqplib";
-import { AmqpHeaders, AmqpNames } from "../../src/adapters/amqp/topology.js";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
 import {
   createPublisher,
   MAX_DATA_DEPTH,
@@ -11,7 +11,7 @@ import {
   type Logger,
   type Publisher,
   type PublisherOptions,
-} from "../../src/publisher/index.js";
+} from "@sobranie/publisher";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait-for.js";
 

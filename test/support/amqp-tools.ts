@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import amqp from "amqplib";
-import { AmqpNames } from "../../src/adapters/amqp/topology.js";
+import { AmqpNames } from "@sobranie/protocol/amqp";
 import { RABBITMQ_URL } from "./test-gateway.js";
 
 const run = promisify(execFile);

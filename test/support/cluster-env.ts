@@ -1,6 +1,6 @@
 import amqp from "amqplib";
-import { AmqpNames } from "../../src/adapters/amqp/topology.js";
-import { createPublisher, type Publisher } from "../../src/publisher/index.js";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { createPublisher, type Publisher } from "@sobranie/publisher";
 import { startNode } from "./durable-env.js";
 import type { GatewayProcess } from "./gateway-process.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName, withDatabase } from "./pg-admin.js";

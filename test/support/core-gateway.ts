@@ -5,7 +5,7 @@ import type { GatewayDeps, GatewayOptions } from "../../src/core/gateway-options
 import type { IngressLimits } from "../../src/core/limits.js";
 import { BUILT_IN_NAMESPACES, NamespaceRegistry } from "../../src/core/namespaces.js";
 import type { Authenticator, Principal } from "../../src/core/ports/authenticator.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics } from "../../src/core/ports/metrics.js";
 import type { FakeClock } from "./fake-clock.js";
 import { FakeFanout, FakeSocket } from "./fake-socket.js";

@@ -1,7 +1,7 @@
 import WebSocket from "ws";
 import type { EdgeServer } from "../../src/core/ports/edge.js";
-import { CloseCode } from "../../src/protocol/codes.js";
-import { SSE_PREAMBLE } from "../../src/protocol/sse.js";
+import { CloseCode } from "@sobranie/protocol/codes";
+import { SSE_PREAMBLE } from "@sobranie/protocol/sse";
 import { CorkedSends } from "../../src/http/corked-sends.js";
 import { SseSessionSocket, SseTopics } from "../../src/http/sse-session-socket.js";
 import { EdgeFanout, WebSocketSessionSocket } from "../../src/http/websocket-session-socket.js";

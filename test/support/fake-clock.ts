@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "../../src/core/ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 
 interface Scheduled {
   at: number;

@@ -1,4 +1,4 @@
-import type { CloseCode } from "../../src/protocol/codes.js";
+import type { CloseCode } from "@sobranie/protocol/codes";
 import type { LocalFanout, SessionSocket } from "../../src/core/ports/session-socket.js";
 
 /** What a real transport reports when the client goes away without a close frame. */

@@ -1,5 +1,5 @@
 import { OrmEventStore, type OrmEventStoreOptions } from "../../src/adapters/orm/orm-event-store.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import type { EventStoreFixture } from "../contract/event-store.contract.js";
 import { uniqueName } from "./pg-admin.js";
 

@@ -1,5 +1,5 @@
 import amqp from "amqplib";
-import { AmqpNames } from "../../src/adapters/amqp/topology.js";
+import { AmqpNames } from "@sobranie/protocol/amqp";
 import { GatewayProcess } from "./gateway-process.js";
 import { TEST_JWT_SECRET } from "./test-gateway.js";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { SignJWT } from "jose";
 import { loadConfig } from "../../src/config/index.js";
 import { startApp, type RunningApp } from "../../src/app/index.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 
 export const RABBITMQ_URL = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-0123456789";

@@ -5,8 +5,8 @@ import type { Authenticator, Principal } from "../../src/core/ports/authenticato
 import type { LiveDelivery } from "../../src/core/ports/broker.js";
 import type { EventStore } from "../../src/core/ports/event-store.js";
 import { type Metrics, noopMetrics } from "../../src/core/ports/metrics.js";
-import { CloseCode } from "../../src/protocol/codes.js";
-import { encodeControl, type ControlCommand } from "../../src/protocol/control.js";
+import { CloseCode } from "@sobranie/protocol/codes";
+import { encodeControl, type ControlCommand } from "@sobranie/protocol/control";
 import { Revocations } from "../../src/core/revocations.js";
 import { coreGateway } from "../support/core-gateway.js";
 import { FakeClock } from "../support/fake-clock.js";

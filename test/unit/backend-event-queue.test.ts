@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { BackendEventQueue } from "../../src/core/presence/backend-event-queue.js";
 import { FakeClock } from "../support/fake-clock.js";
 

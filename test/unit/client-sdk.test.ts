@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ChannelCursor, SseParser, backoffDelayMs, connect, tokenExpiryMs, type ConnectOptions, type RealtimeEvent, type WebSocketLike } from "../../src/client/index.js";
+import { ChannelCursor, SseParser, backoffDelayMs, connect, tokenExpiryMs, type ConnectOptions, type RealtimeEvent, type WebSocketLike } from "@sobranie/client";
 
 /** A WebSocket double: the test plays the server through `deliver` and `drop`. */
 class FakeWebSocket implements WebSocketLike {

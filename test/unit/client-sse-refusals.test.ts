@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { connect, type FetchLike } from "../../src/client/index.js";
+import { connect, type FetchLike } from "@sobranie/client";
 
 /** A fetch that answers every SSE request with `status`, and counts them. */
 function refusing(status: number): { fetch: FetchLike; calls: () => number } {
@@ -11,7 +11,7 @@ function refusing(status: number): { fetch: FetchLike; calls: () => number } {
   return { fetch, calls: () => calls };
 }
 
-/** How the SDK maps HTTP refusals of its SSE request onto close codes (src/protocol/codes.ts: CloseCode, ClientCloseCode). */
+/** How the SDK maps HTTP refusals of its SSE request onto close codes (@sobranie/protocol/codes: CloseCode, ClientCloseCode). */
 describe("client SDK: HTTP refusals of SSE", () => {
   beforeEach(() => {
     vi.useFakeTimers();

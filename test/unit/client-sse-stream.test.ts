@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { connect, type FetchLike } from "../../src/client/index.js";
+import { connect, type FetchLike } from "@sobranie/client";
 
 /** One SSE request the fake fetch answered: the test plays the server by pushing frames into its stream. */
 interface Stream {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { MAX_TIMER_MS, systemClock } from "../../src/core/ports/clock.js";
+import { MAX_TIMER_MS, systemClock } from "@sobranie/protocol/runtime/clock";
 
 describe("systemClock.setTimeout", () => {
   beforeEach(() => {

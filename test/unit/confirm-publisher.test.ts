@@ -1,8 +1,8 @@
 import { EventEmitter } from "node:events";
 import type { ConfirmChannel, Message } from "amqplib";
 import { describe, expect, it } from "vitest";
-import { ConfirmPublisher, PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../../src/adapters/amqp/publisher.js";
-import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
+import { ConfirmPublisher, PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "@sobranie/publisher/amqp/confirm-publisher";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
 import { FakeClock } from "../support/fake-clock.js";
 
 // ConfirmPublisher's bounded waits on a stand-in for amqplib's ConfirmChannel:

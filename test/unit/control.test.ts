@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeControl, encodeControl, MAX_CONTROL_BYTES, parseControl, type ControlCommand } from "../../src/protocol/control.js";
+import { decodeControl, encodeControl, MAX_CONTROL_BYTES, parseControl, type ControlCommand } from "@sobranie/protocol/control";
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 

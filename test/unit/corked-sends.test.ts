@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CorkedSends } from "../../src/http/corked-sends.js";
 import type { EdgeServer, EdgeWebSocket } from "../../src/core/ports/edge.js";
 import { EdgeFanout, WebSocketSessionSocket } from "../../src/http/websocket-session-socket.js";
-import { CloseCode } from "../../src/protocol/codes.js";
+import { CloseCode } from "@sobranie/protocol/codes";
 
 /** What reached the wire, in order: each write is the frames of one system call. */
 class WireLog {

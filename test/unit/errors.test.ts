@@ -1,18 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../../src/adapters/amqp/publisher.js";
-import { BrokerConnectionLostError } from "../../src/adapters/amqp/session.js";
+import { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "@sobranie/publisher/amqp/confirm-publisher";
+import { BrokerConnectionLostError } from "@sobranie/publisher/amqp/session";
 import { DeadQueueUpgradeError } from "../../src/adapters/amqp/upgrade-dead-queue.js";
 import { PersistQueueFullError } from "../../src/adapters/memory/memory-persist-backlog.js";
 import { ConfigError } from "../../src/config/error.js";
 import { NamespaceNotFoundError } from "../../src/core/broker-publishes.js";
 import { PersistOutcomeMismatchError } from "../../src/core/persist-outcomes.js";
 import { AuthenticationError } from "../../src/core/ports/authenticator.js";
-import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
 import { StoreUnavailableError } from "../../src/core/ports/event-store.js";
 import { EventTooLargeError } from "../../src/core/published-envelope.js";
-import { isRetryable, SobranieError } from "../../src/protocol/errors.js";
-import * as publisherSdk from "../../src/publisher/index.js";
-import { PublishAbandonedError, PublisherBufferFullError, PublisherClosedError, PublishValidationError } from "../../src/publisher/errors.js";
+import { BrokerUnavailableError, isRetryable, SobranieError } from "@sobranie/protocol/errors";
+import * as publisherSdk from "@sobranie/publisher";
+import { PublishAbandonedError, PublisherBufferFullError, PublisherClosedError, PublishValidationError } from "@sobranie/publisher";
 
 // Every error class of the server and the publisher SDK, with the name, code
 // and retryable value callers (the broker consumer, HTTP routes, backends)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
 import type { LiveDelivery } from "../../src/core/ports/broker.js";
-import { silentLogger, type Logger } from "../../src/core/ports/logger.js";
+import { silentLogger, type Logger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
 import type { LocalFanout } from "../../src/core/ports/session-socket.js";
 import { coreGateway } from "../support/core-gateway.js";

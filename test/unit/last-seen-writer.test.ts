@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryEventStore } from "../../src/adapters/memory/memory-event-store.js";
 import type { LastSeenStore } from "../../src/core/ports/last-seen-store.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
 import { LastSeenWriter } from "../../src/core/presence/last-seen-writer.js";
 import { FakeClock } from "../support/fake-clock.js";

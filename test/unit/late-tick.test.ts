@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LateTick } from "../../src/core/late-tick.js";
+import { LateTick } from "@sobranie/protocol/runtime/late-tick";
 
 describe("LateTick", () => {
   it("is late only when a run comes more than twice the interval after the previous one", () => {

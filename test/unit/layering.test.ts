@@ -6,14 +6,18 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
 /**
- * The layering of src/ (docs/architecture.md), checked on every import specifier:
- * static `import … from`, `export … from`, `import x = require(…)`, dynamic
- * `import(…)` and `import("…")` types. An edge between layers is allowed only
- * when the importing layer lists the imported one; third-party and `node:`
- * imports are checked where a layer restricts them.
+ * The layering of src/ and of the SDK packages in packages/ (docs/architecture.md),
+ * checked on every import specifier: static `import … from`, `export … from`,
+ * `import x = require(…)`, dynamic `import(…)` and `import("…")` types. An
+ * edge between layers is allowed only when the importing layer lists the
+ * imported one; third-party and `node:` imports are checked where a layer
+ * restricts them. A package is reached by its name (`@sobranie/protocol/…`),
+ * never by a relative path, and a package never reaches the server: that is
+ * what lets each be installed without the server's dependencies.
  */
 
-type Layer = "main" | "app" | "config" | "protocol" | "core" | "http" | "worker" | "client" | "publisher" | `adapters/${string}`;
+type Package = "packages/protocol" | "packages/publisher" | "packages/client";
+type Layer = "main" | "app" | "config" | "core" | "http" | "worker" | Package | `adapters/${string}`;
 
 interface LayerRule {
   /** Internal layers this one may import, besides itself. "adapters/*" is every adapter folder. */
@@ -27,44 +31,24 @@ const RULES: Record<string, LayerRule> = {
   main: { imports: ["*"] },
   app: { imports: ["*"] },
   /** The environment schema: it reuses the protocol's grammars and the core's policies and limits, and knows no adapter. */
-  config: { imports: ["protocol", "core"] },
-  /** Wire formats: bundled into the browser client, so no `node:` and nothing but valibot. */
-  protocol: { imports: [], packages: ["valibot"] },
+  config: { imports: ["packages/protocol", "core"] },
+  /** Wire formats and the clock, logger and backoff every package shares: bundled into the browser client, so no `node:` and nothing but valibot. */
+  "packages/protocol": { imports: [], packages: ["valibot"] },
   /** Runtime-agnostic: ports speak protocol types; no I/O library, no `node:`. */
-  core: { imports: ["protocol"], packages: ["valibot"] },
+  core: { imports: ["packages/protocol"], packages: ["valibot"] },
   /** Persist-then-relay and the outbox relay: core services over ports, constructed by app/. */
-  worker: { imports: ["protocol", "core"], packages: [] },
+  worker: { imports: ["packages/protocol", "core"], packages: [] },
   /** The HTTP/WebSocket/SSE routes, written once against the edge port: no runtime's package (Node and Bun built-ins are both there). */
-  http: { imports: ["protocol", "core"], packages: ["node:*"] },
+  http: { imports: ["packages/protocol", "core"], packages: ["node:*"] },
   /** Each adapter maps one technology onto core ports; one adapter never reaches into another. */
-  "adapters/*": { imports: ["protocol", "core"] },
+  "adapters/*": { imports: ["packages/protocol", "core"] },
+  /** The AMQP adapter connects and confirms with the publisher's machinery (`@sobranie/publisher/amqp/*`) rather than a copy. */
+  "adapters/amqp": { imports: ["packages/protocol", "packages/publisher", "core"] },
   /** The browser/React Native SDK: protocol only, and at run time only modules free of packages and `node:` (see below). */
-  client: { imports: ["protocol"], packages: [] },
+  "packages/client": { imports: ["packages/protocol"], packages: [] },
   /** The backend publisher SDK: protocol only, plus what its package depends on. */
-  publisher: { imports: ["protocol"], packages: ["amqplib", "uuidv7", "valibot", "node:*"] },
+  "packages/publisher": { imports: ["packages/protocol"], packages: ["amqplib", "uuidv7", "valibot", "node:*"] },
 };
-
-/**
- * Known edges against the rules, each with the issue item that removes it. A
- * listed edge that no longer exists fails the test, so the list only shrinks.
- */
-const ALLOWED: readonly { from: string; to: string; why: string }[] = [
-  // #15 item 6 (workspaces): the publisher becomes its own package; until then
-  // it shares the server's AMQP session, confirm publisher, topology names,
-  // backoff, clock and logger ports instead of a copy.
-  ...[
-    "src/adapters/amqp/broker-addresses.ts",
-    "src/adapters/amqp/publisher.ts",
-    "src/adapters/amqp/session.ts",
-    "src/adapters/amqp/topology.ts",
-    "src/core/backoff.ts",
-    "src/core/ports/clock.ts",
-    "src/core/ports/broker.ts",
-  ].map((to) => ({ from: "src/publisher/publisher.ts", to, why: "#15 item 6" })),
-  { from: "src/publisher/index.ts", to: "src/core/ports/logger.ts", why: "#15 item 6" },
-  { from: "src/publisher/index.ts", to: "src/adapters/amqp/publisher.ts", why: "#15 item 6" },
-  { from: "src/publisher/options.ts", to: "src/core/ports/logger.ts", why: "#15 item 6" },
-];
 
 interface Edge {
   /** Repository-relative, with "/". */
@@ -111,19 +95,24 @@ function importsOf(from: string, text: string): Edge[] {
   return edges;
 }
 
-/** The layer of a repository-relative path under src/, or undefined. */
+const PACKAGE_SCOPE = "@sobranie/";
+
+/** The layer of a repository-relative path under src/ or packages/<name>/src/, or undefined. */
 function layerOf(path: string): Layer | undefined {
   const parts = path.split("/");
+  if (parts[0] === "packages") return parts[2] === "src" ? packageLayers.find((layer) => layer === `packages/${parts[1]}`) : undefined;
   if (parts[0] !== "src") return undefined;
   if (parts.length === 2 && parts[1] === "main.ts") return "main";
   const top = parts[1];
   if (top === "adapters") return parts.length > 3 ? `adapters/${parts[2]}` : undefined;
-  const layers = ["app", "config", "protocol", "core", "http", "worker", "client", "publisher"] as const;
+  const layers = ["app", "config", "core", "http", "worker"] as const;
   return layers.find((layer) => layer === top);
 }
 
+const packageLayers = ["packages/protocol", "packages/publisher", "packages/client"] as const;
+
 function ruleOf(layer: Layer): LayerRule {
-  return (layer.startsWith("adapters/") ? RULES["adapters/*"] : RULES[layer])!;
+  return (RULES[layer] ?? (layer.startsWith("adapters/") ? RULES["adapters/*"] : undefined))!;
 }
 
 function mayImport(from: Layer, to: Layer): boolean {
@@ -139,13 +128,25 @@ function packageOf(specifier: string): string {
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
 }
 
-/** A relative specifier resolved to its repository-relative .ts source. */
-function resolve(from: string, specifier: string): string {
-  return posix.normalize(posix.join(posix.dirname(from), specifier)).replace(/\.js$/, ".ts");
+/**
+ * The repository-relative .ts source an internal specifier names: a relative
+ * path, or `@sobranie/<name>[/<path>]`, which the package's `exports` map to
+ * packages/<name>/src/<path>.ts (index.ts without a path). Undefined for a third-party package.
+ */
+function resolve(from: string, specifier: string): string | undefined {
+  if (specifier.startsWith(".")) return posix.normalize(posix.join(posix.dirname(from), specifier)).replace(/\.js$/, ".ts");
+  if (!specifier.startsWith(PACKAGE_SCOPE)) return undefined;
+  const [name, ...path] = specifier.slice(PACKAGE_SCOPE.length).split("/");
+  return `packages/${name}/src/${path.length > 0 ? path.join("/") : "index"}.ts`;
+}
+
+/** The package folder (`packages/<name>/`) a repository path lies in, or undefined. */
+function packageDirOf(path: string): string | undefined {
+  return /^packages\/[^/]+\//.exec(path)?.[0];
 }
 
 /** Every edge against the rules, as "file → import: reason". */
-function violations(edges: readonly Edge[], allowed: typeof ALLOWED = []): string[] {
+function violations(edges: readonly Edge[]): string[] {
   const found: string[] = [];
   const byFile = new Map<string, Edge[]>();
   for (const edge of edges) byFile.set(edge.from, [...(byFile.get(edge.from) ?? []), edge]);
@@ -160,20 +161,21 @@ function violations(edges: readonly Edge[], allowed: typeof ALLOWED = []): strin
       found.push(`${where}: a dynamic import of a computed specifier cannot be checked`);
       continue;
     }
-    if (!edge.specifier.startsWith(".")) {
+    const target = resolve(edge.from, edge.specifier);
+    if (target === undefined) {
       const pkg = packageOf(edge.specifier);
       const packages = ruleOf(from).packages;
-      if (packages !== undefined && !packages.includes(pkg) && !allowed.some((entry) => entry.from === edge.from && entry.to === pkg)) {
+      if (packages !== undefined && !packages.includes(pkg)) {
         found.push(`${where}: ${from} may import only ${packages.length > 0 ? packages.join(", ") : "no package"}`);
       }
       continue;
     }
-    const target = resolve(edge.from, edge.specifier);
     const to = layerOf(target);
-    if (allowed.some((entry) => entry.from === edge.from && entry.to === target)) continue;
-    if (to === undefined) found.push(`${where}: ${target} is in no layer`);
+    if (edge.specifier.startsWith(".") && packageDirOf(edge.from) !== packageDirOf(target)) {
+      found.push(`${where}: leaves ${packageDirOf(edge.from) ?? "the server"} by a relative path; ${to?.startsWith("packages/") ? `import ${to.replace("packages/", PACKAGE_SCOPE)} by its name` : "a package never imports the server"}`);
+    } else if (to === undefined) found.push(`${where}: ${target} is in no layer`);
     else if (!mayImport(from, to)) found.push(`${where}: ${from} may not import ${to}`);
-    else if (from === "client" && !edge.typeOnly) {
+    else if (from === "packages/client" && !edge.typeOnly) {
       const pulled = runtimePackages(target, byFile, new Set());
       if (pulled !== undefined) found.push(`${where}: the browser bundle would include ${pulled}`);
     }
@@ -187,8 +189,9 @@ function runtimePackages(file: string, byFile: ReadonlyMap<string, Edge[]>, seen
   seen.add(file);
   for (const edge of byFile.get(file) ?? []) {
     if (edge.typeOnly) continue;
-    if (!edge.specifier.startsWith(".")) return `${edge.specifier} (via ${file})`;
-    const deeper = runtimePackages(resolve(file, edge.specifier), byFile, seen);
+    const target = resolve(file, edge.specifier);
+    if (target === undefined) return `${edge.specifier} (via ${file})`;
+    const deeper = runtimePackages(target, byFile, seen);
     if (deeper !== undefined) return deeper;
   }
   return undefined;
@@ -204,20 +207,22 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-function srcEdges(): Edge[] {
-  return sourceFiles(join(ROOT, "src")).flatMap((path) => importsOf(relative(ROOT, path).split(sep).join("/"), readFileSync(path, "utf8")));
+function edgesUnder(dir: string): Edge[] {
+  return sourceFiles(join(ROOT, dir)).flatMap((path) => importsOf(relative(ROOT, path).split(sep).join("/"), readFileSync(path, "utf8")));
 }
 
-describe("layering of src/", () => {
-  const edges = srcEdges();
+describe("layering of src/ and packages/", () => {
+  const edges = [...edgesUnder("src"), ...packageLayers.flatMap((layer) => edgesUnder(`${layer}/src`))];
 
   it("has no import against the layer rules", () => {
-    expect(violations(edges, ALLOWED)).toEqual([]);
+    expect(violations(edges)).toEqual([]);
   });
 
-  it("lists only allowed edges that still exist", () => {
-    const stale = ALLOWED.filter((entry) => !edges.some((edge) => edge.from === entry.from && edge.specifier.startsWith(".") && resolve(edge.from, edge.specifier) === entry.to));
-    expect(stale).toEqual([]);
+  it.each(packageLayers)("%s depends on exactly the packages its sources import", (layer) => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, layer, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+    const imported = new Set(edges.filter((edge) => edge.from.startsWith(`${layer}/`) && !edge.specifier.startsWith(".")).map((edge) => packageOf(edge.specifier)));
+    imported.delete("node:*");
+    expect(Object.keys(manifest.dependencies ?? {}).sort()).toEqual([...imported].sort());
   });
 
   it("sees static, re-exported, dynamic and type-position imports, and tells type-only ones apart", () => {
@@ -253,36 +258,42 @@ describe("layering of src/", () => {
     const edge = (from: string, specifier: string, typeOnly = false): Edge => ({ from, specifier, typeOnly });
     expect(
       violations([
-        edge("src/protocol/p.ts", "../core/ports/x.js", true),
-        edge("src/protocol/p.ts", "node:crypto"),
+        edge("packages/protocol/src/p.ts", "../../../src/core/ports/x.js", true),
+        edge("packages/protocol/src/p.ts", "node:crypto"),
         edge("src/core/c.ts", "../adapters/amqp/a.js"),
         edge("src/core/c.ts", "../config/index.js"),
         edge("src/adapters/uws/u.ts", "../bun/b.js", true),
         edge("src/adapters/uws/u.ts", "../../app/index.js"),
-        edge("src/client/k.ts", "../core/session.js", true),
-        edge("src/client/k.ts", "../protocol/frames.js"),
-        edge("src/protocol/frames.ts", "valibot"),
-        edge("src/publisher/p.ts", "../adapters/amqp/session.js"),
-        edge("src/publisher/p.ts", "pg"),
+        edge("src/adapters/uws/u.ts", "@sobranie/publisher/amqp/session"),
+        edge("packages/client/src/k.ts", "@sobranie/protocol/frames"),
+        edge("packages/client/src/k.ts", "../../publisher/src/index.js", true),
+        edge("packages/protocol/src/frames.ts", "valibot"),
+        edge("packages/publisher/src/p.ts", "pg"),
+        edge("packages/publisher/src/p.ts", "../../../src/adapters/amqp/topology.js"),
+        edge("src/core/c.ts", "../../packages/protocol/src/codes.js"),
         edge("src/config/v.ts", "../adapters/jose/j.js"),
         edge("src/http/h.ts", "../adapters/uws/u.js", true),
         edge("src/http/h.ts", "@btc-vision/uwebsockets.js", true),
         edge("src/core/c.ts", "../http/h.js"),
         edge("src/elsewhere.ts", "./x.js"),
         edge("src/app/a.ts", "../adapters/amqp/a.js"),
+        edge("src/adapters/amqp/a.ts", "@sobranie/publisher/amqp/session"),
+        edge("src/core/c.ts", "@sobranie/protocol/codes"),
         edge("src/core/c.ts", "./d.js"),
       ]),
     ).toEqual([
-      "src/protocol/p.ts → ../core/ports/x.js: protocol may not import core",
-      "src/protocol/p.ts → node:crypto: protocol may import only valibot",
+      "packages/protocol/src/p.ts → ../../../src/core/ports/x.js: leaves packages/protocol/ by a relative path; a package never imports the server",
+      "packages/protocol/src/p.ts → node:crypto: packages/protocol may import only valibot",
       "src/core/c.ts → ../adapters/amqp/a.js: core may not import adapters/amqp",
       "src/core/c.ts → ../config/index.js: core may not import config",
       "src/adapters/uws/u.ts → ../bun/b.js: adapters/uws may not import adapters/bun",
       "src/adapters/uws/u.ts → ../../app/index.js: adapters/uws may not import app",
-      "src/client/k.ts → ../core/session.js: client may not import core",
-      "src/client/k.ts → ../protocol/frames.js: the browser bundle would include valibot (via src/protocol/frames.ts)",
-      "src/publisher/p.ts → ../adapters/amqp/session.js: publisher may not import adapters/amqp",
-      "src/publisher/p.ts → pg: publisher may import only amqplib, uuidv7, valibot, node:*",
+      "src/adapters/uws/u.ts → @sobranie/publisher/amqp/session: adapters/uws may not import packages/publisher",
+      "packages/client/src/k.ts → @sobranie/protocol/frames: the browser bundle would include valibot (via packages/protocol/src/frames.ts)",
+      "packages/client/src/k.ts → ../../publisher/src/index.js: leaves packages/client/ by a relative path; import @sobranie/publisher by its name",
+      "packages/publisher/src/p.ts → pg: packages/publisher may import only amqplib, uuidv7, valibot, node:*",
+      "packages/publisher/src/p.ts → ../../../src/adapters/amqp/topology.js: leaves packages/publisher/ by a relative path; a package never imports the server",
+      "src/core/c.ts → ../../packages/protocol/src/codes.js: leaves the server by a relative path; import @sobranie/protocol by its name",
       "src/config/v.ts → ../adapters/jose/j.js: config may not import adapters/jose",
       "src/http/h.ts → ../adapters/uws/u.js: http may not import adapters/uws",
       "src/http/h.ts → @btc-vision/uwebsockets.js: http may import only node:*",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BrokerUnavailableError } from "../../src/core/ports/broker.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
 import type { EventsPublisher, Outbox, OutboxRow, OutboxSignal, RelayBatchResult } from "../../src/core/ports/outbox.js";
 import { OutboxRelay } from "../../src/worker/outbox-relay.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryEventStore } from "../../src/adapters/memory/memory-event-store.js";
 import { NamespaceRegistry, BUILT_IN_NAMESPACES } from "../../src/core/namespaces.js";
 import { noopMetrics, type Metrics } from "../../src/core/ports/metrics.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { StoreUnavailableError, type EventStore } from "../../src/core/ports/event-store.js";
 import type { LivePublish, PersistMessage, PersistQueue } from "../../src/core/ports/persist-queue.js";
 import { PersistWorker } from "../../src/worker/persist-worker.js";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { PresenceTracker, type PresenceBackendEvent } from "../../src/core/presence/index.js";
-import { silentLogger } from "../../src/core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { noopMetrics } from "../../src/core/ports/metrics.js";
 import type { LocalFanout } from "../../src/core/ports/session-socket.js";
 import { MemoryPresenceBus, MemoryPresenceNetwork } from "../../src/adapters/memory/memory-presence-bus.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PromMetrics } from "../../src/adapters/prometheus/prom-metrics.js";
-import { CloseCode } from "../../src/protocol/codes.js";
+import { CloseCode } from "@sobranie/protocol/codes";
 
 /** The sample lines of one metric (no HELP/TYPE), e.g. `name{labels} value`. */
 function samples(text: string, name: string): string[] {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "../../src/protocol/channel.js";
-import { decodeEnvelope } from "../../src/protocol/envelope.js";
-import { parseClientFrame } from "../../src/protocol/frames.js";
-import { eventDataProblem, MAX_DATA_DEPTH } from "../../src/protocol/event-data.js";
+import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "@sobranie/protocol/channel";
+import { decodeEnvelope } from "@sobranie/protocol/envelope";
+import { parseClientFrame } from "@sobranie/protocol/frames";
+import { eventDataProblem, MAX_DATA_DEPTH } from "@sobranie/protocol/event-data";
 
 const exceedsDepth = (value: unknown, maxDepth?: number): boolean => eventDataProblem(value, maxDepth) === "too_deep";
-import { decodePresenceMessage } from "../../src/protocol/presence.js";
+import { decodePresenceMessage } from "@sobranie/protocol/presence";
 
 /** JSON text of `levels` nested arrays/objects, alternating (JSON.stringify itself overflows on deep values). */
 function nestedJson(levels: number): string {

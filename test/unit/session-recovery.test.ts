@@ -3,7 +3,7 @@ import { MemoryBroker } from "../../src/adapters/memory/memory-broker.js";
 import { MemoryEventStore } from "../../src/adapters/memory/memory-event-store.js";
 import type { Gateway } from "../../src/core/gateway.js";
 import { StoreUnavailableError, type HistoryPage, type StoredEvent } from "../../src/core/ports/event-store.js";
-import { encodeEnvelope } from "../../src/protocol/envelope.js";
+import { encodeEnvelope } from "@sobranie/protocol/envelope";
 import { coreGateway } from "../support/core-gateway.js";
 import { FakeClock } from "../support/fake-clock.js";
 import type { FakeSocket } from "../support/fake-socket.js";

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { ResponseStream } from "../../src/core/ports/edge.js";
-import { SseMessage, parseLastEventId, sseCloseMessage, sseDataLines, sseEventName } from "../../src/protocol/sse.js";
+import { SseMessage, parseLastEventId, sseCloseMessage, sseDataLines, sseEventName } from "@sobranie/protocol/sse";
 import { SseSessionSocket, SseTopics } from "../../src/http/sse-session-socket.js";
-import { CloseCode } from "../../src/protocol/codes.js";
+import { CloseCode } from "@sobranie/protocol/codes";
 
 /** The fields of one SSE message as a conforming parser would read them. */
 function fields(text: string): Array<[string, string]> {

@@ -1,19 +1,15 @@
 import type { Channel } from "amqplib";
-import {
-  type Broker,
-  type BrokerHandler,
-  BrokerUnavailableError,
-  type PublishRequest,
-} from "../../core/ports/broker.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { type Broker, type BrokerHandler, type PublishRequest } from "../../core/ports/broker.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { BindingPool } from "./binding-pool.js";
-import { BrokerAddresses } from "./broker-addresses.js";
+import { BrokerAddresses } from "@sobranie/publisher/amqp/broker-addresses";
 import { NodeQueueConsumer } from "./consumer.js";
 import { AmqpPublishConnection } from "./amqp-publish-connection.js";
-import { ConfirmPublisher } from "./publisher.js";
-import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
-import { AmqpSession } from "./session.js";
+import { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
+import { type AmqpConnectionOptions, connectUntilReady } from "@sobranie/publisher/amqp/reconnect";
+import { AmqpSession } from "@sobranie/publisher/amqp/session";
 import {
   assertNodeQueue,
   assertSharedTopology,

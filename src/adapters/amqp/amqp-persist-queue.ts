@@ -1,17 +1,18 @@
 import { BatchPump } from "../../core/batch-pump.js";
 import { checkOutcomes, PersistOutcomeMismatchError } from "../../core/persist-outcomes.js";
-import { BrokerUnavailableError } from "../../core/ports/broker.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
-import { type BackoffOptions, fullJitterDelayMs } from "../../core/backoff.js";
+import { type BackoffOptions, fullJitterDelayMs } from "@sobranie/protocol/runtime/backoff";
 import { type HeldDelivery, PersistConsumer, toPersistMessage } from "./persist-consumer.js";
 import { AmqpPublishConnection } from "./amqp-publish-connection.js";
-import { BrokerAddresses } from "./broker-addresses.js";
-import { ConfirmPublisher } from "./publisher.js";
-import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
-import { AmqpSession, type ChannelAttempt } from "./session.js";
-import { AmqpNames, assertPersistQueue, assertSharedTopology, ensureDeadQueue, workerConnectionName } from "./topology.js";
+import { BrokerAddresses } from "@sobranie/publisher/amqp/broker-addresses";
+import { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
+import { type AmqpConnectionOptions, connectUntilReady } from "@sobranie/publisher/amqp/reconnect";
+import { AmqpSession, type ChannelAttempt } from "@sobranie/publisher/amqp/session";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { assertPersistQueue, assertSharedTopology, ensureDeadQueue, workerConnectionName } from "./topology.js";
 
 export interface AmqpPersistQueueOptions extends AmqpConnectionOptions {
   /** Each is bound `<namespace>.#` from `sobranie.events` to the queue. */

@@ -1,12 +1,13 @@
 import type { Channel, ConsumeMessage } from "amqplib";
-import { systemClock, type Clock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { systemClock, type Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { PresenceDropReason } from "../../core/ports/metrics.js";
 import type { PresenceBus, PresenceBusHandler } from "../../core/ports/presence-bus.js";
-import { decodePresenceMessage, encodePresenceMessage, type PresenceMessage } from "../../protocol/presence.js";
-import type { AmqpConnectionOptions } from "./reconnect.js";
+import { decodePresenceMessage, encodePresenceMessage, type PresenceMessage } from "@sobranie/protocol/presence";
+import type { AmqpConnectionOptions } from "@sobranie/publisher/amqp/reconnect";
 import { SessionLoop } from "./session-loop.js";
-import { AmqpHeaders, presenceExchangeName } from "./topology.js";
+import { AmqpHeaders } from "@sobranie/protocol/amqp";
+import { presenceExchangeName } from "./topology.js";
 
 export interface AmqpPresenceBusOptions extends AmqpConnectionOptions {
   /** Bound on stop(): flushing publishes and closing the connections. */

@@ -1,11 +1,13 @@
 import type { ConfirmChannel } from "amqplib";
-import { BrokerUnavailableError, type PublishTarget } from "../../core/ports/broker.js";
-import { systemClock } from "../../core/ports/clock.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { type PublishTarget } from "../../core/ports/broker.js";
+import { systemClock } from "@sobranie/protocol/runtime/clock";
 import type { EventsPublisher } from "../../core/ports/outbox.js";
-import { ConfirmPublisher } from "./publisher.js";
-import type { AmqpConnectionOptions } from "./reconnect.js";
+import { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
+import type { AmqpConnectionOptions } from "@sobranie/publisher/amqp/reconnect";
 import { SessionLoop } from "./session-loop.js";
-import { AmqpNames, assertSharedTopology, eventProperties } from "./topology.js";
+import { AmqpNames, eventProperties } from "@sobranie/protocol/amqp";
+import { assertSharedTopology } from "./topology.js";
 
 export interface AmqpPublishConnectionOptions extends AmqpConnectionOptions {
   /**

@@ -1,6 +1,7 @@
 import type { Channel } from "amqplib";
-import { BrokerUnavailableError } from "../../core/ports/broker.js";
-import { AmqpNames, liveBindingKey } from "./topology.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { liveBindingKey } from "./topology.js";
 
 /**
  * The live-exchange bindings of this node's queue.

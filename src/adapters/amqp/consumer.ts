@@ -1,10 +1,10 @@
 import type { Channel, ConsumeMessage } from "amqplib";
-import { fullJitterDelayMs } from "../../core/backoff.js";
+import { fullJitterDelayMs } from "@sobranie/protocol/runtime/backoff";
 import { publishDeadLetter } from "./dead-letter.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "../../core/ports/broker.js";
-import type { Logger } from "../../core/ports/logger.js";
-import type { ConfirmPublisher } from "./publisher.js";
-import { AmqpHeaders, AmqpNames } from "./topology.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
+import type { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
 
 /** Dead-letter reason for a handler that threw (the port says: treated as `internal`). */
 const HANDLER_THREW_REASON = "internal";

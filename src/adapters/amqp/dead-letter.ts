@@ -1,6 +1,6 @@
 import type { ConsumeMessage } from "amqplib";
-import type { ConfirmPublisher } from "./publisher.js";
-import { AmqpHeaders, AmqpNames } from "./topology.js";
+import type { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
+import { AmqpHeaders, AmqpNames } from "@sobranie/protocol/amqp";
 
 /** Longest reason text kept in a header (headers share a 64 KiB frame table with the rest). */
 const MAX_DEAD_MESSAGE_CHARS = 1024;

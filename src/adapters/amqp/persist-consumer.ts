@@ -1,11 +1,11 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { publishDeadLetter } from "./dead-letter.js";
 import type { BatchSource } from "../../core/batch-pump.js";
-import type { Clock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { PersistMessage, PersistOutcome } from "../../core/ports/persist-queue.js";
 import { readTimestampMs } from "./consumer.js";
-import type { ConfirmPublisher } from "./publisher.js";
+import type { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
 
 /** One delivery received on a channel and not yet dispatched, with the consumer that owns its tag. */
 export interface HeldDelivery {

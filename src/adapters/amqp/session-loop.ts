@@ -1,8 +1,8 @@
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
-import { BrokerAddresses } from "./broker-addresses.js";
-import { type AmqpConnectionOptions, connectUntilReady } from "./reconnect.js";
-import { AmqpSession } from "./session.js";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
+import { BrokerAddresses } from "@sobranie/publisher/amqp/broker-addresses";
+import { type AmqpConnectionOptions, connectUntilReady } from "@sobranie/publisher/amqp/reconnect";
+import { AmqpSession } from "@sobranie/publisher/amqp/session";
 
 export interface SessionLoopOptions<T> extends AmqpConnectionOptions {
   /** Names the connection in logs (`<what> connected`, `<what> connection lost; reconnecting`). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { splitBrokerUrls } from "../../protocol/broker-urls.js";
-import { describeBrokerUrl } from "./broker-addresses.js";
-import { AmqpNames } from "./topology.js";
+import { splitBrokerUrls } from "@sobranie/protocol/broker-urls";
+import { describeBrokerUrl } from "@sobranie/publisher/amqp/broker-addresses";
+import { AmqpNames } from "@sobranie/protocol/amqp";
 import { upgradeDeadQueue } from "./upgrade-dead-queue.js";
 
 /**

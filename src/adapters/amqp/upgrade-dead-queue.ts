@@ -1,7 +1,8 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
-import { SobranieError } from "../../protocol/errors.js";
-import { withDefaultHeartbeat } from "./session.js";
-import { AmqpNames, DEAD_QUEUE_ARGUMENTS, assertDeadLetterExchange, assertDeadQueue } from "./topology.js";
+import { SobranieError } from "@sobranie/protocol/errors";
+import { withDefaultHeartbeat } from "@sobranie/publisher/amqp/session";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { DEAD_QUEUE_ARGUMENTS, assertDeadLetterExchange, assertDeadQueue } from "./topology.js";
 
 /**
  * `npm run upgrade-broker`: replaces a classic `sobranie.dead` (made by an

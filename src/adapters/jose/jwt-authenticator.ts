@@ -3,8 +3,8 @@ import { createRemoteJWKSet, errors, importSPKI, jwtVerify, SignJWT, type Crypto
 import * as v from "valibot";
 import { AuthenticationError, type Authenticator, type Principal, type SubscriptionGrant } from "../../core/ports/authenticator.js";
 import { publicKeyAlgorithmOf, type PublicKeyAlgorithm } from "../../core/token-keys.js";
-import { CHANNEL_ID_PATTERN } from "../../protocol/channel.js";
-import { MAX_TOKEN_ID_CHARS } from "../../protocol/control.js";
+import { CHANNEL_ID_PATTERN } from "@sobranie/protocol/channel";
+import { MAX_TOKEN_ID_CHARS } from "@sobranie/protocol/control";
 
 export interface JwtAuthenticatorOptions {
   /** HS256 shared secret. */

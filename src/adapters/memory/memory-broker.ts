@@ -1,11 +1,5 @@
-import {
-  type Broker,
-  type BrokerHandler,
-  BrokerUnavailableError,
-  type DeliveryOutcome,
-  type LiveDelivery,
-  type PublishRequest,
-} from "../../core/ports/broker.js";
+import { type Broker, type BrokerHandler, type DeliveryOutcome, type LiveDelivery, type PublishRequest } from "../../core/ports/broker.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
 
 /** A message as the memory broker holds it. */
 export interface MemoryMessage {

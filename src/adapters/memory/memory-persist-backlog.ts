@@ -1,8 +1,8 @@
 import type { BatchSource } from "../../core/batch-pump.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import { type Logger, silentLogger } from "../../core/ports/logger.js";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import { type Logger, silentLogger } from "@sobranie/protocol/runtime/logger";
 import type { PersistMessage } from "../../core/ports/persist-queue.js";
-import { SobranieError } from "../../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 
 /** What the embedded events exchange hands over (MemoryBroker's `onEventsPublish` message fits). */
 export interface MemoryEventMessage {

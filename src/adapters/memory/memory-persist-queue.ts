@@ -1,8 +1,8 @@
 import { BatchPump } from "../../core/batch-pump.js";
 import { checkOutcomes, PersistOutcomeMismatchError } from "../../core/persist-outcomes.js";
-import { BrokerUnavailableError } from "../../core/ports/broker.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import { type Logger, silentLogger } from "../../core/ports/logger.js";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import { type Logger, silentLogger } from "@sobranie/protocol/runtime/logger";
 import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/ports/persist-queue.js";
 import { type BacklogEntry, type MemoryEventMessage, MemoryPersistBacklog } from "./memory-persist-backlog.js";
 

@@ -1,5 +1,5 @@
 import type { PresenceBus, PresenceBusHandler } from "../../core/ports/presence-bus.js";
-import type { PresenceMessage } from "../../protocol/presence.js";
+import type { PresenceMessage } from "@sobranie/protocol/presence";
 
 /**
  * The exchange that in-process buses share: a single-node gateway uses one

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { MikroORM } from "@mikro-orm/core";
-import { silentLogger } from "../../core/ports/logger.js";
+import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { redactUrl } from "./connection-errors.js";
 import { applyMigrations } from "./migrate.js";
 import { DEFAULT_SCHEMA, ormOptions } from "./orm-config.js";

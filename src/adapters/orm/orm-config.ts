@@ -3,7 +3,7 @@ import type { Options } from "@mikro-orm/core";
 import { Migrator } from "@mikro-orm/migrations";
 import { type AbstractSqlDriver, PostgreSqlDriver } from "@mikro-orm/postgresql";
 import { PGliteDriver } from "mikro-orm-pglite";
-import type { Logger } from "../../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { EVENT_STORE_ENTITIES } from "./entities.js";
 import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "./migrations/index.js";
 

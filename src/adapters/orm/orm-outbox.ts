@@ -1,8 +1,8 @@
 import { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, Knex } from "@mikro-orm/postgresql";
-import { fullJitterDelayMs, sleep, type BackoffOptions } from "../../core/backoff.js";
-import { type Clock, systemClock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { fullJitterDelayMs, sleep, type BackoffOptions } from "@sobranie/protocol/runtime/backoff";
+import { type Clock, systemClock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Outbox, OutboxRow, OutboxSignal, RelayBatchResult } from "../../core/ports/outbox.js";
 import { OutboxEntity } from "./entities.js";
 import { toNumber } from "./event-sql.js";

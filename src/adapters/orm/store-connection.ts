@@ -2,7 +2,7 @@ import type { PGlite } from "@electric-sql/pglite";
 import { MikroORM } from "@mikro-orm/core";
 import type { AbstractSqlDriver, Knex } from "@mikro-orm/postgresql";
 import { StoreUnavailableError } from "../../core/ports/event-store.js";
-import type { Logger } from "../../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { isConnectionFailure, redactUrl } from "./connection-errors.js";
 import { applyMigrations } from "./migrate.js";
 import { createPGlite, DEFAULT_SCHEMA, ormOptions, SCHEMA_NAME_PATTERN } from "./orm-config.js";

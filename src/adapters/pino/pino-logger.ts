@@ -1,5 +1,5 @@
 import { pino, stdSerializers, stdTimeFunctions, type DestinationStream, type Logger as Pino } from "pino";
-import type { Logger } from "../../core/ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 
 export interface PinoLoggerOptions {
   /** pino level name; `silent` logs nothing. */

@@ -9,9 +9,9 @@ import type {
   Transport,
   UpgradeRejectReason,
 } from "../../core/ports/metrics.js";
-import type { ClientOp } from "../../protocol/frames.js";
-import { CloseCode, ErrorCode } from "../../protocol/codes.js";
-import { ControlCommandName } from "../../protocol/control.js";
+import type { ClientOp } from "@sobranie/protocol/frames";
+import { CloseCode, ErrorCode } from "@sobranie/protocol/codes";
+import { ControlCommandName } from "@sobranie/protocol/control";
 
 /**
  * Client ops as label values. `satisfies` makes the compiler fail when an op

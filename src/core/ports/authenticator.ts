@@ -1,4 +1,4 @@
-import { SobranieError } from "../../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 
 /** What revocations match a token by (docs/protocol.md §11): shared by connection and subscription tokens. */
 export interface TokenIdentity {

@@ -1,5 +1,3 @@
-import { SobranieError } from "../../protocol/errors.js";
-
 /**
  * The message broker as the gateway sees it: RabbitMQ in production
  * (`AmqpBroker`), an in-process broker in embedded mode and in tests
@@ -87,13 +85,4 @@ export interface Broker {
    * at once while disconnected (callers answer `unavailable`).
    */
   publish(request: PublishRequest): Promise<void>;
-}
-
-export class BrokerUnavailableError extends SobranieError {
-  override readonly name = "BrokerUnavailableError";
-  readonly code = "unavailable";
-  readonly retryable = true;
-  constructor(message = "message broker is not connected", options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }

@@ -1,4 +1,4 @@
-import { SobranieError } from "../../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 import type { LastSeenStore } from "./last-seen-store.js";
 import type { RevocationStore } from "./revocation-store.js";
 

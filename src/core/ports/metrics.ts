@@ -1,5 +1,5 @@
-import type { ControlCommandName } from "../../protocol/control.js";
-import type { ErrorCode } from "../../protocol/codes.js";
+import type { ControlCommandName } from "@sobranie/protocol/control";
+import type { ErrorCode } from "@sobranie/protocol/codes";
 
 /**
  * What the core counts. Labels are bounded by construction: namespaces come

@@ -1,4 +1,4 @@
-import type { PresenceMessage } from "../../protocol/presence.js";
+import type { PresenceMessage } from "@sobranie/protocol/presence";
 
 /**
  * Presence traffic between the gateway nodes of one deployment (docs/protocol.md §3):

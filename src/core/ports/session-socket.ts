@@ -1,4 +1,4 @@
-import type { CloseCode } from "../../protocol/codes.js";
+import type { CloseCode } from "@sobranie/protocol/codes";
 
 /**
  * One client connection as the core sees it, whatever the runtime

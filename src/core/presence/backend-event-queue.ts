@@ -1,6 +1,6 @@
-import { isRetryable } from "../../protocol/errors.js";
-import type { Clock, Timer } from "../ports/clock.js";
-import type { Logger } from "../ports/logger.js";
+import { isRetryable } from "@sobranie/protocol/errors";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 
 /** Publishes in flight at once: enough to pipeline confirms through a connect storm. */
 const WINDOW = 500;

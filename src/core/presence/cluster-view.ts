@@ -1,4 +1,4 @@
-import type { PresenceMember } from "../../protocol/frames.js";
+import type { PresenceMember } from "@sobranie/protocol/frames";
 import { ONLINE_KEY } from "./online-key.js";
 import type { PresenceListing } from "./presence-handle.js";
 

@@ -1,4 +1,4 @@
-import { routingKey } from "../../protocol/channel.js";
+import { routingKey } from "@sobranie/protocol/channel";
 import { ONLINE_KEY } from "./online-key.js";
 import { lastSeenIso, type LastSeenTimes } from "./last-seen.js";
 

@@ -1,5 +1,5 @@
-import { encodeServerFrame } from "../../protocol/frames.js";
-import type { Clock, Timer } from "../ports/clock.js";
+import { encodeServerFrame } from "@sobranie/protocol/frames";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 import type { LocalFanout } from "../ports/session-socket.js";
 import { TokenBucket } from "../rate-limit.js";
 

@@ -1,6 +1,6 @@
-import type { Clock, Timer } from "../ports/clock.js";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 import type { LastSeenStore } from "../ports/last-seen-store.js";
-import type { Logger } from "../ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../ports/metrics.js";
 
 export interface LastSeenWriterOptions {

@@ -1,7 +1,7 @@
-import type { UserStatus } from "../../protocol/frames.js";
-import type { Clock } from "../ports/clock.js";
+import type { UserStatus } from "@sobranie/protocol/frames";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { LastSeenStore } from "../ports/last-seen-store.js";
-import type { Logger } from "../ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../ports/metrics.js";
 import { LastSeenWriter, type LastSeenWriterOptions } from "./last-seen-writer.js";
 

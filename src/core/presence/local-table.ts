@@ -1,5 +1,5 @@
-import type { PresenceChange, PresenceEntry } from "../../protocol/presence.js";
-import type { Clock } from "../ports/clock.js";
+import type { PresenceChange, PresenceEntry } from "@sobranie/protocol/presence";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { PresenceBus } from "../ports/presence-bus.js";
 import { EntryDigest } from "./digest.js";
 import { ONLINE_KEY } from "./online-key.js";

@@ -1,4 +1,4 @@
-import type { PresenceMessage } from "../../protocol/presence.js";
+import type { PresenceMessage } from "@sobranie/protocol/presence";
 import type { PresenceBus, PresenceBusHandler } from "../ports/presence-bus.js";
 
 /** A bus with no other node on it: what a gateway built without one (unit tests) runs presence on. */

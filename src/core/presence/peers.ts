@@ -1,6 +1,6 @@
-import type { PresenceEntry, PresenceMessage } from "../../protocol/presence.js";
-import type { Clock } from "../ports/clock.js";
-import type { Logger } from "../ports/logger.js";
+import type { PresenceEntry, PresenceMessage } from "@sobranie/protocol/presence";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../ports/metrics.js";
 import type { ClusterView } from "./cluster-view.js";
 import { EntryDigest } from "./digest.js";

@@ -1,4 +1,4 @@
-import type { PresenceMember, UserStatus } from "../../protocol/frames.js";
+import type { PresenceMember, UserStatus } from "@sobranie/protocol/frames";
 
 export interface PresenceListing {
   readonly count: number;

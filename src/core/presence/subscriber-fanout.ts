@@ -1,5 +1,5 @@
-import { encodeServerFrame } from "../../protocol/frames.js";
-import type { Clock } from "../ports/clock.js";
+import { encodeServerFrame } from "@sobranie/protocol/frames";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { Metrics } from "../ports/metrics.js";
 import type { LocalFanout } from "../ports/session-socket.js";
 import { FanoutThrottle } from "./fanout-throttle.js";

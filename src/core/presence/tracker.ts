@@ -1,12 +1,12 @@
-import type { UserStatus } from "../../protocol/frames.js";
-import type { PresenceMessage } from "../../protocol/presence.js";
-import type { Clock, Timer } from "../ports/clock.js";
+import type { UserStatus } from "@sobranie/protocol/frames";
+import type { PresenceMessage } from "@sobranie/protocol/presence";
+import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
 import type { LastSeenStore } from "../ports/last-seen-store.js";
-import type { Logger } from "../ports/logger.js";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../ports/metrics.js";
 import type { PresenceBus, PresenceBusHandler } from "../ports/presence-bus.js";
 import type { LocalFanout } from "../ports/session-socket.js";
-import { LateTick } from "../late-tick.js";
+import { LateTick } from "@sobranie/protocol/runtime/late-tick";
 import { ClusterView } from "./cluster-view.js";
 import { EventLeadership, type PresenceBackendEvent } from "./event-leadership.js";
 import { LastSeenTimes } from "./last-seen.js";

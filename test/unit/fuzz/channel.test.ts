@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "../../../src/protocol/channel.js";
+import { parseChannel, parseRoutingKey, routingKey, routingPrefix } from "@sobranie/protocol/channel";
 import { anyString, runs } from "./fuzz.js";
 
 /**

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseClientFrame, readClientFrame, type ClientFrame } from "../../../src/protocol/frames.js";
-import { MAX_DATA_DEPTH } from "../../../src/protocol/event-data.js";
+import { parseClientFrame, readClientFrame, type ClientFrame } from "@sobranie/protocol/frames";
+import { MAX_DATA_DEPTH } from "@sobranie/protocol/event-data";
 import { anyJsonText, anyJsonValue, anyString, mutatedObjectText, nestedJsonText, RawJson, objectText, runs, withoutNegativeZero } from "./fuzz.js";
 
 /** A string of at most `max` UTF-16 units, any units. */

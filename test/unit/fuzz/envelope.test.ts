@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope, type EnvelopeProperties } from "../../../src/protocol/envelope.js";
-import { MAX_DATA_DEPTH } from "../../../src/protocol/event-data.js";
+import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope, type EnvelopeProperties } from "@sobranie/protocol/envelope";
+import { MAX_DATA_DEPTH } from "@sobranie/protocol/event-data";
 import { anyJsonText, anyJsonValue, anyString, mutatedObjectText, nestedJsonText, runs, withoutNegativeZero } from "./fuzz.js";
 
 const utf8 = new TextEncoder();

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { eventDataProblem } from "../../../src/protocol/event-data.js";
+import { eventDataProblem } from "@sobranie/protocol/event-data";
 import { anyJsonValue, edgyJsonText, runs } from "./fuzz.js";
 
 /** Levels of arrays/objects, by the definition in event-data.ts, recursively (the values here are shallow). */

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SseParser } from "../../../src/client/index.js";
-import { parseLastEventId, SSE_KEEPALIVE, SSE_PREAMBLE, SseMessage, sseCloseMessage } from "../../../src/protocol/sse.js";
+import { SseParser } from "@sobranie/client";
+import { parseLastEventId, SSE_KEEPALIVE, SSE_PREAMBLE, SseMessage, sseCloseMessage } from "@sobranie/protocol/sse";
 import { anyJsonValue, anyString, runs, withoutNegativeZero } from "./fuzz.js";
 
 const utf8 = new TextEncoder();

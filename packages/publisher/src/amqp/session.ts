@@ -1,9 +1,9 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Readable } from "node:stream";
-import { type Clock, systemClock, type Timer } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
-import { LateTick } from "../../core/late-tick.js";
-import { SobranieError } from "../../protocol/errors.js";
+import { type Clock, systemClock, type Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
+import { LateTick } from "@sobranie/protocol/runtime/late-tick";
+import { SobranieError } from "@sobranie/protocol/errors";
 import { describeBrokerUrl } from "./broker-addresses.js";
 import { coalesceMuxWrites } from "./coalesce-writes.js";
 

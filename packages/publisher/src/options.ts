@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { silentLogger, type Logger } from "../core/ports/logger.js";
-import { splitBrokerUrls } from "../protocol/broker-urls.js";
+import { silentLogger, type Logger } from "@sobranie/protocol/runtime/logger";
+import { splitBrokerUrls } from "@sobranie/protocol/broker-urls";
 
 export interface PublisherOptions {
   /**

@@ -1,5 +1,5 @@
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
-import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
+import { ClientCloseCode, CloseCode } from "@sobranie/protocol/codes";
 import { RealtimeError } from "./types.js";
 
 /** What a closed connection leads to: the client gives up with `error`, or it reconnects. */

@@ -1,4 +1,4 @@
-import { SobranieError } from "../protocol/errors.js";
+import { SobranieError } from "@sobranie/protocol/errors";
 
 /**
  * Every failure the publisher SDK reports, one class each. All are

@@ -1,10 +1,9 @@
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { randomUUID } from "node:crypto";
-import { BrokerUnavailableError } from "../../core/ports/broker.js";
-import { type Clock, systemClock, type Timer } from "../../core/ports/clock.js";
-import { SobranieError } from "../../protocol/errors.js";
+import { AmqpNames } from "@sobranie/protocol/amqp";
+import { BrokerUnavailableError, SobranieError } from "@sobranie/protocol/errors";
+import { type Clock, systemClock, type Timer } from "@sobranie/protocol/runtime/clock";
 import { DEFAULT_CONFIRM_TIMEOUT_MS } from "./reconnect.js";
-import { AmqpNames } from "./topology.js";
 
 /** The broker refused responsibility for a message (basic.nack): resource trouble on its side, worth a retry. */
 export class PublishNackedError extends SobranieError {

@@ -1,7 +1,7 @@
-import { type BackoffOptions, retryWithBackoff } from "../../core/backoff.js";
-import { BrokerUnavailableError } from "../../core/ports/broker.js";
-import type { Clock } from "../../core/ports/clock.js";
-import type { Logger } from "../../core/ports/logger.js";
+import { type BackoffOptions, retryWithBackoff } from "@sobranie/protocol/runtime/backoff";
+import { BrokerUnavailableError } from "@sobranie/protocol/errors";
+import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { type BrokerAddresses, describeBrokerUrl } from "./broker-addresses.js";
 
 /** What every AMQP adapter (broker, persist queue, presence bus, outbox publisher) is given to connect. */

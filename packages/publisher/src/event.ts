@@ -1,7 +1,7 @@
 import * as v from "valibot";
-import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingKey } from "../protocol/channel.js";
-import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "../protocol/envelope.js";
-import { eventDataMessage, eventDataProblem } from "../protocol/event-data.js";
+import { EVENT_TYPE_PATTERN, parseChannel, RESERVED_NAMESPACES, routingKey } from "@sobranie/protocol/channel";
+import { encodeEnvelope, MAX_ENVELOPE_BYTES, OccurredAtTextSchema } from "@sobranie/protocol/envelope";
+import { eventDataMessage, eventDataProblem } from "@sobranie/protocol/event-data";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
 
 /** Per-event options of `publish`. */

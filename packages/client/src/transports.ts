@@ -1,4 +1,4 @@
-import { ClientCloseCode, CloseCode } from "../protocol/codes.js";
+import { ClientCloseCode, CloseCode } from "@sobranie/protocol/codes";
 import type { ClientRequest, ServerFrame, TransportKind } from "./types.js";
 
 /** A server frame as received; the SSE-only `close` message says why a stream ended. */
@@ -7,7 +7,7 @@ export type IncomingFrame = ServerFrame | { op: "close"; code: number; reason: s
 export interface TransportHandlers {
   /** A frame; on SSE, `eventId` is the stream's `id:` so far (its Last-Event-ID). */
   frame(frame: IncomingFrame, eventId: string | undefined): void;
-  /** Exactly once. `code` is a `CloseCode` or a `ClientCloseCode` (src/protocol/codes.ts); HTTP refusals of SSE are mapped (401 → 4001, 429 → 4029, 5xx → 1012, other 4xx → 4400). */
+  /** Exactly once. `code` is a `CloseCode` or a `ClientCloseCode` (@sobranie/protocol/codes); HTTP refusals of SSE are mapped (401 → 4001, 429 → 4029, 5xx → 1012, other 4xx → 4400). */
   closed(code: number, reason: string): void;
 }
 

@@ -1,4 +1,4 @@
-import type { Clock } from "./ports/clock.js";
+import type { Clock } from "./clock.js";
 
 export interface BackoffOptions {
   readonly initialDelayMs: number;

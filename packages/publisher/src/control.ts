@@ -1,4 +1,4 @@
-import { encodeControl, parseControl, type ControlCommand } from "../protocol/control.js";
+import { encodeControl, parseControl, type ControlCommand } from "@sobranie/protocol/control";
 import { PublishValidationCode, PublishValidationError } from "./errors.js";
 import type { OutgoingEvent } from "./event.js";
 

@@ -11,7 +11,7 @@
  *
  * The browser client's RealtimeError is not one: it reports what the server
  * answered and the client's reconnect policy decides, so it has no
- * `retryable` of its own (src/client/types.ts).
+ * `retryable` of its own (@sobranie/client, packages/client/src/types.ts).
  */
 export abstract class SobranieError extends Error {
   abstract readonly code: string;
@@ -26,4 +26,14 @@ export abstract class SobranieError extends Error {
  */
 export function isRetryable(error: unknown): boolean {
   return (error as { retryable?: unknown } | null)?.retryable === true;
+}
+
+/** The message broker is not connected (or was stopped): retry later; a gateway answers `unavailable`. */
+export class BrokerUnavailableError extends SobranieError {
+  override readonly name = "BrokerUnavailableError";
+  readonly code = "unavailable";
+  readonly retryable = true;
+  constructor(message = "message broker is not connected", options?: { cause?: unknown }) {
+    super(message, options);
+  }
 }

@@ -1,5 +1,5 @@
-import type { GapReason, UnsubscribeReason } from "../protocol/codes.js";
-import type { PresenceMember, ServerFrame, UserStatus } from "../protocol/frames.js";
+import type { GapReason, UnsubscribeReason } from "@sobranie/protocol/codes";
+import type { PresenceMember, ServerFrame, UserStatus } from "@sobranie/protocol/frames";
 
 /** Wire frames (docs/protocol.md §4), shared with the server as types only: nothing of the server is bundled. */
 export type { PresenceMember, ServerFrame, UserStatus };

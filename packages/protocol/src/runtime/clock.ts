@@ -18,6 +18,11 @@ export interface Clock {
  */
 export const MAX_TIMER_MS = 2_147_483_647;
 
+/** Node's and Bun's timer handles can be unref'd; a browser's are plain numbers. */
+function unref(handle: unknown): void {
+  (handle as { unref?: () => void }).unref?.();
+}
+
 /** Timers never keep the process alive (unref); a delay of any length fires after that delay. */
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -26,14 +31,14 @@ export const systemClock: Clock = {
     let handle: ReturnType<typeof setTimeout>;
     const arm = (remaining: number): void => {
       handle = setTimeout(() => (remaining > MAX_TIMER_MS ? arm(remaining - MAX_TIMER_MS) : callback()), Math.min(remaining, MAX_TIMER_MS));
-      handle.unref?.();
+      unref(handle);
     };
     arm(ms);
     return { cancel: () => clearTimeout(handle) };
   },
   setInterval(callback, ms) {
     const handle = setInterval(callback, ms);
-    handle.unref?.();
+    unref(handle);
     return { cancel: () => clearInterval(handle) };
   },
 };

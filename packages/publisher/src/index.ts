@@ -1,5 +1,5 @@
 /**
- * The backend publisher SDK (`sobranie-realtime/publisher`): validated
+ * The backend publisher SDK (`@sobranie/publisher`): validated
  * events to `sobranie.events` with publisher confirms, reconnects and a
  * bounded buffer. Runs on Node and on Bun (amqplib over node:net).
  */
@@ -8,7 +8,7 @@ export type { CloseOptions, EventMap, Notification, Publisher, PublishResult } f
 export type { PublishOptions } from "./event.js";
 export type { DisconnectOptions } from "./control.js";
 export type { PublisherOptions } from "./options.js";
-export type { Logger } from "../core/ports/logger.js";
+export type { Logger } from "@sobranie/protocol/runtime/logger";
 export {
   PublishAbandonedError,
   PublisherBufferFullError,
@@ -16,7 +16,7 @@ export {
   PublishValidationCode,
   PublishValidationError,
 } from "./errors.js";
-export { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "../adapters/amqp/publisher.js";
-export { MAX_ENVELOPE_BYTES } from "../protocol/envelope.js";
-export { isRetryable, SobranieError } from "../protocol/errors.js";
-export { MAX_DATA_DEPTH } from "../protocol/event-data.js";
+export { PublishConfirmTimeoutError, PublishNackedError, PublishUnroutableError } from "./amqp/confirm-publisher.js";
+export { MAX_ENVELOPE_BYTES } from "@sobranie/protocol/envelope";
+export { isRetryable, SobranieError } from "@sobranie/protocol/errors";
+export { MAX_DATA_DEPTH } from "@sobranie/protocol/event-data";
