@@ -9,13 +9,13 @@ import { JwtAuthenticator } from "../adapters/jose/jwt-authenticator.js";
 import { OrmEventStore } from "../adapters/orm/orm-event-store.js";
 import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
-import { loadUws } from "./runtime.js";
-import { UwsServer, type Readiness } from "../adapters/uws/uws-server.js";
-import { ApiKeys } from "../adapters/uws/api-keys.js";
-import { HttpLimits } from "../adapters/uws/http-limits.js";
-import { CorkedSends } from "../adapters/uws/corked-sends.js";
-import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
-import { SseTopics } from "../adapters/uws/sse-session-socket.js";
+import { createEdgeServer } from "./runtime.js";
+import { registerEdgeRoutes, type Readiness } from "../http/edge-routes.js";
+import { ApiKeys } from "../http/api-keys.js";
+import { HttpLimits } from "../http/http-limits.js";
+import { CorkedSends } from "../http/corked-sends.js";
+import { EdgeFanout } from "../http/websocket-session-socket.js";
+import { SseTopics } from "../http/sse-session-socket.js";
 import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
@@ -63,7 +63,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const runsWorker = config.role !== "gateway";
 
   // First: a runtime without a usable uWS build fails here, not after the store's start-up.
-  const { uws, build } = loadUws();
+  const { server, build } = createEdgeServer();
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
     store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
@@ -73,7 +73,6 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   }
 
   const messaging = createMessaging({ config, namespaces, logger, clock, metrics });
-  const uwsApp = uws.App();
   const sseTopics = new SseTopics();
   const wsSends = new CorkedSends();
   let gateway: Gateway | undefined;
@@ -111,7 +110,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
       {
         broker: messaging.broker,
-        fanout: new UwsFanout(uwsApp, wsSends, sseTopics),
+        fanout: new EdgeFanout(server, wsSends, sseTopics),
         authenticator,
         namespaces,
         clock,
@@ -139,9 +138,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   metrics.observeReadiness(readiness);
   const httpLimits = new HttpLimits({ settings: config.httpLimits, clock, metrics });
   const pusherApps = new PusherApps(config.pusherApps);
-  const server = new UwsServer({
-    uws,
-    app: uwsApp,
+  registerEdgeRoutes(server, {
     exposition: metrics,
     readiness,
     logger,
@@ -155,7 +152,6 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       namespaces,
       store,
       maxFrameBytes: config.limits.maxFrameBytes,
-      sendBufferBytes: config.limits.sendBufferBytes,
       sseTopics,
       wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
@@ -200,7 +196,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       //    finish the one in flight (or leave it unacked for redelivery), stop
       //    retention;
       // 4. broker: cancel the consumer, remove bindings, finish confirms, close;
-      // 5. store; 6. release the uWS app.
+      // 5. store; 6. release the edge server.
       if (gateway) {
         logger.info({ graceMs: config.drainGraceMs }, "draining");
         await gateway.drain(config.drainGraceMs);

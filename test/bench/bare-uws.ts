@@ -1,6 +1,6 @@
-import type { loadUws } from "../../src/app/runtime.js";
+import type { loadNativeUws } from "../../src/adapters/uws/load-native-uws.js";
 
-type Uws = ReturnType<typeof loadUws>["uws"];
+type Uws = ReturnType<typeof loadNativeUws>["uws"];
 type UwsApp = ReturnType<Uws["App"]>;
 
 const WELCOME = JSON.stringify({ op: "welcome", session: "raw", node: "raw-uws", heartbeatMs: 25_000, ttlMs: 60_000, maxFrameBytes: 65_536 });

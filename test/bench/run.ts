@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { loadUws } from "../../src/app/runtime.js";
+import { loadNativeUws } from "../../src/adapters/uws/load-native-uws.js";
 import { printConnect, runConnect } from "./connect.js";
 import { type FanoutResult, runFanout } from "./fanout.js";
 import { printIdle, runIdle } from "./idle.js";
@@ -22,7 +22,7 @@ import { round } from "./stats.js";
  */
 
 const options = parseOptions(process.argv.slice(2));
-const { build } = loadUws();
+const { build } = loadNativeUws();
 const machine = machineInfo(build);
 const runId = randomBytes(4).toString("hex");
 const starters: Record<ScenarioName, (context: ServerContext) => Promise<ServerHandle>> = {

@@ -1,5 +1,5 @@
 import amqp from "amqplib";
-import { loadUws } from "../../src/app/runtime.js";
+import { loadNativeUws } from "../../src/adapters/uws/load-native-uws.js";
 import { bareUwsApp } from "./bare-uws.js";
 import { startBrokerFed } from "./broker-fed.js";
 import { eventFrame } from "./payload.js";
@@ -19,7 +19,7 @@ import { eventFrame } from "./payload.js";
 
 const PREFETCH = 1_000;
 
-const { uws } = loadUws();
+const { uws } = loadNativeUws();
 const { port, channel, exchange, queue } = await startBrokerFed();
 await channel.prefetch(PREFETCH);
 

@@ -1,4 +1,4 @@
-import { loadUws } from "../../src/app/runtime.js";
+import { loadNativeUws } from "../../src/adapters/uws/load-native-uws.js";
 import { bareUwsApp } from "./bare-uws.js";
 import { boundLifetime, type PublisherCommand, type PublisherSetup, sendToParent } from "./ipc.js";
 import { channelName, eventBody, eventFrame } from "./payload.js";
@@ -16,7 +16,7 @@ import { PublishLoop } from "./publish-loop.js";
 
 const setup = JSON.parse(process.argv[2] ?? "{}") as PublisherSetup;
 boundLifetime(setup.hardTimeoutMs, "server-uws");
-const { uws } = loadUws();
+const { uws } = loadNativeUws();
 
 const topics = Array.from({ length: setup.channelCount }, (_, index) => channelName(index));
 const app = bareUwsApp(uws);

@@ -8,7 +8,7 @@ import { GatewayProcess } from "../support/gateway-process.js";
 import { SseTestClient } from "../support/sse-client.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
-import { RawHttpClient } from "./raw-clients.js";
+import { RawHttpClient } from "../support/raw-client.js";
 
 // Run with `npm run test:bun` (after `npm run build`): the gateway is
 // `bun dist/src/main.js` in a child process (GatewayProcess spawns

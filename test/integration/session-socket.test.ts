@@ -1,10 +1,12 @@
 import { loadNativeUws } from "../../src/adapters/uws/load-native-uws.js";
+import { UwsEdgeServer } from "../../src/adapters/uws/uws-edge.js";
 import { sessionSocketContract } from "../contract/session-socket.contract.js";
-import { sseFixture, webSocketFixture } from "../support/uws-edge-sockets.js";
+import { sseFixture, webSocketFixture } from "../support/edge-sockets.js";
 
-// The uWS edge's sockets over real connections on loopback; the same suite
-// runs on the Bun shim in test/bun/session-socket.bun.ts.
+// The edge's sockets over real connections on loopback, on uWebSockets.js;
+// the same suite runs on Bun.serve in test/bun/session-socket.bun.ts.
 const { uws } = loadNativeUws();
+const createServer = () => new UwsEdgeServer(uws);
 
-sessionSocketContract("UwsSessionSocket (WebSocket, native uWS)", webSocketFixture(uws));
-sessionSocketContract("SseSessionSocket (SSE, native uWS)", sseFixture(uws));
+sessionSocketContract("WebSocketSessionSocket (WebSocket, native uWS)", webSocketFixture(createServer));
+sessionSocketContract("SseSessionSocket (SSE, native uWS)", sseFixture(createServer));

@@ -17,7 +17,7 @@ import { describe, expect, it } from "vitest";
  */
 
 type Package = "packages/protocol" | "packages/publisher" | "packages/client";
-type Layer = "main" | "app" | "config" | "core" | "worker" | Package | `adapters/${string}`;
+type Layer = "main" | "app" | "config" | "core" | "http" | "worker" | Package | `adapters/${string}`;
 
 interface LayerRule {
   /** Internal layers this one may import, besides itself. "adapters/*" is every adapter folder. */
@@ -38,6 +38,8 @@ const RULES: Record<string, LayerRule> = {
   core: { imports: ["packages/protocol"], packages: ["valibot"] },
   /** Persist-then-relay and the outbox relay: core services over ports, constructed by app/. */
   worker: { imports: ["packages/protocol", "core"], packages: [] },
+  /** The HTTP/WebSocket/SSE routes, written once against the edge port: no runtime's package (Node and Bun built-ins are both there). */
+  http: { imports: ["packages/protocol", "core"], packages: ["node:*"] },
   /** Each adapter maps one technology onto core ports; one adapter never reaches into another. */
   "adapters/*": { imports: ["packages/protocol", "core"] },
   /** The AMQP adapter connects and confirms with the publisher's machinery (`@sobranie/publisher/amqp/*`) rather than a copy. */
@@ -103,7 +105,7 @@ function layerOf(path: string): Layer | undefined {
   if (parts.length === 2 && parts[1] === "main.ts") return "main";
   const top = parts[1];
   if (top === "adapters") return parts.length > 3 ? `adapters/${parts[2]}` : undefined;
-  const layers = ["app", "config", "core", "worker"] as const;
+  const layers = ["app", "config", "core", "http", "worker"] as const;
   return layers.find((layer) => layer === top);
 }
 
@@ -270,6 +272,9 @@ describe("layering of src/ and packages/", () => {
         edge("packages/publisher/src/p.ts", "../../../src/adapters/amqp/topology.js"),
         edge("src/core/c.ts", "../../packages/protocol/src/codes.js"),
         edge("src/config/v.ts", "../adapters/jose/j.js"),
+        edge("src/http/h.ts", "../adapters/uws/u.js", true),
+        edge("src/http/h.ts", "@btc-vision/uwebsockets.js", true),
+        edge("src/core/c.ts", "../http/h.js"),
         edge("src/elsewhere.ts", "./x.js"),
         edge("src/app/a.ts", "../adapters/amqp/a.js"),
         edge("src/adapters/amqp/a.ts", "@sobranie/publisher/amqp/session"),
@@ -290,6 +295,9 @@ describe("layering of src/ and packages/", () => {
       "packages/publisher/src/p.ts → ../../../src/adapters/amqp/topology.js: leaves packages/publisher/ by a relative path; a package never imports the server",
       "src/core/c.ts → ../../packages/protocol/src/codes.js: leaves the server by a relative path; import @sobranie/protocol by its name",
       "src/config/v.ts → ../adapters/jose/j.js: config may not import adapters/jose",
+      "src/http/h.ts → ../adapters/uws/u.js: http may not import adapters/uws",
+      "src/http/h.ts → @btc-vision/uwebsockets.js: http may import only node:*",
+      "src/core/c.ts → ../http/h.js: core may not import http",
       "src/elsewhere.ts → ./x.js: src/elsewhere.ts is in no layer",
     ]);
   });

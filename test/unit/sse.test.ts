@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { HttpResponse } from "@btc-vision/uwebsockets.js";
+import type { ResponseStream } from "../../src/core/ports/edge.js";
 import { SseMessage, parseLastEventId, sseCloseMessage, sseDataLines, sseEventName } from "@sobranie/protocol/sse";
-import { SseSessionSocket, SseTopics } from "../../src/adapters/uws/sse-session-socket.js";
+import { SseSessionSocket, SseTopics } from "../../src/http/sse-session-socket.js";
 import { CloseCode } from "@sobranie/protocol/codes";
 
 /** The fields of one SSE message as a conforming parser would read them. */
@@ -72,28 +72,26 @@ describe("SSE framing", () => {
   });
 });
 
-/** A uWS HttpResponse stand-in: records writes; `accepting` decides what write() returns. */
-class FakeResponse {
+/** A response stream stand-in: records writes; `accepting` decides what write() returns. */
+class FakeResponse implements ResponseStream {
   written: string[] = [];
   ended = false;
   accepting = true;
-  cork(callback: () => void): this {
+  cork(callback: () => void): void {
     callback();
-    return this;
   }
   write(chunk: string): boolean {
     this.written.push(chunk);
     return this.accepting;
   }
-  end(): this {
+  end(): void {
     this.ended = true;
-    return this;
   }
 }
 
 function socketOn(res: FakeResponse, topics = new SseTopics(), pendingRefs: number[] = []) {
   const closes: number[] = [];
-  const socket = new SseSessionSocket({ res: res as unknown as HttpResponse, topics, pendingRefs, onClosed: (code) => closes.push(code) });
+  const socket = new SseSessionSocket({ stream: res, topics, pendingRefs, onClosed: (code) => closes.push(code) });
   return { socket, closes, topics };
 }
 

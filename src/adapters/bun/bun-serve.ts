@@ -1,9 +1,10 @@
 import type { UnderlyingSource } from "node:stream/web";
 
 /**
- * The part of Bun's runtime API the shim uses, declared here so `tsc` on Node
- * checks the shim without Bun's type package (whose globals would change the
- * types of the whole project). Semantics noted where the shim relies on them.
+ * The part of Bun's runtime API the Bun edge adapter uses, declared here so
+ * `tsc` on Node checks the adapter without Bun's type package (whose globals
+ * would change the types of the whole project). Semantics noted where the
+ * adapter relies on them.
  */
 
 export interface BunServer {
@@ -42,24 +43,33 @@ export interface BunWebSocketHandler<Data> {
   idleTimeout: number;
   sendPings: boolean;
   perMessageDeflate: boolean;
-  /** Text frames arrive as strings, binary ones as Buffers. */
+  /** Text frames arrive as strings (already decoded), binary ones as Buffers. */
   open(ws: BunServerWebSocket<Data>): void;
   message(ws: BunServerWebSocket<Data>, message: string | Uint8Array): void;
   ping(ws: BunServerWebSocket<Data>, data: Uint8Array): void;
   close(ws: BunServerWebSocket<Data>, code: number, reason: string): void;
 }
 
+export type BunFetch = (request: Request, server: BunServer) => Response | Promise<Response | undefined> | undefined;
+
 export interface BunServeOptions<Data> {
   hostname: string;
   port: number;
-  fetch(request: Request, server: BunServer): Response | Promise<Response | undefined> | undefined;
+  /**
+   * By pattern (`/a/b`, `/a/:name`), every method; a static pattern wins over
+   * one with `:name`. Bun percent-decodes the params it would hand over, so
+   * the adapter reads raw segments from the path itself.
+   */
+  routes: Record<string, BunFetch>;
+  /** Requests no route takes. */
+  fetch: BunFetch;
   websocket: BunWebSocketHandler<Data>;
 }
 
 /**
  * A `type: "direct"` ReadableStream's controller, writing straight to the
  * HTTP response: `write` returns the byte count when the bytes went out, or
- * a promise while they are held behind backpressure (uWS's `write` → false).
+ * a promise while they are held behind backpressure.
  * Writes are flushed at the end of the tick.
  */
 export interface BunDirectController {

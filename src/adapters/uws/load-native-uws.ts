@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import type * as Uws from "@btc-vision/uwebsockets.js";
-import type { UwsApi } from "../../core/ports/uws-api.js";
+import type { UwsApi } from "./uws-api.js";
 
 /**
  * A native uWebSockets.js build for Node, or throws. uWS.js is not on npm

@@ -37,7 +37,7 @@ export interface Authenticator {
    * Decides at once where the token's key allows it: the principal, or a
    * thrown `AuthenticationError`; `undefined` when only `verify` can decide
    * (a key that must be fetched). The WebSocket upgrade uses it to upgrade
-   * synchronously (see UwsServer).
+   * synchronously (see src/http/user-token-gate.ts).
    */
   verifyNow?(token: string): Principal | undefined;
   /** A subscription token: resolves the grant, or rejects with `AuthenticationError`. */

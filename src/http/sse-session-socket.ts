@@ -1,10 +1,10 @@
-import type { UwsResponse } from "../../core/ports/uws-api.js";
+import type { ResponseStream } from "../core/ports/edge.js";
 import { SSE_KEEPALIVE, SseMessage, sseCloseMessage } from "@sobranie/protocol/sse";
 import type { CloseCode } from "@sobranie/protocol/codes";
-import type { SessionSocket } from "../../core/ports/session-socket.js";
+import type { SessionSocket } from "../core/ports/session-socket.js";
 
 /**
- * SSE streams by topic. uWS native topics exist for WebSockets only, so the
+ * SSE streams by topic. Native topics exist for WebSockets only, so the
  * LocalFanout hands each event to this registry as well: the frame is
  * encoded to SSE once per event, then written to each stream of the topic.
  */
@@ -38,7 +38,7 @@ export class SseTopics {
 }
 
 export interface SseSessionSocketDeps {
-  readonly res: UwsResponse;
+  readonly stream: ResponseStream;
   readonly topics: SseTopics;
   /** Refs of the subscribe requests the stream makes for its `channels`; `id:` lines start once all are answered. */
   readonly pendingRefs: readonly number[];
@@ -47,7 +47,7 @@ export interface SseSessionSocketDeps {
 }
 
 /**
- * The SessionSocket port over a uWS streaming HTTP response.
+ * The SessionSocket port over a streaming HTTP response.
  *
  * `id:` lines: a client's `Last-Event-ID` becomes `since` for every durable
  * channel of its next stream, so an id must never run ahead of an event the
@@ -56,8 +56,8 @@ export interface SseSessionSocketDeps {
  * `id:`; a stream cut then reconnects from the previous id, and the client
  * drops the repeats by event id.
  *
- * Backpressure: uWS exposes no buffered amount for HTTP responses. `write`
- * returns false while uWS holds bytes the kernel did not take, so the bytes
+ * Backpressure: a runtime exposes no buffered amount for HTTP responses.
+ * `write` returns false while bytes are held back, so the bytes
  * written since the last write that found the buffer empty bound what is
  * buffered; the gateway's inspection closes the stream over SEND_BUFFER_BYTES.
  */
@@ -66,12 +66,12 @@ export class SseSessionSocket implements SessionSocket {
   private backlogBytes = 0;
   private readonly pendingRefs: Set<number>;
   private readonly joined = new Set<string>();
-  private readonly res: UwsResponse;
+  private readonly stream: ResponseStream;
   private readonly topics: SseTopics;
   private readonly onClosed: (code: number) => void;
 
   constructor(deps: SseSessionSocketDeps) {
-    this.res = deps.res;
+    this.stream = deps.stream;
     this.topics = deps.topics;
     this.onClosed = deps.onClosed;
     this.pendingRefs = new Set(deps.pendingRefs);
@@ -104,14 +104,14 @@ export class SseSessionSocket implements SessionSocket {
     this.closed = true;
     this.leaveAll();
     // The close message is queued behind whatever is buffered, like a WebSocket close frame.
-    this.res.cork(() => {
-      this.res.write(sseCloseMessage(code, reason));
-      this.res.end();
+    this.stream.cork(() => {
+      this.stream.write(sseCloseMessage(code, reason));
+      this.stream.end();
     });
     this.onClosed(code);
   }
 
-  /** The client went away (uWS onAborted): the response must not be touched again. */
+  /** The client went away: the stream is not written again. */
   aborted(code: number): void {
     if (this.closed) return;
     this.closed = true;
@@ -139,10 +139,7 @@ export class SseSessionSocket implements SessionSocket {
   }
 
   private write(chunk: string): void {
-    let accepted = false;
-    this.res.cork(() => {
-      accepted = this.res.write(chunk);
-    });
+    const accepted = this.stream.write(chunk);
     this.backlogBytes = accepted ? 0 : this.backlogBytes + Buffer.byteLength(chunk);
   }
 

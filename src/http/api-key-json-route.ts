@@ -1,12 +1,12 @@
-import type { UwsApp } from "../../core/ports/uws-api.js";
+import type { BodyRead, EdgeServer } from "../core/ports/edge.js";
 import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import { isRetryable } from "@sobranie/protocol/errors";
-import { admitApiKey, presentedBearer, refuseApiKey, type ApiKeyGateDeps, type ApiKeyWording } from "./api-key-gate.js";
-import { PendingReply } from "./http-reply.js";
+import { admitApiKey, refuseApiKey, type ApiKeyGateDeps, type ApiKeyWording } from "./api-key-gate.js";
+import { PendingReply, presentedBearer, receiveJson } from "./http-reply.js";
 
 export interface ApiKeyJsonRouteDeps extends ApiKeyGateDeps {
-  readonly app: UwsApp;
+  readonly server: EdgeServer;
   readonly logger: Logger;
 }
 
@@ -32,13 +32,13 @@ export interface ApiKeyJsonRoute {
  * The steps every such route takes, in order: the API-key gate (failed
  * attempts per address, the key, the key's rate), the body (at most
  * `maxBodyBytes`), JSON, then the route's own `handle`. Headers are read in
- * uWS's handler turn, as they must be.
+ * the handler's own turn, as they must be.
  */
 export function registerApiKeyJsonRoute(deps: ApiKeyJsonRouteDeps, route: ApiKeyJsonRoute): void {
-  deps.app.post(route.path, (res, req) => {
-    const presented = presentedBearer(req);
-    const source = deps.limits.sourceOf(res, req);
-    const reply = new PendingReply(res);
+  deps.server.route("post", route.path, (exchange) => {
+    const presented = presentedBearer(exchange.request);
+    const source = deps.limits.sourceOf(exchange.request);
+    const reply = new PendingReply(exchange);
     const body = reply.readBody(route.maxBodyBytes);
     void answer(deps, route, reply, { presented, source }, body);
   });
@@ -49,23 +49,14 @@ async function answer(
   route: ApiKeyJsonRoute,
   reply: PendingReply,
   caller: { presented: string | undefined; source: string },
-  body: ReturnType<PendingReply["readBody"]>,
+  body: Promise<BodyRead>,
 ): Promise<void> {
   const admitted = admitApiKey(deps, caller.presented, caller.source, route.wording);
   if (!admitted.ok) return refuseApiKey(reply, admitted);
-  const received = await body;
-  if (!received.ok) {
-    if (received.reason === "too_large") reply.reject(HttpRejection.TooLarge, `body over ${route.maxBodyBytes} bytes`);
-    return;
-  }
-  let json: unknown;
+  const received = await receiveJson(reply, body, route.maxBodyBytes);
+  if (!received) return;
   try {
-    json = JSON.parse(received.body.toString("utf8"));
-  } catch {
-    return reply.reject(HttpRejection.BadRequest, "body is not valid JSON");
-  }
-  try {
-    await route.handle(json, reply);
+    await route.handle(received.json, reply);
   } catch (error) {
     if (isRetryable(error)) return reply.reject(HttpRejection.Unavailable, route.unavailable);
     deps.logger.error({ err: error }, route.failureLog);

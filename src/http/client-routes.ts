@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { UwsApp } from "../../core/ports/uws-api.js";
+import type { EdgeServer } from "../core/ports/edge.js";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { DEMO_INLINE, DEMO_PAGE } from "./demo/demo-page.js";
 import { PendingReply } from "./http-reply.js";
 
 export interface ClientRoutesDeps {
-  readonly app: UwsApp;
+  readonly server: EdgeServer;
   readonly logger: Logger;
 }
 
@@ -31,8 +31,8 @@ export function registerClientRoutes(deps: ClientRoutesDeps): void {
       return text;
     }));
 
-  deps.app.get("/client/sobranie-client.js", (res) => {
-    const reply = new PendingReply(res);
+  deps.server.route("get", "/client/sobranie-client.js", (exchange) => {
+    const reply = new PendingReply(exchange);
     reply.holdConnection();
     loadBundle().then(
       (text) => {
@@ -46,7 +46,7 @@ export function registerClientRoutes(deps: ClientRoutesDeps): void {
     );
   });
   for (const path of ["/", "/demo"]) {
-    deps.app.get(path, (res) => new PendingReply(res).text(200, "text/html; charset=utf-8", DEMO_PAGE, DEMO_PAGE_HEADERS));
+    deps.server.route("get", path, (exchange) => new PendingReply(exchange).text(200, "text/html; charset=utf-8", DEMO_PAGE, DEMO_PAGE_HEADERS));
   }
 }
 
@@ -71,8 +71,8 @@ export const DEMO_PAGE_CSP = [
 
 const DEMO_PAGE_HEADERS = { "content-security-policy": DEMO_PAGE_CSP, "referrer-policy": "no-referrer", "x-frame-options": "DENY" };
 
-/** From the compiled server (`dist/src/adapters/uws/`) and from the sources (`src/adapters/uws/`, tests). */
-const BUNDLE_CANDIDATES = [new URL("../../../client/sobranie-client.js", import.meta.url), new URL("../../../dist/client/sobranie-client.js", import.meta.url)];
+/** From the compiled server (`dist/src/http/`) and from the sources (`src/http/`, tests). */
+const BUNDLE_CANDIDATES = [new URL("../../client/sobranie-client.js", import.meta.url), new URL("../../dist/client/sobranie-client.js", import.meta.url)];
 
 async function firstReadable(paths: readonly URL[]): Promise<string | undefined> {
   for (const path of paths) {

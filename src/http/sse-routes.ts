@@ -1,13 +1,14 @@
-import type { UwsApp, UwsResponse } from "../../core/ports/uws-api.js";
+import type { EdgeServer, HttpExchange, ResponseStream } from "../core/ports/edge.js";
 import { CloseCode, HttpRejection } from "@sobranie/protocol/codes";
 import { parseChannel } from "@sobranie/protocol/channel";
 import { SSE_PREAMBLE, parseLastEventId } from "@sobranie/protocol/sse";
-import type { Gateway } from "../../core/gateway.js";
-import type { Session } from "../../core/session.js";
-import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import type { Gateway } from "../core/gateway.js";
+import type { Session } from "../core/session.js";
+import type { Authenticator } from "../core/ports/authenticator.js";
 import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
-import type { Metrics, UpgradeRejectReason } from "../../core/ports/metrics.js";
-import { ADMISSION_REJECTIONS, PendingReply, requestToken } from "./http-reply.js";
+import type { Metrics } from "../core/ports/metrics.js";
+import { PendingReply, refuseConnection, requestToken } from "./http-reply.js";
+import { admitUser, refuseUser } from "./user-token-gate.js";
 import type { HttpLimits } from "./http-limits.js";
 import { SseSessionSocket, type SseTopics } from "./sse-session-socket.js";
 
@@ -15,7 +16,7 @@ import { SseSessionSocket, type SseTopics } from "./sse-session-socket.js";
 export const SSE_KEEPALIVE_MS = 15_000;
 
 export interface SseRoutesDeps {
-  readonly app: UwsApp;
+  readonly server: EdgeServer;
   readonly gateway: Gateway;
   readonly authenticator: Authenticator;
   readonly limits: HttpLimits;
@@ -63,69 +64,57 @@ export function registerSseRoutes(deps: SseRoutesDeps): void {
     keepAlive = undefined;
   };
 
-  deps.app.get("/realtime/events", (res, req) => {
-    // Everything needed from `req` is read now: it is invalid after the first await.
+  deps.server.route("get", "/realtime/events", (exchange) => {
+    // Everything needed from the request is read now: it is invalid after the first await.
+    const req = exchange.request;
     const token = requestToken(req);
-    const channelsParam = req.getQuery("channels") ?? "";
-    const lastEventId = req.getHeader("last-event-id") || req.getQuery("lastEventId") || undefined;
-    const source = deps.limits.sourceOf(res, req);
-    const reply = new PendingReply(res);
-    const refuse = (reason: UpgradeRejectReason, message?: string): void => {
-      deps.metrics.upgradeRejected(reason);
-      const { rejection, message: fallback } = ADMISSION_REJECTIONS[reason];
-      reply.reject(rejection, message ?? fallback);
-    };
+    const source = deps.limits.sourceOf(req);
+    const channelsParam = req.query("channels") ?? "";
+    const lastEventId = req.header("last-event-id") || req.query("lastEventId") || undefined;
+    const reply = new PendingReply(exchange);
 
     const channels = parseChannelList(channelsParam, deps.maxSubscriptions);
     if (!channels.ok) return reply.reject(HttpRejection.BadRequest, channels.message);
-    if (deps.gateway.isDraining()) return refuse("draining");
-    if (!token) return refuse("unauthorized", "missing token: Authorization: Bearer <jwt> or ?token=<jwt>");
+    if (deps.gateway.isDraining()) return refuseConnection(reply, deps.metrics, "draining");
     const since = parseLastEventId(lastEventId);
-    const bySource = deps.limits.takeSource(source);
-    if (!bySource.ok) return reply.rateLimited("too many requests from this address", bySource.retryAfterMs);
-
-    deps.authenticator.verify(token).then(
-      (principal) => {
-        if (!reply.isOpen) return;
-        const byUser = deps.limits.takeUser(principal.userId);
-        if (!byUser.ok) return reply.rateLimited("too many requests for this user", byUser.retryAfterMs);
-        const admission = deps.gateway.admit(principal);
-        if (!admission.ok) return refuse(admission.reason);
-        let session: Session | undefined;
-        const socket = new SseSessionSocket({
-          res,
-          topics: deps.topics,
-          pendingRefs: channels.names.map((_, index) => index + 1),
-          onClosed: (code) => {
-            untrack(socket);
-            if (session) deps.gateway.closed(session);
-            deps.metrics.connectionClosed("sse", code);
-          },
-        });
-        reply.onAbort(() => socket.aborted(CloseCode.Normal));
-        reply.corked((response) => startStream(response));
-        session = deps.gateway.open(admission.ticket, socket);
-        deps.metrics.connectionOpened("sse");
-        track(socket, session);
-        channels.names.forEach((channel, index) => {
-          session?.request(since === undefined ? { op: "subscribe", ref: index + 1, channel } : { op: "subscribe", ref: index + 1, channel, since });
-        });
-      },
-      (error: unknown) => {
-        refuse("unauthorized", error instanceof AuthenticationError ? error.message : "token could not be verified");
-      },
-    );
+    admitUser(deps, token, { missingToken: "missing token: Authorization: Bearer <jwt> or ?token=<jwt>", httpRatesFrom: source }, (verdict) => {
+      if (!verdict.ok) return refuseUser(reply, verdict, deps.metrics);
+      if (!reply.isOpen) return;
+      const admission = deps.gateway.admit(verdict.principal);
+      if (!admission.ok) return refuseConnection(reply, deps.metrics, admission.reason);
+      // Open: checked above, in this turn.
+      const stream = startStream(exchange)!;
+      let session: Session | undefined;
+      const socket = new SseSessionSocket({
+        stream,
+        topics: deps.topics,
+        pendingRefs: channels.names.map((_, index) => index + 1),
+        onClosed: (code) => {
+          untrack(socket);
+          if (session) deps.gateway.closed(session);
+          deps.metrics.connectionClosed("sse", code);
+        },
+      });
+      reply.onAbort(() => socket.aborted(CloseCode.Normal));
+      session = deps.gateway.open(admission.ticket, socket);
+      deps.metrics.connectionOpened("sse");
+      track(socket, session);
+      channels.names.forEach((channel, index) => {
+        session?.request(since === undefined ? { op: "subscribe", ref: index + 1, channel } : { op: "subscribe", ref: index + 1, channel, since });
+      });
+    });
   });
 }
 
-function startStream(res: UwsResponse): void {
-  res
-    .writeStatus("200 OK")
-    .writeHeader("content-type", "text/event-stream; charset=utf-8")
-    .writeHeader("cache-control", "no-store")
+function startStream(exchange: HttpExchange): ResponseStream | undefined {
+  const stream = exchange.stream(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
     // nginx and similar proxies would otherwise buffer the stream.
-    .writeHeader("x-accel-buffering", "no")
-    .write(SSE_PREAMBLE);
+    "x-accel-buffering": "no",
+  });
+  stream?.write(SSE_PREAMBLE);
+  return stream;
 }
 
 type ChannelList = { ok: true; names: string[] } | { ok: false; message: string };

@@ -1,4 +1,3 @@
-import type { UwsRequest } from "../../core/ports/uws-api.js";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { ApiKeys } from "./api-keys.js";
@@ -20,11 +19,6 @@ export interface ApiKeyWording {
 }
 
 export type ApiKeyVerdict = { ok: true } | { ok: false; status: HttpRejection; message: string; retryAfterMs?: number };
-
-/** The presented `Authorization: Bearer <key>`. Read it in the handler's own turn. */
-export function presentedBearer(req: UwsRequest): string | undefined {
-  return /^Bearer\s+(\S+)$/i.exec(req.getHeader("authorization"))?.[1];
-}
 
 /**
  * The backend API's admission, the same on every API-key route: refused

@@ -1,8 +1,8 @@
 import { BlockList, isIP } from "node:net";
-import { KeyedTokenBuckets } from "../../core/rate-limit.js";
+import { KeyedTokenBuckets } from "../core/rate-limit.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
-import type { HttpRateLimitScope, Metrics } from "../../core/ports/metrics.js";
-import type { UwsRequest, UwsResponse } from "../../core/ports/uws-api.js";
+import type { HttpRateLimitScope, Metrics } from "../core/ports/metrics.js";
+import type { EdgeRequest } from "../core/ports/edge.js";
 
 /** Per map: a client inventing addresses or a backend inventing users holds at most this many buckets (about 100 bytes each). */
 export const MAX_TRACKED_KEYS = 100_000;
@@ -48,11 +48,11 @@ export class HttpLimits {
    * (what nginx's `$proxy_add_x_forwarded_for` appended; entries to its left
    * are the client's own say). Read in the handler's own turn.
    */
-  sourceOf(res: UwsResponse, req: UwsRequest): string {
-    const peer = Buffer.from(res.getRemoteAddressAsText()).toString("latin1");
+  sourceOf(req: EdgeRequest): string {
+    const peer = req.remoteAddress();
     if (!this.isTrusted(peer)) return peer;
     const forwarded: string[] = [];
-    req.forEach((name, value) => {
+    req.forEachHeader((name, value) => {
       if (name === "x-forwarded-for") forwarded.push(...value.split(","));
     });
     let client = peer;

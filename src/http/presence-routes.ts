@@ -1,20 +1,21 @@
-import type { UwsApp } from "../../core/ports/uws-api.js";
+import type { EdgeServer } from "../core/ports/edge.js";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import { parseChannel, USER_ID_PATTERN, USER_ID_RULE } from "@sobranie/protocol/channel";
-import type { Gateway } from "../../core/gateway.js";
-import type { NamespaceRegistry } from "../../core/namespaces.js";
-import { AuthenticationError, type Authenticator } from "../../core/ports/authenticator.js";
+import type { Gateway } from "../core/gateway.js";
+import type { NamespaceRegistry } from "../core/namespaces.js";
+import type { Authenticator } from "../core/ports/authenticator.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
-import { admitApiKey, presentedBearer, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
-import { PendingReply, requestToken } from "./http-reply.js";
+import { admitApiKey, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
+import { PendingReply, presentedBearer, requestToken } from "./http-reply.js";
+import { admitUser, refuseUser } from "./user-token-gate.js";
 
 /** Like the `status` op (docs/protocol.md §4). */
 const MAX_STATUS_USERS = 100;
 
 export interface PresenceRoutesDeps {
-  readonly app: UwsApp;
+  readonly server: EdgeServer;
   readonly apiKeys: ApiKeys;
   readonly limits: HttpLimits;
   readonly authenticator: Authenticator;
@@ -36,11 +37,12 @@ const WORDING = { disabled: "the HTTP API is disabled: set API_KEYS", overRate: 
  * then the user's HTTP rate.
  */
 export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
-  deps.app.get("/api/v1/presence/:channel", (res, req) => {
+  deps.server.route("get", "/api/v1/presence/:channel", (exchange) => {
+    const req = exchange.request;
     const presented = presentedBearer(req);
-    const raw = req.getParameter(0) ?? "";
-    const source = deps.limits.sourceOf(res, req);
-    const reply = new PendingReply(res);
+    const raw = req.param(0) ?? "";
+    const source = deps.limits.sourceOf(req);
+    const reply = new PendingReply(exchange);
     const caller = admitApiKey(deps, presented, source, WORDING);
     if (!caller.ok) return refuseApiKey(reply, caller);
     let text: string;
@@ -57,32 +59,15 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
     reply.json(200, deps.gateway.presence.members(channel.name));
   });
 
-  deps.app.get("/api/v1/status", (res, req) => {
+  deps.server.route("get", "/api/v1/status", (exchange) => {
+    const req = exchange.request;
     const presented = presentedBearer(req);
     const token = requestToken(req);
-    const users = req.getQuery("users") ?? "";
-    const source = deps.limits.sourceOf(res, req);
-    const reply = new PendingReply(res);
+    const source = deps.limits.sourceOf(req);
+    const users = req.query("users") ?? "";
+    const reply = new PendingReply(exchange);
     reply.holdConnection();
-    void (async () => {
-      const keyIndex = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
-      if (keyIndex !== undefined) {
-        const verdict = takeApiKeyRate(deps, keyIndex, WORDING.overRate);
-        if (!verdict.ok) return refuseApiKey(reply, verdict);
-      } else {
-        // Not an API key: a user's JWT may ask too.
-        if (!token) return reply.reject(HttpRejection.Unauthorized, "an API key or a user token is required");
-        const bySource = deps.limits.takeSource(source);
-        if (!bySource.ok) return reply.rateLimited("too many requests from this address", bySource.retryAfterMs);
-        let userId: string;
-        try {
-          userId = (await deps.authenticator.verify(token)).userId;
-        } catch (error) {
-          return reply.reject(HttpRejection.Unauthorized, error instanceof AuthenticationError ? error.message : "token could not be verified");
-        }
-        const byUser = deps.limits.takeUser(userId);
-        if (!byUser.ok) return reply.rateLimited("too many requests for this user", byUser.retryAfterMs);
-      }
+    const answer = async (): Promise<void> => {
       const list = users.split(",").filter((user) => user.length > 0);
       if (list.length === 0) return reply.reject(HttpRejection.BadRequest, "users=<id>,<id>… is required");
       if (list.length > MAX_STATUS_USERS) return reply.reject(HttpRejection.BadRequest, `at most ${MAX_STATUS_USERS} users per request`);
@@ -90,6 +75,17 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
       const bad = list.findIndex((user) => !USER_ID_PATTERN.test(user));
       if (bad >= 0) return reply.reject(HttpRejection.BadRequest, `users.${bad} (counting from 0) is not a user id: ${USER_ID_RULE}`);
       reply.json(200, { users: await deps.gateway.presence.statuses(list) });
-    })();
+    };
+    const keyIndex = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
+    if (keyIndex !== undefined) {
+      const verdict = takeApiKeyRate(deps, keyIndex, WORDING.overRate);
+      if (!verdict.ok) return refuseApiKey(reply, verdict);
+      return void answer();
+    }
+    // Not an API key: a user's JWT may ask too.
+    admitUser(deps, token, { missingToken: "an API key or a user token is required", httpRatesFrom: source }, (verdict) => {
+      if (!verdict.ok) return refuseUser(reply, verdict);
+      void answer();
+    });
   });
 }

@@ -1,6 +1,6 @@
 import { parseControl, MAX_CONTROL_BYTES } from "@sobranie/protocol/control";
 import { HttpRejection } from "@sobranie/protocol/codes";
-import type { Gateway } from "../../core/gateway.js";
+import type { Gateway } from "../core/gateway.js";
 import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 
 export interface ControlRoutesDeps extends ApiKeyJsonRouteDeps {

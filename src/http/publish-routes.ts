@@ -1,8 +1,8 @@
 import { HttpRejection } from "@sobranie/protocol/codes";
-import { parseBackendPublish } from "../../core/backend-publish.js";
-import { NamespaceNotFoundError } from "../../core/broker-publishes.js";
-import type { Gateway } from "../../core/gateway.js";
-import { EventTooLargeError } from "../../core/published-envelope.js";
+import { parseBackendPublish } from "../core/backend-publish.js";
+import { NamespaceNotFoundError } from "../core/broker-publishes.js";
+import type { Gateway } from "../core/gateway.js";
+import { EventTooLargeError } from "../core/published-envelope.js";
 import { registerApiKeyJsonRoute, type ApiKeyJsonRouteDeps } from "./api-key-json-route.js";
 
 /** The contract's event body limit (docs/protocol.md §3); the JSON wrapper adds little. */

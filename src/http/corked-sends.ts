@@ -7,14 +7,14 @@ export interface HasWaitingFrames {
 /**
  * Holds frames sent directly to WebSockets until the end of the event-loop
  * turn, then writes each socket's frames corked: one send() system call per
- * socket per turn, however many frames it got. uWS corks by itself only
- * inside its own handlers; a send from anywhere else — the `ok` of a publish
+ * socket per turn, however many frames it got. The runtime corks by itself
+ * only inside its own handlers; a send from anywhere else — the `ok` of a publish
  * when the broker confirms it, a recovery replay after the store answered —
  * was a system call per frame, and on loopback the system call costs more
  * than the frame (a client with 4 publishes in flight got 4 writes).
  *
  * Order guarantees: a socket's frames leave in the order they were sent, and
- * `flush()` runs before every topic publish (UwsFanout), so a frame sent
+ * `flush()` runs before every topic publish (EdgeFanout), so a frame sent
  * before an event was published is never overtaken by it.
  */
 export class CorkedSends {

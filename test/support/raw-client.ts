@@ -11,11 +11,14 @@ const KEPT_BYTES = 65_536;
  */
 export class RawHttpClient {
   ended = false;
+  /** Every byte received. */
+  bytes = 0;
   private head = Buffer.alloc(0);
   private tail = Buffer.alloc(0);
 
   private constructor(readonly socket: net.Socket) {
     socket.on("data", (chunk: Buffer) => {
+      this.bytes += chunk.length;
       if (this.head.length < KEPT_BYTES) this.head = Buffer.concat([this.head, chunk]).subarray(0, KEPT_BYTES);
       const tail = Buffer.concat([this.tail, chunk]);
       this.tail = tail.subarray(Math.max(0, tail.length - KEPT_BYTES));

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { TokenBucket } from "../../core/rate-limit.js";
+import { TokenBucket } from "../core/rate-limit.js";
 
 /**
  * Backend API keys (`API_KEYS`). Keys are compared as SHA-256 digests with

@@ -1,14 +1,7 @@
 /**
- * The part of the uWebSockets.js API the gateway uses, declared once: the
- * port the HTTP/WebSocket/SSE edge (src/adapters/uws/) is written against.
- * The core itself never uses it; it sits here so that both runtimes can
- * implement it without one adapter importing another.
- *
- * Two implementations satisfy it: the native uWS.js module on Node (its own
- * types are a superset, checked in adapters/uws/load-native-uws.ts) and the
- * Bun shim over `Bun.serve` (src/adapters/bun/); src/app/runtime.ts picks
- * one. Server code depends on these types only, so a call outside the
- * subset is a compile error rather than a crash on Bun.
+ * The part of the uWebSockets.js API the uWS edge adapter (uws-edge.ts)
+ * uses, declared once: both pinned native builds satisfy it (checked in
+ * load-native-uws.ts), so a call outside the subset is a compile error.
  *
  * Semantics are uWS's: handlers run synchronously, a request is only valid
  * until the handler's first await, a response after its abort must not be
