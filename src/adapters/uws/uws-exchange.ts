@@ -18,6 +18,7 @@ const STATUS_TEXT: Record<number, string> = {
 
 /** The request view over uWS's HttpRequest: read lazily, so only in the handler's own turn (uWS reuses it after). */
 export class UwsEdgeRequest implements EdgeRequest {
+  private rawQuery: string | undefined;
   constructor(
     private readonly res: UwsResponse,
     private readonly req: UwsRequest,
@@ -39,11 +40,17 @@ export class UwsEdgeRequest implements EdgeRequest {
     this.req.forEach(cb);
   }
 
+  /**
+   * uWS percent-decodes the query in place on `getQuery(key)`, so the text
+   * as sent is copied before the first key is read, and kept.
+   */
   queryString(): string {
-    return this.req.getQuery() ?? "";
+    this.rawQuery ??= this.req.getQuery() ?? "";
+    return this.rawQuery;
   }
 
   query(key: string): string | undefined {
+    this.queryString();
     return this.req.getQuery(key);
   }
 
