@@ -17,6 +17,7 @@ import { CorkedSends } from "../http/corked-sends.js";
 import { EdgeFanout } from "../http/websocket-session-socket.js";
 import { SseTopics } from "../http/sse-session-socket.js";
 import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
+import { pusherChannelNames } from "./pusher-channel-names.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -156,7 +157,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
       sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
-      routes: pusherHttpRoutes({ apps: pusherApps, gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
+      routes: pusherHttpRoutes({ apps: pusherApps, channelNames: pusherChannelNames(config), gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
     },
   });
 

@@ -6,6 +6,7 @@ import type { Metrics } from "../core/ports/metrics.js";
 import { AmqpWebhookQueue } from "../adapters/amqp/amqp-webhook-queue.js";
 import { webhookQueueName } from "../adapters/amqp/topology.js";
 import { PusherApps } from "../adapters/pusher/apps.js";
+import { pusherChannelNames } from "./pusher-channel-names.js";
 import { WebhookBatcher } from "../adapters/pusher/webhook-batcher.js";
 import { WebhookDispatcher } from "../adapters/pusher/webhook-dispatcher.js";
 
@@ -33,7 +34,7 @@ export function startWebhooks(deps: { config: Config; clock: Clock; metrics: Met
   const settings = config.webhooks;
   const retry = { initialDelayMs: settings.retryInitialMs, maxDelayMs: settings.retryMaxDelayMs, giveUpAfterMs: settings.giveUpAfterMs };
   const batcher = new WebhookBatcher({ windowMs: settings.batchWaitMs, maxEvents: settings.batchMaxEvents, timeoutMs: settings.timeoutMs }, { clock });
-  const dispatcher = new WebhookDispatcher({ apps: new PusherApps(config.pusherApps), batcher, retry, deploymentId: config.deploymentId, clock, metrics, logger });
+  const dispatcher = new WebhookDispatcher({ apps: new PusherApps(config.pusherApps), batcher, retry, input: { deploymentId: config.deploymentId, channelNames: pusherChannelNames(config) }, clock, metrics, logger });
   const queue = new AmqpWebhookQueue({
     urls: config.rabbitmqUrls,
     nodeId: config.nodeId,

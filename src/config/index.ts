@@ -55,6 +55,8 @@ export interface Config {
   readonly outbox: OutboxConfig;
   /** Apps of the Pusher-protocol endpoint; empty: the endpoint is off. */
   readonly pusherApps: readonly PusherAppConfig[];
+  /** Pusher prefix → namespace, for namespaces whose Pusher channels are not named after them; empty by default. */
+  readonly pusherChannelPrefixes: Readonly<Record<string, string>>;
   readonly webhooks: WebhookConfig;
 }
 
@@ -245,6 +247,7 @@ function toConfig(env: Env): Config {
       batchSize: env.OUTBOX_BATCH,
       keepPublishedMs: env.OUTBOX_KEEP_PUBLISHED_MS,
     },
+    pusherChannelPrefixes: env.PUSHER_CHANNEL_PREFIXES ?? {},
     pusherApps: (env.PUSHER_APPS ?? []).map((app) => ({
       id: app.id,
       key: app.key,

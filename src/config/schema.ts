@@ -12,6 +12,7 @@ import {
   oneOf,
   publicKeyPem,
   pusherApps,
+  pusherChannelPrefixes,
   url,
 } from "./variables.js";
 
@@ -186,6 +187,11 @@ export const VARIABLES = {
     'JSON array of Pusher apps for the Pusher-protocol endpoint /app/{key} (docs/pusher.md): [{"id":"1","key":"app-key","secret":"at-least-16-chars","clientEvents":false,"maxConnections":1000,"webhooks":[{"url":"https://…","events":["member_added"]}]}]; unset: the endpoint is off',
     pusherApps,
   ),
+  PUSHER_CHANNEL_PREFIXES: variable(
+    undefined,
+    'JSON object of Pusher channel-name prefixes for namespaces whose Pusher channels are not named after them (docs/pusher.md "Channel names"): {"App.Models.User":"user"} makes private-App.Models.User.42 the channel user:42',
+    pusherChannelPrefixes,
+  ),
   WEBHOOK_TIMEOUT_MS: variable("5000", "worker: bound on each Pusher webhook request, answer included; past it the events are retried", durationMs(100)),
   WEBHOOK_BATCH_WAIT_MS: variable("50", "worker: how long the first webhook events for a receiver wait for more to share their request", durationMs(0)),
   WEBHOOK_BATCH_MAX_EVENTS: variable("100", "worker: most events in one webhook request", integer(1, 1_000)),
@@ -250,6 +256,17 @@ function durableNames(extra: readonly NamespacePolicy[] | undefined): string[] {
   return [...BUILT_IN_NAMESPACES, ...(extra ?? [])].filter((policy) => policy.durable).map((policy) => policy.name);
 }
 
+/** A prefix must name a namespace that exists, and must not be another namespace's own name (it would hide that namespace's channels). */
+function prefixProblems(prefixes: Readonly<Record<string, string>> | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
+  const entries = Object.entries(prefixes ?? {});
+  const unknown = unknownNames(entries.map(([, namespace]) => namespace), extra);
+  const known = new Set([...BUILT_IN_NAMESPACES, ...(extra ?? [])].map((policy) => policy.name));
+  return [
+    ...unknown.map((name) => `names namespace "${name}", which does not exist`),
+    ...entries.filter(([prefix, namespace]) => prefix !== namespace && known.has(prefix)).map(([prefix]) => `prefix "${prefix}" is the name of another namespace`),
+  ];
+}
+
 function unknownNames(names: readonly string[] | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
   const known = new Set([...BUILT_IN_NAMESPACES, ...(extra ?? [])].map((policy) => policy.name));
   return (names ?? []).filter((name) => !known.has(name));
@@ -298,6 +315,12 @@ export const EnvSchema = v.pipe(
     "BIND_WHOLE_NAMESPACES",
     (env) => unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).length === 0,
     (env) => `names namespaces that do not exist: ${unknownNames(env.BIND_WHOLE_NAMESPACES, env.NAMESPACES).join(", ")}`,
+  ),
+  rule(
+    ["PUSHER_CHANNEL_PREFIXES", "NAMESPACES"],
+    "PUSHER_CHANNEL_PREFIXES",
+    (env) => prefixProblems(env.PUSHER_CHANNEL_PREFIXES, env.NAMESPACES).length === 0,
+    (env) => prefixProblems(env.PUSHER_CHANNEL_PREFIXES, env.NAMESPACES).join("; "),
   ),
   rule(
     ["WEBHOOK_RETRY_INITIAL_MS", "WEBHOOK_RETRY_MAX_DELAY_MS"],

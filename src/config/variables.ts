@@ -247,6 +247,41 @@ const pusherApp = v.strictObject({
   webhooks: v.optional(v.pipe(v.array(pusherWebhook, "webhooks must be an array"), v.maxLength(8, "at most 8 webhooks per app")), []),
 });
 
+/** Pusher channel-name prefixes other than a namespace's name: dot-separated words of Pusher's alphabet, not starting with a kind prefix. */
+export const PUSHER_PREFIX_PATTERN = /^[A-Za-z0-9_\-=@,;]{1,64}(\.[A-Za-z0-9_\-=@,;]{1,64}){0,7}$/;
+const KIND_WORDS = /^(private-|presence-|cache-|#)/;
+
+/** A JSON object of Pusher prefix → namespace (`{"App.Models.User":"user"}`); each namespace at most once. */
+export const pusherChannelPrefixes = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(dataset.value);
+    } catch {
+      addIssue({ message: 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, and is not valid JSON' });
+      return NEVER;
+    }
+    if (Array.isArray(parsed)) {
+      addIssue({ message: 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, not an array' });
+      return NEVER;
+    }
+    return parsed;
+  }),
+  v.record(v.string(), v.pipe(v.string("each value must be a namespace name"), v.regex(NAMESPACE_PATTERN, (issue) => `"${issue.input}" is not a namespace name`)), 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}'),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const seen = new Set<string>();
+    for (const [prefix, namespace] of Object.entries(dataset.value)) {
+      if (!PUSHER_PREFIX_PATTERN.test(prefix) || KIND_WORDS.test(prefix)) {
+        addIssue({ message: `prefix "${prefix}" must be 1 to 8 dot-separated words of A-Z, a-z, 0-9, _ - = @ , ; and not start with private-, presence-, cache- or #` });
+      }
+      if (seen.has(namespace)) addIssue({ message: `namespace "${namespace}" has more than one prefix` });
+      seen.add(namespace);
+    }
+  }),
+);
+
 /** A JSON array of Pusher apps (docs/pusher.md); ids and keys are unique. */
 export const pusherApps = v.pipe(
   v.string(),

@@ -1,3 +1,5 @@
+import { PusherChannelNames } from "../../src/adapters/pusher/channel-names.js";
+import { BUILT_IN_NAMESPACES } from "../../src/core/namespaces.js";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AmqpWebhookQueue } from "../../src/adapters/amqp/amqp-webhook-queue.js";
@@ -33,7 +35,7 @@ describe("AmqpWebhookQueue of two deployments on one vhost", () => {
       { id: deployment, key: `${deployment}-key`, secret: `${deployment}-secret-0123456789`, enabled: true, clientEvents: true, maxConnections: undefined, webhooks: [{ url: receiver.url(`/${deployment}`), events: ["member_added", "client_event"] }] },
     ]);
     const batcher = new WebhookBatcher({ windowMs: 10, maxEvents: 100, timeoutMs: 2_000 }, { clock: systemClock });
-    const dispatcher = new WebhookDispatcher({ apps, batcher, retry: RETRY, deploymentId: deployment, clock: systemClock, metrics: noopMetrics, logger: silentLogger });
+    const dispatcher = new WebhookDispatcher({ apps, batcher, retry: RETRY, input: { deploymentId: deployment, channelNames: new PusherChannelNames((namespace) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace)) }, clock: systemClock, metrics: noopMetrics, logger: silentLogger });
     // Two workers per deployment, competing for its queue.
     for (const worker of ["w1", "w2"]) {
       const queue = new AmqpWebhookQueue({ urls: [vhost.url], nodeId: `${deployment}-${worker}`, logger: silentLogger, queueName: webhookQueueName(deployment), appIds: [deployment], delayStepsMs: [100, 200, 400] });

@@ -165,6 +165,15 @@ describe("loadConfig values", () => {
     }
   });
 
+  it("reads PUSHER_CHANNEL_PREFIXES and refuses prefixes that would be ambiguous", () => {
+    expect(loadConfig({}).pusherChannelPrefixes).toEqual({});
+    expect(loadConfig({ PUSHER_CHANNEL_PREFIXES: '{"App.Models.User":"user"}' }).pusherChannelPrefixes).toEqual({ "App.Models.User": "user" });
+    for (const value of ["{nope", "[]", '{"A":7}', '{"A":"nope"}', '{"private-x":"user"}', '{"cache-x":"user"}', '{"a b":"user"}', '{"A":"user","B":"user"}', '{"room":"user"}', '{"A..B":"user"}']) {
+      expect(variablesOf({ PUSHER_CHANNEL_PREFIXES: value }), value).toEqual(["PUSHER_CHANNEL_PREFIXES"]);
+    }
+    expect(loadConfig({ PUSHER_CHANNEL_PREFIXES: '{"Orders":"orders"}', NAMESPACES: '[{"name":"orders"}]' }).pusherChannelPrefixes).toEqual({ Orders: "orders" });
+  });
+
   it("builds one retention policy per durable namespace, with per-namespace overrides", () => {
     const config = loadConfig({
       RETENTION_MAX_AGE_MS: "1000",

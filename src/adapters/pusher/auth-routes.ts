@@ -4,7 +4,7 @@ import type { NamespaceRegistry } from "../../core/namespaces.js";
 import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import type { PusherApp, PusherApps } from "./apps.js";
-import { isPusherChannelRefusal, parsePusherChannel } from "./channel-names.js";
+import { isPusherChannelRefusal, type PusherChannelNames } from "./channel-names.js";
 import type { PusherEdgeLimits } from "./edge-limits.js";
 import { SOCKET_ID_PATTERN } from "./rest-events.js";
 import { authToken, channelAuthString, userAuthString } from "./signatures.js";
@@ -21,6 +21,7 @@ export interface PusherAuthDeps {
   readonly apps: PusherApps;
   readonly authenticator: Authenticator;
   readonly namespaces: NamespaceRegistry;
+  readonly channelNames: PusherChannelNames;
   readonly gateway: Gateway;
   readonly limits: PusherEdgeLimits;
 }
@@ -85,7 +86,7 @@ function channelAuth(deps: PusherAuthDeps, app: PusherApp, principal: Principal,
   const socketId = fields.get("socket_id") ?? "";
   const name = fields.get("channel_name");
   if (name === null) return httpRefusal(HttpRejection.BadRequest, "channel_name is required");
-  const channel = parsePusherChannel(name, (namespace) => deps.namespaces.get(namespace));
+  const channel = deps.channelNames.parse(name);
   if (isPusherChannelRefusal(channel)) {
     return httpRefusal(channel.reason === "unknown_namespace" ? HttpRejection.NotFound : HttpRejection.BadRequest, channel.message);
   }

@@ -17,7 +17,8 @@ import type { NamespacePolicy } from "../../core/namespaces.js";
  *   `presence-cache-…`) asks for the channel's last event on subscribe.
  *
  * Everything else maps to nothing: a name whose prefix does not fit its
- * namespace, an unknown namespace, an id outside our alphabet.
+ * namespace, an unknown namespace, an id outside our alphabet. A namespace
+ * may be given another Pusher prefix (PusherChannelNames).
  */
 
 export type PusherChannelKind = "public" | "private" | "encrypted" | "presence";
@@ -52,38 +53,65 @@ export function pusherKindOf(policy: NamespacePolicy): "public" | "private" | "p
   return policy.subscribe === "any" ? "public" : "private";
 }
 
-export function parsePusherChannel(
-  pusherName: string,
-  policyOf: (namespace: string) => NamespacePolicy | undefined,
-): PusherChannel | PusherChannelRefusal {
-  if (!PUSHER_CHANNEL_NAME_PATTERN.test(pusherName)) {
-    return { reason: "malformed", message: `channel name "${clip(pusherName)}" is not a Pusher channel name` };
-  }
-  const prefixed = KIND_PREFIXES.find(({ prefix }) => pusherName.startsWith(prefix));
-  let rest = prefixed ? pusherName.slice(prefixed.prefix.length) : pusherName;
-  const kind: PusherChannelKind = prefixed?.kind ?? "public";
-  const cache = rest.startsWith("cache-");
-  if (cache) rest = rest.slice("cache-".length);
-  const dot = rest.indexOf(".");
-  const namespace = dot < 0 ? "" : rest.slice(0, dot);
-  const id = dot < 0 ? "" : rest.slice(dot + 1);
-  if (!NAMESPACE_PATTERN.test(namespace) || !CHANNEL_ID_PATTERN.test(id)) {
-    return { reason: "malformed", message: `channel "${pusherName}" does not name a channel: expected <namespace>.<id> after the prefix, the id of A-Z, a-z, 0-9, _ or -` };
-  }
-  const policy = policyOf(namespace);
-  if (!policy) return { reason: "unknown_namespace", message: `channel "${pusherName}": no namespace "${namespace}"` };
-  const expected = pusherKindOf(policy);
-  const fits = kind === expected || (kind === "encrypted" && expected === "private");
-  if (!fits) {
-    return { reason: "wrong_kind", message: `channel "${pusherName}": namespace "${namespace}" has ${expected} channels, named ${pusherNameOf(namespace, id, expected, cache)}` };
-  }
-  return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache };
-}
+/**
+ * Pusher channel names over the namespaces. A namespace's Pusher prefix is
+ * its name, or the alias `PUSHER_CHANNEL_PREFIXES` gives it
+ * (`App.Models.User` for `user`, Laravel's default notification channel);
+ * a namespace with an alias is named only by it, so each channel keeps one
+ * Pusher name per variant. The id is what follows the last dot (ids have
+ * none), so an alias may hold dots.
+ */
+export class PusherChannelNames {
+  private readonly namespaceByPrefix = new Map<string, string>();
+  private readonly prefixByNamespace = new Map<string, string>();
 
-/** The Pusher name of `channel` in one variant; `parsePusherChannel` reads it back. */
-export function pusherNameOf(namespace: string, id: string, kind: PusherChannelKind, cache: boolean): string {
-  const prefix = KIND_PREFIXES.find((entry) => entry.kind === kind)?.prefix ?? "";
-  return `${prefix}${cache ? "cache-" : ""}${namespace}.${id}`;
+  /** `prefixes`: Pusher prefix → namespace, each namespace at most once (the configuration checks it). */
+  constructor(
+    private readonly policyOf: (namespace: string) => NamespacePolicy | undefined,
+    prefixes: Readonly<Record<string, string>> = {},
+  ) {
+    for (const [prefix, namespace] of Object.entries(prefixes)) {
+      this.namespaceByPrefix.set(prefix, namespace);
+      this.prefixByNamespace.set(namespace, prefix);
+    }
+  }
+
+  parse(pusherName: string): PusherChannel | PusherChannelRefusal {
+    if (!PUSHER_CHANNEL_NAME_PATTERN.test(pusherName)) {
+      return { reason: "malformed", message: `channel name "${clip(pusherName)}" is not a Pusher channel name` };
+    }
+    const prefixed = KIND_PREFIXES.find(({ prefix }) => pusherName.startsWith(prefix));
+    let rest = prefixed ? pusherName.slice(prefixed.prefix.length) : pusherName;
+    const kind: PusherChannelKind = prefixed?.kind ?? "public";
+    const cache = rest.startsWith("cache-");
+    if (cache) rest = rest.slice("cache-".length);
+    const dot = rest.lastIndexOf(".");
+    const prefix = dot < 0 ? "" : rest.slice(0, dot);
+    const id = dot < 0 ? "" : rest.slice(dot + 1);
+    const aliased = this.namespaceByPrefix.get(prefix);
+    const namespace = aliased ?? prefix;
+    if ((aliased === undefined && !NAMESPACE_PATTERN.test(namespace)) || !CHANNEL_ID_PATTERN.test(id)) {
+      return { reason: "malformed", message: `channel "${clip(pusherName)}" does not name a channel: expected <namespace>.<id> after the prefix, the id of A-Z, a-z, 0-9, _ or -` };
+    }
+    const policy = this.policyOf(namespace);
+    if (!policy) return { reason: "unknown_namespace", message: `channel "${pusherName}": no namespace "${namespace}"` };
+    const expected = pusherKindOf(policy);
+    const alias = this.prefixByNamespace.get(namespace);
+    if (aliased === undefined && alias !== undefined) {
+      return { reason: "wrong_kind", message: `channel "${pusherName}": namespace "${namespace}" is named ${alias} on the Pusher side: ${this.nameOf(namespace, id, expected, cache)}` };
+    }
+    const fits = kind === expected || (kind === "encrypted" && expected === "private");
+    if (!fits) {
+      return { reason: "wrong_kind", message: `channel "${pusherName}": namespace "${namespace}" has ${expected} channels, named ${this.nameOf(namespace, id, expected, cache)}` };
+    }
+    return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache };
+  }
+
+  /** The Pusher name of `namespace:id` in one variant; `parse` reads it back. */
+  nameOf(namespace: string, id: string, kind: PusherChannelKind, cache: boolean): string {
+    const kindPrefix = KIND_PREFIXES.find((entry) => entry.kind === kind)?.prefix ?? "";
+    return `${kindPrefix}${cache ? "cache-" : ""}${this.prefixByNamespace.get(namespace) ?? namespace}.${id}`;
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { parseChannel, type Channel } from "@sobranie/protocol/channel";
 import type { Gateway } from "../../core/gateway.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
-import { pusherKindOf, pusherNameOf, type PusherChannel } from "./channel-names.js";
+import { pusherKindOf, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import type { EventInfoAttribute } from "./rest-events.js";
 
 /**
@@ -40,13 +40,13 @@ export function infoOf(occupancy: ChannelOccupancy, attributes: readonly EventIn
  * `post.1`, `private-user.ada`): presence channels with members anywhere,
  * and channels with subscriptions on this node.
  */
-export function occupiedChannels(gateway: Gateway, namespaces: NamespaceRegistry): Map<string, Pick<PusherChannel, "channel" | "kind">> {
+export function occupiedChannels(gateway: Gateway, namespaces: NamespaceRegistry, names: PusherChannelNames): Map<string, Pick<PusherChannel, "channel" | "kind">> {
   const occupied = new Map<string, Pick<PusherChannel, "channel" | "kind">>();
   const add = (channel: Channel): void => {
     const policy = namespaces.get(channel.namespace);
     if (!policy) return;
     const kind = pusherKindOf(policy);
-    occupied.set(pusherNameOf(channel.namespace, channel.id, kind, false), { channel, kind });
+    occupied.set(names.nameOf(channel.namespace, channel.id, kind, false), { channel, kind });
   };
   for (const channel of gateway.locallySubscribedChannels()) add(channel);
   for (const { channel: name } of gateway.presence.channels()) {

@@ -1,8 +1,7 @@
 import * as v from "valibot";
 import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, type Channel } from "@sobranie/protocol/channel";
 import { eventDataMessage, eventDataProblem } from "@sobranie/protocol/event-data";
-import type { NamespacePolicy } from "../../core/namespaces.js";
-import { parsePusherChannel, serverToUserChannel, type PusherChannel, type PusherChannelKind, type PusherChannelRefusal } from "./channel-names.js";
+import { serverToUserChannel, type PusherChannelNames, type PusherChannel, type PusherChannelKind, type PusherChannelRefusal } from "./channel-names.js";
 
 /**
  * The bodies of `POST /apps/{id}/events` and `/batch_events` (docs/pusher.md,
@@ -37,7 +36,6 @@ export type PusherEventsParse =
   | { readonly ok: true; readonly publishes: PusherPublish[]; readonly info: readonly EventInfoAttribute[] }
   | { readonly ok: false; readonly tooLarge: boolean; readonly message: string };
 
-type PolicyOf = (namespace: string) => NamespacePolicy | undefined;
 
 const socketId = v.pipe(v.string("socket_id must be a string"), v.regex(SOCKET_ID_PATTERN, "socket_id must be a Pusher socket id: digits.digits"));
 const info = v.pipe(v.string("info must be a string"), v.maxLength(200, "info is at most 200 characters"));
@@ -57,7 +55,7 @@ const BatchBodySchema = v.object({
 });
 
 /** `{name, data, channels | channel, socket_id?, info?}`: one publish per distinct channel. */
-export function parseEventsBody(json: unknown, policyOf: PolicyOf): PusherEventsParse {
+export function parseEventsBody(json: unknown, channelNames: PusherChannelNames): PusherEventsParse {
   const parsed = v.safeParse(EventBodySchema, json);
   if (!parsed.success) return bad(v.summarize(parsed.issues));
   const body = parsed.output;
@@ -67,12 +65,12 @@ export function parseEventsBody(json: unknown, policyOf: PolicyOf): PusherEvents
   if (names.length > MAX_EVENT_CHANNELS) return bad(`at most ${MAX_EVENT_CHANNELS} channels per event, not ${names.length}`);
   const attributes = parseInfo(body.info);
   if (!attributes.ok) return attributes;
-  const publishes = eventPublishes(body, names, policyOf, body.channels === undefined ? "channel" : "channels");
+  const publishes = eventPublishes(body, names, channelNames, body.channels === undefined ? "channel" : "channels");
   return publishes.ok ? { ok: true, publishes: publishes.publishes, info: attributes.info } : publishes;
 }
 
 /** `{batch: [{channel, name, data, socket_id?, info?}]}` with at most MAX_BATCH_EVENTS events: one publish each, in order. */
-export function parseBatchBody(json: unknown, policyOf: PolicyOf): PusherEventsParse {
+export function parseBatchBody(json: unknown, channelNames: PusherChannelNames): PusherEventsParse {
   const parsed = v.safeParse(BatchBodySchema, json);
   if (!parsed.success) return bad(v.summarize(parsed.issues));
   const { batch } = parsed.output;
@@ -83,7 +81,7 @@ export function parseBatchBody(json: unknown, policyOf: PolicyOf): PusherEventsP
     const attributes = parseInfo(event.info);
     if (!attributes.ok) return { ...attributes, message: `batch.${index}: ${attributes.message}` };
     for (const attribute of attributes.info) info.add(attribute);
-    const one = eventPublishes(event, [event.channel], policyOf, "channel");
+    const one = eventPublishes(event, [event.channel], channelNames, "channel");
     if (!one.ok) return { ...one, message: `batch.${index}: ${one.message}` };
     publishes.push(...one.publishes);
   }
@@ -111,7 +109,7 @@ export function eventDataOf(data: string): { ok: true; data: unknown } | { ok: f
 function eventPublishes(
   event: { name: string; data: string; socket_id?: string | undefined },
   names: readonly string[],
-  policyOf: PolicyOf,
+  channelNames: PusherChannelNames,
   field: "channel" | "channels",
 ): { ok: true; publishes: PusherPublish[] } | { ok: false; tooLarge: boolean; message: string } {
   if (!EVENT_TYPE_PATTERN.test(event.name)) return bad(`event name ${JSON.stringify(event.name.slice(0, 64))} is refused: ${EVENT_TYPE_RULE} (docs/pusher.md, "Event names")`);
@@ -122,7 +120,7 @@ function eventPublishes(
   const publishes: PusherPublish[] = [];
   const seen = new Set<string>();
   for (const [index, name] of names.entries()) {
-    const mapped = eventChannelOf(name, policyOf);
+    const mapped = eventChannelOf(name, channelNames);
     if ("reason" in mapped) return bad(field === "channels" ? `channels.${index}: ${mapped.message}` : mapped.message);
     // `post.1` and `cache-post.1` are one channel: it gets the event once.
     if (seen.has(mapped.channel.name)) continue;
@@ -133,9 +131,9 @@ function eventPublishes(
 }
 
 /** A channel an event may go to: a Pusher channel name, or a signed-in user's `#server-to-user-<id>` (backed by `user:<id>`). */
-function eventChannelOf(name: string, policyOf: PolicyOf): Pick<PusherChannel, "channel" | "kind"> | PusherChannelRefusal {
+function eventChannelOf(name: string, channelNames: PusherChannelNames): Pick<PusherChannel, "channel" | "kind"> | PusherChannelRefusal {
   const toUser = serverToUserChannel(name);
-  return toUser ? { channel: toUser, kind: "private" } : parsePusherChannel(name, policyOf);
+  return toUser ? { channel: toUser, kind: "private" } : channelNames.parse(name);
 }
 
 function parseInfo(text: string | undefined): { ok: true; info: EventInfoAttribute[] } | { ok: false; tooLarge: false; message: string } {

@@ -8,7 +8,7 @@ import type { Clock } from "@sobranie/protocol/runtime/clock";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import { KeyedTokenBuckets } from "../../core/rate-limit.js";
 import type { PusherApps } from "./apps.js";
-import { isPusherChannelRefusal, parsePusherChannel, type PusherChannel } from "./channel-names.js";
+import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import type { PusherEdgeLimits } from "./edge-limits.js";
 import { infoOf, occupancyOf, occupiedChannels } from "./rest-channels.js";
 import { parseBatchBody, parseEventsBody, type EventInfoAttribute, type PusherEventsParse, type PusherPublish } from "./rest-events.js";
@@ -23,6 +23,7 @@ export interface PusherRestDeps {
   readonly apps: PusherApps;
   readonly gateway: Gateway;
   readonly namespaces: NamespaceRegistry;
+  readonly channelNames: PusherChannelNames;
   readonly clock: Clock;
   readonly limits: PusherEdgeLimits;
   /** Each app's own request rate: API_RATE_PER_SEC and API_RATE_BURST, as each API key has. */
@@ -71,20 +72,20 @@ export function pusherRestRoutes(deps: PusherRestDeps): HttpRoute[] {
       return act({ params: verdict.params, request });
     },
   });
-  const policyOf = (namespace: string) => deps.namespaces.get(namespace);
+  const names = deps.channelNames;
 
   return [
     signed("POST", "/apps/:id/events", async ({ request }) => {
       const json = parseJson(request.body);
       if (!json.ok) return json.answer;
-      return publish(deps, parseEventsBody(json.value, policyOf), (publishes, info) =>
+      return publish(deps, parseEventsBody(json.value, names), (publishes, info) =>
         info.length === 0 ? {} : { channels: Object.fromEntries(publishes.map((event) => [event.pusherName, infoOf(occupancyOf(deps.gateway, event), info)])) },
       );
     }),
     signed("POST", "/apps/:id/batch_events", async ({ request }) => {
       const json = parseJson(request.body);
       if (!json.ok) return json.answer;
-      return publish(deps, parseBatchBody(json.value, policyOf), (publishes, info) =>
+      return publish(deps, parseBatchBody(json.value, names), (publishes, info) =>
         info.length === 0 ? {} : { batch: publishes.map((event) => infoOf(occupancyOf(deps.gateway, event), info)) },
       );
     }),
@@ -96,14 +97,14 @@ export function pusherRestRoutes(deps: PusherRestDeps): HttpRoute[] {
         return httpRefusal(HttpRejection.BadRequest, "info=user_count needs filter_by_prefix=presence-: only presence channels have users");
       }
       const channels: Record<string, Record<string, number>> = {};
-      for (const [name, channel] of occupiedChannels(deps.gateway, deps.namespaces)) {
+      for (const [name, channel] of occupiedChannels(deps.gateway, deps.namespaces, names)) {
         if (!name.startsWith(prefix)) continue;
         channels[name] = info === "" ? {} : infoOf(occupancyOf(deps.gateway, channel), ["user_count"]);
       }
       return { status: 200, body: { channels } };
     }),
     signed("GET", "/apps/:id/channels/:name", ({ params, request }) => {
-      const channel = pathChannel(request.parameters[1], policyOf);
+      const channel = pathChannel(request.parameters[1], names);
       if (!channel.ok) return channel.answer;
       const attributes = (params.get("info") ?? "").split(",").filter((attribute) => attribute !== "");
       const unknown = attributes.find((attribute) => attribute !== "user_count" && attribute !== "subscription_count");
@@ -115,7 +116,7 @@ export function pusherRestRoutes(deps: PusherRestDeps): HttpRoute[] {
       return { status: 200, body: { occupied: occupancy.occupied, ...infoOf(occupancy, attributes.filter(isInfoAttribute)) } };
     }),
     signed("GET", "/apps/:id/channels/:name/users", ({ request }) => {
-      const channel = pathChannel(request.parameters[1], policyOf);
+      const channel = pathChannel(request.parameters[1], names);
       if (!channel.ok) return channel.answer;
       if (channel.value.kind !== "presence") return httpRefusal(HttpRejection.BadRequest, `${channel.value.pusherName} is not a presence channel: only presence channels have users`);
       const listing = deps.gateway.presence.members(channel.value.channel.name);
@@ -168,11 +169,11 @@ function parseJson(body: Uint8Array): { ok: true; value: unknown } | { ok: false
 
 function pathChannel(
   raw: string | undefined,
-  policyOf: (namespace: string) => ReturnType<NamespaceRegistry["get"]>,
+  names: PusherChannelNames,
 ): { ok: true; value: PusherChannel } | { ok: false; answer: HttpRouteAnswer } {
   const name = decodeSegment(raw ?? "");
   if (name === undefined) return { ok: false, answer: httpRefusal(HttpRejection.BadRequest, "the channel in the path is not valid percent-encoding") };
-  const channel = parsePusherChannel(name, policyOf);
+  const channel = names.parse(name);
   if (isPusherChannelRefusal(channel)) return { ok: false, answer: httpRefusal(HttpRejection.BadRequest, channel.message) };
   return { ok: true, value: channel };
 }

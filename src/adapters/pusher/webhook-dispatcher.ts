@@ -6,7 +6,7 @@ import type { Metrics } from "../../core/ports/metrics.js";
 import type { WebhookDelivery, WebhookHandler, WebhookRetryState, WebhookSettlement } from "../../core/ports/webhook-queue.js";
 import type { PusherApp, PusherApps } from "./apps.js";
 import type { WebhookBatcher } from "./webhook-batcher.js";
-import { PusherWebhookEventSchema, type PusherWebhookEvent, webhookInputOf } from "./webhook-events.js";
+import { PusherWebhookEventSchema, type PusherWebhookEvent, webhookInputOf, type WebhookInputContext } from "./webhook-events.js";
 import type { WebhookPostResult } from "./webhook-post.js";
 
 /** Dead-letter reasons (the `reason` label of `sobranie_dead_lettered_total`). */
@@ -56,8 +56,8 @@ export class WebhookDispatcher implements WebhookHandler {
       readonly apps: PusherApps;
       readonly batcher: WebhookBatcher;
       readonly retry: WebhookRetryPolicy;
-      /** This deployment's DEPLOYMENT_ID: presence events of others are not ours to send. */
-      readonly deploymentId: string | undefined;
+      /** This deployment's DEPLOYMENT_ID (presence events of others are not ours to send) and the channels' Pusher names. */
+      readonly input: WebhookInputContext;
       readonly clock: Clock;
       readonly metrics: Metrics;
       readonly logger: Logger;
@@ -94,7 +94,7 @@ export class WebhookDispatcher implements WebhookHandler {
       if (!app?.webhooks.some((hook) => hook.url === url)) return invalid(`retry for ${url} of app ${appId}: no longer configured`);
       return [{ app, url, events, retry: delivery.retry }];
     }
-    const input = webhookInputOf(delivery.routingKey, delivery.body, this.deps.deploymentId);
+    const input = webhookInputOf(delivery.routingKey, delivery.body, this.deps.input);
     if (!input.ok) return invalid(input.message);
     let apps: PusherApp[];
     if (input.appId === undefined) apps = [...this.deps.apps.all()];

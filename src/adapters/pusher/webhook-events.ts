@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { parseChannel } from "@sobranie/protocol/channel";
-import { PUSHER_CHANNEL_NAME_PATTERN, pusherNameOf } from "./channel-names.js";
+import { PUSHER_CHANNEL_NAME_PATTERN, type PusherChannelNames } from "./channel-names.js";
 
 /**
  * What the webhook consumer takes from `sobranie.events` and the Pusher
@@ -75,7 +75,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * without `members` (from a gateway older than that field) gives the member
  * event alone: whether it occupied or vacated the channel is unknown.
  */
-export function webhookInputOf(routingKey: string, body: Uint8Array, deploymentId: string | undefined): WebhookInput {
+/** What reading a message needs besides the message: whose presence events count, and how channels are named. */
+export interface WebhookInputContext {
+  readonly deploymentId: string | undefined;
+  readonly channelNames: PusherChannelNames;
+}
+
+export function webhookInputOf(routingKey: string, body: Uint8Array, context: WebhookInputContext): WebhookInput {
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(body));
@@ -84,7 +90,7 @@ export function webhookInputOf(routingKey: string, body: Uint8Array, deploymentI
   }
   const words = routingKey.split(".");
   if (words[0] === PUSHER_WEBHOOK_ROUTING_PREFIX && words.length === 3) return entryPointInput(words[1] ?? "", words[2] ?? "", json);
-  if (words[0] === "presence" && words.length === 4) return presenceInput(json, deploymentId);
+  if (words[0] === "presence" && words.length === 4) return presenceInput(json, context);
   return { ok: false, message: `routing key ${routingKey} is neither presence.<ns>.<id>.join|leave nor ${PUSHER_WEBHOOK_ROUTING_PREFIX}.<appId>.<event name>` };
 }
 
@@ -95,14 +101,14 @@ function entryPointInput(appId: string, name: string, json: unknown): WebhookInp
   return { ok: true, appId, events: [parsed.output] };
 }
 
-function presenceInput(json: unknown, deploymentId: string | undefined): WebhookInput {
+function presenceInput(json: unknown, context: WebhookInputContext): WebhookInput {
   const parsed = v.safeParse(PresenceChangeSchema, json);
   if (!parsed.success) return { ok: false, message: `presence event: ${v.summarize(parsed.issues)}` };
   const { type, data } = parsed.output;
-  if (data.deployment !== deploymentId) return { ok: true, appId: undefined, events: [] };
+  if (data.deployment !== context.deploymentId) return { ok: true, appId: undefined, events: [] };
   const channel = parseChannel(data.channel);
   if (!channel) return { ok: false, message: `presence event: channel ${data.channel} is not namespace:id` };
-  const pusherName = pusherNameOf(channel.namespace, channel.id, "presence", false);
+  const pusherName = context.channelNames.nameOf(channel.namespace, channel.id, "presence", false);
   const events: PusherWebhookEvent[] = [];
   if (type === "presence.join") {
     if (data.members === 1) events.push({ name: "channel_occupied", channel: pusherName });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isPusherChannelRefusal, parsePusherChannel, pusherKindOf, pusherNameOf } from "../../../src/adapters/pusher/channel-names.js";
+import { isPusherChannelRefusal, PusherChannelNames, pusherKindOf } from "../../../src/adapters/pusher/channel-names.js";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../../../src/core/namespaces.js";
 
 const policies: NamespacePolicy[] = [
@@ -7,6 +7,8 @@ const policies: NamespacePolicy[] = [
   { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false },
 ];
 const policyOf = (name: string) => policies.find((policy) => policy.name === name);
+const names = new PusherChannelNames(policyOf);
+const parsePusherChannel = (name: string, _policyOf: typeof policyOf) => names.parse(name);
 
 function parsed(name: string) {
   const result = parsePusherChannel(name, policyOf);
@@ -32,7 +34,7 @@ describe("Pusher channel names", () => {
     for (const policy of policies) {
       const kind = pusherKindOf(policy);
       for (const cache of [false, true]) {
-        const name = pusherNameOf(policy.name, "id_-9", kind, cache);
+        const name = names.nameOf(policy.name, "id_-9", kind, cache);
         expect(parsed(name)).toMatchObject({ pusherName: name, channel: { name: `${policy.name}:id_-9` }, kind, cache });
       }
     }
@@ -58,5 +60,19 @@ describe("Pusher channel names", () => {
 
   it("keeps dots after the first inside the id check (ids have none)", () => {
     expect(parsePusherChannel("post.1.2", policyOf)).toMatchObject({ reason: "malformed" });
+  });
+
+  it("names an aliased namespace by its alias only, dots and all", () => {
+    const aliased = new PusherChannelNames(policyOf, { "App.Models.User": "user", "Chat.Rooms": "room" });
+    expect(aliased.parse("private-App.Models.User.42")).toMatchObject({ channel: { name: "user:42" }, kind: "private", cache: false });
+    expect(aliased.parse("presence-cache-Chat.Rooms.7")).toMatchObject({ channel: { name: "room:7" }, kind: "presence", cache: true });
+    expect(aliased.nameOf("user", "42", "private", false)).toBe("private-App.Models.User.42");
+    expect(aliased.nameOf("post", "1", "public", false)).toBe("post.1");
+    const byName = aliased.parse("private-user.42");
+    expect(byName).toMatchObject({ reason: "wrong_kind" });
+    expect(isPusherChannelRefusal(byName) && byName.message).toContain("private-App.Models.User.42");
+    expect(aliased.parse("presence-App.Models.User.42")).toMatchObject({ reason: "wrong_kind" });
+    expect(aliased.parse("private-App.Models.Users.42")).toMatchObject({ reason: "malformed" });
+    expect(aliased.parse("post.1")).toMatchObject({ channel: { name: "post:1" } });
   });
 });

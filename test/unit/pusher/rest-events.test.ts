@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { BUILT_IN_NAMESPACES } from "../../../src/core/namespaces.js";
+import { PusherChannelNames } from "../../../src/adapters/pusher/channel-names.js";
 import { eventDataOf, MAX_EVENT_DATA_BYTES, parseBatchBody, parseEventsBody } from "../../../src/adapters/pusher/rest-events.js";
 
-const policyOf = (namespace: string) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace);
+const policyOf = new PusherChannelNames((namespace) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace));
 
 describe("Pusher REST event bodies", () => {
   it("makes one publish per distinct channel, the event name as the type", () => {

@@ -1,3 +1,5 @@
+import { PusherChannelNames } from "../../../src/adapters/pusher/channel-names.js";
+import { BUILT_IN_NAMESPACES } from "../../../src/core/namespaces.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PusherApps } from "../../../src/adapters/pusher/apps.js";
 import { WebhookBatcher } from "../../../src/adapters/pusher/webhook-batcher.js";
@@ -49,7 +51,7 @@ describe("WebhookDispatcher", () => {
     ]);
     const metrics: Metrics = { ...noopMetrics, webhookEvents: (outcome, events) => void (counts[outcome] += events) };
     batcher = new WebhookBatcher({ windowMs: options.windowMs ?? 20, maxEvents: options.maxEvents ?? 100, timeoutMs: 2_000 }, { clock: systemClock });
-    return new WebhookDispatcher({ apps, batcher, retry: RETRY, deploymentId: undefined, clock, metrics, logger: silentLogger });
+    return new WebhookDispatcher({ apps, batcher, retry: RETRY, input: { deploymentId: undefined, channelNames: new PusherChannelNames((namespace) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace)) }, clock, metrics, logger: silentLogger });
   };
 
   beforeAll(async () => {

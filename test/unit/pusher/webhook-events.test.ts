@@ -1,6 +1,11 @@
 import Pusher from "pusher";
 import { describe, expect, it } from "vitest";
 import { webhookInputOf } from "../../../src/adapters/pusher/webhook-events.js";
+import { PusherChannelNames } from "../../../src/adapters/pusher/channel-names.js";
+import { BUILT_IN_NAMESPACES } from "../../../src/core/namespaces.js";
+
+const channelNames = new PusherChannelNames((namespace) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace));
+const context = (deploymentId: string | undefined) => ({ deploymentId, channelNames });
 import { webhookRequest } from "../../../src/adapters/pusher/webhook-request.js";
 
 const utf8 = new TextEncoder();
@@ -12,7 +17,7 @@ const clientEvent = { name: "client_event", channel: "private-chat.1", event: "c
 
 describe("webhook events of a queued message", () => {
   it("makes a channel's first join channel_occupied then member_added, a later join member_added alone", () => {
-    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1 }), undefined)).toEqual({
+    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1 }), context(undefined))).toEqual({
       ok: true,
       appId: undefined,
       events: [
@@ -20,25 +25,25 @@ describe("webhook events of a queued message", () => {
         { name: "member_added", channel: "presence-room.7", user_id: "ada" },
       ],
     });
-    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 2 }), undefined)).toMatchObject({ events: [{ name: "member_added" }] });
+    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 2 }), context(undefined))).toMatchObject({ events: [{ name: "member_added" }] });
   });
 
   it("makes a channel's last leave member_removed then channel_vacated, an earlier leave member_removed alone", () => {
-    expect(webhookInputOf("presence.room.7.leave", presence("leave", { members: 0 }), undefined)).toMatchObject({
+    expect(webhookInputOf("presence.room.7.leave", presence("leave", { members: 0 }), context(undefined))).toMatchObject({
       events: [{ name: "member_removed", channel: "presence-room.7", user_id: "ada" }, { name: "channel_vacated", channel: "presence-room.7" }],
     });
-    expect(webhookInputOf("presence.room.7.leave", presence("leave", { members: 3 }), undefined)).toMatchObject({ events: [{ name: "member_removed" }] });
+    expect(webhookInputOf("presence.room.7.leave", presence("leave", { members: 3 }), context(undefined))).toMatchObject({ events: [{ name: "member_removed" }] });
   });
 
   it("gives the member event alone when the count is missing, and nothing for another deployment's change", () => {
-    expect(webhookInputOf("presence.room.7.join", presence("join", {}), undefined)).toMatchObject({ events: [{ name: "member_added" }] });
-    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1, deployment: "blue" }), "green")).toEqual({ ok: true, appId: undefined, events: [] });
-    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1, deployment: "blue" }), "blue")).toMatchObject({ events: [{}, {}] });
+    expect(webhookInputOf("presence.room.7.join", presence("join", {}), context(undefined))).toMatchObject({ events: [{ name: "member_added" }] });
+    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1, deployment: "blue" }), context("green"))).toEqual({ ok: true, appId: undefined, events: [] });
+    expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1, deployment: "blue" }), context("blue"))).toMatchObject({ events: [{}, {}] });
   });
 
   it("takes an entry-point event for its app alone, as Pusher spells it", () => {
-    expect(webhookInputOf("pusher.app1.client_event", json(clientEvent), undefined)).toEqual({ ok: true, appId: "app1", events: [clientEvent] });
-    expect(webhookInputOf("pusher.app1.cache_miss", json({ name: "cache_miss", channel: "cache-post.1" }), undefined)).toMatchObject({ ok: true, appId: "app1" });
+    expect(webhookInputOf("pusher.app1.client_event", json(clientEvent), context(undefined))).toEqual({ ok: true, appId: "app1", events: [clientEvent] });
+    expect(webhookInputOf("pusher.app1.cache_miss", json({ name: "cache_miss", channel: "cache-post.1" }), context(undefined))).toMatchObject({ ok: true, appId: "app1" });
   });
 
   it.each([
@@ -51,7 +56,7 @@ describe("webhook events of a queued message", () => {
     ["a presence event without its user", "presence.room.7.join", json({ type: "presence.join", data: { channel: "room:7" } }), /user/],
     ["a routing key of neither kind", "post.1.created", json({}), /neither presence/],
   ])("refuses %s with a message saying so", (_what, routingKey, body, message) => {
-    const input = webhookInputOf(routingKey, body, undefined);
+    const input = webhookInputOf(routingKey, body, context(undefined));
     expect(input.ok).toBe(false);
     if (!input.ok) expect(input.message).toMatch(message);
   });
