@@ -16,6 +16,8 @@ import { HttpLimits } from "../adapters/uws/http-limits.js";
 import { CorkedSends } from "../adapters/uws/corked-sends.js";
 import { UwsFanout } from "../adapters/uws/uws-session-socket.js";
 import { SseTopics } from "../adapters/uws/sse-session-socket.js";
+import { PusherApps } from "../adapters/pusher/apps.js";
+import { registerPusherSockets, type PusherSockets } from "../adapters/pusher/socket-route.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -133,6 +135,21 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return { ready: Object.values(checks).every(Boolean), checks };
   };
   metrics.observeReadiness(readiness);
+  // The Pusher-protocol endpoint, before UwsServer's catch-all route (docs/pusher.md).
+  const pusherSockets: PusherSockets | undefined =
+    gateway && config.pusherApps.length > 0
+      ? registerPusherSockets({
+          uws,
+          app: uwsApp,
+          gateway,
+          apps: new PusherApps(config.pusherApps),
+          namespaces,
+          clock,
+          metrics,
+          maxFrameBytes: config.limits.maxFrameBytes,
+          ttlMs: config.presenceTtlMs,
+        })
+      : undefined;
   const server = new UwsServer({
     uws,
     app: uwsApp,
@@ -196,6 +213,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         await gateway.drain(config.drainGraceMs);
       }
       server.stopListening();
+      pusherSockets?.stop();
       await gateway?.stop();
       await presenceBus?.stop();
       await outbox?.stop();

@@ -67,6 +67,12 @@ export class NamespaceRegistry {
     return allowed ? { allowed: true, policy } : { allowed: false, reason: "forbidden" };
   }
 
+  /** A subscription the app signed (SignedGrant): allowed in every namespace that exists. */
+  canSubscribeSigned(channel: Channel): Authorization {
+    const policy = this.byName.get(channel.namespace);
+    return policy ? { allowed: true, policy } : { allowed: false, reason: "not_found" };
+  }
+
   /** Client publish needs the namespace to accept publishes and the same right as subscribing. */
   canPublish(principal: Principal, channel: Channel, grant?: SubscriptionGrant): Authorization {
     const subscribe = this.canSubscribe(principal, channel, grant);
