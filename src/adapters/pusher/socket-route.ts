@@ -17,8 +17,8 @@ import { PusherSessionSocket } from "./socket-session-socket.js";
 const MAX_ACTIVITY_TIMEOUT_SEC = 120;
 /** The oldest protocol version that answers `pusher:ping` (version 5). */
 const MIN_PROTOCOL = 5;
-/** How often silent connections are looked for (to be sent `pusher:ping`). */
-const PING_SWEEP_MS = 1_000;
+/** How often silent connections are looked for (to be sent `pusher:ping`), at most: a quarter of the activity timeout where that is shorter. */
+const MAX_PING_SWEEP_MS = 1_000;
 
 export interface PusherSocketDeps {
   readonly uws: UwsApi;
@@ -206,7 +206,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       state.pinged = true;
       state.socket.send(PUSHER_PING);
     }
-  }, PING_SWEEP_MS);
+  }, Math.min(MAX_PING_SWEEP_MS, activityTimeoutSec * 250));
   return { stop: () => sweep.cancel() };
 }
 
