@@ -54,6 +54,8 @@ interface EnvelopePublish {
   readonly user?: string | undefined;
   /** When it happened: the envelope's `occurredAt` and the message timestamp. */
   readonly atMs?: number | undefined;
+  /** The one socket it must not reach (the `x-sobranie-exclude-socket` header). */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Presence events for backends waiting out a broker outage: about 10 MB at most. */
@@ -92,6 +94,7 @@ export class BrokerPublishes {
       type: request.type,
       data: request.data,
       user: request.userId,
+      excludeSocket: request.excludeSocket,
     });
     this.deps.metrics.clientPublished(request.channel.namespace);
     return id;
@@ -144,7 +147,8 @@ export class BrokerPublishes {
     const id = publish.id ?? this.deps.newId();
     const timestampMs = publish.atMs ?? this.deps.clock.now();
     const envelope: Envelope = { id, type: publish.type, data: publish.data, occurredAt: new Date(timestampMs).toISOString(), user: publish.user };
-    await this.deps.broker.publish({ target: publish.target, routingKey: publish.routingKey, body: encodePublishedEnvelope(envelope), messageId: id, timestampMs });
+    const body = encodePublishedEnvelope(envelope);
+    await this.deps.broker.publish({ target: publish.target, routingKey: publish.routingKey, body, messageId: id, timestampMs, excludeSocket: publish.excludeSocket });
     return id;
   }
 }

@@ -1,5 +1,5 @@
 import type { ServerFrame } from "../protocol/frames.js";
-import type { LocalFanout } from "./ports/session-socket.js";
+import type { EventOrigin, LocalFanout } from "./ports/session-socket.js";
 
 /**
  * A second wire format's encoding of one channel's frames (the Pusher
@@ -9,8 +9,11 @@ export interface ChannelWire {
   /** The native topic its sockets join; never a channel name. */
   readonly topic: string;
   /** The frame in this wire format; undefined: the format has no such frame, and nothing is sent. */
-  encode(frame: ServerFrame): string | undefined;
+  encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined;
 }
+
+/** Publishes to every local subscriber of `topic` but one socket (uWS's `ws.publish` from that socket). */
+export type PublishAround = (topic: string, text: string) => void;
 
 /**
  * The node's LocalFanout with other wire formats beside protocol v1: a frame
@@ -22,9 +25,14 @@ export interface ChannelWire {
  *
  * The other encodings start from the native text: a channel with attached
  * wires costs one JSON.parse per frame, shared by its wires.
+ *
+ * An event whose origin excludes a socket (EventOrigin.excludeSocket) skips
+ * that socket when it is one of this node's, registered with `addSocket`:
+ * other wire formats have socket ids, protocol v1 sockets have none.
  */
 export class ChannelWires implements LocalFanout {
   private readonly byChannel = new Map<string, Map<string, { wire: ChannelWire; users: number }>>();
+  private readonly sockets = new Map<string, PublishAround>();
 
   constructor(private readonly native: LocalFanout) {}
 
@@ -48,14 +56,28 @@ export class ChannelWires implements LocalFanout {
     if (wires.size === 0) this.byChannel.delete(channel);
   }
 
-  publish(topic: string, text: string): number {
+  /** A local socket with the id `socketId` that events may exclude, until `removeSocket`. */
+  addSocket(socketId: string, publishAround: PublishAround): void {
+    this.sockets.set(socketId, publishAround);
+  }
+
+  removeSocket(socketId: string): void {
+    this.sockets.delete(socketId);
+  }
+
+  publish(topic: string, text: string, origin?: EventOrigin): number {
     let recipients = this.native.publish(topic, text);
     const wires = this.byChannel.get(topic);
     if (!wires) return recipients;
     const frame = JSON.parse(text) as ServerFrame;
+    const around = origin?.excludeSocket === undefined ? undefined : this.sockets.get(origin.excludeSocket);
     for (const { wire } of wires.values()) {
-      const encoded = wire.encode(frame);
-      if (encoded !== undefined) recipients += this.native.publish(wire.topic, encoded);
+      const encoded = wire.encode(frame, origin);
+      if (encoded === undefined) continue;
+      // Counted as every subscriber: the excluded one among them is not told apart.
+      recipients += this.native.subscribers(wire.topic);
+      if (around) around(wire.topic, encoded);
+      else this.native.publish(wire.topic, encoded);
     }
     return recipients;
   }

@@ -15,7 +15,14 @@ export interface SessionWire {
    * socket's own id), so nobody's status changes with it.
    */
   readonly countsUserOnline: boolean;
+  /**
+   * The connection's id that its own publishes carry as the event's excluded
+   * socket (`x-sobranie-exclude-socket`), so they do not come back to it (a
+   * Pusher socket_id: Pusher never echoes a client event). Undefined:
+   * protocol v1, where a broadcast publish reaches its sender too.
+   */
+  readonly excludeId: string | undefined;
 }
 
 /** Protocol v1 (docs/protocol.md §4). */
-export const NATIVE_WIRE: SessionWire = { encode: encodeServerFrame, countsUserOnline: true };
+export const NATIVE_WIRE: SessionWire = { encode: encodeServerFrame, countsUserOnline: true, excludeId: undefined };

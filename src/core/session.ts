@@ -70,7 +70,15 @@ export class Session {
       end: (channel, reason) => this.endSubscription(channel, reason),
     });
     this.subscriptions = new SessionSubscriptions({ sessionId: this.id, userId, ctx, socket, replies, grants: this.grants, principal, isClosed, send });
-    this.requests = new SessionRequests({ userId, ctx, replies, principal, grantOn: (channel) => this.subscriptions.get(channel)?.grant });
+    this.requests = new SessionRequests({
+      userId,
+      ctx,
+      replies,
+      principal,
+      grantOn: (channel) => this.subscriptions.get(channel)?.grant,
+      signedOn: (channel) => this.subscriptions.get(channel)?.signed,
+      excludeId: deps.wire.excludeId,
+    });
   }
 
   get userId(): string {

@@ -26,6 +26,7 @@ interface Accepted {
   readonly event: NewEvent;
   readonly routingKey: string;
   readonly publishedAtMs: number;
+  readonly excludeSocket: string | undefined;
 }
 
 const DEFAULT_RETRY: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 5_000 };
@@ -132,7 +133,7 @@ export class PersistWorker implements PersistBatchHandler {
       occurredAt: envelope.occurredAt ?? new Date(publishedAtMs).toISOString(),
       user: envelope.user,
     };
-    return { index, event, routingKey: message.routingKey, publishedAtMs };
+    return { index, event, routingKey: message.routingKey, publishedAtMs, excludeSocket: message.excludeSocket };
   }
 
   private relay(stored: StoredEvent, item: Accepted): Promise<void> {
@@ -144,7 +145,7 @@ export class PersistWorker implements PersistBatchHandler {
       seq: stored.seq,
       ...(stored.user === undefined ? {} : { user: stored.user }),
     });
-    return this.deps.queue.publishLive({ routingKey: item.routingKey, body, messageId: stored.id, timestampMs: item.publishedAtMs });
+    return this.deps.queue.publishLive({ routingKey: item.routingKey, body, messageId: stored.id, timestampMs: item.publishedAtMs, excludeSocket: item.excludeSocket });
   }
 
   private async withRetry<T>(what: string, attempt: () => Promise<T>): Promise<T> {

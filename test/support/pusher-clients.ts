@@ -19,8 +19,15 @@ export function pusherAppsEnv(extra: Record<string, unknown> = {}, more: readonl
   return JSON.stringify([{ ...PUSHER_APP, ...extra }, ...more]);
 }
 
-/** The app's backend as the real `pusher` server SDK: it signs channel and user auth for the clients. */
-export const appBackend = new PusherServer({ appId: PUSHER_APP.id, key: PUSHER_APP.key, secret: PUSHER_APP.secret, host: "127.0.0.1", useTLS: false });
+/** The app's backend as the real `pusher` server SDK: it signs channel and user auth for the clients (and encrypted channels' shared secrets). */
+export const appBackend = new PusherServer({
+  appId: PUSHER_APP.id,
+  key: PUSHER_APP.key,
+  secret: PUSHER_APP.secret,
+  host: "127.0.0.1",
+  useTLS: false,
+  encryptionMasterKeyBase64: Buffer.alloc(32, 7).toString("base64"),
+});
 
 export interface PusherClientOptions {
   readonly key?: string;
@@ -102,8 +109,16 @@ export interface PusherFrame {
   readonly data?: unknown;
 }
 
+export interface RawPusher {
+  readonly socket: WebSocket;
+  /** Every frame received, in order. */
+  readonly frames: PusherFrame[];
+  readonly closed: Promise<number>;
+  send(frame: unknown): void;
+}
+
 /** A raw WebSocket on the Pusher endpoint, for what pusher-js hides: every frame it got, in order, and its close code. */
-export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?protocol=7`): Promise<{ socket: WebSocket; frames: PusherFrame[]; closed: Promise<number>; send(frame: unknown): void }> {
+export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?protocol=7`): Promise<RawPusher> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`);
   const frames: PusherFrame[] = [];
   socket.on("message", (data) => frames.push(JSON.parse(data.toString()) as PusherFrame));
@@ -113,6 +128,21 @@ export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?pro
     socket.once("error", reject);
   });
   return { socket, frames, closed, send: (frame) => socket.send(JSON.stringify(frame)) };
+}
+
+/** A raw socket of the app that sent `pusher:subscribe` to `channel`, signed by the app (for a presence channel, as member `userId`), once answered. */
+export async function rawSubscribed(port: number, channel: string, options: { userId?: string } = {}): Promise<RawPusher & { socketId: string }> {
+  const raw = await rawPusher(port);
+  await waitFor(() => raw.frames.length > 0);
+  const socketId = (JSON.parse(raw.frames[0]!.data as string) as { socket_id: string }).socket_id;
+  const auth = channel.startsWith("private-") || channel.startsWith("presence-")
+    ? options.userId === undefined
+      ? appBackend.authorizeChannel(socketId, channel)
+      : appBackend.authorizeChannel(socketId, channel, { user_id: options.userId })
+    : {};
+  raw.send({ event: "pusher:subscribe", data: { channel, ...auth } });
+  await waitFor(() => raw.frames.some((frame) => frame.channel === channel && /subscription_(succeeded|error)$/.test(frame.event)));
+  return { ...raw, socketId };
 }
 
 export type { PresenceChannel };

@@ -32,6 +32,7 @@ function fakeWs(wire: WireLog, name: string): UwsWebSocket<unknown> & { ended: n
     },
     subscribe: () => true,
     unsubscribe: () => true,
+    publish: () => true,
     getBufferedAmount: () => 100,
     getUserData: () => ({}),
   };

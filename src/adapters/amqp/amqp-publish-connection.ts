@@ -22,7 +22,7 @@ export interface AmqpPublishConnectionOptions extends AmqpConnectionOptions {
   readonly stopTimeoutMs?: number;
 }
 
-type OutgoingMessage = { readonly routingKey: string; readonly body: string; readonly messageId: string; readonly timestampMs: number };
+type OutgoingMessage = { readonly routingKey: string; readonly body: string; readonly messageId: string; readonly timestampMs: number; readonly excludeSocket?: string | undefined };
 
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const TARGET_EXCHANGES: Record<PublishTarget, string> = {
@@ -89,7 +89,7 @@ export class AmqpPublishConnection implements EventsPublisher {
   /** `events` messages are persistent; `live` ones are copies for gateways, `control` ones commands to them (node queues are not durable). */
   publishTo(target: PublishTarget, message: OutgoingMessage): Promise<void> {
     const content = Buffer.from(message.body, "utf8");
-    const properties = eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: target === "events" });
+    const properties = eventProperties({ messageId: message.messageId, timestampMs: message.timestampMs, persistent: target === "events", excludeSocket: message.excludeSocket });
     const exchange = TARGET_EXCHANGES[target];
     return this.options.mode === "routed"
       ? this.publisher.publishRouted(exchange, message.routingKey, content, properties)

@@ -4,7 +4,7 @@ import type { BatchSource } from "../../core/batch-pump.js";
 import type { Clock } from "../../core/ports/clock.js";
 import type { Logger } from "../../core/ports/logger.js";
 import type { PersistMessage, PersistOutcome } from "../../core/ports/persist-queue.js";
-import { readTimestampMs } from "./consumer.js";
+import { readExcludeSocket, readTimestampMs } from "./consumer.js";
 import type { ConfirmPublisher } from "./publisher.js";
 
 /** One delivery received on a channel and not yet dispatched, with the consumer that owns its tag. */
@@ -142,5 +142,6 @@ export function toPersistMessage({ message, retried }: HeldDelivery): PersistMes
     messageId: typeof message.properties.messageId === "string" ? message.properties.messageId : undefined,
     timestampMs: readTimestampMs(message),
     redelivered: retried || message.fields.redelivered,
+    excludeSocket: readExcludeSocket(message),
   };
 }

@@ -58,6 +58,8 @@ export const AmqpHeaders = {
   timestampMs: "x-sobranie-ts-ms",
   /** DEPLOYMENT_ID of the node that sent a presence message; absent when it has none. */
   deployment: "x-sobranie-deployment",
+  /** The one socket (a Pusher socket_id) an event must not reach: its own client event, or a REST publish's `socket_id`. */
+  excludeSocket: "x-sobranie-exclude-socket",
 } as const;
 
 /**
@@ -106,13 +108,15 @@ const MS_PER_SECOND = 1_000;
  * time twice: the AMQP `timestamp` (whole seconds, by the spec) for other
  * tools, and `x-sobranie-ts-ms` for our delivery-latency measurement.
  */
-export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean }): Options.Publish {
+export function eventProperties(event: { messageId: string; timestampMs: number; persistent: boolean; excludeSocket?: string | undefined }): Options.Publish {
+  const headers: Record<string, unknown> = { [AmqpHeaders.timestampMs]: event.timestampMs };
+  if (event.excludeSocket !== undefined) headers[AmqpHeaders.excludeSocket] = event.excludeSocket;
   return {
     persistent: event.persistent,
     contentType: "application/json",
     messageId: event.messageId,
     timestamp: Math.floor(event.timestampMs / MS_PER_SECOND),
-    headers: { [AmqpHeaders.timestampMs]: event.timestampMs },
+    headers,
   };
 }
 

@@ -173,6 +173,11 @@ class BunUwsWebSocket<UserData> implements UwsWebSocket<UserData> {
     return true;
   }
 
+  /** Bun's `publish` on a socket skips that socket, as uWS's does. */
+  publish(topic: string, message: string): boolean {
+    return this.ws.publish(topic, message) !== 0;
+  }
+
   getBufferedAmount(): number {
     return this.ws.getBufferedAmount();
   }

@@ -13,6 +13,7 @@ export interface MemoryMessage {
   readonly body: Uint8Array;
   readonly messageId: string | undefined;
   readonly timestampMs: number | undefined;
+  readonly excludeSocket?: string | undefined;
   /** From the control exchange (every node takes it, whatever is bound): handed to `handleControl`. */
   readonly control?: boolean;
 }
@@ -25,6 +26,7 @@ export interface MemoryDeadLetter extends MemoryMessage {
 export interface MemoryMessageProperties {
   readonly messageId?: string;
   readonly timestampMs?: number;
+  readonly excludeSocket?: string | undefined;
 }
 
 export interface MemoryBrokerOptions {
@@ -126,6 +128,7 @@ export class MemoryBroker implements Broker {
       body: encoder.encode(request.body),
       messageId: request.messageId,
       timestampMs: request.timestampMs,
+      excludeSocket: request.excludeSocket,
     };
     if (request.target === "live") this.route(message);
     else if (request.target === "control") this.enqueue({ ...message, control: true });
@@ -278,6 +281,7 @@ function toMessage(routingKey: string, body: Uint8Array | string, properties: Me
     body: typeof body === "string" ? encoder.encode(body) : body,
     messageId: properties.messageId,
     timestampMs: properties.timestampMs,
+    excludeSocket: properties.excludeSocket,
   };
 }
 

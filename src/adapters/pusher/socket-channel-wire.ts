@@ -1,4 +1,5 @@
 import type { ChannelWire } from "../../core/channel-wires.js";
+import type { EventOrigin } from "../../core/ports/session-socket.js";
 import type { ServerFrame } from "../../protocol/frames.js";
 import type { PusherChannel } from "./channel-names.js";
 import { channelEvent } from "./socket-frames.js";
@@ -20,10 +21,11 @@ export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
   const presence = pusher.kind === "presence";
   return {
     topic: pusherTopic(channel),
-    encode(frame: ServerFrame): string | undefined {
+    encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined {
       switch (frame.op) {
         case "event":
-          return channelEvent(channel, frame.type, frame.data);
+          // As Pusher: presence channels name the client that triggered an event.
+          return channelEvent(channel, frame.type, frame.data, presence ? origin?.user : undefined);
         case "join": {
           if (!presence) return undefined;
           const member = frame.info === undefined ? { user_id: frame.user } : { user_id: frame.user, user_info: frame.info };

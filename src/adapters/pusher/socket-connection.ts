@@ -4,9 +4,9 @@ import type { PresenceHandle } from "../../core/presence/index.js";
 import type { Session } from "../../core/session.js";
 import type { SessionWire } from "../../core/session-wire.js";
 import type { SignedGrant } from "../../core/signed-grant.js";
-import { USER_ID_PATTERN, USER_ID_RULE } from "../../protocol/channel.js";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, USER_ID_PATTERN, USER_ID_RULE } from "../../protocol/channel.js";
 import { ErrorCode } from "../../protocol/codes.js";
-import type { ServerFrame } from "../../protocol/frames.js";
+import { validateClientFrame, type ServerFrame } from "../../protocol/frames.js";
 import type { PusherApp } from "./apps.js";
 import { isPusherChannelRefusal, parsePusherChannel, type PusherChannel } from "./channel-names.js";
 import { channelAuthString, verifyAuthToken } from "./signatures.js";
@@ -54,9 +54,18 @@ interface PendingReply {
  * A connection subscribes a channel under one Pusher name at a time: a
  * second name for the same channel (`presence-room.7` and
  * `presence-cache-room.7`) is refused.
+ *
+ * Client events (`client-*`) are the session's client publishes, routed by
+ * the namespace's publish policy (`backend`: to RabbitMQ for backends;
+ * `broadcast`: to the channel's subscribers), never back to this socket
+ * (its socket id is every publish's excluded socket). They are taken only
+ * from apps with `clientEvents`, on private and presence channels this
+ * connection is subscribed to; encrypted channels relay only what the
+ * server published.
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
+  readonly excludeId: string;
   private session: Session | undefined;
   private nextRef = 1;
   private readonly pending = new Map<number, PendingReply>();
@@ -64,8 +73,12 @@ export class PusherConnection implements SessionWire {
   private readonly byName = new Map<string, PusherChannel>();
   /** The same by channel. */
   private readonly byChannel = new Map<string, PusherChannel>();
+  /** Pusher names whose subscription succeeded (client events are taken on these only). */
+  private readonly subscribed = new Set<string>();
 
-  constructor(private readonly deps: PusherConnectionDeps) {}
+  constructor(private readonly deps: PusherConnectionDeps) {
+    this.excludeId = deps.socketId;
+  }
 
   /** The session this connection speaks to; set once the gateway opened it. */
   attach(session: Session): void {
@@ -127,8 +140,28 @@ export class PusherConnection implements SessionWire {
       case "pusher:unsubscribe":
         return this.unsubscribe(frame.channel);
       case "client":
-        return this.refuse(`${frame.name}: client events are not accepted yet`);
+        return this.clientEvent(frame.name, frame.channel, frame.data);
     }
+  }
+
+  private clientEvent(event: string, name: string, data: unknown): void {
+    const session = this.session;
+    if (!session) return;
+    if (!this.deps.app.clientEvents) return this.refuse(`${event}: client events are turned off for this app`);
+    const pusher = this.byName.get(name);
+    if (!pusher || !this.subscribed.has(name)) return this.refuse(`${event}: subscribe to ${name.slice(0, 200)} before triggering client events on it`);
+    if (pusher.kind === "public") return this.refuse(`${event}: client events are taken on private and presence channels only`);
+    if (pusher.kind === "encrypted") return this.refuse(`${event}: client events are not taken on encrypted channels`);
+    if (!EVENT_TYPE_PATTERN.test(event)) return this.refuse(`${event.slice(0, 64)}: ${EVENT_TYPE_RULE}`);
+    const ref = this.nextRef++;
+    // The event's data is held to the limits of a native publish (depth, numbers): validated as one.
+    const validated = validateClientFrame({ json: { op: "publish", ref, channel: pusher.channel.name, type: event, data }, ref });
+    if (!validated.ok) return this.refuse(`${event}: ${validated.message}`);
+    this.pending.set(ref, {
+      ok: () => undefined,
+      error: (refusal) => pusherError(pusherErrorCode(refusal.code), `${event} on ${name}: ${refusal.message}`),
+    });
+    session.request(validated.frame);
   }
 
   private subscribe(data: { channel: string; auth?: string | undefined; channel_data?: string | undefined }): void {
@@ -184,6 +217,7 @@ export class PusherConnection implements SessionWire {
 
   private succeeded(pusher: PusherChannel): string | undefined {
     if (this.byName.get(pusher.pusherName) !== pusher) return undefined;
+    this.subscribed.add(pusher.pusherName);
     return subscriptionSucceeded(pusher.pusherName, pusher.kind === "presence" ? this.presenceData(pusher.channel.name) : {});
   }
 
@@ -203,7 +237,10 @@ export class PusherConnection implements SessionWire {
   }
 
   private forget(pusher: PusherChannel): void {
-    if (this.byName.get(pusher.pusherName) === pusher) this.byName.delete(pusher.pusherName);
+    if (this.byName.get(pusher.pusherName) === pusher) {
+      this.byName.delete(pusher.pusherName);
+      this.subscribed.delete(pusher.pusherName);
+    }
     if (this.byChannel.get(pusher.channel.name) === pusher) this.byChannel.delete(pusher.channel.name);
   }
 

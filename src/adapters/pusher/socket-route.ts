@@ -139,6 +139,8 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       },
     });
     const socket = new PusherSessionSocket(ws, gateway.wires, (channel) => connection.pusherChannelOf(channel));
+    // Registered before the session opens: from then on its own publishes may come back, and must skip it.
+    gateway.wires.addSocket(data.socketId, (topic, text) => void ws.publish(topic, text, false, false));
     const session = gateway.open(data.ticket, socket, connection);
     connection.attach(session);
     state = { app, session, connection, socket, lastHeardMs: deps.clock.now(), pinged: false, reconnect: undefined };
@@ -192,6 +194,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
         return;
       }
       open.delete(state);
+      gateway.wires.removeSocket(data.socketId);
       state.reconnect?.cancel();
       state.socket.markClosed();
       gateway.closed(state.session);

@@ -20,6 +20,8 @@ export interface LiveDelivery {
   readonly messageId: string | undefined;
   /** AMQP `timestamp` in ms, when the publisher set it. */
   readonly timestampMs: number | undefined;
+  /** The `x-sobranie-exclude-socket` header: the one socket (a Pusher socket_id) this event must not reach. */
+  readonly excludeSocket?: string | undefined;
 }
 
 /**
@@ -55,6 +57,8 @@ export interface PublishRequest {
   readonly body: string;
   readonly messageId: string;
   readonly timestampMs: number;
+  /** Sent as the `x-sobranie-exclude-socket` header (see LiveDelivery). */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Namespaces whose events travel events → live directly (no worker in between). */

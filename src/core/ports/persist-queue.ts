@@ -18,6 +18,8 @@ export interface PersistMessage {
   readonly timestampMs: number | undefined;
   /** True when the broker delivered this message before (a consumer died holding it). */
   readonly redelivered: boolean;
+  /** The `x-sobranie-exclude-socket` header, relayed live with the event (see LiveDelivery). */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Per message: done (acked) or dead-lettered to `sobranie.dead` with the reason (then acked). */
@@ -39,6 +41,8 @@ export interface LivePublish {
   readonly messageId: string;
   /** The original publish time, carried along so delivery latency covers persistence. */
   readonly timestampMs: number;
+  /** The one socket the event must not reach, as it came in (PersistMessage.excludeSocket). */
+  readonly excludeSocket?: string | undefined;
 }
 
 export interface PersistQueue {
