@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import PusherServer from "pusher";
 import WebSocket from "ws";
-import type { Channel, ChannelAuthorizationCallback, PresenceChannel } from "pusher-js";
+import type { Channel, ChannelAuthorizationCallback, PresenceChannel, UserAuthenticationCallback } from "pusher-js";
 import type PusherJs from "pusher-js";
 import { waitFor } from "./wait-for.js";
 
@@ -35,6 +35,8 @@ export interface PusherClientOptions {
   readonly member?: { user_id: string; user_info?: Record<string, unknown> };
   /** Signs with this secret instead of the app's (a forged signature). */
   readonly secret?: string;
+  /** Whom `signin()` signs in as (the app's `authenticateUser`). */
+  readonly user?: { id: string; user_info?: Record<string, unknown> };
 }
 
 /**
@@ -57,6 +59,14 @@ export function pusherClient(port: number, options: PusherClientOptions = {}): P
         const member = options.member;
         const presence = channelName.startsWith("presence-");
         callback(null, presence && member ? signer.authorizeChannel(socketId, channelName, member) : signer.authorizeChannel(socketId, channelName));
+      },
+    },
+    userAuthentication: {
+      transport: "ajax",
+      endpoint: "unused",
+      customHandler: ({ socketId }: { socketId: string }, callback: UserAuthenticationCallback) => {
+        if (!options.user) return callback(new Error("this test client signs in as nobody"), null);
+        callback(null, signer.authenticateUser(socketId, options.user));
       },
     },
   });

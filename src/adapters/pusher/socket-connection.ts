@@ -9,13 +9,14 @@ import { ErrorCode } from "../../protocol/codes.js";
 import { validateClientFrame, type ServerFrame } from "../../protocol/frames.js";
 import type { PusherApp } from "./apps.js";
 import { isPusherChannelRefusal, parsePusherChannel, type PusherChannel } from "./channel-names.js";
-import { channelAuthString, verifyAuthToken } from "./signatures.js";
+import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
 import {
   connectionEstablished,
   PUSHER_PONG,
   pusherError,
   readPusherFrame,
+  signinSuccess,
   subscriptionError,
   subscriptionSucceeded,
   type PusherClientFrame,
@@ -23,6 +24,8 @@ import {
 
 /** Most bytes of a presence member's `user_info` (as JSON), like the JWT `info` claim. */
 const MAX_USER_INFO_BYTES = 1024;
+/** The channel a signed-in user's own events come on: `#server-to-user-<id>`, backed by `user:<id>`. */
+const SERVER_TO_USER_PREFIX = "#server-to-user-";
 
 export interface PusherConnectionDeps {
   readonly app: PusherApp;
@@ -62,6 +65,10 @@ interface PendingReply {
  * from apps with `clientEvents`, on private and presence channels this
  * connection is subscribed to; encrypted channels relay only what the
  * server published.
+ *
+ * `pusher:signin` (the app's signature of `<socket_id>::user::<user_data>`)
+ * makes the connection its user's for `#server-to-user-<id>`, the channel
+ * `user:<id>`; the session's own user id stays the socket's.
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
@@ -75,6 +82,8 @@ export class PusherConnection implements SessionWire {
   private readonly byChannel = new Map<string, PusherChannel>();
   /** Pusher names whose subscription succeeded (client events are taken on these only). */
   private readonly subscribed = new Set<string>();
+  /** The user id of a successful `pusher:signin`. */
+  private signedInAs: string | undefined;
 
   constructor(private readonly deps: PusherConnectionDeps) {
     this.excludeId = deps.socketId;
@@ -139,9 +148,36 @@ export class PusherConnection implements SessionWire {
         return this.subscribe(frame.data);
       case "pusher:unsubscribe":
         return this.unsubscribe(frame.channel);
+      case "pusher:signin":
+        return this.signin(frame.data.auth, frame.data.user_data);
       case "client":
         return this.clientEvent(frame.name, frame.channel, frame.data);
     }
+  }
+
+  private signin(auth: string, userData: string): void {
+    if (this.signedInAs !== undefined) return this.refuse(`pusher:signin: this connection is signed in as ${this.signedInAs} already`);
+    if (!verifyAuthToken(this.deps.app, userAuthString(this.deps.socketId, userData), auth)) {
+      return this.refuse("pusher:signin: the signature in \"auth\" is not the app's for this socket_id and user_data");
+    }
+    let user: unknown;
+    try {
+      user = JSON.parse(userData);
+    } catch {
+      return this.refuse("pusher:signin: user_data is not JSON");
+    }
+    const id = typeof user === "object" && user !== null ? (user as { id?: unknown }).id : undefined;
+    if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return this.refuse(`pusher:signin: user_data.id must be a string; ${USER_ID_RULE}`);
+    this.signedInAs = id;
+    this.deps.send(signinSuccess(userData));
+  }
+
+  /** `#server-to-user-<id>` as the channel `user:<id>`, or why this connection may not have it. */
+  private serverToUser(name: string): PusherChannel | string {
+    const id = name.slice(SERVER_TO_USER_PREFIX.length);
+    if (this.signedInAs === undefined) return `${name}: sign in (pusher:signin) first`;
+    if (id !== this.signedInAs) return `${name}: only the signed-in user's own channel, ${SERVER_TO_USER_PREFIX}${this.signedInAs}`;
+    return { pusherName: name, channel: { namespace: "user", id, name: `user:${id}` }, kind: "private", cache: false };
   }
 
   private clientEvent(event: string, name: string, data: unknown): void {
@@ -168,19 +204,33 @@ export class PusherConnection implements SessionWire {
     const session = this.session;
     const name = data.channel;
     if (!session || this.byName.has(name)) return;
+    if (name.startsWith(SERVER_TO_USER_PREFIX)) {
+      const own = this.serverToUser(name);
+      if (typeof own === "string") return this.refuseSubscription(name, "AuthError", own, 403);
+      // The signin was the app's signature for this user: it stands for the channel's.
+      return this.request(own, { member: undefined });
+    }
     const parsed = parsePusherChannel(name, (namespace) => this.deps.namespaces.get(namespace));
     if (isPusherChannelRefusal(parsed)) {
       return this.refuseSubscription(name, "SubscriptionError", parsed.message, parsed.reason === "unknown_namespace" ? 404 : 400);
     }
     if (parsed.cache) return this.refuseSubscription(name, "SubscriptionError", `${name}: cache channels are not supported yet; subscribe without "cache-"`, 400);
-    const other = this.byChannel.get(parsed.channel.name);
-    if (other) return this.refuseSubscription(name, "SubscriptionError", `${name}: this connection is subscribed to the same channel as ${other.pusherName}`, 400);
     let signed: SignedGrant | undefined;
     if (parsed.kind !== "public") {
       const checked = this.checkSignature(parsed, data);
       if (typeof checked === "string") return this.refuseSubscription(name, "AuthError", checked, 401);
       signed = checked;
     }
+    this.request(parsed, signed);
+  }
+
+  /** The session's subscribe of `parsed`'s channel, answered as Pusher answers it. */
+  private request(parsed: PusherChannel, signed: SignedGrant | undefined): void {
+    const session = this.session;
+    const name = parsed.pusherName;
+    if (!session) return;
+    const other = this.byChannel.get(parsed.channel.name);
+    if (other) return this.refuseSubscription(name, "SubscriptionError", `${name}: this connection is subscribed to the same channel as ${other.pusherName}`, 400);
     this.byName.set(name, parsed);
     this.byChannel.set(parsed.channel.name, parsed);
     const ref = this.nextRef++;

@@ -16,11 +16,17 @@ const SubscribeData = v.object({
   channel_data: v.optional(v.string("channel_data must be a string")),
 });
 
+const SigninData = v.object({
+  auth: v.string("auth must be a string"),
+  user_data: v.pipe(v.string("user_data must be a string"), v.maxLength(16_384)),
+});
+
 /** A client frame after validation; client events keep their name and data as sent. */
 export type PusherClientFrame =
   | { readonly event: "pusher:ping" | "pusher:pong" }
   | { readonly event: "pusher:subscribe"; readonly data: v.InferOutput<typeof SubscribeData> }
   | { readonly event: "pusher:unsubscribe"; readonly channel: string }
+  | { readonly event: "pusher:signin"; readonly data: v.InferOutput<typeof SigninData> }
   | { readonly event: "client"; readonly name: string; readonly channel: string; readonly data: unknown };
 
 export type ReadPusherFrame = { ok: true; frame: PusherClientFrame } | { ok: false; message: string };
@@ -50,12 +56,16 @@ export function readPusherFrame(text: string): ReadPusherFrame {
       const parsed = v.safeParse(v.object({ channel: channelName }), body);
       return parsed.success ? { ok: true, frame: { event, channel: parsed.output.channel } } : { ok: false, message: `pusher:unsubscribe: ${v.summarize(parsed.issues)}` };
     }
+    case "pusher:signin": {
+      const parsed = v.safeParse(SigninData, body);
+      return parsed.success ? { ok: true, frame: { event, data: parsed.output } } : { ok: false, message: `pusher:signin: ${v.summarize(parsed.issues)}` };
+    }
     default:
       if (event.startsWith("client-")) {
         if (typeof channel !== "string") return { ok: false, message: `${clip(event)}: channel must be a string` };
         return { ok: true, frame: { event: "client", name: event, channel, data } };
       }
-      return { ok: false, message: `unknown event "${clip(event)}": the gateway takes pusher:ping, pusher:pong, pusher:subscribe, pusher:unsubscribe and client-* events` };
+      return { ok: false, message: `unknown event "${clip(event)}": the gateway takes pusher:ping, pusher:pong, pusher:subscribe, pusher:unsubscribe, pusher:signin and client-* events` };
   }
 }
 
@@ -73,6 +83,11 @@ export const PUSHER_PONG = JSON.stringify({ event: "pusher:pong", data: "{}" });
 /** `data`: what pusher-js hands the app's `pusher:subscription_succeeded` callback ({} on channels without presence). */
 export function subscriptionSucceeded(channel: string, data: unknown): string {
   return JSON.stringify({ event: "pusher_internal:subscription_succeeded", channel, data: JSON.stringify(data) });
+}
+
+/** `data.user_data`: the signed `user_data` text as sent, which pusher-js reads the user from. */
+export function signinSuccess(userData: string): string {
+  return JSON.stringify({ event: "pusher:signin_success", data: JSON.stringify({ user_data: userData }) });
 }
 
 /** As Pusher servers answer a refused subscription: `{type, error, status}`; the socket stays. */
