@@ -8,7 +8,11 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
 
   beforeAll(async () => {
     gateway = await startTestGateway({
-      PUSHER_APPS: pusherAppsEnv({}, [{ id: "app-off", key: "disabled-key", secret: "disabled-secret-0123456789", enabled: false }]),
+      PUSHER_APPS: pusherAppsEnv({}, [
+        { id: "app-off", key: "disabled-key", secret: "disabled-secret-0123456789", enabled: false },
+        { id: "app-one", key: "one-connection-key", secret: "one-connection-secret-0123", maxConnections: 1 },
+      ]),
+      MAX_FRAME_BYTES: "4096",
       HEARTBEAT_MS: "1000",
       PRESENCE_TTL_MS: "4000",
     });
@@ -54,6 +58,30 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
     expect(await codeOf(`/app/${PUSHER_APP.key}`)).toBe(4008);
     expect(await codeOf(`/app/${PUSHER_APP.key}?protocol=seven`)).toBe(4006);
     expect(await codeOf(`/app/${PUSHER_APP.key}?protocol=4`)).toBe(4007);
+  });
+
+  it("answers a frame over MAX_FRAME_BYTES with pusher:error and closes 1009, and a binary frame with pusher:error only", async () => {
+    const raw = await rawPusher(gateway.port);
+    raw.socket.send(Buffer.from([1, 2, 3]));
+    await waitFor(() => raw.frames.some((frame) => frame.event === "pusher:error"));
+    expect((raw.frames.find((frame) => frame.event === "pusher:error")!.data as { message: string }).message).toContain("binary");
+    raw.send({ event: "client-big", channel: "private-user.x", data: "x".repeat(5_000) });
+    expect(await raw.closed).toBe(1009);
+    const errors = raw.frames.filter((frame) => frame.event === "pusher:error");
+    expect((errors[1]!.data as { message: string }).message).toContain("over 4096");
+  });
+
+  it("closes a connection over the app's maxConnections with 4100, which pusher-js retries after a backoff", async () => {
+    const first = await rawPusher(gateway.port, "/app/one-connection-key?protocol=7");
+    await waitFor(() => first.frames.length > 0);
+    const second = await rawPusher(gateway.port, "/app/one-connection-key?protocol=7");
+    expect(await second.closed).toBe(4100);
+    first.socket.close();
+    await first.closed;
+    // The slot is free again.
+    const third = await rawPusher(gateway.port, "/app/one-connection-key?protocol=7");
+    await waitFor(() => third.frames.some((frame) => frame.event === "pusher:connection_established"));
+    third.socket.close();
   });
 
   it("pusher-js connects, and stops for good on an unknown key (4001)", async () => {
