@@ -11,6 +11,8 @@ import { waitFor } from "./wait-for.js";
  */
 const Pusher = createRequire(import.meta.url)("pusher-js") as typeof PusherJs.default;
 type Pusher = PusherJs.default;
+/** The pusher-js class, for libraries built on it (laravel-echo's `Pusher` option). */
+export { Pusher as PusherJs };
 
 /** The Pusher app the gateways of these tests are configured with (PUSHER_APPS). */
 export const PUSHER_APP = { id: "app-1", key: "test-app-key", secret: "test-app-secret-0123456789" } as const;
