@@ -64,6 +64,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // First: a runtime without a usable uWS build fails here, not after the store's start-up.
   const { uws, build } = loadUws();
+  if (config.pusherApps.length > 0 && process.versions.bun !== undefined) {
+    // Bun's server has one set of WebSocket handlers, taken by /realtime/ws.
+    throw new Error("PUSHER_APPS is set, but the Pusher endpoint runs on Node (uWebSockets.js) only, not on Bun");
+  }
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
     store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
