@@ -8,7 +8,7 @@ import { waitFor } from "../support/wait-for.js";
 // Not durable, so no worker is needed for its events to go live.
 const NAMESPACES = JSON.stringify([{ name: "note", subscribe: "self", publish: "none", durable: false, presence: false }]);
 
-describe("pusher-js across a drain", () => {
+describe("pusher-js across a drain and a broker loss", () => {
   let draining: TestGateway;
   let staying: TestGateway;
   let proxy: TcpProxy;
@@ -44,5 +44,26 @@ describe("pusher-js across a drain", () => {
     await waitFor(() => received.length === 1, 10_000, "event after the reconnect");
     expect(received[0]).toEqual({ n: 1 });
     client.disconnect();
+  });
+
+  it("is closed with 4200 when its node stays without its broker, and reconnects", async () => {
+    // A gateway whose RabbitMQ connection goes through a proxy the test cuts.
+    const amqp = new URL(RABBITMQ_URL);
+    const brokerProxy = new TcpProxy(amqp.hostname, Number(amqp.port || 5672));
+    await brokerProxy.start();
+    amqp.host = `127.0.0.1:${brokerProxy.port}`;
+    const cutOff = await startTestGateway({ PUSHER_APPS: pusherAppsEnv(), NAMESPACES, RABBITMQ_URL: amqp.toString(), BROKER_LOSS_GRACE_MS: "500" });
+    proxy.retarget(cutOff.port);
+    const client = pusherClient(proxy.port);
+    const codes = closeCodes(client);
+    await connected(client);
+    const firstSocket = client.connection.socket_id;
+    proxy.retarget(staying.port);
+    brokerProxy.cut();
+    await waitFor(() => codes.includes(4200), 20_000, "closed 4200 after the broker loss");
+    await waitFor(() => client.connection.state === "connected" && client.connection.socket_id !== firstSocket, 15_000, "reconnected");
+    client.disconnect();
+    await cutOff.stop();
+    await brokerProxy.stop();
   });
 });
