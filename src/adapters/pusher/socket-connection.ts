@@ -183,16 +183,18 @@ export class PusherConnection implements SessionWire {
   private clientEvent(event: string, name: string, data: unknown): void {
     const session = this.session;
     if (!session) return;
-    if (!this.deps.app.clientEvents) return this.refuse(`${event}: client events are turned off for this app`);
+    // Named in refusals clipped: both are the client's text, of any length.
+    const shown = clip(event);
+    if (!this.deps.app.clientEvents) return this.refuse(`${shown}: client events are turned off for this app`);
     const pusher = this.byName.get(name);
-    if (!pusher || !this.subscribed.has(name)) return this.refuse(`${event}: subscribe to ${name.slice(0, 200)} before triggering client events on it`);
-    if (pusher.kind === "public") return this.refuse(`${event}: client events are taken on private and presence channels only`);
-    if (pusher.kind === "encrypted") return this.refuse(`${event}: client events are not taken on encrypted channels`);
-    if (!EVENT_TYPE_PATTERN.test(event)) return this.refuse(`${event.slice(0, 64)}: ${EVENT_TYPE_RULE}`);
+    if (!pusher || !this.subscribed.has(name)) return this.refuse(`${shown}: subscribe to ${clip(name)} before triggering client events on it`);
+    if (pusher.kind === "public") return this.refuse(`${shown}: client events are taken on private and presence channels only`);
+    if (pusher.kind === "encrypted") return this.refuse(`${shown}: client events are not taken on encrypted channels`);
+    if (!EVENT_TYPE_PATTERN.test(event)) return this.refuse(`${shown}: ${EVENT_TYPE_RULE}`);
     const ref = this.nextRef++;
     // The event's data is held to the limits of a native publish (depth, numbers): validated as one.
     const validated = validateClientFrame({ json: { op: "publish", ref, channel: pusher.channel.name, type: event, data }, ref });
-    if (!validated.ok) return this.refuse(`${event}: ${validated.message}`);
+    if (!validated.ok) return this.refuse(`${shown}: ${validated.message}`);
     this.pending.set(ref, {
       ok: () => undefined,
       error: (refusal) => pusherError(pusherErrorCode(refusal.code), `${event} on ${name}: ${refusal.message}`),
@@ -303,6 +305,10 @@ export class PusherConnection implements SessionWire {
     this.deps.metrics.frameRejected(status === 401 ? ErrorCode.Unauthorized : ErrorCode.BadRequest);
     this.deps.send(subscriptionError(name, type, message, status));
   }
+}
+
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 /**
