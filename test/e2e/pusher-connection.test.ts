@@ -3,6 +3,8 @@ import { closeCodes, connected, pusherAppsEnv, pusherClient, PUSHER_APP, rawPush
 import { startTestGateway, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
+const API_KEY = "pusher-connection-api-key-0123456789";
+
 describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
   let gateway: TestGateway;
 
@@ -13,6 +15,7 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
         { id: "app-one", key: "one-connection-key", secret: "one-connection-secret-0123", maxConnections: 1 },
       ]),
       MAX_FRAME_BYTES: "4096",
+      API_KEYS: API_KEY,
       HEARTBEAT_MS: "1000",
       PRESENCE_TTL_MS: "4000",
     });
@@ -33,6 +36,17 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
     expect(data.activity_timeout).toBe(2);
     raw.socket.send(JSON.stringify({ event: "pusher:ping", data: {} }));
     await waitFor(() => raw.frames.some((frame) => frame.event === "pusher:pong"));
+    raw.socket.close();
+  });
+
+  it("counts nobody online for a connection: its user is its own socket until it signs in", async () => {
+    const raw = await rawPusher(gateway.port);
+    await waitFor(() => raw.frames.length > 0);
+    const socketId = (JSON.parse(raw.frames[0]!.data as string) as { socket_id: string }).socket_id;
+    const user = `pusher-${socketId.replace(".", "-")}`;
+    // A native request after the connection opened: the status it reads is the one the connection left.
+    const response = await fetch(`${gateway.httpUrl}/api/v1/status?users=${user}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(await response.json()).toMatchObject({ users: [{ user, online: false }] });
     raw.socket.close();
   });
 
