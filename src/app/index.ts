@@ -18,6 +18,7 @@ import { EdgeFanout } from "../http/websocket-session-socket.js";
 import { SseTopics } from "../http/sse-session-socket.js";
 import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
 import { pusherChannelNames } from "./pusher-channel-names.js";
+import { registerPusherSockets, type PusherSockets } from "../adapters/pusher/socket-route.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -65,6 +66,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // First: a runtime without a usable uWS build fails here, not after the store's start-up.
   const { server, build } = createEdgeServer();
+  if (config.pusherApps.length > 0 && process.versions.bun !== undefined) {
+    // The Pusher endpoint's tests (test/e2e/pusher-*) run on Node only; Bun is not yet a tested runtime for it.
+    throw new Error("PUSHER_APPS is set, but the Pusher endpoint is served on Node (uWebSockets.js) only, not on Bun");
+  }
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
     store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
@@ -139,6 +144,21 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   metrics.observeReadiness(readiness);
   const httpLimits = new HttpLimits({ settings: config.httpLimits, clock, metrics });
   const pusherApps = new PusherApps(config.pusherApps);
+  const channelNames = pusherChannelNames(config);
+  // The Pusher-protocol endpoint (docs/pusher.md).
+  const pusherSockets: PusherSockets | undefined =
+    gateway && pusherApps.size > 0
+      ? registerPusherSockets({
+          server,
+          gateway,
+          apps: pusherApps,
+          channelNames,
+          clock,
+          metrics,
+          maxFrameBytes: config.limits.maxFrameBytes,
+          ttlMs: config.presenceTtlMs,
+        })
+      : undefined;
   registerEdgeRoutes(server, {
     exposition: metrics,
     readiness,
@@ -157,7 +177,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
       sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
-      routes: pusherHttpRoutes({ apps: pusherApps, channelNames: pusherChannelNames(config), gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
+      routes: pusherHttpRoutes({ apps: pusherApps, channelNames, gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
     },
   });
 
@@ -203,6 +223,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         await gateway.drain(config.drainGraceMs);
       }
       server.stopListening();
+      pusherSockets?.stop();
       await gateway?.stop();
       await presenceBus?.stop();
       await outbox?.stop();

@@ -54,6 +54,7 @@ interface EnvelopePublish {
   readonly user?: string | undefined;
   /** When it happened: the envelope's `occurredAt` and the message timestamp. */
   readonly atMs?: number | undefined;
+  /** The one socket it must not reach (the `x-sobranie-exclude-socket` header). */
   readonly excludeSocket?: string | undefined;
 }
 
@@ -93,6 +94,7 @@ export class BrokerPublishes {
       type: request.type,
       data: request.data,
       user: request.userId,
+      excludeSocket: request.excludeSocket,
     });
     this.deps.metrics.clientPublished(request.channel.namespace);
     return id;

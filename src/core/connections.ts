@@ -7,6 +7,7 @@ import type { Principal } from "./ports/authenticator.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { UpgradeRejectReason } from "./ports/metrics.js";
 import type { SessionSocket } from "./ports/session-socket.js";
+import { NATIVE_WIRE, type SessionWire } from "./session-wire.js";
 
 /**
  * This node's sessions, and the slots reserved for upgrades still in flight.
@@ -91,11 +92,11 @@ export class Connections {
     return { ok: true, ticket };
   }
 
-  /** The upgrade completed: the session starts and gets `welcome`. */
-  open(ticket: AdmissionTicket, socket: SessionSocket): Session {
+  /** The upgrade completed: the session starts and gets `welcome` (written by `wire`). */
+  open(ticket: AdmissionTicket, socket: SessionSocket, wire: SessionWire = NATIVE_WIRE): Session {
     if (!(ticket instanceof ReservedSlot) || !ticket.settle(true)) throw new Error("admission ticket used twice");
     const user = this.userState(ticket.principal.userId);
-    const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, ctx: this.deps.ctx, user });
+    const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, wire, ctx: this.deps.ctx, user });
     this.sessions.add(session);
     let ofUser = this.sessionsByUser.get(session.userId);
     if (!ofUser) this.sessionsByUser.set(session.userId, (ofUser = new Set()));

@@ -6,6 +6,7 @@ import type { BackendPublish } from "./backend-publish.js";
 import { BrokerLoss, DEFAULT_BROKER_LOSS } from "./broker-loss.js";
 import { BrokerPublishes } from "./broker-publishes.js";
 import { ChannelBindings } from "./channel-bindings.js";
+import { ChannelWires } from "./channel-wires.js";
 import { Connections, type Admission, type AdmissionTicket } from "./connections.js";
 import { deadLetter } from "./dead-letter.js";
 import type { GatewayDeps, GatewayOptions } from "./gateway-options.js";
@@ -14,6 +15,7 @@ import { LiveRouter } from "./live-router.js";
 import type { RevocationLimits } from "./revocations.js";
 import type { Session } from "./session.js";
 import type { SessionContext } from "./session-context.js";
+import type { SessionWire } from "./session-wire.js";
 import type { Principal } from "./ports/authenticator.js";
 import type { BrokerHandler, DeliveryOutcome, LiveDelivery } from "./ports/broker.js";
 import type { Timer } from "@sobranie/protocol/runtime/clock";
@@ -45,9 +47,13 @@ export class Gateway implements BrokerHandler {
   private readonly tracker: PresenceTracker;
   private readonly inspectTick: LateTick;
   private readonly bindings: ChannelBindings;
+  /** The node's fan-out: channels' frames natively, and in other wire formats where attached (the Pusher adapter attaches its own). */
+  readonly wires: ChannelWires;
 
-  constructor(options: GatewayOptions, deps: GatewayDeps) {
+  constructor(options: GatewayOptions, inputDeps: GatewayDeps) {
     this.options = options;
+    this.wires = new ChannelWires(inputDeps.fanout);
+    const deps: GatewayDeps = { ...inputDeps, fanout: this.wires };
     this.deps = deps;
     const presence = options.presence ?? DEFAULT_PRESENCE;
     this.inspectTick = new LateTick(options.inspectIntervalMs ?? DEFAULT_INSPECT_INTERVAL_MS, deps.clock.now());
@@ -205,9 +211,9 @@ export class Gateway implements BrokerHandler {
     return this.connections.reserve(principal);
   }
 
-  /** The upgrade completed: the session starts and gets `welcome`. */
-  open(ticket: AdmissionTicket, socket: SessionSocket): Session {
-    return this.connections.open(ticket, socket);
+  /** The upgrade completed: the session starts and gets `welcome`; `wire` writes its frames (protocol v1 unless given). */
+  open(ticket: AdmissionTicket, socket: SessionSocket, wire?: SessionWire): Session {
+    return this.connections.open(ticket, socket, wire);
   }
 
   /** The transport reports a session's socket closed. */

@@ -12,7 +12,7 @@ import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { EventStore, StoredEvent } from "./ports/event-store.js";
 import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "./ports/metrics.js";
-import type { LocalFanout } from "./ports/session-socket.js";
+import type { EventOrigin, LocalFanout } from "./ports/session-socket.js";
 import type { RecoverySink } from "./session-context.js";
 
 /**
@@ -115,7 +115,8 @@ export class LiveRouter {
     const frame = envelope.type === READ_SYNC_TYPE ? readFrame(channel.name, envelope.data) : eventFrame(channel.name, envelope, publishedAtMs ?? nowMs);
     if (!frame) return deadLetter(this.deps, "invalid_envelope", `${READ_SYNC_TYPE} needs data.upTo`);
     const seq = envelope.seq;
-    const send = (): void => void this.deliver(channel.name, prefix, namespace, seq, frame, publishedAtMs);
+    const origin: EventOrigin | undefined = envelope.user === undefined && delivery.excludeSocket === undefined ? undefined : { user: envelope.user, excludeSocket: delivery.excludeSocket };
+    const send = (): void => void this.deliver(channel.name, prefix, namespace, seq, frame, publishedAtMs, origin);
     if (seq === undefined) {
       send();
       return { kind: "delivered" };
@@ -133,7 +134,15 @@ export class LiveRouter {
    * the channel (a relayed duplicate, or a repaired event that also came
    * live) is dropped here, once per node; returns whether it was sent.
    */
-  private deliver(channel: string, prefix: string, namespace: string, seq: number | undefined, frame: ServerFrame & { op: "event" | "read" }, publishedAtMs: number | undefined): boolean {
+  private deliver(
+    channel: string,
+    prefix: string,
+    namespace: string,
+    seq: number | undefined,
+    frame: ServerFrame & { op: "event" | "read" },
+    publishedAtMs: number | undefined,
+    origin?: EventOrigin,
+  ): boolean {
     if (seq !== undefined) {
       const last = this.lastSeq.get(prefix);
       if (last !== undefined && seq <= last) {
@@ -143,7 +152,7 @@ export class LiveRouter {
       this.lastSeq.set(prefix, seq);
     }
     const text = encodeServerFrame(frame);
-    const recipients = this.deps.fanout.publish(channel, text);
+    const recipients = this.deps.fanout.publish(channel, text, origin);
     for (const sink of this.recovering.get(channel) ?? []) sink(seq, text);
     const nowMs = this.deps.clock.now();
     const latencySeconds = publishedAtMs === undefined ? undefined : Math.max(0, nowMs - publishedAtMs) / 1000;

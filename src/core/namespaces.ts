@@ -67,6 +67,19 @@ export class NamespaceRegistry {
     return allowed ? { allowed: true, policy } : { allowed: false, reason: "forbidden" };
   }
 
+  /** A subscription the app signed (SignedGrant): allowed in every namespace that exists. */
+  canSubscribeSigned(channel: Channel): Authorization {
+    const policy = this.byName.get(channel.namespace);
+    return policy ? { allowed: true, policy } : { allowed: false, reason: "not_found" };
+  }
+
+  /** A client publish on a channel subscribed with the app's signature: the namespace must take client publishes. */
+  canPublishSigned(channel: Channel): Authorization {
+    const subscribe = this.canSubscribeSigned(channel);
+    if (!subscribe.allowed) return subscribe;
+    return subscribe.policy.publish === "none" ? { allowed: false, reason: "forbidden" } : subscribe;
+  }
+
   /** Client publish needs the namespace to accept publishes and the same right as subscribing. */
   canPublish(principal: Principal, channel: Channel, grant?: SubscriptionGrant): Authorization {
     const subscribe = this.canSubscribe(principal, channel, grant);

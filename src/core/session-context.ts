@@ -50,7 +50,10 @@ export interface ClientPublish {
   readonly policy: NamespacePolicy;
   readonly type: string;
   readonly data: unknown;
+  /** The envelope's `user`: the connection's user, or the member it is subscribed as (SignedGrant). */
   readonly userId: string;
+  /** The publishing connection's id on its wire (SessionWire.excludeId): the event does not come back to it. */
+  readonly excludeSocket?: string | undefined;
 }
 
 /** Per-user state on this node: connection count and the shared rate bucket. */

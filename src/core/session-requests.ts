@@ -4,12 +4,13 @@ import type { ClientFrameOf } from "@sobranie/protocol/frames";
 import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionContext } from "./session-context.js";
 import type { SessionReplies } from "./session-replies.js";
+import type { SignedGrant } from "./signed-grant.js";
 
 /**
  * The requests a session answers without changing its own state: `publish`,
  * `read`, `presence` and `status`. Each is authorized by the current
- * connection token, or by the subscription token of the channel's
- * subscription where it has one, and gets exactly one reply.
+ * connection token, or by the subscription token or app signature of the
+ * channel's subscription where it has one, and gets exactly one reply.
  */
 export class SessionRequests {
   constructor(
@@ -21,6 +22,10 @@ export class SessionRequests {
       principal(): Principal;
       /** The subscription token the session's subscription of `channel` stands on, if any. */
       grantOn(channel: string): SubscriptionGrant | undefined;
+      /** The app's signature the session's subscription of `channel` stands on, if any. */
+      signedOn(channel: string): SignedGrant | undefined;
+      /** See SessionWire.excludeId. */
+      readonly excludeId: string | undefined;
     },
   ) {}
 
@@ -31,10 +36,12 @@ export class SessionRequests {
     if (!EVENT_TYPE_PATTERN.test(frame.type)) {
       return replies.reject(frame.ref, ErrorCode.BadRequest, EVENT_TYPE_RULE);
     }
-    const verdict = ctx.namespaces.canPublish(this.deps.principal(), channel, this.deps.grantOn(channel.name));
+    const signed = this.deps.signedOn(channel.name);
+    const verdict = signed ? ctx.namespaces.canPublishSigned(channel) : ctx.namespaces.canPublish(this.deps.principal(), channel, this.deps.grantOn(channel.name));
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
+    const userId = signed?.member?.userId ?? this.deps.userId;
     try {
-      const id = await ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId: this.deps.userId });
+      const id = await ctx.publishFromClient({ channel, policy: verdict.policy, type: frame.type, data: frame.data, userId, excludeSocket: this.deps.excludeId });
       replies.ok(frame.ref, { id });
     } catch (error) {
       replies.rejectFailure(frame.ref, error);

@@ -8,6 +8,7 @@ import type { SessionContext } from "./session-context.js";
 import type { SessionGrants } from "./session-grants.js";
 import { SessionRecoveries } from "./session-recovery.js";
 import type { SessionReplies } from "./session-replies.js";
+import type { SignedGrant } from "./signed-grant.js";
 
 /** One channel subscribed or being subscribed by a session. */
 export interface Subscription {
@@ -15,8 +16,10 @@ export interface Subscription {
   readonly prefix: string;
   /** Set once the binding is confirmed: from then on the entry owns a binding reference. */
   bound: boolean;
-  /** Tracked in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
-  tracked: boolean;
+  /** The user it is tracked as in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
+  trackedAs: string | undefined;
+  /** The app's signature it stands on (SignedGrant): its right comes from this, not from the connection token. */
+  readonly signed: SignedGrant | undefined;
   /** The subscription token it stands on, in a namespace with subscribe `token`: its right comes from this, not from the connection token. */
   grant: SubscriptionGrant | undefined;
   /** Ends the subscription (`expired`) at the grant's expiry; armed once bound, cancelled by whoever removes the entry. */
@@ -60,13 +63,14 @@ export class SessionSubscriptions {
     return this.channels.get(channel);
   }
 
-  async subscribe(frame: ClientFrameOf<"subscribe">): Promise<void> {
+  /** `signed`: the app signed this subscription (SignedGrant), in place of the namespace's subscribe rule. */
+  async subscribe(frame: ClientFrameOf<"subscribe">, signed?: SignedGrant): Promise<void> {
     const { ctx, replies, grants } = this.deps;
     const channel = replies.channelOf(frame.ref, frame.channel);
     if (!channel) return;
     const policy = ctx.namespaces.get(channel.namespace);
     let grant: SubscriptionGrant | undefined;
-    if (policy?.subscribe === "token") {
+    if (policy?.subscribe === "token" && signed === undefined) {
       if (frame.token === undefined) {
         return replies.reject(frame.ref, ErrorCode.Forbidden, `namespace ${channel.namespace} requires a subscription token ("token" in subscribe, over WebSocket)`);
       }
@@ -77,7 +81,7 @@ export class SessionSubscriptions {
       return replies.reject(frame.ref, ErrorCode.BadRequest, `namespace ${channel.namespace} takes no subscription token`);
     }
     const principal = this.deps.principal();
-    const verdict = ctx.namespaces.canSubscribe(principal, channel, grant);
+    const verdict = signed ? ctx.namespaces.canSubscribeSigned(channel) : ctx.namespaces.canSubscribe(principal, channel, grant);
     if (!verdict.allowed) return replies.rejectAuthorization(frame.ref, channel, verdict.reason);
     if (grant === undefined && ctx.access.isChannelRevoked(principal, channel.name)) return replies.rejectAuthorization(frame.ref, channel, "forbidden");
     if (frame.presence === true && !verdict.policy.presence) {
@@ -94,7 +98,7 @@ export class SessionSubscriptions {
       return replies.reject(frame.ref, ErrorCode.LimitExceeded, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    const subscription: Subscription = { prefix, bound: false, tracked: false, grant, expiry: undefined };
+    const subscription: Subscription = { prefix, bound: false, trackedAs: undefined, signed, grant, expiry: undefined };
     this.channels.set(channel.name, subscription);
     try {
       await ctx.bindings.acquire(prefix);
@@ -146,14 +150,14 @@ export class SessionSubscriptions {
    * After a refresh: every subscription is checked against the new token as
    * a new `subscribe` would be, and those it no longer allows end with
    * `unsubscribed` reason `forbidden` (sent before the refresh's `ok`). A
-   * subscription on a subscription token is left alone: the connection
-   * token never granted it.
+   * subscription on a subscription token or an app's signature is left
+   * alone: the connection token never granted it.
    */
   reauthorize(): void {
     const { ctx } = this.deps;
     const principal = this.deps.principal();
     for (const [name, subscription] of [...this.channels]) {
-      if (subscription.grant) continue;
+      if (subscription.grant || subscription.signed) continue;
       const channel = parseChannel(name);
       const allowed = channel !== undefined && ctx.namespaces.canSubscribe(principal, channel).allowed && !ctx.access.isChannelRevoked(principal, name);
       if (!allowed) this.end(name, UnsubscribeReason.Forbidden);
@@ -166,7 +170,7 @@ export class SessionSubscriptions {
     for (const [name, subscription] of this.channels) {
       subscription.expiry?.cancel();
       if (subscription.bound) this.deps.ctx.bindings.release(subscription.prefix);
-      if (subscription.tracked) this.deps.ctx.presence.untrack(name, this.deps.userId);
+      if (subscription.trackedAs !== undefined) this.deps.ctx.presence.untrack(name, subscription.trackedAs);
     }
     this.channels.clear();
   }
@@ -180,13 +184,14 @@ export class SessionSubscriptions {
     this.recoveries.stop(channel);
     this.deps.socket.unsubscribe(channel);
     if (subscription.bound) this.deps.ctx.bindings.release(subscription.prefix);
-    if (subscription.tracked) this.deps.ctx.presence.untrack(channel, this.deps.userId);
+    if (subscription.trackedAs !== undefined) this.deps.ctx.presence.untrack(channel, subscription.trackedAs);
     return true;
   }
 
   private trackIn(channel: string, subscription: Subscription): void {
-    if (subscription.tracked) return;
-    subscription.tracked = true;
-    this.deps.ctx.presence.track(channel, this.deps.userId, this.deps.principal().info);
+    if (subscription.trackedAs !== undefined) return;
+    const member = subscription.signed?.member ?? { userId: this.deps.userId, info: this.deps.principal().info };
+    subscription.trackedAs = member.userId;
+    this.deps.ctx.presence.track(channel, member.userId, member.info);
   }
 }

@@ -1,5 +1,5 @@
 import { CloseCode, ErrorCode, UnsubscribeReason } from "@sobranie/protocol/codes";
-import { encodeServerFrame, readClientFrame, validateClientFrame, type ClientFrame, type ClientFrameOf, type ServerFrame } from "@sobranie/protocol/frames";
+import { readClientFrame, validateClientFrame, type ClientFrame, type ClientFrameOf, type ServerFrame } from "@sobranie/protocol/frames";
 import { AbuseStreak, TokenBucket } from "./rate-limit.js";
 import { AuthenticationError, type Principal, type SubscriptionGrant } from "./ports/authenticator.js";
 import type { SessionSocket } from "./ports/session-socket.js";
@@ -9,9 +9,11 @@ import { SessionGrants } from "./session-grants.js";
 import { SessionReplies } from "./session-replies.js";
 import { SessionRequests } from "./session-requests.js";
 import { SessionSubscriptions } from "./session-subscriptions.js";
+import type { SessionWire } from "./session-wire.js";
+import type { SignedGrant } from "./signed-grant.js";
 
 /**
- * One client connection: protocol v1 over any SessionSocket. The session
+ * One client connection: protocol v1 (or another SessionWire) over any SessionSocket. The session
  * owns its lifecycle (welcome, heartbeat, token expiry, close), the limits
  * on incoming frames and their dispatch, and the connection token; its
  * subscriptions, their subscription tokens and the other requests are
@@ -25,6 +27,7 @@ export class Session {
   readonly id: string;
   private principal: Principal;
   private readonly socket: SessionSocket;
+  private readonly wire: SessionWire;
   private readonly ctx: SessionContext;
   private readonly user: UserState;
   private readonly bucket: TokenBucket;
@@ -39,10 +42,11 @@ export class Session {
   /** Counted in the user's online status since `open`. */
   private counted = false;
 
-  constructor(deps: { id: string; principal: Principal; socket: SessionSocket; ctx: SessionContext; user: UserState }) {
+  constructor(deps: { id: string; principal: Principal; socket: SessionSocket; wire: SessionWire; ctx: SessionContext; user: UserState }) {
     this.id = deps.id;
     this.principal = deps.principal;
     this.socket = deps.socket;
+    this.wire = deps.wire;
     this.ctx = deps.ctx;
     this.user = deps.user;
     const now = this.ctx.clock.now();
@@ -66,7 +70,15 @@ export class Session {
       end: (channel, reason) => this.endSubscription(channel, reason),
     });
     this.subscriptions = new SessionSubscriptions({ sessionId: this.id, userId, ctx, socket, replies, grants: this.grants, principal, isClosed, send });
-    this.requests = new SessionRequests({ userId, ctx, replies, principal, grantOn: (channel) => this.subscriptions.get(channel)?.grant });
+    this.requests = new SessionRequests({
+      userId,
+      ctx,
+      replies,
+      principal,
+      grantOn: (channel) => this.subscriptions.get(channel)?.grant,
+      signedOn: (channel) => this.subscriptions.get(channel)?.signed,
+      excludeId: deps.wire.excludeId,
+    });
   }
 
   get userId(): string {
@@ -88,8 +100,10 @@ export class Session {
       ttlMs: this.ctx.ttlMs,
       maxFrameBytes: this.ctx.limits.maxFrameBytes,
     });
-    this.counted = true;
-    this.ctx.presence.userConnected(this.userId);
+    if (this.wire.countsUserOnline) {
+      this.counted = true;
+      this.ctx.presence.userConnected(this.userId);
+    }
     this.armExpiry();
   }
 
@@ -101,14 +115,8 @@ export class Session {
    */
   receiveText(text: string, byteLength: number): void {
     if (this.closed) return;
-    this.lastHeardMs = this.ctx.clock.now();
     const read = readClientFrame(text);
-    if (byteLength > this.ctx.limits.maxFrameBytes) {
-      this.replies.reject(read.ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
-      this.close(CloseCode.TooLarge, "frame too large");
-      return;
-    }
-    if (!this.admitByRate(read.ref)) return;
+    if (!this.admit(read.ref, byteLength)) return;
     const parsed = read.ok ? validateClientFrame(read) : read;
     if (!parsed.ok) {
       this.replies.reject(parsed.ref, ErrorCode.BadRequest, parsed.message);
@@ -119,13 +127,26 @@ export class Session {
   }
 
   /**
-   * A request the transport makes on the client's behalf (the `channels` of an
-   * SSE stream): answered like a client frame, without the frame rate limit.
+   * A frame of another wire protocol, read by its transport (the Pusher
+   * adapter): heard, and held to the frame-size and rate limits exactly as
+   * `receiveText` holds a protocol v1 frame; `handle` runs only when the
+   * frame is admitted, and then makes its requests with `request`.
    */
-  request(frame: ClientFrame): void {
+  receiveTranslated(byteLength: number, handle: () => void): void {
+    if (this.closed || !this.admit(undefined, byteLength)) return;
+    handle();
+  }
+
+  /**
+   * A request the transport makes on the client's behalf (the `channels` of an
+   * SSE stream, a translated Pusher frame): answered like a client frame,
+   * without the frame rate limit. `signed`: the app signed this subscribe
+   * (SignedGrant), in place of the namespace's subscribe rule.
+   */
+  request(frame: ClientFrame, signed?: SignedGrant): void {
     if (this.closed) return;
     this.ctx.metrics.frameReceived(frame.op);
-    this.dispatch(frame);
+    this.dispatch(frame, signed);
   }
 
   /** A binary frame: not part of protocol v1, answered like any bad frame. */
@@ -151,7 +172,9 @@ export class Session {
   }
 
   send(frame: ServerFrame): void {
-    if (!this.closed) this.socket.send(encodeServerFrame(frame));
+    if (this.closed) return;
+    const text = this.wire.encode(frame);
+    if (text !== undefined) this.socket.send(text);
   }
 
   close(code: CloseCode, reason: string): void {
@@ -184,6 +207,17 @@ export class Session {
     this.subscriptions.endTokenSubscriptions(covered, reason);
   }
 
+  /** A frame heard: false (after its refusal) when it is over the size limit (the connection then closes 1009) or the rate limits. */
+  private admit(ref: number | undefined, byteLength: number): boolean {
+    this.lastHeardMs = this.ctx.clock.now();
+    if (byteLength > this.ctx.limits.maxFrameBytes) {
+      this.replies.reject(ref, ErrorCode.TooLarge, `frame of ${byteLength} bytes is over ${this.ctx.limits.maxFrameBytes}`);
+      this.close(CloseCode.TooLarge, "frame too large");
+      return false;
+    }
+    return this.admitByRate(ref);
+  }
+
   /** Takes a token for one frame; a refusal echoes `ref`, the refused frame's. */
   private admitByRate(ref: number | undefined): boolean {
     const now = this.ctx.clock.now();
@@ -205,23 +239,23 @@ export class Session {
    * the connection is gone), so the frame still gets a reply and no
    * rejection escapes to end the process.
    */
-  private dispatch(frame: ClientFrame): void {
+  private dispatch(frame: ClientFrame, signed?: SignedGrant): void {
     const failed = (error: unknown): void => {
       this.ctx.logger.error({ err: error, session: this.id, op: frame.op }, "frame handler failed");
       if (!this.closed) this.replies.reject(frame.ref, ErrorCode.Internal, "internal error");
     };
     try {
-      const handled = this.handle(frame);
+      const handled = this.handle(frame, signed);
       if (handled instanceof Promise) handled.catch(failed);
     } catch (error) {
       failed(error);
     }
   }
 
-  private handle(frame: ClientFrame): void | Promise<void> {
+  private handle(frame: ClientFrame, signed: SignedGrant | undefined): void | Promise<void> {
     switch (frame.op) {
       case "subscribe":
-        return this.subscriptions.subscribe(frame);
+        return this.subscriptions.subscribe(frame, signed);
       case "unsubscribe":
         return this.subscriptions.unsubscribe(frame);
       case "publish":

@@ -294,6 +294,31 @@ export function edgeContract({ describe, it, expect, afterEach }: TestApi, creat
       b.socket.close();
     });
 
+    test("publishes from a socket to the topic's other subscribers, never back to itself", async () => {
+      const { ws } = await start((edge) => {
+        edge.webSocket(
+          "/ws",
+          wsRoute({
+            upgrade: (exchange) => exchange.accept({}),
+            open: (socket) => socket.subscribe("room:1"),
+            text: (socket, text) => socket.publishToOthers("room:1", `from ${text}`),
+          }),
+        );
+      });
+      const a = client(`${ws}/ws`);
+      const b = client(`${ws}/ws`);
+      const c = client(`${ws}/ws`);
+      await Promise.all([a.opened, b.opened, c.opened]);
+      a.socket.send("a");
+      await waitFor(() => b.messages.length === 1 && c.messages.length === 1, 10_000, "the others get it");
+      c.socket.send("c");
+      await waitFor(() => a.messages.length === 1 && b.messages.length === 2, 10_000, "the others get the second");
+      expect(a.messages).toEqual(["from c"]);
+      expect(b.messages).toEqual(["from a", "from c"]);
+      expect(c.messages).toEqual(["from a"]);
+      for (const one of [a, b, c]) one.socket.close();
+    });
+
     test("serves several WebSocket paths, each socket on its own route", async () => {
       const { ws } = await start((server) => {
         for (const name of ["one", "two"]) {

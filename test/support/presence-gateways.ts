@@ -17,12 +17,13 @@ export const ACROSS_NODES_MS = 10_000;
 export interface PresenceGateway {
   readonly id: string;
   readonly process: GatewayProcess;
+  readonly port: number;
   readonly wsUrl: string;
   readonly httpUrl: string;
 }
 
-/** Starts a gateway with NODE_ID `id` on RabbitMQ `url` (of `deploymentId`, or the default deployment); resolves once it logged `ready`. */
-export async function startPresenceGateway(id: string, url: string, deploymentId?: string): Promise<PresenceGateway> {
+/** Starts a gateway with NODE_ID `id` on RabbitMQ `url` (of `deploymentId`, or the default deployment), with `env` added; resolves once it logged `ready`. */
+export async function startPresenceGateway(id: string, url: string, deploymentId?: string, env: Record<string, string> = {}): Promise<PresenceGateway> {
   const process = GatewayProcess.start([], {
     PORT: "0",
     HOST: "127.0.0.1",
@@ -37,10 +38,11 @@ export async function startPresenceGateway(id: string, url: string, deploymentId
     PRESENCE_TTL_MS: String(PRESENCE_TTL_MS),
     DRAIN_GRACE_MS: "200",
     BIND_LINGER_MS: "200",
+    ...env,
   });
   const port = await process.listeningPort();
   await process.waitForOutput(/"msg":"ready"/);
-  return { id, process, wsUrl: `ws://127.0.0.1:${port}/realtime/ws`, httpUrl: `http://127.0.0.1:${port}` };
+  return { id, process, port, wsUrl: `ws://127.0.0.1:${port}/realtime/ws`, httpUrl: `http://127.0.0.1:${port}` };
 }
 
 /** The users `node`'s HTTP API lists as members of `channel`, sorted. */

@@ -30,6 +30,7 @@ function fakeWs(wire: WireLog, name: string): EdgeWebSocket<unknown> & { ended: 
     },
     subscribe: () => undefined,
     unsubscribe: () => undefined,
+    publishToOthers: () => undefined,
     bufferedBytes: () => 100,
     data: {},
   };

@@ -126,6 +126,7 @@ export class NodeQueueConsumer {
       body: message.content,
       messageId: typeof message.properties.messageId === "string" ? message.properties.messageId : undefined,
       timestampMs: readTimestampMs(message),
+      excludeSocket: readExcludeSocket(message),
     };
     try {
       return message.fields.exchange === AmqpNames.controlExchange ? this.handler.handleControl(delivery) : this.handler.handleDelivery(delivery);
@@ -179,6 +180,14 @@ export function readTimestampMs(message: ConsumeMessage): number | undefined {
   const timestamp: unknown = message.properties.timestamp;
   if (typeof timestamp !== "number" || !Number.isFinite(timestamp)) return undefined;
   return timestamp > TIMESTAMP_SECONDS_LIMIT ? timestamp : timestamp * MS_PER_SECOND;
+}
+
+/** The `x-sobranie-exclude-socket` header when it is a string (anything else is ignored). */
+export function readExcludeSocket(message: ConsumeMessage): string | undefined {
+  const header: unknown = message.properties.headers?.[AmqpHeaders.excludeSocket];
+  if (typeof header === "string") return header;
+  // amqplib hands a header published from another client as a Buffer when it was sent as bytes.
+  return Buffer.isBuffer(header) ? header.toString("utf8") : undefined;
 }
 
 function errorMessage(error: unknown): string {

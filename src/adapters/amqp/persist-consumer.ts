@@ -4,8 +4,7 @@ import type { BatchSource } from "../../core/batch-pump.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { PersistMessage, PersistOutcome } from "../../core/ports/persist-queue.js";
-import { readTimestampMs } from "./consumer.js";
-import { AmqpHeaders } from "@sobranie/protocol/amqp";
+import { readExcludeSocket, readTimestampMs } from "./consumer.js";
 import type { ConfirmPublisher } from "@sobranie/publisher/amqp/confirm-publisher";
 
 /** One delivery received on a channel and not yet dispatched, with the consumer that owns its tag. */
@@ -137,13 +136,12 @@ export class PersistConsumer implements BatchSource<HeldDelivery> {
  */
 export function toPersistMessage({ message, retried }: HeldDelivery): PersistMessage {
   const content = message.content;
-  const excludeSocket: unknown = message.properties.headers?.[AmqpHeaders.excludeSocket];
   return {
     routingKey: message.fields.routingKey,
     body: new Uint8Array(content.buffer, content.byteOffset, content.byteLength),
     messageId: typeof message.properties.messageId === "string" ? message.properties.messageId : undefined,
     timestampMs: readTimestampMs(message),
     redelivered: retried || message.fields.redelivered,
-    excludeSocket: typeof excludeSocket === "string" ? excludeSocket : undefined,
+    excludeSocket: readExcludeSocket(message),
   };
 }

@@ -148,6 +148,8 @@ function edgeSocket(ws: BunServerWebSocket<Held>): EdgeWebSocket<unknown> {
     close: (code, reason) => ws.close(code, reason),
     subscribe: (topic) => ws.subscribe(topic),
     unsubscribe: (topic) => ws.unsubscribe(topic),
+    // Bun's ServerWebSocket.publish skips the publishing socket itself.
+    publishToOthers: (topic, text) => void ws.publish(topic, text),
     bufferedBytes: () => ws.getBufferedAmount(),
   };
 }

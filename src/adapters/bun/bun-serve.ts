@@ -31,6 +31,8 @@ export interface BunServerWebSocket<Data> {
   close(code?: number, reason?: string): void;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
+  /** To every subscriber of `topic` but this socket; bytes sent, -1 when buffered, 0 when dropped or none. */
+  publish(topic: string, data: string): number;
   getBufferedAmount(): number;
 }
 

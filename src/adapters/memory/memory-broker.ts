@@ -7,6 +7,7 @@ export interface MemoryMessage {
   readonly body: Uint8Array;
   readonly messageId: string | undefined;
   readonly timestampMs: number | undefined;
+  readonly excludeSocket?: string | undefined;
   /** From the control exchange (every node takes it, whatever is bound): handed to `handleControl`. */
   readonly control?: boolean;
 }
@@ -19,6 +20,7 @@ export interface MemoryDeadLetter extends MemoryMessage {
 export interface MemoryMessageProperties {
   readonly messageId?: string;
   readonly timestampMs?: number;
+  readonly excludeSocket?: string | undefined;
 }
 
 export interface MemoryBrokerOptions {
@@ -120,6 +122,7 @@ export class MemoryBroker implements Broker {
       body: encoder.encode(request.body),
       messageId: request.messageId,
       timestampMs: request.timestampMs,
+      excludeSocket: request.excludeSocket,
     };
     if (request.target === "live") this.route(message);
     else if (request.target === "control") this.enqueue({ ...message, control: true });
@@ -272,6 +275,7 @@ function toMessage(routingKey: string, body: Uint8Array | string, properties: Me
     body: typeof body === "string" ? encoder.encode(body) : body,
     messageId: properties.messageId,
     timestampMs: properties.timestampMs,
+    excludeSocket: properties.excludeSocket,
   };
 }
 

@@ -10,6 +10,7 @@ export interface MemoryEventMessage {
   readonly body: Uint8Array;
   readonly messageId?: string | undefined;
   readonly timestampMs?: number | undefined;
+  readonly excludeSocket?: string | undefined;
 }
 
 export interface MemoryPersistDeadLetter {
@@ -117,6 +118,7 @@ export class MemoryPersistBacklog implements BatchSource<BacklogEntry> {
       messageId: event.messageId,
       timestampMs: event.timestampMs,
       redelivered: false,
+      excludeSocket: event.excludeSocket,
     };
     this.entries.push({ message, arrivedAt: this.clock.monotonic() });
     this.consumers[0]?.();

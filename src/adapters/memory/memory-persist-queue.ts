@@ -7,7 +7,7 @@ import type { LivePublish, PersistBatchHandler, PersistQueue } from "../../core/
 import { type BacklogEntry, type MemoryEventMessage, MemoryPersistBacklog } from "./memory-persist-backlog.js";
 
 /** The live exchange as the embedded broker exposes it (`MemoryBroker.deliverLive` fits). */
-export type DeliverLive = (routingKey: string, body: string, props: { messageId: string; timestampMs: number }) => void;
+export type DeliverLive = (routingKey: string, body: string, props: { messageId: string; timestampMs: number; excludeSocket?: string | undefined }) => void;
 
 export interface MemoryPersistQueueOptions {
   /** Configure the backlog this queue creates; ignored when `backlog` is given. */
@@ -110,7 +110,7 @@ export class MemoryPersistQueue implements PersistQueue {
   async publishLive(message: LivePublish): Promise<void> {
     // Allowed while stopping: the batch in flight publishes before it resolves.
     if (this.phase === "idle" || this.phase === "stopped") throw new BrokerUnavailableError("persist queue is not running");
-    this.options.deliverLive(message.routingKey, message.body, { messageId: message.messageId, timestampMs: message.timestampMs });
+    this.options.deliverLive(message.routingKey, message.body, { messageId: message.messageId, timestampMs: message.timestampMs, excludeSocket: message.excludeSocket });
   }
 
   stop(): Promise<void> {

@@ -79,6 +79,8 @@ export interface UwsWebSocket<UserData> {
   end(code?: number, shortMessage?: string): void;
   subscribe(topic: string): boolean;
   unsubscribe(topic: string): boolean;
+  /** Sends to every WebSocket subscribed to `topic` except this one. */
+  publish(topic: string, message: string, isBinary?: boolean, compress?: boolean): boolean;
   getBufferedAmount(): number;
   getUserData(): UserData;
 }

@@ -18,6 +18,8 @@ export interface LiveDelivery {
   readonly messageId: string | undefined;
   /** AMQP `timestamp` in ms, when the publisher set it. */
   readonly timestampMs: number | undefined;
+  /** The `x-sobranie-exclude-socket` header: the one socket (a Pusher socket_id) this event must not reach. */
+  readonly excludeSocket?: string | undefined;
 }
 
 /**

@@ -24,12 +24,24 @@ export interface SessionSocket {
 }
 
 /**
+ * Where a channel's event came from, for the wire formats that show or honour
+ * it (the Pusher protocol's `user_id` and socket exclusion); protocol v1
+ * frames carry neither.
+ */
+export interface EventOrigin {
+  /** The envelope's `user`: the client that published it. */
+  readonly user?: string | undefined;
+  /** The one socket the event must not reach (LiveDelivery.excludeSocket). */
+  readonly excludeSocket?: string | undefined;
+}
+
+/**
  * Native topic fan-out of the runtime: one serialized frame reaches every
  * local socket subscribed to `topic` without a JavaScript loop over sockets.
  */
 export interface LocalFanout {
-  /** Returns how many local sockets the frame was handed to; each of them gets it. */
-  publish(topic: string, text: string): number;
+  /** Returns how many local sockets the frame was handed to; each of them gets it. `origin`: of an event frame, where known. */
+  publish(topic: string, text: string, origin?: EventOrigin): number;
   /** How many local sockets a frame published to `topic` now would reach. */
   subscribers(topic: string): number;
 }

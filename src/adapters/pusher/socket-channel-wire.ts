@@ -1,0 +1,41 @@
+import type { ChannelWire } from "../../core/channel-wires.js";
+import type { EventOrigin } from "../../core/ports/session-socket.js";
+import type { ServerFrame } from "@sobranie/protocol/frames";
+import type { PusherChannel } from "./channel-names.js";
+import { channelEvent } from "./socket-frames.js";
+
+/** The native topic of one Pusher channel name: `/` is outside the channel grammar, so no channel's own topic is ever one. */
+export function pusherTopic(pusherName: string): string {
+  return `pusher/${pusherName}`;
+}
+
+/**
+ * A channel's frames as the Pusher subscribers of one of its names get them,
+ * serialized once per frame for all of them: events, and on presence
+ * channels `member_added`/`member_removed` from the cluster's join and leave.
+ * Frames Pusher has no equivalent for (`gap`, a busy room's `members`
+ * counts, `read`) are not sent (docs/pusher.md, "What exists").
+ */
+export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
+  const channel = pusher.pusherName;
+  const presence = pusher.kind === "presence";
+  return {
+    topic: pusherTopic(channel),
+    encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined {
+      switch (frame.op) {
+        case "event":
+          // As Pusher: presence channels name the client that triggered an event.
+          return channelEvent(channel, frame.type, frame.data, presence ? origin?.user : undefined);
+        case "join": {
+          if (!presence) return undefined;
+          const member = frame.info === undefined ? { user_id: frame.user } : { user_id: frame.user, user_info: frame.info };
+          return JSON.stringify({ event: "pusher_internal:member_added", channel, data: JSON.stringify(member) });
+        }
+        case "leave":
+          return presence ? JSON.stringify({ event: "pusher_internal:member_removed", channel, data: JSON.stringify({ user_id: frame.user }) }) : undefined;
+        default:
+          return undefined;
+      }
+    },
+  };
+}
