@@ -15,6 +15,18 @@ import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "@sobranie/protocol/chann
  */
 
 
+/** JSON text parsed, or one issue with `invalidMessage` (the text itself is never echoed: it may hold a secret). */
+function parsedJson(invalidMessage: string) {
+  return v.rawTransform<string, unknown>(({ dataset, addIssue, NEVER }) => {
+    try {
+      return JSON.parse(dataset.value) as unknown;
+    } catch {
+      addIssue({ message: invalidMessage });
+      return NEVER;
+    }
+  });
+}
+
 /** A whole decimal number in [min, max]: rejects `12abc`, `-1`, `1.5`, `1e3`, ` 8`. */
 export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER) {
   const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
@@ -144,14 +156,7 @@ const namespacePolicy = v.strictObject({
 /** A JSON array of extra namespace policies; the built-ins are added by `loadConfig`. */
 export const namespaces = v.pipe(
   v.string(),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    try {
-      return JSON.parse(dataset.value) as unknown;
-    } catch {
-      addIssue({ message: "must be a JSON array of namespace policies, and is not valid JSON" });
-      return NEVER;
-    }
-  }),
+  parsedJson("must be a JSON array of namespace policies, and is not valid JSON"),
   v.array(namespacePolicy, "must be a JSON array of namespace policies"),
   v.maxLength(MAX_EXTRA_NAMESPACES, `may hold at most ${MAX_EXTRA_NAMESPACES} namespaces`),
   v.rawCheck(({ dataset, addIssue }) => {
@@ -174,14 +179,7 @@ const retentionOverride = v.strictObject({
 /** A JSON object of per-namespace retention overrides: `{"room":{"maxAgeMs":86400000,"maxPerChannel":500}}`. */
 export const retention = v.pipe(
   v.string(),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    try {
-      return JSON.parse(dataset.value) as unknown;
-    } catch {
-      addIssue({ message: "must be a JSON object of namespace → {maxAgeMs?, maxPerChannel?}, and is not valid JSON" });
-      return NEVER;
-    }
-  }),
+  parsedJson("must be a JSON object of namespace → {maxAgeMs?, maxPerChannel?}, and is not valid JSON"),
   v.record(
     v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, (issue) => `key "${issue.input}" is not a namespace name`)),
     retentionOverride,
@@ -254,20 +252,8 @@ const KIND_WORDS = /^(private-|presence-|cache-|#)/;
 /** A JSON object of Pusher prefix → namespace (`{"App.Models.User":"user"}`); each namespace at most once. */
 export const pusherChannelPrefixes = v.pipe(
   v.string(),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(dataset.value);
-    } catch {
-      addIssue({ message: 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, and is not valid JSON' });
-      return NEVER;
-    }
-    if (Array.isArray(parsed)) {
-      addIssue({ message: 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, not an array' });
-      return NEVER;
-    }
-    return parsed;
-  }),
+  parsedJson('must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, and is not valid JSON'),
+  v.check((value) => !Array.isArray(value), 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}, not an array'),
   v.record(v.string(), v.pipe(v.string("each value must be a namespace name"), v.regex(NAMESPACE_PATTERN, (issue) => `"${issue.input}" is not a namespace name`)), 'must be a JSON object of Pusher prefix → namespace, like {"App.Models.User":"user"}'),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -285,14 +271,7 @@ export const pusherChannelPrefixes = v.pipe(
 /** A JSON array of Pusher apps (docs/pusher.md); ids and keys are unique. */
 export const pusherApps = v.pipe(
   v.string(),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    try {
-      return JSON.parse(dataset.value) as unknown;
-    } catch {
-      addIssue({ message: "must be a JSON array of Pusher apps, and is not valid JSON" });
-      return NEVER;
-    }
-  }),
+  parsedJson("must be a JSON array of Pusher apps, and is not valid JSON"),
   v.array(pusherApp, "must be a JSON array of Pusher apps"),
   v.maxLength(MAX_PUSHER_APPS, `may hold at most ${MAX_PUSHER_APPS} apps`),
   v.rawCheck(({ dataset, addIssue }) => {
