@@ -7,7 +7,7 @@ import { packageSources } from "./test/support/package-sources.js";
  *
  * The rule for a file in these two folders: it runs in this process on the
  * in-memory adapters (PGlite counts: it is in-process). A contract suite's run
- * on a real adapter (AmqpBroker, OrmEventStore on PostgreSQL) lives in
+ * on a real adapter (AmqpBroker, PostgresEventStore on PostgreSQL) lives in
  * test/integration, anything spawning dist/ or a tool in test/e2e or
  * test/integration. test/support/refuse-services.ts enforces the rule: a
  * connection to a service port or a child process fails the test, even on a

@@ -6,7 +6,7 @@ import { systemClock, type Clock } from "@sobranie/protocol/runtime/clock";
 import type { EventStore } from "../core/ports/event-store.js";
 import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { JwtAuthenticator } from "../adapters/jose/jwt-authenticator.js";
-import { OrmEventStore } from "../adapters/orm/orm-event-store.js";
+import { PostgresEventStore } from "../adapters/postgres/postgres-event-store.js";
 import { createPinoLogger } from "../adapters/pino/pino-logger.js";
 import { PromMetrics } from "../adapters/prometheus/prom-metrics.js";
 import { createEdgeServer } from "./runtime.js";
@@ -72,7 +72,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   }
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
-    store = new OrmEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
+    store = new PostgresEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
     await store.start();
   } else {
     logger.warn({}, "no DATABASE_URL on a gateway-only node: subscribe with since cannot recover, the inbox API answers 503");

@@ -6,7 +6,7 @@ import type { Metrics } from "../core/ports/metrics.js";
 import type { EventsPublisher } from "../core/ports/outbox.js";
 import { AmqpPublishConnection } from "../adapters/amqp/amqp-publish-connection.js";
 import { workerConnectionName } from "../adapters/amqp/topology.js";
-import { OrmOutbox } from "../adapters/orm/orm-outbox.js";
+import { PostgresOutbox } from "../adapters/postgres/postgres-outbox.js";
 import { OutboxRelay } from "../worker/outbox-relay.js";
 
 export interface RunningOutbox {
@@ -47,7 +47,7 @@ export function startOutbox(deps: {
       : undefined;
   const publisher: EventsPublisher = amqp ?? { publish: (message) => deps.broker.publish({ target: "events", ...message }) };
   const relay = new OutboxRelay({
-    outbox: new OrmOutbox({ databaseUrl: deps.databaseUrl, logger, clock }),
+    outbox: new PostgresOutbox({ databaseUrl: deps.databaseUrl, logger, clock }),
     publisher,
     clock,
     logger,

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { OrmEventStore } from "../../src/adapters/orm/orm-event-store.js";
+import { PostgresEventStore } from "../../src/adapters/postgres/postgres-event-store.js";
 import type { EventStore, NewEvent } from "../../src/core/ports/event-store.js";
 import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";
 
 /**
- * Append throughput of OrmEventStore, batches of 100 and 1000, on PostgreSQL
+ * Append throughput of PostgresEventStore, batches of 100 and 1000, on PostgreSQL
  * (DATABASE_URL or the test default, a throwaway schema) and on in-memory
  * PGlite. Not a timed test: a baseline to compare changes against.
  *   npm run build:test && node dist/test/bench/event-store-append.js [totalEvents]
@@ -42,7 +42,7 @@ async function measure(label: string, store: EventStore): Promise<void> {
 async function main(): Promise<void> {
   const schema = uniqueName("bench_events");
   const admin = await PgAdmin.connect();
-  const postgres = new OrmEventStore({ logger: silentLogger, databaseUrl: TEST_DATABASE_URL, schema });
+  const postgres = new PostgresEventStore({ logger: silentLogger, databaseUrl: TEST_DATABASE_URL, schema });
   try {
     await postgres.start();
     await measure("postgresql", postgres);
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   }
 
   const startedMs = performance.now();
-  const pglite = new OrmEventStore({ logger: silentLogger });
+  const pglite = new PostgresEventStore({ logger: silentLogger });
   await pglite.start();
   console.log(`pglite       start (in memory, initdb + migrations): ${Math.round(performance.now() - startedMs)} ms`);
   try {

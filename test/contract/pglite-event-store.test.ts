@@ -16,7 +16,7 @@ afterAll(async () => {
   await pglite.close();
 });
 
-eventStoreContract("OrmEventStore on PGlite", () =>
+eventStoreContract("PostgresEventStore on PGlite", () =>
   ormStoreFixture({ pglite, healthCheckIntervalMs: 0 }, async (schema) => {
     await pglite.exec(`drop schema if exists "${schema}" cascade`);
   }),

@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "../../src/adapters/orm/migrations/index.js";
+import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "../../src/adapters/postgres/migrations/index.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName, withDatabase } from "../support/pg-admin.js";
 
 /** The compiled CLI (`npm test` builds first), run the way `npm run migrate` runs it. */
-const MIGRATE_JS = fileURLToPath(new URL("../../dist/src/adapters/orm/migrate-cli.js", import.meta.url));
+const MIGRATE_JS = fileURLToPath(new URL("../../dist/src/adapters/postgres/migrate-cli.js", import.meta.url));
 
 function runMigrate(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [MIGRATE_JS], {

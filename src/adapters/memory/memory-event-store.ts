@@ -21,7 +21,7 @@ import { pruneExpired, revocationKey, widestRevocation } from "../../core/revoca
 
 /**
  * The event store inside the process: the test double for core logic, held
- * to the same contract suite as OrmEventStore (PostgreSQL and PGlite).
+ * to the same contract suite as PostgresEventStore (PostgreSQL and PGlite).
  *
  * Mirrors the database where callers could notice: `data` goes through JSON
  * (what jsonb keeps), stored events are frozen (no caller can change history

@@ -4,7 +4,7 @@ import type { RevocationStore } from "./revocation-store.js";
 
 /**
  * Durable history of events in durable namespaces (docs/protocol.md §3): PostgreSQL
- * through MikroORM in production (`OrmEventStore`), the same entities on an
+ * through MikroORM in production (`PostgresEventStore`), the same entities on an
  * embedded PGlite in embedded mode. Both pass test/contract/event-store.contract.ts.
  *
  * Sequence guarantee: `seq` is one strictly increasing number across all

@@ -1,6 +1,6 @@
 /**
  * Where users' `lastSeen` survives restarts (docs/protocol.md §4 `status`): the
- * PostgreSQL store in production (`OrmEventStore`, table `sobranie_last_seen`),
+ * PostgreSQL store in production (`PostgresEventStore`, table `sobranie_last_seen`),
  * PGlite in embedded mode, a Map in tests. Held to test/contract/event-store.contract.ts.
  */
 export interface LastSeenStore {

@@ -1,6 +1,6 @@
 /**
  * Revocations that outlive a process (docs/protocol.md §11): the
- * PostgreSQL store in production (`OrmEventStore`, table
+ * PostgreSQL store in production (`PostgresEventStore`, table
  * `sobranie_revocations`), PGlite in embedded mode, a Map in tests. Held to
  * test/contract/event-store.contract.ts.
  *

@@ -8,7 +8,7 @@ import { OutboxEntity } from "./entities.js";
 import { toNumber } from "./event-sql.js";
 import { DEFAULT_SCHEMA, ormOptions, SCHEMA_NAME_PATTERN } from "./orm-config.js";
 
-export interface OrmOutboxOptions {
+export interface PostgresOutboxOptions {
   /** The PostgreSQL holding the outbox (migrated by the event store: same migrations). */
   readonly databaseUrl: string;
   readonly schema?: string | undefined;
@@ -56,7 +56,7 @@ interface ClaimedRow {
  * id range: a row of a transaction that commits meanwhile may fall inside the
  * range without having been read.
  */
-export class OrmOutbox implements Outbox {
+export class PostgresOutbox implements Outbox {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly table: string;
@@ -67,7 +67,7 @@ export class OrmOutbox implements Outbox {
   private listener: ListenClient | undefined;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly options: OrmOutboxOptions) {
+  constructor(private readonly options: PostgresOutboxOptions) {
     const schema = options.schema ?? DEFAULT_SCHEMA;
     if (!SCHEMA_NAME_PATTERN.test(schema)) throw new RangeError(`schema must match ${SCHEMA_NAME_PATTERN}, got ${JSON.stringify(schema)}`);
     this.table = `"${schema}"."${OutboxEntity.meta.tableName ?? ""}"`;

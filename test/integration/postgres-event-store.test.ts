@@ -1,8 +1,8 @@
 import { MikroORM } from "@mikro-orm/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "../../src/adapters/orm/migrations/index.js";
-import { ormOptions } from "../../src/adapters/orm/orm-config.js";
-import { OrmEventStore, type OrmEventStoreOptions } from "../../src/adapters/orm/orm-event-store.js";
+import { EVENT_STORE_MIGRATIONS, MIGRATIONS_TABLE } from "../../src/adapters/postgres/migrations/index.js";
+import { ormOptions } from "../../src/adapters/postgres/orm-config.js";
+import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/adapters/postgres/postgres-event-store.js";
 import { StoreUnavailableError } from "../../src/core/ports/event-store.js";
 import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { eventStoreContract } from "../contract/event-store.contract.js";
@@ -21,16 +21,16 @@ afterAll(async () => {
   await admin.close();
 });
 
-eventStoreContract("OrmEventStore on PostgreSQL", () =>
+eventStoreContract("PostgresEventStore on PostgreSQL", () =>
   ormStoreFixture({ databaseUrl: TEST_DATABASE_URL }, (schema) => admin.dropSchema(schema)),
 );
 
-describe("OrmEventStore on PostgreSQL: schema, startup and outages", () => {
+describe("PostgresEventStore on PostgreSQL: schema, startup and outages", () => {
   const schemas: string[] = [];
-  const stores: OrmEventStore[] = [];
+  const stores: PostgresEventStore[] = [];
 
-  function storeOn(databaseUrl: string, schema: string, extra: Partial<OrmEventStoreOptions> = {}): OrmEventStore {
-    const store = new OrmEventStore({ logger: silentLogger, databaseUrl, schema, ...extra });
+  function storeOn(databaseUrl: string, schema: string, extra: Partial<PostgresEventStoreOptions> = {}): PostgresEventStore {
+    const store = new PostgresEventStore({ logger: silentLogger, databaseUrl, schema, ...extra });
     stores.push(store);
     return store;
   }

@@ -7,7 +7,7 @@ import { isConnectionFailure, redactUrl } from "./connection-errors.js";
 import { applyMigrations } from "./migrate.js";
 import { createPGlite, DEFAULT_SCHEMA, ormOptions, SCHEMA_NAME_PATTERN } from "./orm-config.js";
 
-export interface OrmEventStoreOptions {
+export interface PostgresEventStoreOptions {
   /** PostgreSQL URL. Unset: the embedded PGlite (same entities, same migrations). */
   readonly databaseUrl?: string | undefined;
   /** PostgreSQL schema for all tables (created if missing); default `public`. */
@@ -62,7 +62,7 @@ export class StoreConnection implements SqlRunner {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly options: OrmEventStoreOptions) {
+  constructor(private readonly options: PostgresEventStoreOptions) {
     if (options.schema !== undefined && !SCHEMA_NAME_PATTERN.test(options.schema)) {
       throw new RangeError(`schema must match ${SCHEMA_NAME_PATTERN}, got ${JSON.stringify(options.schema)}`);
     }

@@ -5,9 +5,9 @@ import { tablesIn } from "./event-sql.js";
 import { SqlInbox } from "./inbox-reads.js";
 import { SqlLastSeen } from "./last-seen-times.js";
 import { SqlRevocations } from "./revocation-rows.js";
-import { type OrmEventStoreOptions, StoreConnection } from "./store-connection.js";
+import { type PostgresEventStoreOptions, StoreConnection } from "./store-connection.js";
 
-export type { OrmEventStoreOptions } from "./store-connection.js";
+export type { PostgresEventStoreOptions } from "./store-connection.js";
 
 /**
  * EventStore on PostgreSQL through MikroORM (entities.ts, migrations/), or on
@@ -22,14 +22,14 @@ export type { OrmEventStoreOptions } from "./store-connection.js";
  * periodic probe succeeds again; any other failure is rethrown unchanged.
  * The hot paths are single statements with bound parameters (see event-sql.ts).
  */
-export class OrmEventStore implements EventStore {
+export class PostgresEventStore implements EventStore {
   private readonly connection: StoreConnection;
   private readonly events: SqlEventLog;
   private readonly inboxes: SqlInbox;
   private readonly lastSeen: SqlLastSeen;
   private readonly revocations: SqlRevocations;
 
-  constructor(options: OrmEventStoreOptions) {
+  constructor(options: PostgresEventStoreOptions) {
     this.connection = new StoreConnection(options);
     const tables = tablesIn(this.connection.schema);
     this.events = new SqlEventLog(this.connection, tables);
