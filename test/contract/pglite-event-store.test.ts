@@ -1,6 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll } from "vitest";
-import { ormStoreFixture } from "../support/orm-store-fixture.js";
+import { ormStoreFixture } from "../support/postgres-store-fixture.js";
 import { eventStoreContract } from "./event-store.contract.js";
 
 /** Creating a PGlite costs seconds (initdb in WASM): one per file, one schema per test. */

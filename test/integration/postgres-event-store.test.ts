@@ -6,7 +6,7 @@ import { PostgresEventStore, type PostgresEventStoreOptions } from "../../src/ad
 import { StoreUnavailableError } from "../../src/core/ports/event-store.js";
 import { silentLogger } from "@sobranie/protocol/runtime/logger";
 import { eventStoreContract } from "../contract/event-store.contract.js";
-import { ormStoreFixture } from "../support/orm-store-fixture.js";
+import { ormStoreFixture } from "../support/postgres-store-fixture.js";
 import { PgAdmin, TEST_DATABASE_URL, uniqueName } from "../support/pg-admin.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait-for.js";
