@@ -179,7 +179,7 @@ export const VARIABLES = {
   OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
-    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10)',
+    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10); pusherSeq (durable only) puts seq into Pusher events\' data (docs/pusher.md "Recovery")',
     namespaces,
   ),
   PUSHER_APPS: variable(
