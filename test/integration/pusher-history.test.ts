@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authToken, channelAuthString } from "../../src/adapters/pusher/signatures.js";
 import { DurableEnv } from "../support/durable-env.js";
 import { appBackend, collect, connected, PUSHER_APP, pusherAppsEnv, pusherClient, subscribed } from "../support/pusher-clients.js";
+import { suiteGateway } from "../support/suite-gateway.js";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -151,5 +152,26 @@ describe("Pusher history: seq inside data, and what a client missed by after_seq
     expect((await refusal({ channel: "private-orders.x1", after_seq: "0" }, { Authorization: `Bearer ${stranger}` })).status).toBe(403);
     expect((await refusal({ channel: "private-orders.x1", after_seq: "0" }, { Authorization: "Bearer not-a-jwt" })).status).toBe(401);
     expect((await refusal({ channel: "private-orders.x1", after_seq: "0", key: "no-such-key" })).status).toBe(404);
+  });
+});
+
+describe("Pusher history on a gateway-only node without a store", () => {
+  const gateway = suiteGateway({ PUSHER_APPS: pusherAppsEnv(), NAMESPACES, API_KEY_FAILURES_PER_MIN: "2" });
+
+  it("answers 503 for a request it would serve, and 429 after too many bad signatures from the address", async () => {
+    const get = async (query: Record<string, string>) => {
+      const response = await fetch(`${gateway().httpUrl}/pusher/history?${new URLSearchParams(query)}`);
+      return { status: response.status, body: (await response.json()) as { error: { message: string } } };
+    };
+    expect(await get({ channel: "feed.f1", after_seq: "0" })).toEqual({
+      status: 503,
+      body: { error: { code: "unavailable", message: "this node has no event store (DATABASE_URL): ask a node that has one" } },
+    });
+    const forged = { channel: "private-orders.x1", after_seq: "0", socket_id: "1.2", auth: `${PUSHER_APP.key}:${"0".repeat(64)}` };
+    expect((await get(forged)).status).toBe(401);
+    expect((await get(forged)).status).toBe(401);
+    const blocked = await get({ ...forged, auth: appBackend.authorizeChannel("1.2", "private-orders.x1").auth });
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.error.message).toBe("too many bad signatures from this address");
   });
 });

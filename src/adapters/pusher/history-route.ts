@@ -13,9 +13,9 @@ import { dataWithSeq } from "./seq-data.js";
 import { channelAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherEvent, type PusherEvent } from "./socket-frames.js";
 
-export const HISTORY_PATH = "/pusher/history";
+const HISTORY_PATH = "/pusher/history";
 /** Most events one answer holds (and the default page): a client further behind pages on with `more`. */
-export const HISTORY_MAX_LIMIT = 100;
+const HISTORY_MAX_LIMIT = 100;
 
 export interface PusherHistoryDeps {
   readonly apps: PusherApps;
