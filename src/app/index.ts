@@ -177,7 +177,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       wsSends,
       maxSubscriptions: config.limits.maxSubscriptions,
       sseKeepAliveMs: Math.min(15_000, config.heartbeatMs),
-      routes: pusherHttpRoutes({ apps: pusherApps, channelNames, gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate }),
+      routes: pusherHttpRoutes({ apps: pusherApps, channelNames, gateway, namespaces, clock, authenticator, limits: httpLimits, rate: config.apiRate, store }),
     },
   });
 

@@ -128,7 +128,7 @@ export const VARIABLES = {
   HTTP_USER_BURST: variable("50", "token bucket burst per user for HTTP requests", positive),
   HTTP_SOURCE_RATE_PER_SEC: variable("100", "HTTP requests with a user token per second per client address, before the token is verified (token bucket rate; 429 beyond)", positive),
   HTTP_SOURCE_BURST: variable("200", "token bucket burst per client address", positive),
-  API_KEY_FAILURES_PER_MIN: variable("30", "wrong API keys and badly signed Pusher REST requests per minute per client address before its API-key and Pusher REST requests are refused 429", positive),
+  API_KEY_FAILURES_PER_MIN: variable("30", "wrong API keys and badly signed Pusher REST and history requests per minute per client address before its API-key and Pusher REST and history requests are refused 429", positive),
   TRUSTED_PROXIES: variable(
     undefined,
     "comma-separated addresses or CIDR ranges of reverse proxies (nginx): from these peers the client address is taken from X-Forwarded-For; unset: the peer address is the client's",
@@ -179,7 +179,7 @@ export const VARIABLES = {
   OUTBOX_KEEP_PUBLISHED_MS: variable("86400000", "published outbox rows are deleted after this long (default 1 day)", durationMs(0)),
   NAMESPACES: variable(
     undefined,
-    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10)',
+    'JSON array of extra namespaces: [{"name":"typing","subscribe":"claim","publish":"broadcast","durable":false,"presence":false}]; subscribe is self, claim, any or token (docs/protocol.md §10); pusherSeq (durable only) puts seq into Pusher events\' data (docs/pusher.md "Recovery")',
     namespaces,
   ),
   PUSHER_APPS: variable(

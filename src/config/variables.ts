@@ -151,6 +151,7 @@ const namespacePolicy = v.strictObject({
   ),
   durable: v.optional(v.boolean("durable must be true or false"), false),
   presence: v.optional(v.boolean("presence must be true or false"), false),
+  pusherSeq: v.optional(v.boolean("pusherSeq must be true or false"), false),
 });
 
 /** A JSON array of extra namespace policies; the built-ins are added by `loadConfig`. */
@@ -165,6 +166,8 @@ export const namespaces = v.pipe(
     for (const policy of dataset.value) {
       if (seen.has(policy.name)) addIssue({ message: `name "${policy.name}" appears more than once` });
       seen.add(policy.name);
+      // Only stored events have a seq to carry and a history to fetch.
+      if (policy.pusherSeq && !policy.durable) addIssue({ message: `namespace "${policy.name}": pusherSeq needs durable: true (only stored events have a seq)` });
     }
   }),
 );

@@ -15,6 +15,9 @@ import type { Principal, SubscriptionGrant } from "./ports/authenticator.js";
  *   `broadcast`: straight to the live exchange, to every subscriber (typing indicators).
  * - durable: events go through the worker (stored, `seq`, recovery).
  * - presence: `subscribe` with `presence: true` is honoured.
+ * - pusherSeq (durable namespaces only): Pusher subscribers get each event's
+ *   `seq` inside its `data` and may fetch what they missed from the history
+ *   endpoint (docs/pusher.md, "Recovery"); absent means false.
  */
 export interface NamespacePolicy {
   readonly name: string;
@@ -22,6 +25,7 @@ export interface NamespacePolicy {
   readonly publish: "none" | "backend" | "broadcast";
   readonly durable: boolean;
   readonly presence: boolean;
+  readonly pusherSeq?: boolean;
 }
 
 export const BUILT_IN_NAMESPACES: readonly NamespacePolicy[] = [

@@ -358,9 +358,9 @@ describe("loadConfig NAMESPACES", () => {
     });
     expect(config.namespaces.slice(0, BUILT_IN_NAMESPACES.length)).toEqual(BUILT_IN_NAMESPACES);
     expect(config.namespaces.slice(BUILT_IN_NAMESPACES.length)).toEqual([
-      { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false },
-      { name: "feed-2", subscribe: "claim", publish: "none", durable: false, presence: true },
-      { name: "vip", subscribe: "token", publish: "none", durable: false, presence: false },
+      { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false, pusherSeq: false },
+      { name: "feed-2", subscribe: "claim", publish: "none", durable: false, presence: true, pusherSeq: false },
+      { name: "vip", subscribe: "token", publish: "none", durable: false, presence: false, pusherSeq: false },
     ]);
   });
 
@@ -388,6 +388,17 @@ describe("loadConfig NAMESPACES", () => {
     expect(messages).toContain('[3].publish: publish must be "none", "backend" or "broadcast"');
     expect(messages).toContain('[3].subscribe: subscribe must be "self", "claim", "any" or "token"');
     expect(messages.some((message) => message.startsWith("[3].durabel"))).toBe(true);
+  });
+
+  it("takes pusherSeq on durable namespaces only", () => {
+    const config = loadConfig({ NAMESPACES: JSON.stringify([{ name: "orders", durable: true, pusherSeq: true }]) });
+    expect(config.namespaces.at(-1)).toEqual({ name: "orders", subscribe: "claim", publish: "none", durable: true, presence: false, pusherSeq: true });
+    expect(problemsOf({ NAMESPACES: JSON.stringify([{ name: "ticks", pusherSeq: true }]) }).problems).toEqual([
+      { variable: "NAMESPACES", message: 'namespace "ticks": pusherSeq needs durable: true (only stored events have a seq)' },
+    ]);
+    expect(problemsOf({ NAMESPACES: JSON.stringify([{ name: "ticks", durable: true, pusherSeq: "yes" }]) }).problems).toEqual([
+      { variable: "NAMESPACES", message: "[0].pusherSeq: pusherSeq must be true or false" },
+    ]);
   });
 
   it("rejects duplicate names among valid entries", () => {

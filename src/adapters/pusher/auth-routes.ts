@@ -108,7 +108,8 @@ function userAuth(app: PusherApp, principal: Principal, fields: URLSearchParams)
   return { status: 200, body: { auth: authToken(app, userAuthString(fields.get("socket_id") ?? "", userData)), user_data: userData } };
 }
 
-function appOf(apps: PusherApps, key: string | null): { ok: true; value: PusherApp } | { ok: false; answer: HttpRouteAnswer } {
+/** The app `?key=` names, or the only one configured (the browser-facing routes' rule). */
+export function appOf(apps: PusherApps, key: string | null): { ok: true; value: PusherApp } | { ok: false; answer: HttpRouteAnswer } {
   if (key !== null) {
     const app = apps.byKey(key);
     return app ? { ok: true, value: app } : { ok: false, answer: httpRefusal(HttpRejection.NotFound, `no Pusher app with key ${JSON.stringify(key.slice(0, 64))}`) };

@@ -30,6 +30,8 @@ export interface PusherChannel {
   readonly kind: PusherChannelKind;
   /** A `cache-` channel: its last event is replayed on subscribe (or `pusher:cache_miss`). */
   readonly cache: boolean;
+  /** Its events carry their `seq` inside `data` and its history is served (a durable namespace with `pusherSeq`; seq-data.ts). */
+  readonly seqInData: boolean;
 }
 
 /** Why a Pusher name maps to no channel; the text is what `pusher:subscription_error` reports. */
@@ -104,7 +106,7 @@ export class PusherChannelNames {
     if (!fits) {
       return { reason: "wrong_kind", message: `channel "${pusherName}": namespace "${namespace}" has ${expected} channels, named ${this.nameOf(namespace, id, expected, cache)}` };
     }
-    return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache };
+    return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache, seqInData: policy.durable && policy.pusherSeq === true };
   }
 
   /** The Pusher name of `namespace:id` in one variant; `parse` reads it back. */

@@ -2,6 +2,7 @@ import type { ChannelWire } from "../../core/channel-wires.js";
 import type { EventOrigin } from "../../core/ports/session-socket.js";
 import type { ServerFrame } from "@sobranie/protocol/frames";
 import type { PusherChannel } from "./channel-names.js";
+import { dataWithSeq } from "./seq-data.js";
 import { channelEvent } from "./socket-frames.js";
 
 /** The native topic of one Pusher channel name: `/` is outside the channel grammar, so no channel's own topic is ever one. */
@@ -14,7 +15,9 @@ export function pusherTopic(pusherName: string): string {
  * serialized once per frame for all of them: events, and on presence
  * channels `member_added`/`member_removed` from the cluster's join and leave.
  * Frames Pusher has no equivalent for (`gap`, a busy room's `members`
- * counts, `read`) are not sent (docs/pusher.md, "What exists").
+ * counts, `read`) are not sent (docs/pusher.md, "What exists"). On a
+ * channel with `seqInData`, a stored event's `seq` goes inside its data
+ * (seq-data.ts); an event without one (never stored) goes as it is.
  */
 export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
   const channel = pusher.pusherName;
@@ -23,9 +26,11 @@ export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
     topic: pusherTopic(channel),
     encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined {
       switch (frame.op) {
-        case "event":
+        case "event": {
+          const data = pusher.seqInData && frame.seq !== undefined ? dataWithSeq(frame.data, frame.seq) : frame.data;
           // As Pusher: presence channels name the client that triggered an event.
-          return channelEvent(channel, frame.type, frame.data, presence ? origin?.user : undefined);
+          return channelEvent(channel, frame.type, data, presence ? origin?.user : undefined);
+        }
         case "join": {
           if (!presence) return undefined;
           const member = frame.info === undefined ? { user_id: frame.user } : { user_id: frame.user, user_info: frame.info };

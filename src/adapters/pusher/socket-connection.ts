@@ -176,7 +176,7 @@ export class PusherConnection implements SessionWire {
     const id = name.slice(SERVER_TO_USER_PREFIX.length);
     if (this.signedInAs === undefined) return `${name}: sign in (pusher:signin) first`;
     if (id !== this.signedInAs) return `${name}: only the signed-in user's own channel, ${SERVER_TO_USER_PREFIX}${this.signedInAs}`;
-    return { pusherName: name, channel: { namespace: "user", id, name: `user:${id}` }, kind: "private", cache: false };
+    return { pusherName: name, channel: { namespace: "user", id, name: `user:${id}` }, kind: "private", cache: false, seqInData: false };
   }
 
   private clientEvent(event: string, name: string, data: unknown): void {

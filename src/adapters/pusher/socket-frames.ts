@@ -102,8 +102,20 @@ export function subscriptionError(channel: string, type: "AuthError" | "Subscrip
  * back as the same JSON.
  */
 export function channelEvent(channel: string, event: string, data: unknown, userId?: string): string {
+  return JSON.stringify(pusherEvent(channel, event, data, userId));
+}
+
+/** The object channelEvent writes: what the history endpoint answers too, so an event reads the same both ways. */
+export function pusherEvent(channel: string, event: string, data: unknown, userId?: string): PusherEvent {
   const text = typeof data === "string" ? data : JSON.stringify(data ?? null);
-  return JSON.stringify(userId === undefined ? { event, channel, data: text } : { event, channel, data: text, user_id: userId });
+  return userId === undefined ? { event, channel, data: text } : { event, channel, data: text, user_id: userId };
+}
+
+export interface PusherEvent {
+  readonly event: string;
+  readonly channel: string;
+  readonly data: string;
+  readonly user_id?: string;
 }
 
 function parseOr(text: string): unknown {

@@ -5,6 +5,7 @@ import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../../../src/core/nam
 const policies: NamespacePolicy[] = [
   ...BUILT_IN_NAMESPACES,
   { name: "typing", subscribe: "claim", publish: "broadcast", durable: false, presence: false },
+  { name: "orders", subscribe: "claim", publish: "none", durable: true, presence: false, pusherSeq: true },
 ];
 const policyOf = (name: string) => policies.find((policy) => policy.name === name);
 const names = new PusherChannelNames(policyOf);
@@ -22,6 +23,12 @@ describe("Pusher channel names", () => {
     expect(parsed("post.1")).toMatchObject({ channel: { name: "post:1" }, kind: "public" });
     expect(parsed("private-user.ada")).toMatchObject({ channel: { name: "user:ada" }, kind: "private" });
     expect(parsed("private-encrypted-typing.9")).toMatchObject({ channel: { name: "typing:9" }, kind: "encrypted" });
+  });
+
+  it("marks the channels of a durable namespace with pusherSeq, and only those, as carrying seq in data", () => {
+    expect(parsed("private-orders.1")).toMatchObject({ seqInData: true });
+    expect(parsed("private-user.ada")).toMatchObject({ seqInData: false });
+    expect(parsed("private-typing.1")).toMatchObject({ seqInData: false });
   });
 
   it("reads cache- after the kind prefix", () => {
