@@ -22,11 +22,11 @@ interface ScriptAsset {
   readonly missing: string;
 }
 
-const require = createRequire(import.meta.url);
+const packageRequire = createRequire(import.meta.url);
 /** A file of an installed package (a runtime dependency, so it is there in production images too); none if it is not installed. */
 function packageFile(specifier: string): URL[] {
   try {
-    return [pathToFileURL(require.resolve(specifier))];
+    return [pathToFileURL(packageRequire.resolve(specifier))];
   } catch (error) {
     if ((error as { code?: unknown }).code === "MODULE_NOT_FOUND") return [];
     throw error;

@@ -52,7 +52,8 @@ const context: ServerContext = {
   runId: RUN,
   channelCount: CHANNELS,
   bodyBytes: quick.fanout.bodyBytes,
-  hardTimeoutMs: 600_000,
+  // Every process of the run (the gateway too) ends by itself after this long, whatever happens; a round takes about a minute here.
+  hardTimeoutMs: 120_000 + ROUNDS * 240_000,
   rabbitUrl: `amqp://guest:guest@127.0.0.1:5672/${VHOST}`,
   logDir: "bench-results/logs",
   gatewayEnv: {},
