@@ -107,7 +107,7 @@ describe("browser: pusher-js and laravel-echo on the Pusher demo page", () => {
     }
   });
 
-  it("two pages: presence here/joining/leaving, an event on the private channel reaching both, a whisper between them", async () => {
+  it("two pages: presence here/joining/leaving, events from the pusher SDK (private channel) and the HTTP API (presence channel) reaching both, a whisper between them", async () => {
     const room = uniqueId("h").replace("-", "");
     const order = uniqueId("o").replace("-", "");
     const presence = `huddle.${room}`;
@@ -134,6 +134,18 @@ describe("browser: pusher-js and laravel-echo on the Pusher demo page", () => {
     for (const page of [first, second]) {
       const events = (await demoWhen(page, (demo) => demo.events.some((event) => event.event === ".order.shipped"), "the triggered event")).events;
       expect(events.filter((event) => event.event === ".order.shipped")).toEqual([{ channel: `private-${privateName}`, event: ".order.shipped", data: { order } }]);
+    }
+
+    // An event from the backend through the native HTTP API, on the presence channel's native name.
+    const published = await fetch(`${gateway.httpUrl}/api/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ channel: `huddle:${room}`, type: "message.created", data: { text: "hello both" } }),
+    });
+    expect(published.status).toBe(202);
+    for (const page of [first, second]) {
+      const events = (await demoWhen(page, (demo) => demo.events.some((event) => event.event === ".message.created"), "the published event")).events;
+      expect(events.filter((event) => event.event === ".message.created")).toEqual([{ channel: `presence-${presence}`, event: ".message.created", data: { text: "hello both" } }]);
     }
 
     // A whisper typed on the second page reaches the first, and not its sender.
