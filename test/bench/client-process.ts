@@ -1,14 +1,16 @@
 import { SignJWT } from "jose";
 import WebSocket from "ws";
-import { boundLifetime, type ClientCommand, type ClientReport, type ClientConfig, PHASE_COUNT, Phase, sendToParent } from "./ipc.js";
-import { channelName, nowMs, readMarker } from "./payload.js";
+import { boundLifetime, type ClientCommand, type ClientReport, type ClientConfig, PHASE_COUNT, Phase, sendToParent, type Wire } from "./ipc.js";
+import { channelName, nowMs, pusherChannelName, readMarker } from "./payload.js";
 import { LatencyHistogram } from "./stats.js";
 
 /**
  * Load generator: one child process owning a share of the WebSocket clients.
  *
  * Every client speaks docs/protocol.md §4 the same way against every server: wait for
- * `welcome`, send `subscribe` with `ref: 1`, wait for `ok ref 1`. Then, per
+ * `welcome`, send `subscribe` with `ref: 1`, wait for `ok ref 1`; or, on the
+ * Pusher wire, wait for `pusher:connection_established`, send `pusher:subscribe`,
+ * wait for `pusher_internal:subscription_succeeded`. Then, per
  * event frame, it takes the receive time first, finds the marker with a
  * `Buffer.indexOf` (no JSON.parse, no UTF-8 decode on the hot path), and
  * records `receive - send` in this process's histogram. Counts go to the
@@ -23,7 +25,7 @@ interface Connection {
   closedByUs: boolean;
 }
 
-const PING = JSON.stringify({ op: "ping" });
+const PING: Record<Wire, string> = { native: JSON.stringify({ op: "ping" }), pusher: JSON.stringify({ event: "pusher:ping", data: {} }) };
 const PING_TICK_MS = 100;
 
 const received = new Array<number>(PHASE_COUNT).fill(0);
@@ -34,6 +36,7 @@ const connections: Connection[] = [];
 let routed = 0;
 let closed = 0;
 let heartbeatMs = 25_000;
+let wire: Wire = "native";
 let finishing = false;
 
 /** Until the runner's config arrives: a child left waiting must not linger. */
@@ -52,6 +55,7 @@ process.on("message", (command: ClientCommand) => {
 
 async function start(config: ClientConfig): Promise<void> {
   boundLifetime(config.hardTimeoutMs, `client-process ${config.procIndex}`);
+  wire = config.wire;
   const startedAt = nowMs();
   const failures: Record<string, number> = {};
   const subscribers = new Array<number>(config.channelCount).fill(0);
@@ -65,7 +69,7 @@ async function start(config: ClientConfig): Promise<void> {
       const url = token === null ? config.url : `${config.url}?token=${token}`;
       const localAddress = config.localAddresses[index % config.localAddresses.length]!;
       try {
-        connections.push(await connect(url, localAddress, channelName(channel), config.connectTimeoutMs));
+        connections.push(await connect(url, localAddress, channel, config.connectTimeoutMs));
         subscribers[channel]! += 1;
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
@@ -96,7 +100,7 @@ function sign(key: Uint8Array, sub: string): Promise<string> {
 }
 
 /** Resolves once the server confirmed the subscription; rejects with a short reason to tally. */
-function connect(url: string, localAddress: string, channel: string, timeoutMs: number): Promise<Connection> {
+function connect(url: string, localAddress: string, channel: number, timeoutMs: number): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { localAddress, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs });
     const connection: Connection = { ws, lastSeq: new Array<number>(PHASE_COUNT).fill(-1), routed: false, closedByUs: false };
@@ -114,17 +118,16 @@ function connect(url: string, localAddress: string, channel: string, timeoutMs: 
       const at = nowMs();
       const marker = readMarker(data);
       if (marker !== null) return onEvent(connection, marker.phase, marker.seq, at - marker.sendMs);
-      const frame = parseControl(data);
       if (subscribed) return;
-      if (frame.op === "welcome") {
-        if (typeof frame.heartbeatMs === "number") heartbeatMs = frame.heartbeatMs;
-        ws.send(JSON.stringify({ op: "subscribe", ref: 1, channel }));
-      } else if (frame.op === "ok" && frame.ref === 1) {
+      const frame = parseControl(data.toString("utf8"));
+      const step = wire === "native" ? nativeHandshake(frame, channel) : pusherHandshake(frame, channel);
+      if (step === null) return;
+      if ("send" in step) ws.send(step.send);
+      else if ("failed" in step) fail(step.failed);
+      else {
         subscribed = true;
         clearTimeout(timer);
         resolve(connection);
-      } else if (frame.op === "error") {
-        fail(`error_${String(frame.code)}`);
       }
     });
     ws.on("close", (code: number) => {
@@ -134,6 +137,38 @@ function connect(url: string, localAddress: string, channel: string, timeoutMs: 
       closeCodes[code] = (closeCodes[code] ?? 0) + 1;
     });
   });
+}
+
+/** What a client does on a frame before it is subscribed: send something, done, refused, or nothing (`null`). */
+type HandshakeStep = { send: string } | { subscribed: true } | { failed: string } | null;
+
+/** docs/protocol.md §4: `welcome` (its `heartbeatMs`), `subscribe` with `ref: 1`, `ok ref 1`. */
+function nativeHandshake(frame: Record<string, unknown>, channel: number): HandshakeStep {
+  if (frame.op === "welcome") {
+    if (typeof frame.heartbeatMs === "number") heartbeatMs = frame.heartbeatMs;
+    return { send: JSON.stringify({ op: "subscribe", ref: 1, channel: channelName(channel) }) };
+  }
+  if (frame.op === "ok" && frame.ref === 1) return { subscribed: true };
+  if (frame.op === "error") return { failed: `error_${String(frame.code)}` };
+  return null;
+}
+
+/** The Pusher protocol: `pusher:connection_established` (its `activity_timeout`, seconds, in `data` as a JSON string), `pusher:subscribe`, `pusher_internal:subscription_succeeded`. */
+function pusherHandshake(frame: Record<string, unknown>, channel: number): HandshakeStep {
+  switch (frame.event) {
+    case "pusher:connection_established": {
+      const timeout = parseControl(String(frame.data)).activity_timeout;
+      if (typeof timeout === "number") heartbeatMs = timeout * 1000;
+      return { send: JSON.stringify({ event: "pusher:subscribe", data: { channel: pusherChannelName(channel) } }) };
+    }
+    case "pusher_internal:subscription_succeeded":
+      return { subscribed: true };
+    case "pusher:error":
+    case "pusher:subscription_error":
+      return { failed: `${frame.event}_${JSON.stringify(frame.data)}` };
+    default:
+      return null;
+  }
 }
 
 function onEvent(connection: Connection, phase: number, seq: number, latencyMs: number): void {
@@ -149,9 +184,9 @@ function onEvent(connection: Connection, phase: number, seq: number, latencyMs: 
   histograms[phase]!.recordMs(latencyMs);
 }
 
-function parseControl(data: Buffer): Record<string, unknown> {
+function parseControl(text: string): Record<string, unknown> {
   try {
-    const frame: unknown = JSON.parse(data.toString("utf8"));
+    const frame: unknown = JSON.parse(text);
     return typeof frame === "object" && frame !== null ? (frame as Record<string, unknown>) : {};
   } catch {
     return {};
@@ -166,7 +201,7 @@ function startHeartbeat(): void {
     const slice = Math.ceil((connections.length * PING_TICK_MS) / periodMs);
     for (let i = 0; i < slice && connections.length > 0; i += 1) {
       const connection = connections[cursor++ % connections.length]!;
-      if (connection.ws.readyState === WebSocket.OPEN) connection.ws.send(PING);
+      if (connection.ws.readyState === WebSocket.OPEN) connection.ws.send(PING[wire]);
     }
   }, PING_TICK_MS);
 }

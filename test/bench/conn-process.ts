@@ -1,6 +1,6 @@
 import { SignJWT } from "jose";
 import WebSocket from "ws";
-import { boundLifetime } from "./ipc.js";
+import { boundLifetime, type Wire } from "./ipc.js";
 import { RawWs, type RawTarget } from "./raw-ws-client.js";
 import { nowMs } from "./payload.js";
 import { LatencyHistogram, type SparseHistogram } from "./stats.js";
@@ -55,13 +55,19 @@ export type ConnCommand =
  * One connect storm: every client connects (`client`: the `ws` library or the
  * raw client of raw-ws-client.ts), waits for `open` (the 101) or also for
  * `welcome`, then optionally subscribes (`user`: its own `user:<sub>`, a new
- * channel per client; `room`: `room:<prefix><i % rooms>`) and waits for `ok`.
- * The latency is that whole exchange.
+ * channel per client; `room`: `room:<prefix><i % rooms>`; `post`: the public
+ * `post:bench0`, one channel for all) and waits for `ok`. The latency is that
+ * whole exchange.
+ *
+ * On the Pusher wire (`/app/{key}`, raw client only) `welcome` is
+ * `pusher:connection_established`, and the one subscription is `post` as
+ * `post.bench0`, answered by `pusher_internal:subscription_succeeded`.
  */
 export interface ConnectStep {
   client: "ws" | "raw";
+  wire: Wire;
   expect: "open" | "welcome";
-  subscribe: "none" | "user" | "room";
+  subscribe: "none" | "user" | "room" | "post";
 }
 
 export interface ConnReport {
@@ -77,7 +83,7 @@ export interface ConnReport {
   marks?: Record<string, number>;
 }
 
-type Frame = { op?: string; ref?: number; seq?: number; code?: string; recovered?: boolean; channel?: string };
+type Frame = { op?: string; ref?: number; seq?: number; code?: string; recovered?: boolean; channel?: string; event?: string };
 
 let config: ConnConfig;
 let tokens: string[] = [];
@@ -226,7 +232,10 @@ function parse(data: Buffer | string): Frame {
 async function connectStorm(step: ConnectStep): Promise<void> {
   const histogram = new LatencyHistogram();
   const target = rawTarget();
-  const channelOf = (i: number): string => (step.subscribe === "user" ? `user:${subject(i)}` : room(i));
+  const channelOf = (i: number): string => (step.subscribe === "user" ? `user:${subject(i)}` : step.subscribe === "post" ? "post:bench0" : room(i));
+  if (step.wire === "pusher" && (step.client !== "raw" || step.subscribe === "user" || step.subscribe === "room")) {
+    throw new Error(`the Pusher wire's storm runs the raw client, subscribing to nothing or post (asked: ${step.client}, ${step.subscribe})`);
+  }
   const started = nowMs();
   const outcome = await pool(config.count, config.concurrency, async (i) => {
     const t = nowMs();
@@ -236,6 +245,15 @@ async function connectStorm(step: ConnectStep): Promise<void> {
       if (step.subscribe !== "none") {
         const ok = await request(ws, { op: "subscribe", ref: 1, channel: channelOf(i) }, 1);
         if (ok.op !== "ok") throw new Error(`subscribe_${ok.code}`);
+      }
+    } else if (step.wire === "pusher") {
+      const ws = await RawWs.open(target, config.localAddresses[i % config.localAddresses.length]!, config.timeoutMs);
+      rawSockets.push(ws);
+      if (step.expect === "welcome" && parse(await ws.nextText(config.timeoutMs)).event !== "pusher:connection_established") throw new Error("no_connection_established");
+      if (step.subscribe === "post") {
+        ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel: "post.bench0" } }));
+        const answer = parse(await ws.nextText(config.timeoutMs));
+        if (answer.event !== "pusher_internal:subscription_succeeded") throw new Error(`subscribe_${answer.event}`);
       }
     } else {
       const ws = await RawWs.open({ ...target, path: tokens[i] === undefined ? target.path : `${target.path}?token=${tokens[i]}` }, config.localAddresses[i % config.localAddresses.length]!, config.timeoutMs);
@@ -252,9 +270,10 @@ async function connectStorm(step: ConnectStep): Promise<void> {
   report("connect", { ...outcome, elapsedMs: nowMs() - started, histogram: histogram.toSparse() });
 }
 
+/** The URL's path and query (the Pusher endpoint's `?protocol=7`); a token is appended to a path without one. */
 function rawTarget(): RawTarget {
   const url = new URL(config.url);
-  return { host: url.hostname, port: Number(url.port), path: url.pathname };
+  return { host: url.hostname, port: Number(url.port), path: url.pathname + url.search };
 }
 
 async function ingress(command: Extract<ConnCommand, { type: "ingress" }>): Promise<void> {

@@ -54,17 +54,18 @@ export interface ConnectResult {
 }
 
 const PHASE_STEP: Record<ConnectPhase, Omit<ConnectStep, "client">> = {
-  plainWs: { expect: "open", subscribe: "none" },
-  rawUws: { expect: "welcome", subscribe: "user" },
-  welcome: { expect: "welcome", subscribe: "none" },
-  bound: { expect: "welcome", subscribe: "room" },
-  user: { expect: "welcome", subscribe: "user" },
-  userWhole: { expect: "welcome", subscribe: "user" },
+  plainWs: { wire: "native", expect: "open", subscribe: "none" },
+  rawUws: { wire: "native", expect: "welcome", subscribe: "user" },
+  welcome: { wire: "native", expect: "welcome", subscribe: "none" },
+  bound: { wire: "native", expect: "welcome", subscribe: "room" },
+  user: { wire: "native", expect: "welcome", subscribe: "user" },
+  userWhole: { wire: "native", expect: "welcome", subscribe: "user" },
 };
 
 interface StormTarget {
   wsUrl: string;
-  jwtSecret: string;
+  /** `null`: the clients send no token (the Pusher endpoint). */
+  jwtSecret: string | null;
   pid: number;
   stop(): Promise<void>;
 }
@@ -82,7 +83,11 @@ export async function runConnect(context: ServerContext, options: ConnectOptions
   const phases: ConnectResult["phases"] = {};
   for (const phase of options.phases) {
     const target = await startTarget(context, phase);
-    phases[phase] = await storm(context, options, clients, target, { client: options.client, ...PHASE_STEP[phase] }, log, phase);
+    try {
+      phases[phase] = await storm(context, options, clients, target, { client: options.client, ...PHASE_STEP[phase] }, log, phase);
+    } finally {
+      await target.stop();
+    }
   }
   return { clients, client: options.client, phases, loadAvg1m, notes: clients < options.clients ? [`capped at ${clients} by the open-files limit`] : [] };
 }
@@ -113,7 +118,16 @@ async function startTarget(context: ServerContext, phase: ConnectPhase): Promise
   }
 }
 
-async function storm(context: ServerContext, options: ConnectOptions, clients: number, server: StormTarget, step: ConnectStep, log: (line: string) => void, name: string): Promise<ConnectServerResult> {
+/** One storm of `clients` connects against a running server (left running), with its connect rate, latency and the CPU of each process group. */
+export async function storm(
+  context: ServerContext,
+  options: Omit<ConnectOptions, "phases">,
+  clients: number,
+  server: Omit<StormTarget, "stop">,
+  step: ConnectStep,
+  log: (line: string) => void,
+  name: string,
+): Promise<ConnectServerResult> {
   const fleet = ConnFleet.start({
     procs: options.procs,
     clients,
@@ -145,7 +159,6 @@ async function storm(context: ServerContext, options: ConnectOptions, clients: n
     return result;
   } finally {
     await fleet.stop();
-    await server.stop();
   }
 }
 

@@ -87,6 +87,7 @@ export async function runFanout(server: ServerHandle, options: FanoutOptions, lo
     channels: options.channels,
     url: server.wsUrl,
     jwtSecret: server.jwtSecret,
+    wire: server.wire,
     addressesPerProc: options.addressesPerProc,
     connectConcurrency: options.connectConcurrency,
     connectTimeoutMs: options.connectTimeoutMs,

@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { awaitExits, forkBench, nextMessage, stopChild } from "./children.js";
-import { type ClientConfig, type ClientReport, PHASE_COUNT } from "./ipc.js";
+import { type ClientConfig, type ClientReport, PHASE_COUNT, type Wire } from "./ipc.js";
 import { sourceAddresses } from "./source-addresses.js";
 import { LatencyHistogram } from "./stats.js";
 
@@ -10,6 +10,7 @@ export interface FleetOptions {
   channels: number;
   url: string;
   jwtSecret: string | null;
+  wire: Wire;
   addressesPerProc: number;
   connectConcurrency: number;
   connectTimeoutMs: number;
@@ -82,6 +83,7 @@ export class ClientFleet {
           procIndex: proc,
           url: options.url,
           jwtSecret: options.jwtSecret,
+          wire: options.wire,
           channelOfClient: Array.from({ length: end - first }, (_, i) => (first + i) % options.channels),
           channelCount: options.channels,
           localAddresses: addresses[proc]!,

@@ -11,11 +11,16 @@ export const Phase = { Warmup: 0, Max: 1, Fixed: 2, Common: 3 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
 export const PHASE_COUNT = 4;
 
+/** The client protocol of a WebSocket endpoint: the native one (`/realtime/ws`) or Pusher's (`/app/{key}`). */
+export type Wire = "native" | "pusher";
+
 export interface ClientConfig {
   procIndex: number;
   /** `ws://127.0.0.1:<port>/<path>`; a token is appended as `?token=` when `jwtSecret` is set. */
   url: string;
   jwtSecret: string | null;
+  /** The protocol `url` speaks: docs/protocol.md §4, or the Pusher protocol (docs/pusher.md). */
+  wire: Wire;
   /** Channel index of each client this process owns. */
   channelOfClient: number[];
   channelCount: number;

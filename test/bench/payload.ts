@@ -15,7 +15,10 @@ export const EVENT_TYPE = "bench.tick";
 export const CHANNEL_NAMESPACE = "post";
 
 const MARKER = Buffer.from('"m":"');
+/** The marker inside a JSON string: a Pusher event frame carries the event's data as one (docs/pusher.md). */
+const ESCAPED_MARKER = Buffer.from('\\"m\\":\\"');
 const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 const PAD_CHAR = "x";
 
 export interface Marker {
@@ -31,6 +34,11 @@ export function nowMs(): number {
 /** `post:bench3`: the channel clients subscribe to. */
 export function channelName(index: number): string {
   return `${CHANNEL_NAMESPACE}:bench${index}`;
+}
+
+/** `post.bench3`: the same channel's Pusher name (a public channel: `post` lets anyone subscribe). */
+export function pusherChannelName(index: number): string {
+  return `${CHANNEL_NAMESPACE}.bench${index}`;
 }
 
 /** `post.bench3.bench.tick`: the routing key backends publish with (docs/protocol.md §3). */
@@ -58,12 +66,20 @@ export function eventFrame(channel: string, body: string): string {
   return `{"op":"event","channel":"${channel}",${body.slice(1, -1)},"ts":"${new Date().toISOString()}"}`;
 }
 
-/** The marker of an event frame, or `null` for any other frame. Never throws. */
+/** The marker of an event frame (native or Pusher), or `null` for any other frame. Never throws. */
 export function readMarker(frame: Buffer): Marker | null {
+  let start: number;
+  let end: number;
   const at = frame.indexOf(MARKER);
-  if (at < 0) return null;
-  const start = at + MARKER.length;
-  const end = frame.indexOf(QUOTE, start);
+  if (at >= 0) {
+    start = at + MARKER.length;
+    end = frame.indexOf(QUOTE, start);
+  } else {
+    const escapedAt = frame.indexOf(ESCAPED_MARKER);
+    if (escapedAt < 0) return null;
+    start = escapedAt + ESCAPED_MARKER.length;
+    end = frame.indexOf(BACKSLASH, start);
+  }
   if (end < 0) return null;
   const parts = frame.toString("latin1", start, end).split("|");
   if (parts.length !== 3) return null;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { forkBench, PublisherHandle, spawnTracked, stopChild } from "./children.js";
-import type { PublisherSetup } from "./ipc.js";
+import type { PublisherSetup, Wire } from "./ipc.js";
 
 export type ScenarioName = "gateway" | "rawUws" | "amqpUws" | "seedWs";
 
@@ -15,6 +15,8 @@ export interface ServerHandle {
   name: ScenarioName;
   wsUrl: string;
   jwtSecret: string | null;
+  /** The protocol `wsUrl` speaks. */
+  wire: Wire;
   publisher: PublisherHandle;
   /** Processes whose CPU is reported (`server`, and `publisher` / `broker` where they exist). */
   pids: Record<string, number[]>;
@@ -69,6 +71,7 @@ export async function startRawUws(context: ServerContext): Promise<ServerHandle>
       name: "rawUws",
       wsUrl: `ws://127.0.0.1:${port}/ws`,
       jwtSecret: null,
+      wire: "native",
       publisher,
       pids: { server: [child.pid ?? 0] },
       notes: ["server publishes in-process (app.publish); no broker, no publisher process"],
@@ -205,12 +208,66 @@ async function withAmqpPublisher(
   context: ServerContext,
   notes: string[],
 ): Promise<ServerHandle> {
+  let feed: AmqpPublisher;
+  try {
+    feed = await startAmqpPublisher(context, exchange);
+  } catch (error) {
+    await stopChild(server.child, 15_000, server.pid);
+    throw error;
+  }
+  const pids: Record<string, number[]> = { server: [server.pid], publisher: [feed.pid] };
+  if (context.brokerPid !== null) pids.broker = [context.brokerPid];
+  return {
+    name,
+    wsUrl: `ws://127.0.0.1:${port}/realtime/ws`,
+    jwtSecret,
+    wire: "native",
+    publisher: feed.publisher,
+    pids,
+    notes: [...notes, `exchange ${exchange}`],
+    exitStatus: () => exitStatus(server.child),
+    stop: async () => void (await Promise.all([feed.stop(), stopChild(server.child, 15_000, server.pid)])),
+  };
+}
+
+/**
+ * A gateway process that keeps running (startGatewayProcess) as the server
+ * of one fan-out run, on `wire` at `wsUrl`, fed by a publisher of its own
+ * under `context.runId`: the run's `stop()` ends that publisher only, so runs
+ * (each with its own runId: the gateway drops an event id it has seen) can
+ * take turns on one gateway process.
+ */
+export async function gatewayRun(gateway: ProcessHandle, wire: Wire, wsUrl: string, context: ServerContext): Promise<ServerHandle> {
+  const feed = await startAmqpPublisher(context, EVENTS_EXCHANGE);
+  const pids: Record<string, number[]> = { server: [gateway.pid], publisher: [feed.pid] };
+  if (context.brokerPid !== null) pids.broker = [context.brokerPid];
+  return {
+    name: "gateway",
+    wsUrl,
+    jwtSecret: wire === "native" ? gateway.jwtSecret : null,
+    wire,
+    publisher: feed.publisher,
+    pids,
+    notes: [`${wire} wire, run ${context.runId}`],
+    exitStatus: gateway.exitStatus,
+    stop: feed.stop,
+  };
+}
+
+interface AmqpPublisher {
+  publisher: PublisherHandle;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** publisher-amqp.ts for `context`'s channels and runId, once it is connected to the broker. */
+async function startAmqpPublisher(context: ServerContext, exchange: string): Promise<AmqpPublisher> {
   const setup = { runId: context.runId, channelCount: context.channelCount, bodyBytes: context.bodyBytes, hardTimeoutMs: context.hardTimeoutMs, rabbitUrl: context.rabbitUrl, exchange };
   const child = forkBench("./publisher-amqp.js", [JSON.stringify(setup)]);
   const publisher = new PublisherHandle(child);
   const stop = async (): Promise<void> => {
     publisher.send({ type: "exit" });
-    await Promise.all([stopChild(child, 3000), stopChild(server.child, 15_000, server.pid)]);
+    await stopChild(child, 3000);
   };
   try {
     await publisher.ready(READY_TIMEOUT_MS);
@@ -218,18 +275,7 @@ async function withAmqpPublisher(
     await stop();
     throw error;
   }
-  const pids: Record<string, number[]> = { server: [server.pid], publisher: [child.pid ?? 0] };
-  if (context.brokerPid !== null) pids.broker = [context.brokerPid];
-  return {
-    name,
-    wsUrl: `ws://127.0.0.1:${port}/realtime/ws`,
-    jwtSecret,
-    publisher,
-    pids,
-    notes: [...notes, `exchange ${exchange}`],
-    exitStatus: () => exitStatus(server.child),
-    stop,
-  };
+  return { publisher, pid: child.pid ?? 0, stop };
 }
 
 /** Spawns a server process with its output in a log file; resolves when `GET /readyz` answers 200. */
