@@ -155,6 +155,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
           channelNames,
           clock,
           metrics,
+          logger: logger.child({ component: "pusher" }),
           maxFrameBytes: config.limits.maxFrameBytes,
           ttlMs: config.presenceTtlMs,
         })

@@ -290,6 +290,11 @@ export class Gateway implements BrokerHandler {
     await this.publishes.control(command);
   }
 
+  /** See BrokerPublishes.forWorkers: a message for workers under a reserved prefix; resolves once the broker confirmed. */
+  publishForWorkers(routingKey: string, body: string): Promise<void> {
+    return this.publishes.forWorkers(routingKey, body);
+  }
+
   /** Tells every connection of the user, on every node, where their inbox read mark is. */
   announceRead(userId: string, upTo: number): void {
     this.publishes.readMark(userId, upTo);

@@ -20,6 +20,7 @@ import {
   subscriptionSucceeded,
   type PusherClientFrame,
 } from "./socket-frames.js";
+import type { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** Most bytes of a presence member's `user_info` (as JSON), like the JWT `info` claim. */
 const MAX_USER_INFO_BYTES = 1024;
@@ -34,6 +35,8 @@ export interface PusherConnectionDeps {
   /** The node's presence: the member list a presence subscription starts with. */
   readonly presence: PresenceHandle;
   readonly metrics: Metrics;
+  /** Where the webhook events this connection sees (client events, cache misses) go. */
+  readonly webhooks: PusherWebhookEntry;
   /** Writes a frame on the connection at once. */
   send(text: string): void;
   /** The core asked this connection to reconnect elsewhere after `afterMs` (drain, broker loss): close it then with 4200. */
@@ -63,7 +66,8 @@ interface PendingReply {
  * (its socket id is every publish's excluded socket). They are taken only
  * from apps with `clientEvents`, on private and presence channels this
  * connection is subscribed to; encrypted channels relay only what the
- * server published.
+ * server published. Each client event the session took is reported as a
+ * `client_event` webhook to the app's webhooks that want it.
  *
  * `pusher:signin` (the app's signature of `<socket_id>::user::<user_data>`)
  * makes the connection its user's for `#server-to-user-<id>`, the channel
@@ -81,6 +85,8 @@ export class PusherConnection implements SessionWire {
   private readonly byChannel = new Map<string, PusherChannel>();
   /** Pusher names whose subscription succeeded (client events are taken on these only). */
   private readonly subscribed = new Set<string>();
+  /** The member's user id of each presence subscription, by Pusher name. */
+  private readonly memberOf = new Map<string, string>();
   /** The user id of a successful `pusher:signin`. */
   private signedInAs: string | undefined;
 
@@ -195,10 +201,26 @@ export class PusherConnection implements SessionWire {
     const validated = validateClientFrame({ json: { op: "publish", ref, channel: pusher.channel.name, type: event, data }, ref });
     if (!validated.ok) return this.refuse(`${shown}: ${validated.message}`);
     this.pending.set(ref, {
-      ok: () => undefined,
+      ok: () => {
+        this.clientEventWebhook(name, event, data);
+        return undefined;
+      },
       error: (refusal) => pusherError(pusherErrorCode(refusal.code), `${event} on ${name}: ${refusal.message}`),
     });
     session.request(validated.frame);
+  }
+
+  /** The `client_event` webhook of a client event the session took: `data` as text, as Pusher sends it, and the member on presence channels. */
+  private clientEventWebhook(name: string, event: string, data: unknown): void {
+    const userId = this.memberOf.get(name);
+    this.deps.webhooks.send(this.deps.app, {
+      name: "client_event",
+      channel: name,
+      event,
+      data: typeof data === "string" ? data : JSON.stringify(data ?? null),
+      socket_id: this.deps.socketId,
+      ...(userId === undefined ? {} : { user_id: userId }),
+    });
   }
 
   private subscribe(data: { channel: string; auth?: string | undefined; channel_data?: string | undefined }): void {
@@ -234,6 +256,7 @@ export class PusherConnection implements SessionWire {
     if (other) return this.refuseSubscription(name, "SubscriptionError", `${name}: this connection is subscribed to the same channel as ${other.pusherName}`, 400);
     this.byName.set(name, parsed);
     this.byChannel.set(parsed.channel.name, parsed);
+    if (signed?.member) this.memberOf.set(name, signed.member.userId);
     const ref = this.nextRef++;
     this.pending.set(ref, { ok: () => this.succeeded(parsed), error: (refusal) => this.failed(parsed, refusal) });
     const presence = parsed.kind === "presence" ? { presence: true } : {};
@@ -291,6 +314,7 @@ export class PusherConnection implements SessionWire {
     if (this.byName.get(pusher.pusherName) === pusher) {
       this.byName.delete(pusher.pusherName);
       this.subscribed.delete(pusher.pusherName);
+      this.memberOf.delete(pusher.pusherName);
     }
     if (this.byChannel.get(pusher.channel.name) === pusher) this.byChannel.delete(pusher.channel.name);
   }

@@ -3,6 +3,7 @@ import type { AdmissionTicket } from "../../core/connections.js";
 import type { Gateway } from "../../core/gateway.js";
 import type { Principal } from "../../core/ports/authenticator.js";
 import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../../core/ports/metrics.js";
 import type { EdgeRequest, EdgeServer, EdgeWebSocket } from "../../core/ports/edge.js";
 import type { Session } from "../../core/session.js";
@@ -12,6 +13,7 @@ import { PusherCode } from "./socket-codes.js";
 import { PusherConnection } from "./socket-connection.js";
 import { PUSHER_PING } from "./socket-frames.js";
 import { PusherSessionSocket } from "./socket-session-socket.js";
+import { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** The Pusher protocol's longest `activity_timeout`, in seconds. */
 const MAX_ACTIVITY_TIMEOUT_SEC = 120;
@@ -27,6 +29,7 @@ export interface PusherSocketDeps {
   readonly channelNames: PusherChannelNames;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  readonly logger: Logger;
   readonly maxFrameBytes: number;
   /** The session's heartbeat TTL (PRESENCE_TTL_MS): silence past it closes the connection, 4201 here. */
   readonly ttlMs: number;
@@ -83,6 +86,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
   const activityTimeoutSec = Math.max(1, Math.min(MAX_ACTIVITY_TIMEOUT_SEC, Math.floor(deps.ttlMs / 2000)));
   const open = new Set<OpenPusherSocket>();
   const perApp = new Map<string, number>();
+  const webhooks = new PusherWebhookEntry((routingKey, body) => gateway.publishForWorkers(routingKey, body), deps.logger);
 
   const refusalFor = (app: PusherApp | undefined, key: string, protocol: string | undefined): Refusal | undefined => {
     if (!app) return { code: PusherCode.AppUnknown, message: `no app has the key ${key.slice(0, 64)}` };
@@ -130,6 +134,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       channelNames: deps.channelNames,
       presence: gateway.presence,
       metrics,
+      webhooks,
       send: (text) => socket.send(text),
       reconnectAfter: (afterMs) => {
         if (state && !state.reconnect) {
