@@ -10,7 +10,10 @@ import type { PusherApp } from "./apps.js";
 import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
+import type { PusherCacheSource } from "./socket-cache.js";
 import {
+  cacheMiss,
+  channelEvent,
   connectionEstablished,
   PUSHER_PONG,
   pusherError,
@@ -35,6 +38,8 @@ export interface PusherConnectionDeps {
   /** The node's presence: the member list a presence subscription starts with. */
   readonly presence: PresenceHandle;
   readonly metrics: Metrics;
+  /** Where `cache-` channels' last events come from. */
+  readonly cache: PusherCacheSource;
   /** Where the webhook events this connection sees (client events, cache misses) go. */
   readonly webhooks: PusherWebhookEntry;
   /** Writes a frame on the connection at once. */
@@ -55,6 +60,13 @@ interface PendingReply {
  * and the session's frames out are written as Pusher frames (this is the
  * session's SessionWire). Each request gets a `ref` of its own, so the
  * session's `ok`/`error` is matched to the subscription it answers.
+ *
+ * A `cache-` channel (of a durable namespace: PusherCacheSource) is sent,
+ * after its `subscription_succeeded`, the channel's last stored event, or
+ * `pusher:cache_miss` (and the `cache_miss` webhook) when it has none. The
+ * store is read once the subscription stands, so no event falls between the
+ * replay and the live ones; an event published in that same moment may come
+ * both live and as the replay, or live just before the replay.
  *
  * A connection subscribes a channel under one Pusher name at a time: a
  * second name for the same channel (`presence-room.7` and
@@ -237,7 +249,8 @@ export class PusherConnection implements SessionWire {
     if (isPusherChannelRefusal(parsed)) {
       return this.refuseSubscription(name, "SubscriptionError", parsed.message, parsed.reason === "unknown_namespace" ? 404 : 400);
     }
-    if (parsed.cache) return this.refuseSubscription(name, "SubscriptionError", `${name}: cache channels are not supported yet; subscribe without "cache-"`, 400);
+    const uncached = parsed.cache ? this.deps.cache.refusal(parsed.channel.namespace, name) : undefined;
+    if (uncached) return this.refuseSubscription(name, "SubscriptionError", uncached.message, uncached.status);
     let signed: SignedGrant | undefined;
     if (parsed.kind !== "public") {
       const checked = this.checkSignature(parsed, data);
@@ -292,7 +305,25 @@ export class PusherConnection implements SessionWire {
   private succeeded(pusher: PusherChannel): string | undefined {
     if (this.byName.get(pusher.pusherName) !== pusher) return undefined;
     this.subscribed.add(pusher.pusherName);
+    if (pusher.cache) this.replayCache(pusher);
     return subscriptionSucceeded(pusher.pusherName, pusher.kind === "presence" ? this.presenceData(pusher.channel.name) : {});
+  }
+
+  /** Sends a `cache-` channel's last event, or `pusher:cache_miss`, once read (after the `subscription_succeeded` being written now). */
+  private replayCache(pusher: PusherChannel): void {
+    const name = pusher.pusherName;
+    const stands = (): boolean => this.byName.get(name) === pusher && this.subscribed.has(name);
+    this.deps.cache.last(pusher.channel.name).then(
+      (event) => {
+        if (!stands()) return;
+        if (event) return this.deps.send(channelEvent(name, event.type, event.data, pusher.kind === "presence" ? event.user : undefined));
+        this.deps.send(cacheMiss(name));
+        this.deps.webhooks.send(this.deps.app, { name: "cache_miss", channel: name });
+      },
+      () => {
+        if (stands()) this.deps.send(pusherError(null, `${name}: its last event could not be read (the event store is unavailable); the subscription stands`));
+      },
+    );
   }
 
   private failed(pusher: PusherChannel, refusal: Extract<ServerFrame, { op: "error" }>): string | undefined {

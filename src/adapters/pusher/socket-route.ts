@@ -13,6 +13,7 @@ import { PusherCode } from "./socket-codes.js";
 import { PusherConnection } from "./socket-connection.js";
 import { PUSHER_PING } from "./socket-frames.js";
 import { PusherSessionSocket } from "./socket-session-socket.js";
+import { PusherCacheSource } from "./socket-cache.js";
 import { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** The Pusher protocol's longest `activity_timeout`, in seconds. */
@@ -27,6 +28,8 @@ export interface PusherSocketDeps {
   readonly gateway: Gateway;
   readonly apps: PusherApps;
   readonly channelNames: PusherChannelNames;
+  /** Where `cache-` channels' last events come from. */
+  readonly cache: PusherCacheSource;
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -134,6 +137,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       channelNames: deps.channelNames,
       presence: gateway.presence,
       metrics,
+      cache: deps.cache,
       webhooks,
       send: (text) => socket.send(text),
       reconnectAfter: (afterMs) => {
