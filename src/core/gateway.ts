@@ -217,6 +217,11 @@ export class Gateway implements BrokerHandler {
   }
 
   /** The transport reports a session's socket closed. */
+  /** See Connections.signIn: the app signed `session` in as `userId`; control commands for the user reach it, and it counts them online. */
+  signIn(session: Session, userId: string): void {
+    this.connections.signIn(session, userId);
+  }
+
   closed(session: Session): void {
     this.connections.closed(session);
   }

@@ -42,6 +42,8 @@ export interface PusherConnectionDeps {
   readonly cache: PusherCacheSource;
   /** Where the webhook events this connection sees (client events, cache misses) go. */
   readonly webhooks: PusherWebhookEntry;
+  /** The app signed this connection in as `userId`: the core makes it the user's for control commands and status (Gateway.signIn). */
+  signIn(userId: string): void;
   /** Writes a frame on the connection at once. */
   send(text: string): void;
   /** The core asked this connection to reconnect elsewhere after `afterMs` (drain, broker loss): close it then with 4200. */
@@ -82,8 +84,10 @@ interface PendingReply {
  * `client_event` webhook to the app's webhooks that want it.
  *
  * `pusher:signin` (the app's signature of `<socket_id>::user::<user_data>`)
- * makes the connection its user's for `#server-to-user-<id>`, the channel
- * `user:<id>`; the session's own user id stays the socket's.
+ * makes the connection its user's: for `#server-to-user-<id>`, the channel
+ * `user:<id>`, and in the core (Gateway.signIn) for control commands and
+ * status; the session's own user id, its rate bucket and grants stay the
+ * socket's.
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
@@ -186,6 +190,7 @@ export class PusherConnection implements SessionWire {
     const id = typeof user === "object" && user !== null ? (user as { id?: unknown }).id : undefined;
     if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return this.refuse(`pusher:signin: user_data.id must be a string; ${USER_ID_RULE}`);
     this.signedInAs = id;
+    this.deps.signIn(id);
     this.deps.send(signinSuccess(userData));
   }
 

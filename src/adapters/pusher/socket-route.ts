@@ -139,6 +139,9 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       metrics,
       cache: deps.cache,
       webhooks,
+      signIn: (userId) => {
+        if (state) gateway.signIn(state.session, userId);
+      },
       send: (text) => socket.send(text),
       reconnectAfter: (afterMs) => {
         if (state && !state.reconnect) {
@@ -219,8 +222,9 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
 
 /**
  * Who a Pusher connection is to the core: its socket id as its user id (a
- * connection is nobody's until it signs in, and counts no user online), no
- * JWT claims, and no expiry.
+ * connection is nobody's until it signs in, and counts no user online; a
+ * signin makes it its user's too, Gateway.signIn), no JWT claims, and no
+ * expiry.
  */
 function socketPrincipal(socketId: string): Principal {
   return { userId: `pusher-${socketId.replace(".", "-")}`, expiresAtMs: Number.MAX_SAFE_INTEGER, channelPatterns: [], info: undefined };
