@@ -19,6 +19,7 @@ import { SseTopics } from "../http/sse-session-socket.js";
 import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
 import { pusherChannelNames } from "./pusher-channel-names.js";
 import { registerPusherSockets, type PusherSockets } from "../adapters/pusher/socket-route.js";
+import { PusherCacheSource } from "../adapters/pusher/socket-cache.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -153,8 +154,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
           gateway,
           apps: pusherApps,
           channelNames,
+          cache: new PusherCacheSource(namespaces, store),
           clock,
           metrics,
+          logger: logger.child({ component: "pusher" }),
           maxFrameBytes: config.limits.maxFrameBytes,
           ttlMs: config.presenceTtlMs,
         })

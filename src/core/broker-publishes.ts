@@ -1,4 +1,4 @@
-import { routingKey } from "@sobranie/protocol/channel";
+import { RESERVED_NAMESPACES, routingKey } from "@sobranie/protocol/channel";
 import { encodeControl, type ControlCommand } from "@sobranie/protocol/control";
 import type { Envelope } from "@sobranie/protocol/envelope";
 import { SobranieError } from "@sobranie/protocol/errors";
@@ -98,6 +98,21 @@ export class BrokerPublishes {
     });
     this.deps.metrics.clientPublished(request.channel.namespace);
     return id;
+  }
+
+  /**
+   * A message for workers alone (the Pusher side's webhook entry point,
+   * docs/pusher.md "Webhooks"): to the events exchange with `body` as it is,
+   * no envelope, under a reserved routing-key prefix (RESERVED_NAMESPACES),
+   * so it is never forwarded to the live exchange and reaches no client.
+   * Resolves once the broker confirmed; throws for a key outside the
+   * reserved prefixes (a caller's mistake, never a client's input).
+   */
+  async forWorkers(key: string, body: string): Promise<void> {
+    const prefix = key.split(".", 1)[0] ?? "";
+    if (!RESERVED_NAMESPACES.includes(prefix)) throw new Error(`routing key ${key} for workers must start with a reserved prefix (${RESERVED_NAMESPACES.join(", ")})`);
+    const id = this.deps.newId();
+    await this.deps.broker.publish({ target: "events", routingKey: key, body, messageId: id, timestampMs: this.deps.clock.now() });
   }
 
   /** Tells every connection of the user, on every node, where their inbox read mark is. */

@@ -63,7 +63,7 @@ export interface ConnectionsDeps {
 
 export class Connections {
   private readonly sessions = new Set<Session>();
-  /** The same sessions by user: what control commands act on. */
+  /** The same sessions by user, and by the user they were signed in as (signIn): what control commands act on. */
   private readonly sessionsByUser = new Map<string, Set<Session>>();
   private readonly users = new Map<string, UserState>();
   private reservedSlots = 0;
@@ -98,19 +98,29 @@ export class Connections {
     const user = this.userState(ticket.principal.userId);
     const session = new Session({ id: this.deps.newId(), principal: ticket.principal, socket, wire, ctx: this.deps.ctx, user });
     this.sessions.add(session);
-    let ofUser = this.sessionsByUser.get(session.userId);
-    if (!ofUser) this.sessionsByUser.set(session.userId, (ofUser = new Set()));
-    ofUser.add(session);
+    this.addOfUser(session.userId, session);
     session.open();
     return session;
+  }
+
+  /**
+   * The app signed `session` in as `userId` (Pusher's `pusher:signin`):
+   * control commands for the user (docs/protocol.md §11) reach it from now
+   * on, and it counts the user online (Session.signIn). Once per session;
+   * the user's connection limit and rate bucket are not the session's.
+   */
+  signIn(session: Session, userId: string): void {
+    if (!this.sessions.has(session) || session.signedInUser !== undefined) return;
+    session.signIn(userId);
+    if (userId !== session.userId) this.addOfUser(userId, session);
   }
 
   /** The transport reports a session's socket closed. */
   closed(session: Session): void {
     if (!this.sessions.delete(session)) return;
-    const ofUser = this.sessionsByUser.get(session.userId);
-    ofUser?.delete(session);
-    if (ofUser?.size === 0) this.sessionsByUser.delete(session.userId);
+    this.removeOfUser(session.userId, session);
+    const signedIn = session.signedInUser;
+    if (signedIn !== undefined) this.removeOfUser(signedIn, session);
     session.released();
     this.releaseUser(session.userId);
   }
@@ -145,6 +155,18 @@ export class Connections {
         resolve();
       };
     });
+  }
+
+  private addOfUser(userId: string, session: Session): void {
+    let ofUser = this.sessionsByUser.get(userId);
+    if (!ofUser) this.sessionsByUser.set(userId, (ofUser = new Set()));
+    ofUser.add(session);
+  }
+
+  private removeOfUser(userId: string, session: Session): void {
+    const ofUser = this.sessionsByUser.get(userId);
+    ofUser?.delete(session);
+    if (ofUser?.size === 0) this.sessionsByUser.delete(userId);
   }
 
   private userState(userId: string): UserState {

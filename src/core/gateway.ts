@@ -217,6 +217,11 @@ export class Gateway implements BrokerHandler {
   }
 
   /** The transport reports a session's socket closed. */
+  /** See Connections.signIn: the app signed `session` in as `userId`; control commands for the user reach it, and it counts them online. */
+  signIn(session: Session, userId: string): void {
+    this.connections.signIn(session, userId);
+  }
+
   closed(session: Session): void {
     this.connections.closed(session);
   }
@@ -288,6 +293,11 @@ export class Gateway implements BrokerHandler {
   async publishControl(command: ControlCommand): Promise<void> {
     await this.access.persist(command);
     await this.publishes.control(command);
+  }
+
+  /** See BrokerPublishes.forWorkers: a message for workers under a reserved prefix; resolves once the broker confirmed. */
+  publishForWorkers(routingKey: string, body: string): Promise<void> {
+    return this.publishes.forWorkers(routingKey, body);
   }
 
   /** Tells every connection of the user, on every node, where their inbox read mark is. */

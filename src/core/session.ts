@@ -41,6 +41,8 @@ export class Session {
   private closed = false;
   /** Counted in the user's online status since `open`. */
   private counted = false;
+  /** The user the app signed this connection in as (signIn); undefined: none. */
+  private signedIn: string | undefined;
 
   constructor(deps: { id: string; principal: Principal; socket: SessionSocket; wire: SessionWire; ctx: SessionContext; user: UserState }) {
     this.id = deps.id;
@@ -83,6 +85,24 @@ export class Session {
 
   get userId(): string {
     return this.principal.userId;
+  }
+
+  /** The user the app signed this connection in as (Pusher's `pusher:signin`); undefined until then. */
+  get signedInUser(): string | undefined {
+    return this.signedIn;
+  }
+
+  /**
+   * The app vouched that this connection is `userId`'s (Pusher's signed
+   * `pusher:signin`): from now on it counts the user online (status) as one
+   * of their connections, until it closes. Its own user id, rate bucket and
+   * grants stay its principal's. Once per session; Connections.signIn also
+   * makes control commands for the user reach it.
+   */
+  signIn(userId: string): void {
+    if (this.closed || this.signedIn !== undefined) return;
+    this.signedIn = userId;
+    this.ctx.presence.userConnected(userId);
   }
 
   /** The current token's principal (the one of the last successful `refresh`). */
@@ -191,6 +211,7 @@ export class Session {
     this.subscriptions.releaseAll();
     if (this.counted) this.ctx.presence.userDisconnected(this.userId);
     this.counted = false;
+    if (this.signedIn !== undefined) this.ctx.presence.userDisconnected(this.signedIn);
   }
 
   /**

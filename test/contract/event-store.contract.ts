@@ -154,6 +154,17 @@ export function eventStoreContract(name: string, make: () => Promise<EventStoreF
       expect(await store.history("room:none", 0, 10)).toEqual({ events: [], complete: true });
     });
 
+    it("the last event of a channel is its stored event with the highest seq, or none", async () => {
+      expect(await store.lastEvent("room:1")).toBeUndefined();
+      const outcomes = await store.append([event("l1", "room:1"), event("l2", "room:1"), event("m1", "room:2")]);
+      const last = await store.lastEvent("room:1");
+      expect(last?.id).toBe("l2");
+      expect(last?.seq).toBe(seqOf(outcomes, 1));
+      expect((await store.lastEvent("room:2"))?.id).toBe("m1");
+      expect(await store.lastEvent("room:none")).toBeUndefined();
+      await expect(store.lastEvent("not-a-channel")).rejects.toThrow();
+    });
+
     it("retention by age removes older events; recovery from before them is incomplete, after them complete", async () => {
       const outcomes = await store.append([
         event("old1", "room:1", { occurredAt: at(-3 * HOUR_MS) }),

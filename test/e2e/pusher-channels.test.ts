@@ -73,7 +73,7 @@ describe("Pusher channels: each kind, its auth, and events from every way in", (
     expect((await subscribed(pusher, "private-user.ada")).data).toEqual({});
   });
 
-  it("refuses names that map to nothing: the wrong kind (naming the right one), an unknown namespace, a bad id, a cache channel", async () => {
+  it("refuses names that map to nothing: the wrong kind (naming the right one), an unknown namespace, a bad id, a cache channel of a live namespace", async () => {
     const pusher = await client();
     const wrongKind = await refused(pusher, "private-room.r1");
     expect(wrongKind).toMatchObject({ type: "SubscriptionError", status: 400 });
@@ -82,7 +82,7 @@ describe("Pusher channels: each kind, its auth, and events from every way in", (
     expect(publicRoom.error).toContain("presence-room.r1");
     expect(await refused(pusher, "private-nowhere.1")).toMatchObject({ type: "SubscriptionError", status: 404 });
     expect(await refused(pusher, "post.a;b")).toMatchObject({ status: 400 });
-    expect((await refused(pusher, "cache-post.1")).error).toContain("cache channels");
+    expect((await refused(pusher, "cache-post.1")).error).toContain('namespace "post" is not durable');
   });
 
   it("unsubscribing stops the channel's events at the server", async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestPublisher } from "../support/amqp-tools.js";
-import { appBackend, connected, pusherAppsEnv, pusherClient, rawPusher, type RawPusher } from "../support/pusher-clients.js";
+import PusherServer from "pusher";
+import { appBackend, closeCodes, connected, PUSHER_APP, pusherAppsEnv, pusherClient, rawPusher, type RawPusher } from "../support/pusher-clients.js";
 import { RABBITMQ_URL, startTestGateway, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -9,6 +10,8 @@ async function socketIdOf(raw: RawPusher): Promise<string> {
   await waitFor(() => raw.frames.length > 0);
   return (JSON.parse(raw.frames[0]!.data as string) as { socket_id: string }).socket_id;
 }
+
+const API_KEY = "pusher-signin-api-key-0123456789";
 
 const lastOf = (raw: RawPusher, event: string) => raw.frames.filter((frame) => frame.event === event).at(-1);
 
@@ -19,7 +22,7 @@ describe("pusher:signin and #server-to-user-", () => {
   const sockets: RawPusher[] = [];
 
   beforeAll(async () => {
-    gateway = await startTestGateway({ PUSHER_APPS: pusherAppsEnv(), ROLE: "all", ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}) });
+    gateway = await startTestGateway({ PUSHER_APPS: pusherAppsEnv(), API_KEYS: API_KEY, ROLE: "all", ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}) });
     publisher = await TestPublisher.open(RABBITMQ_URL);
   }, 120_000);
   afterAll(async () => {
@@ -63,5 +66,32 @@ describe("pusher:signin and #server-to-user-", () => {
     expect((lastOf(raw, "pusher:subscription_error")!.data as { error: string }).error).toContain("#server-to-user-ada");
     raw.send({ event: "pusher:subscribe", data: { channel: "#server-to-user-ada", auth: "" } });
     await waitFor(() => lastOf(raw, "pusher_internal:subscription_succeeded")?.channel === "#server-to-user-ada");
+  });
+
+  it("makes the signed-in connection its user's: online in their status while open, and closed by terminate_connections (4009)", async () => {
+    const online = async (user: string): Promise<boolean> => {
+      const response = await fetch(`${gateway.httpUrl}/api/v1/status?users=${user}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      return ((await response.json()) as { users: Array<{ online: boolean }> }).users[0]!.online;
+    };
+    const grace = pusherClient(gateway.port, { user: { id: "grace" } });
+    const hopper = pusherClient(gateway.port, { user: { id: "hopper" } });
+    const graceCodes = closeCodes(grace);
+    await Promise.all([connected(grace), connected(hopper)]);
+    expect(await online("grace")).toBe(false);
+    grace.signin();
+    hopper.signin();
+    await waitFor(() => grace.user.user_data !== null && hopper.user.user_data !== null, 10_000, "both signed in");
+    await waitFor(() => online("grace"), 10_000, "grace online");
+
+    // The backend's own SDK asks the gateway to terminate grace's connections.
+    const backend = new PusherServer({ appId: PUSHER_APP.id, key: PUSHER_APP.key, secret: PUSHER_APP.secret, host: "127.0.0.1", port: String(gateway.port), useTLS: false });
+    expect((await backend.terminateUserConnections("grace")).status).toBe(200);
+    await waitFor(() => graceCodes.includes(4009), 15_000, "grace's connection closed with 4009");
+    await waitFor(async () => !(await online("grace")), 10_000, "grace offline");
+    // Only grace's: hopper, signed in on the same app, stays.
+    expect(hopper.connection.state).toBe("connected");
+    expect(await online("hopper")).toBe(true);
+    hopper.disconnect();
+    grace.disconnect();
   });
 });

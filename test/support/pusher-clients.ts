@@ -142,15 +142,28 @@ export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?pro
   return { socket, frames, closed, send: (frame) => socket.send(JSON.stringify(frame)) };
 }
 
-/** A raw socket of the app that sent `pusher:subscribe` to `channel`, signed by the app (for a presence channel, as member `userId`), once answered. */
-export async function rawSubscribed(port: number, channel: string, options: { userId?: string } = {}): Promise<RawPusher & { socketId: string }> {
-  const raw = await rawPusher(port);
+/** Another configured app than PUSHER_APP, for the sockets of `rawSubscribed`. */
+export interface OtherPusherApp {
+  readonly id: string;
+  readonly key: string;
+  readonly secret: string;
+}
+
+/**
+ * A raw socket of the app (PUSHER_APP, or `options.app`) that sent
+ * `pusher:subscribe` to `channel`, signed by the app (for a presence channel,
+ * as member `userId`), once answered.
+ */
+export async function rawSubscribed(port: number, channel: string, options: { userId?: string; app?: OtherPusherApp } = {}): Promise<RawPusher & { socketId: string }> {
+  const other = options.app;
+  const signer = other === undefined ? appBackend : new PusherServer({ appId: other.id, key: other.key, secret: other.secret, host: "127.0.0.1", useTLS: false });
+  const raw = await rawPusher(port, other === undefined ? undefined : `/app/${other.key}?protocol=7`);
   await waitFor(() => raw.frames.length > 0);
   const socketId = (JSON.parse(raw.frames[0]!.data as string) as { socket_id: string }).socket_id;
   const auth = channel.startsWith("private-") || channel.startsWith("presence-")
     ? options.userId === undefined
-      ? appBackend.authorizeChannel(socketId, channel)
-      : appBackend.authorizeChannel(socketId, channel, { user_id: options.userId })
+      ? signer.authorizeChannel(socketId, channel)
+      : signer.authorizeChannel(socketId, channel, { user_id: options.userId })
     : {};
   raw.send({ event: "pusher:subscribe", data: { channel, ...auth } });
   await waitFor(() => raw.frames.some((frame) => frame.channel === channel && /subscription_(succeeded|error)$/.test(frame.event)));

@@ -63,6 +63,24 @@ describe("control commands on one node", () => {
     expect(applied).toEqual(["disconnect", "disconnect"]);
   });
 
+  it("disconnect reaches a session signed in as the user (Gateway.signIn), and no longer once it closed", async () => {
+    const { connect, control, gateway } = await setup();
+    const signedIn = connect("socket-1");
+    const other = connect("socket-2");
+    gateway.signIn(signedIn.session, "alice");
+    // A second signin of the same session changes nothing.
+    gateway.signIn(signedIn.session, "bob");
+    control({ command: "disconnect", user: "bob", mode: "final" });
+    expect(signedIn.socket.closedWith).toBeUndefined();
+    control({ command: "disconnect", user: "alice", mode: "final" });
+    expect(signedIn.socket.closedWith?.code).toBe(CloseCode.Revoked);
+    expect(other.socket.closedWith).toBeUndefined();
+    gateway.closed(signedIn.session);
+    gateway.signIn(other.session, "carol");
+    control({ command: "disconnect", user: "socket-2", mode: "final" });
+    expect(other.socket.closedWith?.code).toBe(CloseCode.Revoked);
+  });
+
   it("unsubscribe ends the subscription with `unsubscribed revoked`, delivers nothing more, and refuses the same token's subscribe", async () => {
     const { connect, control, subscribe, gateway, clock } = await setup();
     const alice = connect("alice", { ...ROOMS, issuedAtMs: clock.now() - 1_000 });

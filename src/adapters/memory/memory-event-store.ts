@@ -88,6 +88,12 @@ export class MemoryEventStore implements EventStore {
     };
   }
 
+  async lastEvent(channel: string): Promise<StoredEvent | undefined> {
+    this.ensureReady();
+    namespaceOf(channel);
+    return this.byChannel.get(channel)?.at(-1);
+  }
+
   async latestSeq(): Promise<number> {
     this.ensureReady();
     let latest = 0;

@@ -9,6 +9,7 @@ import {
   pruneNamespace,
   selectByIds,
   selectHistory,
+  selectLastEvent,
   selectLatestSeq,
   type Tables,
   toEvent,
@@ -41,7 +42,7 @@ interface HistoryRow extends EventRow {
  * Each is one statement with bound parameters (see event-sql.ts).
  */
 export class SqlEventLog {
-  private readonly sql: { readonly insert: string; readonly byIds: string; readonly history: string; readonly latestSeq: string };
+  private readonly sql: { readonly insert: string; readonly byIds: string; readonly history: string; readonly lastEvent: string; readonly latestSeq: string };
 
   constructor(
     private readonly db: SqlRunner,
@@ -51,6 +52,7 @@ export class SqlEventLog {
       insert: insertBatch(tables),
       byIds: selectByIds(tables),
       history: selectHistory(tables),
+      lastEvent: selectLastEvent(tables),
       latestSeq: selectLatestSeq(tables),
     };
   }
@@ -89,6 +91,12 @@ export class SqlEventLog {
     const rows = await this.db.run<HistoryRow>(this.sql.history, [channel, channel, afterSeq, limit]);
     const prunedUpTo = toNumber(rows[0]?.pruned_up_to ?? 0);
     return { events: eventsOf(rows), complete: prunedUpTo <= afterSeq };
+  }
+
+  async lastEvent(channel: string): Promise<StoredEvent | undefined> {
+    namespaceOf(channel);
+    const rows = await this.db.run<EventRow>(this.sql.lastEvent, [channel]);
+    return rows[0] === undefined ? undefined : toEvent(rows[0]);
   }
 
   async latestSeq(): Promise<number> {

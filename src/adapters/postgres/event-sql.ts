@@ -102,6 +102,11 @@ export function selectHistory(t: Tables): string {
   );
 }
 
+/** One channel's event with the highest seq (no row when it has none); the (channel, seq) index makes it one probe. Params: channel. */
+export function selectLastEvent(t: Tables): string {
+  return `select ${EVENT_COLUMNS} from ${t.event} e where e."channel" = ? order by e."seq" desc limit 1`;
+}
+
 /** The highest stored seq (0 when empty); the primary key makes it one index probe. */
 export function selectLatestSeq(t: Tables): string {
   return `select coalesce(max("seq"), 0) as "seq" from ${t.event}`;

@@ -1,4 +1,4 @@
-import type { AppendOutcome, EventStore, HistoryPage, Inbox, NewEvent, RetentionPolicy } from "../../core/ports/event-store.js";
+import type { AppendOutcome, EventStore, HistoryPage, Inbox, NewEvent, RetentionPolicy, StoredEvent } from "../../core/ports/event-store.js";
 import type { Revocation } from "../../core/ports/revocation-store.js";
 import { SqlEventLog } from "./event-log.js";
 import { tablesIn } from "./event-sql.js";
@@ -57,6 +57,10 @@ export class PostgresEventStore implements EventStore {
 
   history(channel: string, afterSeq: number, limit: number): Promise<HistoryPage> {
     return this.events.history(channel, afterSeq, limit);
+  }
+
+  lastEvent(channel: string): Promise<StoredEvent | undefined> {
+    return this.events.lastEvent(channel);
   }
 
   latestSeq(): Promise<number> {

@@ -10,7 +10,10 @@ import type { PusherApp } from "./apps.js";
 import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
+import type { PusherCacheSource } from "./socket-cache.js";
 import {
+  cacheMiss,
+  channelEvent,
   connectionEstablished,
   PUSHER_PONG,
   pusherError,
@@ -20,6 +23,7 @@ import {
   subscriptionSucceeded,
   type PusherClientFrame,
 } from "./socket-frames.js";
+import type { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** Most bytes of a presence member's `user_info` (as JSON), like the JWT `info` claim. */
 const MAX_USER_INFO_BYTES = 1024;
@@ -34,6 +38,12 @@ export interface PusherConnectionDeps {
   /** The node's presence: the member list a presence subscription starts with. */
   readonly presence: PresenceHandle;
   readonly metrics: Metrics;
+  /** Where `cache-` channels' last events come from. */
+  readonly cache: PusherCacheSource;
+  /** Where the webhook events this connection sees (client events, cache misses) go. */
+  readonly webhooks: PusherWebhookEntry;
+  /** The app signed this connection in as `userId`: the core makes it the user's for control commands and status (Gateway.signIn). */
+  signIn(userId: string): void;
   /** Writes a frame on the connection at once. */
   send(text: string): void;
   /** The core asked this connection to reconnect elsewhere after `afterMs` (drain, broker loss): close it then with 4200. */
@@ -53,6 +63,13 @@ interface PendingReply {
  * session's SessionWire). Each request gets a `ref` of its own, so the
  * session's `ok`/`error` is matched to the subscription it answers.
  *
+ * A `cache-` channel (of a durable namespace: PusherCacheSource) is sent,
+ * after its `subscription_succeeded`, the channel's last stored event, or
+ * `pusher:cache_miss` (and the `cache_miss` webhook) when it has none. The
+ * store is read once the subscription stands, so no event falls between the
+ * replay and the live ones; an event published in that same moment may come
+ * both live and as the replay, or live just before the replay.
+ *
  * A connection subscribes a channel under one Pusher name at a time: a
  * second name for the same channel (`presence-room.7` and
  * `presence-cache-room.7`) is refused.
@@ -63,11 +80,14 @@ interface PendingReply {
  * (its socket id is every publish's excluded socket). They are taken only
  * from apps with `clientEvents`, on private and presence channels this
  * connection is subscribed to; encrypted channels relay only what the
- * server published.
+ * server published. Each client event the session took is reported as a
+ * `client_event` webhook to the app's webhooks that want it.
  *
  * `pusher:signin` (the app's signature of `<socket_id>::user::<user_data>`)
- * makes the connection its user's for `#server-to-user-<id>`, the channel
- * `user:<id>`; the session's own user id stays the socket's.
+ * makes the connection its user's: for `#server-to-user-<id>`, the channel
+ * `user:<id>`, and in the core (Gateway.signIn) for control commands and
+ * status; the session's own user id, its rate bucket and grants stay the
+ * socket's.
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
@@ -81,6 +101,8 @@ export class PusherConnection implements SessionWire {
   private readonly byChannel = new Map<string, PusherChannel>();
   /** Pusher names whose subscription succeeded (client events are taken on these only). */
   private readonly subscribed = new Set<string>();
+  /** The member's user id of each presence subscription, by Pusher name. */
+  private readonly memberOf = new Map<string, string>();
   /** The user id of a successful `pusher:signin`. */
   private signedInAs: string | undefined;
 
@@ -168,6 +190,7 @@ export class PusherConnection implements SessionWire {
     const id = typeof user === "object" && user !== null ? (user as { id?: unknown }).id : undefined;
     if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return this.refuse(`pusher:signin: user_data.id must be a string; ${USER_ID_RULE}`);
     this.signedInAs = id;
+    this.deps.signIn(id);
     this.deps.send(signinSuccess(userData));
   }
 
@@ -195,10 +218,26 @@ export class PusherConnection implements SessionWire {
     const validated = validateClientFrame({ json: { op: "publish", ref, channel: pusher.channel.name, type: event, data }, ref });
     if (!validated.ok) return this.refuse(`${shown}: ${validated.message}`);
     this.pending.set(ref, {
-      ok: () => undefined,
+      ok: () => {
+        this.clientEventWebhook(name, event, data);
+        return undefined;
+      },
       error: (refusal) => pusherError(pusherErrorCode(refusal.code), `${event} on ${name}: ${refusal.message}`),
     });
     session.request(validated.frame);
+  }
+
+  /** The `client_event` webhook of a client event the session took: `data` as text, as Pusher sends it, and the member on presence channels. */
+  private clientEventWebhook(name: string, event: string, data: unknown): void {
+    const userId = this.memberOf.get(name);
+    this.deps.webhooks.send(this.deps.app, {
+      name: "client_event",
+      channel: name,
+      event,
+      data: typeof data === "string" ? data : JSON.stringify(data ?? null),
+      socket_id: this.deps.socketId,
+      ...(userId === undefined ? {} : { user_id: userId }),
+    });
   }
 
   private subscribe(data: { channel: string; auth?: string | undefined; channel_data?: string | undefined }): void {
@@ -215,7 +254,8 @@ export class PusherConnection implements SessionWire {
     if (isPusherChannelRefusal(parsed)) {
       return this.refuseSubscription(name, "SubscriptionError", parsed.message, parsed.reason === "unknown_namespace" ? 404 : 400);
     }
-    if (parsed.cache) return this.refuseSubscription(name, "SubscriptionError", `${name}: cache channels are not supported yet; subscribe without "cache-"`, 400);
+    const uncached = parsed.cache ? this.deps.cache.refusal(parsed.channel.namespace, name) : undefined;
+    if (uncached) return this.refuseSubscription(name, "SubscriptionError", uncached.message, uncached.status);
     let signed: SignedGrant | undefined;
     if (parsed.kind !== "public") {
       const checked = this.checkSignature(parsed, data);
@@ -234,6 +274,7 @@ export class PusherConnection implements SessionWire {
     if (other) return this.refuseSubscription(name, "SubscriptionError", `${name}: this connection is subscribed to the same channel as ${other.pusherName}`, 400);
     this.byName.set(name, parsed);
     this.byChannel.set(parsed.channel.name, parsed);
+    if (signed?.member) this.memberOf.set(name, signed.member.userId);
     const ref = this.nextRef++;
     this.pending.set(ref, { ok: () => this.succeeded(parsed), error: (refusal) => this.failed(parsed, refusal) });
     const presence = parsed.kind === "presence" ? { presence: true } : {};
@@ -269,7 +310,25 @@ export class PusherConnection implements SessionWire {
   private succeeded(pusher: PusherChannel): string | undefined {
     if (this.byName.get(pusher.pusherName) !== pusher) return undefined;
     this.subscribed.add(pusher.pusherName);
+    if (pusher.cache) this.replayCache(pusher);
     return subscriptionSucceeded(pusher.pusherName, pusher.kind === "presence" ? this.presenceData(pusher.channel.name) : {});
+  }
+
+  /** Sends a `cache-` channel's last event, or `pusher:cache_miss`, once read (after the `subscription_succeeded` being written now). */
+  private replayCache(pusher: PusherChannel): void {
+    const name = pusher.pusherName;
+    const stands = (): boolean => this.byName.get(name) === pusher && this.subscribed.has(name);
+    this.deps.cache.last(pusher.channel.name).then(
+      (event) => {
+        if (!stands()) return;
+        if (event) return this.deps.send(channelEvent(name, event.type, event.data, pusher.kind === "presence" ? event.user : undefined));
+        this.deps.send(cacheMiss(name));
+        this.deps.webhooks.send(this.deps.app, { name: "cache_miss", channel: name });
+      },
+      () => {
+        if (stands()) this.deps.send(pusherError(null, `${name}: its last event could not be read (the event store is unavailable); the subscription stands`));
+      },
+    );
   }
 
   private failed(pusher: PusherChannel, refusal: Extract<ServerFrame, { op: "error" }>): string | undefined {
@@ -291,6 +350,7 @@ export class PusherConnection implements SessionWire {
     if (this.byName.get(pusher.pusherName) === pusher) {
       this.byName.delete(pusher.pusherName);
       this.subscribed.delete(pusher.pusherName);
+      this.memberOf.delete(pusher.pusherName);
     }
     if (this.byChannel.get(pusher.channel.name) === pusher) this.byChannel.delete(pusher.channel.name);
   }

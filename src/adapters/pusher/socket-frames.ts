@@ -90,6 +90,11 @@ export function signinSuccess(userData: string): string {
   return JSON.stringify({ event: "pusher:signin_success", data: JSON.stringify({ user_data: userData }) });
 }
 
+/** A `cache-` channel had no event to replay on subscribe (pusher-js: `channel.bind("pusher:cache_miss")`). */
+export function cacheMiss(channel: string): string {
+  return JSON.stringify({ event: "pusher:cache_miss", channel });
+}
+
 /** As Pusher servers answer a refused subscription: `{type, error, status}`; the socket stays. */
 export function subscriptionError(channel: string, type: "AuthError" | "SubscriptionError", error: string, status: number): string {
   return JSON.stringify({ event: "pusher:subscription_error", channel, data: { type, error, status } });

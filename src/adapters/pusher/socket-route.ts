@@ -3,6 +3,7 @@ import type { AdmissionTicket } from "../../core/connections.js";
 import type { Gateway } from "../../core/gateway.js";
 import type { Principal } from "../../core/ports/authenticator.js";
 import type { Clock, Timer } from "@sobranie/protocol/runtime/clock";
+import type { Logger } from "@sobranie/protocol/runtime/logger";
 import type { Metrics } from "../../core/ports/metrics.js";
 import type { EdgeRequest, EdgeServer, EdgeWebSocket } from "../../core/ports/edge.js";
 import type { Session } from "../../core/session.js";
@@ -12,6 +13,8 @@ import { PusherCode } from "./socket-codes.js";
 import { PusherConnection } from "./socket-connection.js";
 import { PUSHER_PING } from "./socket-frames.js";
 import { PusherSessionSocket } from "./socket-session-socket.js";
+import { PusherCacheSource } from "./socket-cache.js";
+import { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** The Pusher protocol's longest `activity_timeout`, in seconds. */
 const MAX_ACTIVITY_TIMEOUT_SEC = 120;
@@ -25,8 +28,11 @@ export interface PusherSocketDeps {
   readonly gateway: Gateway;
   readonly apps: PusherApps;
   readonly channelNames: PusherChannelNames;
+  /** Where `cache-` channels' last events come from. */
+  readonly cache: PusherCacheSource;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  readonly logger: Logger;
   readonly maxFrameBytes: number;
   /** The session's heartbeat TTL (PRESENCE_TTL_MS): silence past it closes the connection, 4201 here. */
   readonly ttlMs: number;
@@ -83,6 +89,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
   const activityTimeoutSec = Math.max(1, Math.min(MAX_ACTIVITY_TIMEOUT_SEC, Math.floor(deps.ttlMs / 2000)));
   const open = new Set<OpenPusherSocket>();
   const perApp = new Map<string, number>();
+  const webhooks = new PusherWebhookEntry((routingKey, body) => gateway.publishForWorkers(routingKey, body), deps.logger);
 
   const refusalFor = (app: PusherApp | undefined, key: string, protocol: string | undefined): Refusal | undefined => {
     if (!app) return { code: PusherCode.AppUnknown, message: `no app has the key ${key.slice(0, 64)}` };
@@ -130,6 +137,11 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       channelNames: deps.channelNames,
       presence: gateway.presence,
       metrics,
+      cache: deps.cache,
+      webhooks,
+      signIn: (userId) => {
+        if (state) gateway.signIn(state.session, userId);
+      },
       send: (text) => socket.send(text),
       reconnectAfter: (afterMs) => {
         if (state && !state.reconnect) {
@@ -210,8 +222,9 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
 
 /**
  * Who a Pusher connection is to the core: its socket id as its user id (a
- * connection is nobody's until it signs in, and counts no user online), no
- * JWT claims, and no expiry.
+ * connection is nobody's until it signs in, and counts no user online; a
+ * signin makes it its user's too, Gateway.signIn), no JWT claims, and no
+ * expiry.
  */
 function socketPrincipal(socketId: string): Principal {
   return { userId: `pusher-${socketId.replace(".", "-")}`, expiresAtMs: Number.MAX_SAFE_INTEGER, channelPatterns: [], info: undefined };

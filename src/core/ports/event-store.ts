@@ -75,6 +75,8 @@ export interface EventStore extends LastSeenStore, RevocationStore {
   append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
   /** The channel's events after `afterSeq`. */
   history(channel: string, afterSeq: number, limit: number): Promise<HistoryPage>;
+  /** The channel's stored event with the highest seq; undefined when it has none (never had one, or retention removed them). */
+  lastEvent(channel: string): Promise<StoredEvent | undefined>;
   /**
    * The highest seq of a stored event, 0 when there is none: every event
    * committed later gets a higher one. (Retention removing the newest events
