@@ -1,12 +1,13 @@
 import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Gateway } from "../../core/gateway.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
-import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import type { Authenticator, Principal } from "../../core/ports/authenticator.js";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import type { PusherApp, PusherApps } from "./apps.js";
 import { isPusherChannelRefusal, type PusherChannelNames } from "./channel-names.js";
 import type { PusherEdgeLimits } from "./edge-limits.js";
 import { SOCKET_ID_PATTERN } from "./rest-events.js";
+import { bearerUser } from "./bearer-user.js";
 import { authToken, channelAuthString, userAuthString } from "./signatures.js";
 
 /** pusher-js's form bodies are a few dozen bytes; its `params` option adds a few more. */
@@ -69,17 +70,9 @@ async function authorize(
   if (!fields.ok) return fields.answer;
   const socketId = fields.value.get("socket_id");
   if (socketId === null || !SOCKET_ID_PATTERN.test(socketId)) return httpRefusal(HttpRejection.BadRequest, "socket_id must be a Pusher socket id: digits.digits");
-  let principal: Principal;
-  try {
-    principal = await deps.authenticator.verify(token);
-  } catch (error) {
-    if (error instanceof AuthenticationError) return httpRefusal(HttpRejection.Unauthorized, error.message);
-    throw error;
-  }
-  if (deps.gateway.isRevoked(principal)) return httpRefusal(HttpRejection.Unauthorized, "token revoked: get a new token");
-  const byUser = deps.limits.takeUser(principal.userId);
-  if (!byUser.ok) return httpRateLimited("too many requests for this user", byUser.retryAfterMs);
-  return sign(app.value, principal, fields.value);
+  const user = await bearerUser(deps, token);
+  if (!user.ok) return user.answer;
+  return sign(app.value, user.principal, fields.value);
 }
 
 function channelAuth(deps: PusherAuthDeps, app: PusherApp, principal: Principal, fields: URLSearchParams): HttpRouteAnswer {

@@ -1,7 +1,7 @@
 import { HttpRejection } from "@sobranie/protocol/codes";
 import type { Gateway } from "../../core/gateway.js";
 import type { NamespaceRegistry } from "../../core/namespaces.js";
-import { AuthenticationError, type Authenticator, type Principal } from "../../core/ports/authenticator.js";
+import type { Authenticator } from "../../core/ports/authenticator.js";
 import type { EventStore, StoredEvent } from "../../core/ports/event-store.js";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import type { PusherApp, PusherApps } from "./apps.js";
@@ -9,6 +9,7 @@ import { appOf } from "./auth-routes.js";
 import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import type { PusherEdgeLimits } from "./edge-limits.js";
 import { SOCKET_ID_PATTERN } from "./rest-events.js";
+import { bearerUser } from "./bearer-user.js";
 import { dataWithSeq } from "./seq-data.js";
 import { channelAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherEvent, type PusherEvent } from "./socket-frames.js";
@@ -116,16 +117,9 @@ async function authorize(deps: PusherHistoryDeps, app: PusherApp, channel: Pushe
 }
 
 async function authorizeUser(deps: PusherHistoryDeps, channel: PusherChannel, token: string): Promise<HttpRouteAnswer | undefined> {
-  let principal: Principal;
-  try {
-    principal = await deps.authenticator.verify(token);
-  } catch (error) {
-    if (error instanceof AuthenticationError) return httpRefusal(HttpRejection.Unauthorized, error.message);
-    throw error;
-  }
-  if (deps.gateway.isRevoked(principal)) return httpRefusal(HttpRejection.Unauthorized, "token revoked: get a new token");
-  const byUser = deps.limits.takeUser(principal.userId);
-  if (!byUser.ok) return httpRateLimited("too many requests for this user", byUser.retryAfterMs);
+  const user = await bearerUser(deps, token);
+  if (!user.ok) return user.answer;
+  const principal = user.principal;
   const allowed = deps.namespaces.canSubscribe(principal, channel.channel);
   if (!allowed.allowed || deps.gateway.isChannelRevoked(principal, channel.channel.name)) {
     return httpRefusal(HttpRejection.Forbidden, `this token may not read ${channel.channel.name} (${channel.pusherName})`);
