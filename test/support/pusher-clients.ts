@@ -37,8 +37,8 @@ export interface PusherClientOptions {
   readonly member?: { user_id: string; user_info?: Record<string, unknown> };
   /** Signs with this secret instead of the app's (a forged signature). */
   readonly secret?: string;
-  /** Whom `signin()` signs in as (the app's `authenticateUser`). */
-  readonly user?: { id: string; user_info?: Record<string, unknown> };
+  /** Whom `signin()` signs in as (the app's `authenticateUser`), and whose online/offline changes they watch. */
+  readonly user?: { id: string; user_info?: Record<string, unknown>; watchlist?: string[] };
 }
 
 /**

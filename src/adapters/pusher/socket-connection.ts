@@ -21,12 +21,15 @@ import {
   signinSuccess,
   subscriptionError,
   subscriptionSucceeded,
+  watchlistEvents,
   type PusherClientFrame,
 } from "./socket-frames.js";
 import type { PusherWebhookEntry } from "./socket-webhooks.js";
 
 /** Most bytes of a presence member's `user_info` (as JSON), like the JWT `info` claim. */
 const MAX_USER_INFO_BYTES = 1024;
+/** Most user ids in a signin's `user_data.watchlist`, as Pusher allows. */
+const MAX_WATCHLIST = 100;
 /** The channel a signed-in user's own events come on: `#server-to-user-<id>`, backed by `user:<id>`. */
 const SERVER_TO_USER_PREFIX = "#server-to-user-";
 
@@ -44,6 +47,8 @@ export interface PusherConnectionDeps {
   readonly webhooks: PusherWebhookEntry;
   /** The app signed this connection in as `userId`: the core makes it the user's for control commands and status (Gateway.signIn). */
   signIn(userId: string): void;
+  /** The signed-in connection watches these users: their online/offline changes come to it as watchlist events (PusherSessionSocket.watch). */
+  watch(users: readonly string[]): void;
   /** Writes a frame on the connection at once. */
   send(text: string): void;
   /** The core asked this connection to reconnect elsewhere after `afterMs` (drain, broker loss): close it then with 4200. */
@@ -87,7 +92,12 @@ interface PendingReply {
  * makes the connection its user's: for `#server-to-user-<id>`, the channel
  * `user:<id>`, and in the core (Gateway.signIn) for control commands and
  * status; the session's own user id, its rate bucket and grants stay the
- * socket's.
+ * socket's. Its `user_data.watchlist` (at most 100 user ids) is watched:
+ * right after `signin_success` one `online` watchlist event lists the
+ * watched users online then (if any), and each later change of theirs,
+ * cluster-wide, comes as `online` or `offline`. The watch stands before the
+ * statuses are read, so no change is missed; one made in that same moment
+ * may arrive just before the initial list.
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
@@ -181,17 +191,24 @@ export class PusherConnection implements SessionWire {
     if (!verifyAuthToken(this.deps.app, userAuthString(this.deps.socketId, userData), auth)) {
       return this.refuse("pusher:signin: the signature in \"auth\" is not the app's for this socket_id and user_data");
     }
-    let user: unknown;
-    try {
-      user = JSON.parse(userData);
-    } catch {
-      return this.refuse("pusher:signin: user_data is not JSON");
-    }
-    const id = typeof user === "object" && user !== null ? (user as { id?: unknown }).id : undefined;
-    if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return this.refuse(`pusher:signin: user_data.id must be a string; ${USER_ID_RULE}`);
-    this.signedInAs = id;
-    this.deps.signIn(id);
+    const user = readUserData(userData);
+    if (typeof user === "string") return this.refuse(`pusher:signin: ${user}`);
+    this.signedInAs = user.id;
+    this.deps.signIn(user.id);
     this.deps.send(signinSuccess(userData));
+    if (user.watchlist.length > 0) this.sendWatchedOnline(user.watchlist);
+  }
+
+  /** Watches `users`, then sends the `online` watchlist event of those online now (none: nothing is sent). */
+  private sendWatchedOnline(users: readonly string[]): void {
+    this.deps.watch(users);
+    this.deps.presence.statuses(users).then(
+      (statuses) => {
+        const online = statuses.filter((status) => status.online).map((status) => status.user);
+        if (online.length > 0) this.deps.send(watchlistEvents("online", online));
+      },
+      () => this.deps.send(pusherError(null, "pusher:signin: who of the watchlist is online now could not be read; their changes from now on still come")),
+    );
   }
 
   /** `#server-to-user-<id>` as the channel `user:<id>`, or why this connection may not have it. */
@@ -368,6 +385,28 @@ export class PusherConnection implements SessionWire {
 
 function clip(text: string): string {
   return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
+/**
+ * A signin's `user_data`: `id` within our user-id grammar, and an optional
+ * `watchlist` of at most MAX_WATCHLIST user ids, repeats dropped. A string:
+ * why it is refused.
+ */
+function readUserData(text: string): { id: string; watchlist: string[] } | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return "user_data is not JSON";
+  }
+  const { id, watchlist } = typeof json === "object" && json !== null ? (json as { id?: unknown; watchlist?: unknown }) : {};
+  if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return `user_data.id must be a string; ${USER_ID_RULE}`;
+  if (watchlist === undefined) return { id, watchlist: [] };
+  if (!Array.isArray(watchlist)) return "user_data.watchlist must be an array of user ids";
+  if (watchlist.length > MAX_WATCHLIST) return `user_data.watchlist has ${watchlist.length} user ids; at most ${MAX_WATCHLIST}`;
+  const bad = watchlist.findIndex((watched) => typeof watched !== "string" || !USER_ID_PATTERN.test(watched));
+  if (bad !== -1) return `user_data.watchlist[${bad}] must be a string; ${USER_ID_RULE}`;
+  return { id, watchlist: [...new Set(watchlist as string[])] };
 }
 
 /**

@@ -90,6 +90,14 @@ export function signinSuccess(userData: string): string {
   return JSON.stringify({ event: "pusher:signin_success", data: JSON.stringify({ user_data: userData }) });
 }
 
+/**
+ * Watched users who came online or went offline (pusher-js: `user.watchlist.bind("online" | "offline")`,
+ * each entry emitted as `{name, user_ids}`).
+ */
+export function watchlistEvents(name: "online" | "offline", userIds: readonly string[]): string {
+  return JSON.stringify({ event: "pusher_internal:watchlist_events", data: JSON.stringify({ events: [{ name, user_ids: userIds }] }) });
+}
+
 /** A `cache-` channel had no event to replay on subscribe (pusher-js: `channel.bind("pusher:cache_miss")`). */
 export function cacheMiss(channel: string): string {
   return JSON.stringify({ event: "pusher:cache_miss", channel });

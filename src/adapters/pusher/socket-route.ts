@@ -142,6 +142,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       signIn: (userId) => {
         if (state) gateway.signIn(state.session, userId);
       },
+      watch: (users) => socket.watch(users),
       send: (text) => socket.send(text),
       reconnectAfter: (afterMs) => {
         if (state && !state.reconnect) {

@@ -5,6 +5,7 @@ import type { CloseCode } from "@sobranie/protocol/codes";
 import type { PusherChannel } from "./channel-names.js";
 import { PUSHER_CLOSE_CODES } from "./socket-codes.js";
 import { pusherChannelWire } from "./socket-channel-wire.js";
+import { pusherWatchlistWire } from "./socket-watchlist-wire.js";
 
 /**
  * The SessionSocket of a Pusher connection over an edge WebSocket. The session
@@ -12,6 +13,11 @@ import { pusherChannelWire } from "./socket-channel-wire.js";
  * topic of the Pusher name it subscribed with, and attaches that name's
  * encoding to the channel in the node's ChannelWires while it does. Close
  * codes are the Pusher ones (PUSHER_CLOSE_CODES).
+ *
+ * A signed-in connection's watchlist (`watch`) is joined here too, outside
+ * the session's subscriptions: it never collides with a `status.<user>`
+ * channel the client subscribed itself, and does not count against the
+ * subscription limit.
  *
  * Frames are written at once (no corking at the end of the turn): every
  * frame of the connection goes out in the order it was made, topic
@@ -22,6 +28,8 @@ export class PusherSessionSocket<Data> implements SessionSocket {
   private closed = false;
   /** Channel → the topic joined for it. */
   private readonly topics = new Map<string, string>();
+  /** The watched users' `status:<user>` channel → the watchlist topic joined for it. */
+  private readonly watched = new Map<string, string>();
 
   constructor(
     private readonly ws: EdgeWebSocket<Data>,
@@ -62,6 +70,18 @@ export class PusherSessionSocket<Data> implements SessionSocket {
     if (!this.closed) this.ws.unsubscribe(topic);
   }
 
+  /** Joins the watchlist topic of each user, whose `status:<user>` frames come as watchlist events while the socket is open. */
+  watch(users: readonly string[]): void {
+    for (const user of users) {
+      const channel = `status:${user}`;
+      if (this.closed || this.watched.has(channel)) continue;
+      const wire = pusherWatchlistWire(user);
+      this.wires.attach(channel, wire);
+      this.watched.set(channel, wire.topic);
+      this.ws.subscribe(wire.topic);
+    }
+  }
+
   bufferedBytes(): number {
     return this.closed ? 0 : this.ws.bufferedBytes();
   }
@@ -71,5 +91,7 @@ export class PusherSessionSocket<Data> implements SessionSocket {
     this.closed = true;
     for (const [channel, topic] of this.topics) this.wires.detach(channel, topic);
     this.topics.clear();
+    for (const [channel, topic] of this.watched) this.wires.detach(channel, topic);
+    this.watched.clear();
   }
 }
