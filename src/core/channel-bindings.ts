@@ -107,16 +107,6 @@ export class ChannelBindings {
     entry.linger = this.clock.setTimeout(() => this.expire(prefix, entry), this.lingerMs);
   }
 
-  /** Local subscriptions of `prefix` now (0 while it lingers or is unknown). */
-  references(prefix: string): number {
-    return this.entries.get(prefix)?.refs ?? 0;
-  }
-
-  /** Prefixes with at least one local subscription now (lingering ones left out). */
-  referenced(): string[] {
-    return [...this.entries].filter(([, entry]) => entry.refs > 0).map(([prefix]) => prefix);
-  }
-
   /** Prefixes with local subscribers or lingering (whole namespaces' channels included). */
   prefixes(): string[] {
     return [...this.entries.keys()];

@@ -2,6 +2,19 @@ import type { ServerFrame } from "@sobranie/protocol/frames";
 import type { EventOrigin, LocalFanout } from "./ports/session-socket.js";
 
 /**
+ * A frame only other wire formats have: the channel's counted subscribers
+ * cluster-wide changed (PresenceHandle.countSubscriber). Protocol v1
+ * sockets never get it.
+ */
+export interface SubscriberCountFrame {
+  readonly op: "subscriber_count";
+  readonly count: number;
+}
+
+/** What a ChannelWire encodes: a channel's frame, or one only other wire formats have. */
+export type WireFrame = ServerFrame | SubscriberCountFrame;
+
+/**
  * A second wire format's encoding of one channel's frames (the Pusher
  * protocol's, docs/pusher.md), published on a native topic of its own.
  */
@@ -9,7 +22,7 @@ export interface ChannelWire {
   /** The native topic its sockets join; never a channel name. */
   readonly topic: string;
   /** The frame in this wire format; undefined: the format has no such frame, and nothing is sent. */
-  encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined;
+  encode(frame: WireFrame, origin: EventOrigin | undefined): string | undefined;
 }
 
 /** Publishes to every local subscriber of `topic` but one socket (uWS's `ws.publish` from that socket). */
@@ -78,6 +91,17 @@ export class ChannelWires implements LocalFanout {
       recipients += this.native.subscribers(wire.topic);
       if (around) around(wire.topic, encoded);
       else this.native.publish(wire.topic, encoded);
+    }
+    return recipients;
+  }
+
+  /** A frame for the wires attached to `channel` alone (native subscribers never get it); returns the local recipients. */
+  publishToWires(channel: string, frame: WireFrame): number {
+    let recipients = 0;
+    for (const { wire } of this.byChannel.get(channel)?.values() ?? []) {
+      const encoded = wire.encode(frame, undefined);
+      if (encoded === undefined) continue;
+      recipients += this.native.publish(wire.topic, encoded);
     }
     return recipients;
   }

@@ -1,4 +1,3 @@
-import { routingPrefix, type Channel } from "@sobranie/protocol/channel";
 import { CloseCode } from "@sobranie/protocol/codes";
 import { decodeControl, type ControlCommand } from "@sobranie/protocol/control";
 import { AccessControl } from "./access-control.js";
@@ -76,6 +75,7 @@ export class Gateway implements BrokerHandler {
         logger: deps.logger.child({ component: "presence" }),
         publishEvent: (event) => this.publishes.presenceEvent(event),
         lastSeenStore: deps.store,
+        showSubscriberCount: (channel, count) => this.wires.publishToWires(channel, { op: "subscriber_count", count }),
       },
     );
     const bindings = new ChannelBindings({
@@ -164,25 +164,6 @@ export class Gateway implements BrokerHandler {
       ready: this.isReady(),
       checks: { broker: this.brokerLoss.isReady(), presence: this.tracker.isConnected(), revocations: this.access.isLoaded(), accepting: !this.draining },
     };
-  }
-
-  /**
-   * This node's subscriptions of `channel` now, over every transport; other
-   * nodes' are not counted (only presence is tracked cluster-wide).
-   */
-  localSubscriptions(channel: Pick<Channel, "namespace" | "id">): number {
-    return this.bindings.references(routingPrefix(channel));
-  }
-
-  /** The channels with at least one subscription on this node now. */
-  locallySubscribedChannels(): Channel[] {
-    return this.bindings.referenced().map((prefix) => {
-      // Namespaces hold no dot, so the first one ends the namespace.
-      const dot = prefix.indexOf(".");
-      const namespace = prefix.slice(0, dot);
-      const id = prefix.slice(dot + 1);
-      return { namespace, id, name: `${namespace}:${id}` };
-    });
   }
 
   /** Whether a control command revoked this token (checked like an upgrade's). */

@@ -18,6 +18,8 @@ export interface Subscription {
   bound: boolean;
   /** The user it is tracked as in the channel's presence (`presence: true`); untracked by whoever removes the entry. */
   trackedAs: string | undefined;
+  /** Counted among the channel's subscribers cluster-wide (PresenceHandle.countSubscriber); uncounted by whoever removes the entry. */
+  counted: boolean;
   /** The app's signature it stands on (SignedGrant): its right comes from this, not from the connection token. */
   readonly signed: SignedGrant | undefined;
   /** The subscription token it stands on, in a namespace with subscribe `token`: its right comes from this, not from the connection token. */
@@ -44,6 +46,8 @@ export class SessionSubscriptions {
     private readonly deps: {
       readonly sessionId: string;
       readonly userId: string;
+      /** Its subscriptions are counted cluster-wide (SessionWire.countsSubscribers). */
+      readonly countsSubscribers: boolean;
       readonly ctx: SessionContext;
       readonly socket: SessionSocket;
       readonly replies: SessionReplies;
@@ -98,7 +102,7 @@ export class SessionSubscriptions {
       return replies.reject(frame.ref, ErrorCode.LimitExceeded, `at most ${ctx.limits.maxSubscriptions} subscriptions per connection`);
     }
     const prefix = routingPrefix(channel);
-    const subscription: Subscription = { prefix, bound: false, trackedAs: undefined, signed, grant, expiry: undefined };
+    const subscription: Subscription = { prefix, bound: false, trackedAs: undefined, counted: false, signed, grant, expiry: undefined };
     this.channels.set(channel.name, subscription);
     try {
       await ctx.bindings.acquire(prefix);
@@ -116,6 +120,10 @@ export class SessionSubscriptions {
     }
     subscription.bound = true;
     grants.armExpiry(channel.name, subscription);
+    if (this.deps.countsSubscribers) {
+      subscription.counted = true;
+      ctx.presence.countSubscriber(channel.name, this.deps.sessionId);
+    }
     if (frame.presence === true) this.trackIn(channel.name, subscription);
     if (frame.since !== undefined && verdict.policy.durable && ctx.store) {
       return this.recoveries.recover(frame.ref, channel, frame.since, ctx.store, stands);
@@ -170,7 +178,7 @@ export class SessionSubscriptions {
     for (const [name, subscription] of this.channels) {
       subscription.expiry?.cancel();
       if (subscription.bound) this.deps.ctx.bindings.release(subscription.prefix);
-      if (subscription.trackedAs !== undefined) this.deps.ctx.presence.untrack(name, subscription.trackedAs);
+      this.giveBackPresence(name, subscription);
     }
     this.channels.clear();
   }
@@ -184,8 +192,14 @@ export class SessionSubscriptions {
     this.recoveries.stop(channel);
     this.deps.socket.unsubscribe(channel);
     if (subscription.bound) this.deps.ctx.bindings.release(subscription.prefix);
-    if (subscription.trackedAs !== undefined) this.deps.ctx.presence.untrack(channel, subscription.trackedAs);
+    this.giveBackPresence(channel, subscription);
     return true;
+  }
+
+  /** Untracks the subscription's member and uncounts its subscriber, if it has them. */
+  private giveBackPresence(channel: string, subscription: Subscription): void {
+    if (subscription.trackedAs !== undefined) this.deps.ctx.presence.untrack(channel, subscription.trackedAs);
+    if (subscription.counted) this.deps.ctx.presence.uncountSubscriber(channel, this.deps.sessionId);
   }
 
   private trackIn(channel: string, subscription: Subscription): void {

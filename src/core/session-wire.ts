@@ -16,6 +16,14 @@ export interface SessionWire {
    */
   readonly countsUserOnline: boolean;
   /**
+   * Whether the connection's subscriptions are counted cluster-wide
+   * (PresenceHandle.countSubscriber):
+   * what a wire that shows subscriber counts and occupancy needs (the Pusher
+   * protocol's `subscription_count`, `channel_occupied`). Protocol v1 has
+   * neither, and its subscriptions are not counted.
+   */
+  readonly countsSubscribers: boolean;
+  /**
    * The connection's id that its own publishes carry as the event's excluded
    * socket (`x-sobranie-exclude-socket`), so they do not come back to it (a
    * Pusher socket_id: Pusher never echoes a client event). Undefined:
@@ -25,4 +33,4 @@ export interface SessionWire {
 }
 
 /** Protocol v1 (docs/protocol.md §4). */
-export const NATIVE_WIRE: SessionWire = { encode: encodeServerFrame, countsUserOnline: true, excludeId: undefined };
+export const NATIVE_WIRE: SessionWire = { encode: encodeServerFrame, countsUserOnline: true, countsSubscribers: false, excludeId: undefined };

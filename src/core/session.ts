@@ -71,7 +71,7 @@ export class Session {
       subscription: (channel) => this.subscriptions.get(channel),
       end: (channel, reason) => this.endSubscription(channel, reason),
     });
-    this.subscriptions = new SessionSubscriptions({ sessionId: this.id, userId, ctx, socket, replies, grants: this.grants, principal, isClosed, send });
+    this.subscriptions = new SessionSubscriptions({ sessionId: this.id, userId, countsSubscribers: deps.wire.countsSubscribers, ctx, socket, replies, grants: this.grants, principal, isClosed, send });
     this.requests = new SessionRequests({
       userId,
       ctx,

@@ -7,6 +7,7 @@ import { PRESENCE_HEARTBEAT_MS, type PresenceGateway, startPresenceGateway, stat
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { signToken, TEST_JWT_SECRET, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
+import { rawSubscribed } from "../support/pusher-clients.js";
 import { HANG, WebhookReceiver } from "../support/webhook-receiver.js";
 import { TestClient } from "../support/ws-client.js";
 
@@ -103,7 +104,7 @@ describe("Pusher webhooks from worker processes on RabbitMQ", () => {
     receiver = await WebhookReceiver.start();
     offlineReceiver = await WebhookReceiver.start();
     await offlineReceiver.down();
-    nodes = await Promise.all(["n1", "n2"].map((name) => startPresenceGateway(`${name}-${run}`, vhost.url)));
+    nodes = await Promise.all(["n1", "n2"].map((name) => startPresenceGateway(`${name}-${run}`, vhost.url, undefined, { PUSHER_APPS: pusherApps() })));
     // Two workers compete for the webhook queue: each change must still be sent once.
     workers = await Promise.all(["w1", "w2"].map((name) => startWorker(name, 120_000)));
     broker = await amqp.connect(vhost.url);
@@ -175,6 +176,24 @@ describe("Pusher webhooks from worker processes on RabbitMQ", () => {
       expect(impostor.webhook({ headers: request.headers as Record<string, string>, rawBody: request.rawBody }).isValid()).toBe(false);
     }
     expect(requests[0]!.headers["x-pusher-key"]).toBe(APPS.main.key);
+  });
+
+  it("sends channel_occupied and channel_vacated once each for Pusher subscribers of a public channel on two gateways", async () => {
+    const pusherName = `post.w${run}`;
+    const seen = () => receiver.delivered("/main").filter((event) => event.channel === pusherName).map((event) => event.name);
+    const first = await rawSubscribed(nodes[0]!.port, pusherName, { app: APPS.main });
+    const second = await rawSubscribed(nodes[1]!.port, pusherName, { app: APPS.main });
+    await waitFor(() => seen().length >= 1, ARRIVAL_MS, "occupied");
+    first.socket.close();
+    second.socket.close();
+    await waitFor(() => seen().length >= 2, ARRIVAL_MS, "vacated");
+    // Both nodes report the channel vacant: no change is left to send.
+    const vacant = async (node: PresenceGateway) => {
+      const rest = new Pusher({ appId: APPS.main.id, key: APPS.main.key, secret: APPS.main.secret, host: "127.0.0.1", port: String(node.port), useTLS: false });
+      return ((await (await rest.get({ path: `/channels/${pusherName}` })).json()) as { occupied: boolean }).occupied === false;
+    };
+    await waitFor(async () => (await vacant(nodes[0]!)) && (await vacant(nodes[1]!)), ARRIVAL_MS, "vacant on both nodes");
+    expect(seen()).toEqual(["channel_occupied", "channel_vacated"]);
   });
 
   it("batches events of the entry point per receiver, at most WEBHOOK_BATCH_MAX_EVENTS a request, each event once", async () => {

@@ -6,6 +6,7 @@ import { DurableEnv } from "../support/durable-env.js";
 import { suiteGateway } from "../support/suite-gateway.js";
 import { RABBITMQ_URL, signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
+import { rawSubscribed } from "../support/pusher-clients.js";
 import { TestClient, type Frame } from "../support/ws-client.js";
 
 const APP = { id: "app-1", key: "app-key-1", secret: "app-secret-0123456789" };
@@ -130,22 +131,31 @@ describe("Pusher REST API with the real pusher server SDK", () => {
     }
   });
 
-  it("triggerBatch publishes each event to its channel, and info reports this node's subscriptions", async () => {
+  it("triggerBatch publishes each event to its channel, and info reports members and Pusher subscriptions", async () => {
     const [a, b] = [uniqueId("a"), uniqueId("b")];
     await subscriber.request({ op: "subscribe", channel: `post:${a}` });
     await subscriber.request({ op: "subscribe", channel: `lobby:${b}`, presence: true });
-    const response = await sdk(gateway()).triggerBatch([
-      { channel: `post.${a}`, name: "first", data: { n: 1 }, info: "subscription_count" },
-      { channel: `presence-lobby.${b}`, name: "second", data: { n: 2 }, info: "user_count,subscription_count" },
-    ]);
-    expect(await response.json()).toEqual({ batch: [{ subscription_count: 1 }, { user_count: 1, subscription_count: 1 }] });
+    // subscription_count counts Pusher connections' subscriptions; user_count every member (the native one too).
+    const pusherSockets = [await rawSubscribed(gateway().port, `post.${a}`, { app: APP }), await rawSubscribed(gateway().port, `presence-lobby.${b}`, { app: APP, userId: "p1" })];
+    try {
+      await waitFor(() => pusherSockets.every((raw) => raw.frames.some((frame) => frame.event === "pusher_internal:subscription_succeeded")));
+      const response = await sdk(gateway()).triggerBatch([
+        { channel: `post.${a}`, name: "first", data: { n: 1 }, info: "subscription_count" },
+        { channel: `presence-lobby.${b}`, name: "second", data: { n: 2 }, info: "user_count,subscription_count" },
+      ]);
+      expect(await response.json()).toEqual({ batch: [{ subscription_count: 1 }, { user_count: 2, subscription_count: 1 }] });
+    } finally {
+      for (const raw of pusherSockets) raw.socket.close();
+    }
     expect(await eventFrame(subscriber, `post:${a}`)).toMatchObject({ type: "first", data: { n: 1 } });
     expect(await eventFrame(subscriber, `lobby:${b}`)).toMatchObject({ type: "second", data: { n: 2 } });
   });
 
   it("reports channels: occupied ones, presence user counts cluster-wide, and presence members", async () => {
     const [post, room] = [uniqueId("p"), uniqueId("r")];
-    await subscriber.request({ op: "subscribe", channel: `post:${post}` });
+    // A native subscription alone does not occupy a non-presence channel: Pusher subscriptions do.
+    await subscriber.request({ op: "subscribe", channel: `post:${uniqueId("native")}` });
+    const pusherSocket = await rawSubscribed(gateway().port, `post.${post}`, { app: APP });
     const member = await TestClient.connect(gateway().wsUrl, { token: await signToken({ sub: "ada", channels: [`room:${room}`], info: { name: "Ada" } }) });
     try {
       await member.request({ op: "subscribe", channel: `room:${room}`, presence: true });
@@ -159,11 +169,14 @@ describe("Pusher REST API with the real pusher server SDK", () => {
       expect(presence.channels[`presence-room.${room}`]).toEqual({ user_count: 1 });
       expect(presence.channels[`post.${post}`]).toBeUndefined();
       const one = await pusher.get({ path: `/channels/presence-room.${room}`, params: { info: "user_count,subscription_count" } });
-      expect(await one.json()).toEqual({ occupied: true, user_count: 1, subscription_count: 1 });
+      expect(await one.json()).toEqual({ occupied: true, user_count: 1, subscription_count: 0 });
+      expect(await (await pusher.get({ path: `/channels/post.${post}`, params: { info: "subscription_count" } })).json()).toEqual({ occupied: true, subscription_count: 1 });
+      expect(Object.keys(all.channels).filter((name) => name.startsWith("post.native"))).toEqual([]);
       expect(await (await pusher.get({ path: `/channels/post.${uniqueId("empty")}` })).json()).toEqual({ occupied: false });
       expect(await (await pusher.get({ path: `/channels/presence-room.${room}/users` })).json()).toEqual({ users: [{ id: "ada" }] });
     } finally {
       member.close();
+      pusherSocket.socket.close();
     }
   });
 

@@ -35,6 +35,8 @@ interface Node {
   readonly bus: MemoryPresenceBus;
   readonly fanout: RecordingFanout;
   readonly events: PresenceBackendEvent[];
+  /** Every subscriber count the node showed its sockets, in order. */
+  readonly shownCounts: Array<{ channel: string; count: number }>;
 }
 
 /** Lets every queued microtask (bus deliveries, delta flushes, snapshots) run. */
@@ -50,6 +52,7 @@ function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number
     const bus = new MemoryPresenceBus(network);
     const fanout = new RecordingFanout();
     const events: PresenceBackendEvent[] = [];
+    const shownCounts: Array<{ channel: string; count: number }> = [];
     const tracker = new PresenceTracker(
       {
         nodeId: id,
@@ -60,11 +63,21 @@ function makeCluster(options: { maxListedMembers?: number; fanoutPerSec?: number
         fanoutPerSec: options.fanoutPerSec ?? 1_000,
         fanoutDeliveriesPerSec: options.fanoutDeliveriesPerSec ?? 1_000_000,
         fanoutFlushMs: 500,
+        subscriberCountMs: 1_000,
       },
-      { clock, bus, fanout, metrics: noopMetrics, logger: silentLogger, publishEvent: (event) => events.push(event), lastSeenStore: options.lastSeenStore },
+      {
+        clock,
+        bus,
+        fanout,
+        metrics: noopMetrics,
+        logger: silentLogger,
+        publishEvent: (event) => events.push(event),
+        lastSeenStore: options.lastSeenStore,
+        showSubscriberCount: (channel, count) => shownCounts.push({ channel, count }),
+      },
     );
     await tracker.start();
-    const node = { id, tracker, bus, fanout, events };
+    const node = { id, tracker, bus, fanout, events, shownCounts };
     nodes.push(node);
     return node;
   };
@@ -358,6 +371,64 @@ describe("PresenceTracker", () => {
     await settle();
     expect(b.events.map((e) => e.routingKey)).toEqual(["presence.status.u2.online"]);
     expect(a.events.map((e) => e.routingKey)).toEqual(["presence.status.u1.online"]);
+  });
+
+  describe("counted subscribers", () => {
+    it("counts a channel's subscribers on every node, and publishes occupied on its first and vacated on its last, once each", async () => {
+      const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
+      a.tracker.countSubscriber("post:1", "s1");
+      await settle();
+      b.tracker.countSubscriber("post:1", "s2");
+      await settle();
+      expect([a.tracker.subscriberCount("post:1"), b.tracker.subscriberCount("post:1")]).toEqual([2, 2]);
+      expect(b.tracker.subscribedChannels()).toEqual([{ channel: "post:1", count: 2 }]);
+      // Nobody's members: not listed as a presence channel, no join or leave frames.
+      expect(b.tracker.members("post:1").count).toBe(0);
+      expect(b.tracker.channels()).toEqual([]);
+      expect(b.fanout.frames("join")).toEqual([]);
+      a.tracker.uncountSubscriber("post:1", "s1");
+      await settle();
+      b.tracker.uncountSubscriber("post:1", "s2");
+      await settle();
+      expect(a.tracker.subscriberCount("post:1")).toBe(0);
+      expect(cluster.allEvents().map((e) => [e.routingKey, e.type, e.data])).toEqual([
+        ["presence.post.1.occupied", "occupied", { channel: "post:1" }],
+        ["presence.post.1.vacated", "vacated", { channel: "post:1" }],
+      ]);
+    });
+
+    it("shows a change of count at once after a quiet interval, and the changes within one as a single trailing count", async () => {
+      const { cluster, nodes: [a, b] } = await warmCluster(["a", "b"]);
+      a.tracker.countSubscriber("post:2", "s1");
+      await settle();
+      expect(b.shownCounts).toEqual([{ channel: "post:2", count: 1 }]);
+      a.tracker.countSubscriber("post:2", "s2");
+      b.tracker.countSubscriber("post:2", "s3");
+      a.tracker.uncountSubscriber("post:2", "s1");
+      await settle();
+      expect(b.shownCounts).toHaveLength(1);
+      await cluster.advance(1_000);
+      expect(b.shownCounts).toEqual([
+        { channel: "post:2", count: 1 },
+        { channel: "post:2", count: 2 },
+      ]);
+      expect(a.shownCounts).toEqual(b.shownCounts);
+    });
+
+    it("removes a dead node's subscribers after the TTL: the channel it alone held is vacated once", async () => {
+      const { cluster, nodes: [a, b, c] } = await warmCluster(["a", "b", "c"]);
+      a.tracker.countSubscriber("post:3", "sa");
+      c.tracker.countSubscriber("post:3", "sc");
+      c.tracker.countSubscriber("post:4", "sc");
+      await settle();
+      const before = cluster.allEvents().length;
+      await c.bus.stop();
+      await cluster.advance(TTL_MS + 2 * HEARTBEAT_MS);
+      expect([a.tracker.subscriberCount("post:3"), b.tracker.subscriberCount("post:3"), b.tracker.subscriberCount("post:4")]).toEqual([1, 1, 0]);
+      expect(cluster.allEvents().slice(before).map((e) => e.routingKey)).toEqual(["presence.post.4.vacated"]);
+      expect(b.shownCounts.at(-1)).toEqual({ channel: "post:4", count: 0 });
+      c.tracker.stop();
+    });
   });
 
   describe("lastSeen in the store", () => {

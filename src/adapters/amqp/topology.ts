@@ -237,7 +237,7 @@ export async function assertPersistQueue(
  * online/offline), and the Pusher side's `pusher.<appId>.*` of each app with
  * webhooks (webhookEntryBindingKey).
  */
-export const WEBHOOK_PRESENCE_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave"] as const;
+export const WEBHOOK_PRESENCE_BINDING_KEYS = ["presence.*.*.join", "presence.*.*.leave", "presence.*.*.occupied", "presence.*.*.vacated"] as const;
 
 export function webhookEntryBindingKey(appId: string): string {
   return `pusher.${appId}.*`;

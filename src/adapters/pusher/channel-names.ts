@@ -109,6 +109,14 @@ export class PusherChannelNames {
     return { pusherName, channel: { namespace, id, name: `${namespace}:${id}` }, kind, cache, seqInData: policy.durable && policy.pusherSeq === true };
   }
 
+  /** `namespace:id` by its plain Pusher name (its namespace's kind, no `cache-`), as channels are listed and reported; undefined for an unknown namespace. */
+  plainChannelOf(namespace: string, id: string): Pick<PusherChannel, "pusherName" | "channel" | "kind"> | undefined {
+    const policy = this.policyOf(namespace);
+    if (!policy) return undefined;
+    const kind = pusherKindOf(policy);
+    return { pusherName: this.nameOf(namespace, id, kind, false), channel: { namespace, id, name: `${namespace}:${id}` }, kind };
+  }
+
   /** The Pusher name of `namespace:id` in one variant; `parse` reads it back. */
   nameOf(namespace: string, id: string, kind: PusherChannelKind, cache: boolean): string {
     const kindPrefix = KIND_PREFIXES.find((entry) => entry.kind === kind)?.prefix ?? "";

@@ -1,27 +1,26 @@
-import { parseChannel, type Channel } from "@sobranie/protocol/channel";
+import { parseChannel } from "@sobranie/protocol/channel";
 import type { Gateway } from "../../core/gateway.js";
-import type { NamespaceRegistry } from "../../core/namespaces.js";
-import { pusherKindOf, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
+import type { PusherChannel, PusherChannelNames } from "./channel-names.js";
 import type { EventInfoAttribute } from "./rest-events.js";
 
 /**
- * What the REST API reports about channels (docs/pusher.md, "Occupancy"):
- * presence channels from the presence tracker, which every node holds for
- * the whole cluster (exact: `occupied`, `user_count`, the member list);
- * subscriptions from this node's own count (`subscription_count`, and
- * `occupied` of a non-presence channel): this node's view, not the cluster's.
+ * What the REST API reports about channels (docs/pusher.md, "Occupancy"),
+ * all from the presence tracker, which every node holds for the whole
+ * cluster: presence channels' members (`occupied`, `user_count`, the member
+ * list) and the Pusher subscriptions of every channel
+ * (`subscription_count`, and `occupied` of a non-presence channel).
  */
 
 export interface ChannelOccupancy {
   readonly occupied: boolean;
   /** Presence channels only: members anywhere in the cluster. */
   readonly userCount: number | undefined;
-  /** Subscriptions on this node. */
+  /** Pusher subscriptions anywhere in the cluster. */
   readonly subscriptionCount: number;
 }
 
 export function occupancyOf(gateway: Gateway, channel: Pick<PusherChannel, "channel" | "kind">): ChannelOccupancy {
-  const subscriptionCount = gateway.localSubscriptions(channel.channel);
+  const subscriptionCount = gateway.presence.subscriberCount(channel.channel.name);
   if (channel.kind !== "presence") return { occupied: subscriptionCount > 0, userCount: undefined, subscriptionCount };
   const userCount = gateway.presence.members(channel.channel.name).count;
   return { occupied: userCount > 0 || subscriptionCount > 0, userCount, subscriptionCount };
@@ -37,21 +36,15 @@ export function infoOf(occupancy: ChannelOccupancy, attributes: readonly EventIn
 
 /**
  * The occupied channels by Pusher name (the plain variant: `presence-room.7`,
- * `post.1`, `private-user.ada`): presence channels with members anywhere,
- * and channels with subscriptions on this node.
+ * `post.1`, `private-user.ada`): presence channels with members and channels
+ * with Pusher subscriptions, anywhere in the cluster.
  */
-export function occupiedChannels(gateway: Gateway, namespaces: NamespaceRegistry, names: PusherChannelNames): Map<string, Pick<PusherChannel, "channel" | "kind">> {
+export function occupiedChannels(gateway: Gateway, names: PusherChannelNames): Map<string, Pick<PusherChannel, "channel" | "kind">> {
   const occupied = new Map<string, Pick<PusherChannel, "channel" | "kind">>();
-  const add = (channel: Channel): void => {
-    const policy = namespaces.get(channel.namespace);
-    if (!policy) return;
-    const kind = pusherKindOf(policy);
-    occupied.set(names.nameOf(channel.namespace, channel.id, kind, false), { channel, kind });
-  };
-  for (const channel of gateway.locallySubscribedChannels()) add(channel);
-  for (const { channel: name } of gateway.presence.channels()) {
+  for (const { channel: name } of [...gateway.presence.subscribedChannels(), ...gateway.presence.channels()]) {
     const channel = parseChannel(name);
-    if (channel) add(channel);
+    const plain = channel && names.plainChannelOf(channel.namespace, channel.id);
+    if (plain) occupied.set(plain.pusherName, plain);
   }
   return occupied;
 }

@@ -3,7 +3,6 @@ import { HttpRejection } from "@sobranie/protocol/codes";
 import { DisconnectMode } from "@sobranie/protocol/control";
 import { EventTooLargeError } from "../../core/published-envelope.js";
 import type { Gateway } from "../../core/gateway.js";
-import type { NamespaceRegistry } from "../../core/namespaces.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
 import { KeyedTokenBuckets } from "../../core/rate-limit.js";
@@ -22,7 +21,6 @@ const TERMINATE_REASON = "connections terminated by the app";
 export interface PusherRestDeps {
   readonly apps: PusherApps;
   readonly gateway: Gateway;
-  readonly namespaces: NamespaceRegistry;
   readonly channelNames: PusherChannelNames;
   readonly clock: Clock;
   readonly limits: PusherEdgeLimits;
@@ -97,7 +95,7 @@ export function pusherRestRoutes(deps: PusherRestDeps): HttpRoute[] {
         return httpRefusal(HttpRejection.BadRequest, "info=user_count needs filter_by_prefix=presence-: only presence channels have users");
       }
       const channels: Record<string, Record<string, number>> = {};
-      for (const [name, channel] of occupiedChannels(deps.gateway, deps.namespaces, names)) {
+      for (const [name, channel] of occupiedChannels(deps.gateway, names)) {
         if (!name.startsWith(prefix)) continue;
         channels[name] = info === "" ? {} : infoOf(occupancyOf(deps.gateway, channel), ["user_count"]);
       }

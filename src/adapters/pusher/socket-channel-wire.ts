@@ -1,9 +1,8 @@
-import type { ChannelWire } from "../../core/channel-wires.js";
+import type { ChannelWire, WireFrame } from "../../core/channel-wires.js";
 import type { EventOrigin } from "../../core/ports/session-socket.js";
-import type { ServerFrame } from "@sobranie/protocol/frames";
-import type { PusherChannel } from "./channel-names.js";
+import { SERVER_TO_USER_PREFIX, type PusherChannel } from "./channel-names.js";
 import { dataWithSeq } from "./seq-data.js";
-import { channelEvent } from "./socket-frames.js";
+import { channelEvent, subscriptionCount } from "./socket-frames.js";
 
 /** The native topic of one Pusher channel name: `/` is outside the channel grammar, so no channel's own topic is ever one. */
 export function pusherTopic(pusherName: string): string {
@@ -13,7 +12,10 @@ export function pusherTopic(pusherName: string): string {
 /**
  * A channel's frames as the Pusher subscribers of one of its names get them,
  * serialized once per frame for all of them: events, and on presence
- * channels `member_added`/`member_removed` from the cluster's join and leave.
+ * channels `member_added`/`member_removed` from the cluster's join and leave,
+ * and on the others `pusher_internal:subscription_count` from the cluster's
+ * count of Pusher subscriptions (pusher-js's `pusher:subscription_count`;
+ * not on `#server-to-user-`, which is one user's).
  * Frames Pusher has no equivalent for (`gap`, a busy room's `members`
  * counts, `read`) are not sent (docs/pusher.md, "What exists"). On a
  * channel with `seqInData`, a stored event's `seq` goes inside its data
@@ -22,9 +24,10 @@ export function pusherTopic(pusherName: string): string {
 export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
   const channel = pusher.pusherName;
   const presence = pusher.kind === "presence";
+  const showsCount = !presence && !channel.startsWith(SERVER_TO_USER_PREFIX);
   return {
     topic: pusherTopic(channel),
-    encode(frame: ServerFrame, origin: EventOrigin | undefined): string | undefined {
+    encode(frame: WireFrame, origin: EventOrigin | undefined): string | undefined {
       switch (frame.op) {
         case "event": {
           const data = pusher.seqInData && frame.seq !== undefined ? dataWithSeq(frame.data, frame.seq) : frame.data;
@@ -38,6 +41,8 @@ export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
         }
         case "leave":
           return presence ? JSON.stringify({ event: "pusher_internal:member_removed", channel, data: JSON.stringify({ user_id: frame.user }) }) : undefined;
+        case "subscriber_count":
+          return showsCount ? subscriptionCount(channel, frame.count) : undefined;
         default:
           return undefined;
       }

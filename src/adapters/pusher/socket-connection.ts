@@ -7,7 +7,7 @@ import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, USER_ID_PATTERN, USER_ID_RULE } fr
 import { ErrorCode } from "@sobranie/protocol/codes";
 import { validateClientFrame, type ServerFrame } from "@sobranie/protocol/frames";
 import type { PusherApp } from "./apps.js";
-import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
+import { isPusherChannelRefusal, SERVER_TO_USER_PREFIX, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
 import type { PusherCacheSource } from "./socket-cache.js";
@@ -20,6 +20,7 @@ import {
   readPusherFrame,
   signinSuccess,
   subscriptionError,
+  subscriptionCount,
   subscriptionSucceeded,
   watchlistEvents,
   type PusherClientFrame,
@@ -30,8 +31,6 @@ import type { PusherWebhookEntry } from "./socket-webhooks.js";
 const MAX_USER_INFO_BYTES = 1024;
 /** Most user ids in a signin's `user_data.watchlist`, as Pusher allows. */
 const MAX_WATCHLIST = 100;
-/** The channel a signed-in user's own events come on: `#server-to-user-<id>`, backed by `user:<id>`. */
-const SERVER_TO_USER_PREFIX = "#server-to-user-";
 
 export interface PusherConnectionDeps {
   readonly app: PusherApp;
@@ -101,6 +100,8 @@ interface PendingReply {
  */
 export class PusherConnection implements SessionWire {
   readonly countsUserOnline = false;
+  /** Pusher shows subscription counts and occupancy: this connection's subscriptions are counted cluster-wide. */
+  readonly countsSubscribers = true;
   readonly excludeId: string;
   private session: Session | undefined;
   private nextRef = 1;
@@ -328,7 +329,21 @@ export class PusherConnection implements SessionWire {
     if (this.byName.get(pusher.pusherName) !== pusher) return undefined;
     this.subscribed.add(pusher.pusherName);
     if (pusher.cache) this.replayCache(pusher);
+    if (pusher.kind !== "presence" && !pusher.pusherName.startsWith(SERVER_TO_USER_PREFIX)) this.sendSubscriptionCount(pusher);
     return subscriptionSucceeded(pusher.pusherName, pusher.kind === "presence" ? this.presenceData(pusher.channel.name) : {});
+  }
+
+  /**
+   * The channel's count as this subscription made it, right after its
+   * `subscription_succeeded` (written when this returns): the count shown to
+   * the channel's subscribers at the change (SubscriberCountFanout) went out
+   * before this socket joined the channel's topic.
+   */
+  private sendSubscriptionCount(pusher: PusherChannel): void {
+    queueMicrotask(() => {
+      if (this.byName.get(pusher.pusherName) !== pusher) return;
+      this.deps.send(subscriptionCount(pusher.pusherName, this.deps.presence.subscriberCount(pusher.channel.name)));
+    });
   }
 
   /** Sends a `cache-` channel's last event, or `pusher:cache_miss`, once read (after the `subscription_succeeded` being written now). */

@@ -77,6 +77,11 @@ export function pusherError(code: number | null, message: string): string {
   return JSON.stringify({ event: "pusher:error", data: { code, message } });
 }
 
+/** The channel's subscriptions, cluster-wide: pusher-js sets `channel.subscriptionCount` and emits `pusher:subscription_count`. */
+export function subscriptionCount(channel: string, count: number): string {
+  return JSON.stringify({ event: "pusher_internal:subscription_count", channel, data: JSON.stringify({ subscription_count: count }) });
+}
+
 export const PUSHER_PING = JSON.stringify({ event: "pusher:ping", data: "{}" });
 export const PUSHER_PONG = JSON.stringify({ event: "pusher:pong", data: "{}" });
 

@@ -1,5 +1,4 @@
-import type { ChannelWire } from "../../core/channel-wires.js";
-import type { ServerFrame } from "@sobranie/protocol/frames";
+import type { ChannelWire, WireFrame } from "../../core/channel-wires.js";
 import { watchlistEvents } from "./socket-frames.js";
 
 /** The native topic of the connections watching `user`: `#` is outside Pusher's channel alphabet, so no Pusher channel's topic (pusherTopic) is ever one. */
@@ -17,7 +16,7 @@ export function watchlistTopic(user: string): string {
 export function pusherWatchlistWire(user: string): ChannelWire {
   return {
     topic: watchlistTopic(user),
-    encode(frame: ServerFrame): string | undefined {
+    encode(frame: WireFrame): string | undefined {
       return frame.op === "status" ? watchlistEvents(frame.online ? "online" : "offline", [frame.user]) : undefined;
     },
   };

@@ -12,8 +12,13 @@ import { PUSHER_CHANNEL_NAME_PATTERN, type PusherChannelNames } from "./channel-
  *   `channel_occupied` when the join made the channel's first member
  *   (`members` 1) and followed by `channel_vacated` when the leave took its
  *   last (`members` 0). They are for every app: apps share the channels.
+ * - `presence.<ns>.<id>.occupied|vacated`, published once per change
+ *   cluster-wide when a channel got its first Pusher subscription or lost
+ *   its last one, become `channel_occupied` / `channel_vacated` on its plain
+ *   Pusher name, for every app; on presence channels they give nothing,
+ *   their occupancy being their members'.
  * - `pusher.<appId>.<event name>` is the entry point of the Pusher WebSocket
- *   side (client events, cache misses, occupancy of non-presence channels):
+ *   side (client events, cache misses):
  *   its body is one webhook event as Pusher spells it, for that app alone.
  */
 
@@ -56,8 +61,8 @@ export const PusherWebhookEventSchema = v.variant("name", [
   }),
 ]);
 
-/** The part of a presence event's envelope the webhooks read (docs/protocol.md §12). */
-const PresenceChangeSchema = v.object({
+/** The part of a presence join's or leave's envelope the webhooks read (docs/protocol.md §12). */
+const MemberChangeSchema = v.object({
   type: v.picklist(["presence.join", "presence.leave"]),
   data: v.object({
     channel: v.string(),
@@ -65,6 +70,12 @@ const PresenceChangeSchema = v.object({
     members: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
     deployment: v.optional(v.string()),
   }),
+});
+
+/** The same of a channel's occupancy change (its first or last counted subscriber). */
+const OccupancyChangeSchema = v.object({
+  type: v.picklist(["presence.occupied", "presence.vacated"]),
+  data: v.object({ channel: v.string(), deployment: v.optional(v.string()) }),
 });
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -90,8 +101,11 @@ export function webhookInputOf(routingKey: string, body: Uint8Array, context: We
   }
   const words = routingKey.split(".");
   if (words[0] === PUSHER_WEBHOOK_ROUTING_PREFIX && words.length === 3) return entryPointInput(words[1] ?? "", words[2] ?? "", json);
-  if (words[0] === "presence" && words.length === 4) return presenceInput(json, context);
-  return { ok: false, message: `routing key ${routingKey} is neither presence.<ns>.<id>.join|leave nor ${PUSHER_WEBHOOK_ROUTING_PREFIX}.<appId>.<event name>` };
+  if (words[0] === "presence" && words.length === 4) {
+    const occupancy = words[3] === "occupied" || words[3] === "vacated";
+    if (occupancy || words[3] === "join" || words[3] === "leave") return presenceInput(json, occupancy, context);
+  }
+  return { ok: false, message: `routing key ${routingKey} is neither presence.<ns>.<id>.join|leave|occupied|vacated nor ${PUSHER_WEBHOOK_ROUTING_PREFIX}.<appId>.<event name>` };
 }
 
 function entryPointInput(appId: string, name: string, json: unknown): WebhookInput {
@@ -101,21 +115,30 @@ function entryPointInput(appId: string, name: string, json: unknown): WebhookInp
   return { ok: true, appId, events: [parsed.output] };
 }
 
-function presenceInput(json: unknown, context: WebhookInputContext): WebhookInput {
-  const parsed = v.safeParse(PresenceChangeSchema, json);
+function presenceInput(json: unknown, occupancy: boolean, context: WebhookInputContext): WebhookInput {
+  const parsed = occupancy ? v.safeParse(OccupancyChangeSchema, json) : v.safeParse(MemberChangeSchema, json);
   if (!parsed.success) return { ok: false, message: `presence event: ${v.summarize(parsed.issues)}` };
-  const { type, data } = parsed.output;
-  if (data.deployment !== context.deploymentId) return { ok: true, appId: undefined, events: [] };
-  const channel = parseChannel(data.channel);
-  if (!channel) return { ok: false, message: `presence event: channel ${data.channel} is not namespace:id` };
-  const pusherName = context.channelNames.nameOf(channel.namespace, channel.id, "presence", false);
-  const events: PusherWebhookEvent[] = [];
-  if (type === "presence.join") {
-    if (data.members === 1) events.push({ name: "channel_occupied", channel: pusherName });
-    events.push({ name: "member_added", channel: pusherName, user_id: data.user });
-  } else {
-    events.push({ name: "member_removed", channel: pusherName, user_id: data.user });
-    if (data.members === 0) events.push({ name: "channel_vacated", channel: pusherName });
+  const change = parsed.output;
+  if (change.data.deployment !== context.deploymentId) return { ok: true, appId: undefined, events: [] };
+  const channel = parseChannel(change.data.channel);
+  if (!channel) return { ok: false, message: `presence event: channel ${change.data.channel} is not namespace:id` };
+  if ("user" in change.data) {
+    const member = change.data;
+    return { ok: true, appId: undefined, events: memberEvents(change.type === "presence.join", member, context.channelNames.nameOf(channel.namespace, channel.id, "presence", false)) };
   }
-  return { ok: true, appId: undefined, events };
+  const plain = context.channelNames.plainChannelOf(channel.namespace, channel.id);
+  if (plain === undefined) return { ok: false, message: `presence event: channel ${change.data.channel} is of no configured namespace` };
+  // A presence channel's occupancy is its members' (the join and leave above), whoever subscribes it.
+  if (plain.kind === "presence") return { ok: true, appId: undefined, events: [] };
+  return { ok: true, appId: undefined, events: [{ name: change.type === "presence.occupied" ? "channel_occupied" : "channel_vacated", channel: plain.pusherName }] };
+}
+
+/** A join's or a leave's member event, with the occupancy its `members` count shows. */
+function memberEvents(joined: boolean, data: { user: string; members?: number | undefined }, pusherName: string): PusherWebhookEvent[] {
+  if (joined) {
+    const added: PusherWebhookEvent = { name: "member_added", channel: pusherName, user_id: data.user };
+    return data.members === 1 ? [{ name: "channel_occupied", channel: pusherName }, added] : [added];
+  }
+  const removed: PusherWebhookEvent = { name: "member_removed", channel: pusherName, user_id: data.user };
+  return data.members === 0 ? [removed, { name: "channel_vacated", channel: pusherName }] : [removed];
 }

@@ -1,6 +1,7 @@
 import type { PresenceMember } from "@sobranie/protocol/frames";
-import { ONLINE_KEY } from "./online-key.js";
+import { isMembershipKey } from "./online-key.js";
 import type { PresenceListing } from "./presence-handle.js";
+import { channelOfSubscribersKey } from "./subscribers-key.js";
 
 /** Called when (key, user) appeared in or vanished from the whole cluster, after the view changed (so `count(key)` already includes it); `quiet`: no backend event for it. */
 export type ClusterTransition = (key: string, user: string, present: boolean, info: unknown, atMs: number, quiet: boolean) => void;
@@ -12,7 +13,8 @@ interface Holder {
 }
 
 /**
- * The cluster view: channel (or ONLINE_KEY) → user → the nodes holding it,
+ * The cluster view: channel (or ONLINE_KEY, or a subscribers key) → user →
+ * the nodes holding it,
  * this one included. A transition is reported only when that set turns
  * non-empty or empty: two tabs, or two nodes, are one member. Adding a node
  * that already holds the user, or removing one that does not, changes
@@ -50,17 +52,27 @@ export class ClusterView {
     return this.holders.get(key)?.size ?? 0;
   }
 
-  /** Every channel with at least one member anywhere in the cluster, with its member count (ONLINE_KEY left out). */
+  /** Every channel with at least one member anywhere in the cluster, with its member count. */
   channels(): Array<{ channel: string; count: number }> {
     const channels: Array<{ channel: string; count: number }> = [];
-    for (const [key, users] of this.holders) if (key !== ONLINE_KEY) channels.push({ channel: key, count: users.size });
+    for (const [key, users] of this.holders) if (isMembershipKey(key)) channels.push({ channel: key, count: users.size });
     return channels;
   }
 
-  /** Channel memberships cluster-wide (online status not counted), for metrics. */
+  /** Every channel with counted subscribers (subscribers-key.ts) anywhere in the cluster, with their count. */
+  subscribedChannels(): Array<{ channel: string; count: number }> {
+    const channels: Array<{ channel: string; count: number }> = [];
+    for (const [key, users] of this.holders) {
+      const channel = channelOfSubscribersKey(key);
+      if (channel !== undefined) channels.push({ channel, count: users.size });
+    }
+    return channels;
+  }
+
+  /** Channel memberships cluster-wide (online status and subscribers not counted), for metrics. */
   memberCount(): number {
     let members = 0;
-    for (const [key, users] of this.holders) if (key !== ONLINE_KEY) members += users.size;
+    for (const [key, users] of this.holders) if (isMembershipKey(key)) members += users.size;
     return members;
   }
 

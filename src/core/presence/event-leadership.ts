@@ -1,6 +1,7 @@
 import { routingKey } from "@sobranie/protocol/channel";
 import { ONLINE_KEY } from "./online-key.js";
 import { lastSeenIso, type LastSeenTimes } from "./last-seen.js";
+import { channelOfSubscribersKey } from "./subscribers-key.js";
 
 /** Routing-key words must not carry AMQP separators or wildcards. */
 const ROUTING_WORD = /^[A-Za-z0-9_-]{1,128}$/;
@@ -10,8 +11,9 @@ const MAX_HELD_EVENTS = 100_000;
 /** One presence change for backends, to `sobranie.events` under the reserved `presence` prefix. */
 export interface PresenceBackendEvent {
   readonly routingKey: string;
-  readonly type: "online" | "offline" | "join" | "leave";
-  readonly user: string;
+  readonly type: "online" | "offline" | "join" | "leave" | "occupied" | "vacated";
+  /** Whose status or membership changed; undefined for a channel's occupancy. */
+  readonly user: string | undefined;
   readonly data: Record<string, unknown>;
   readonly atMs: number;
 }
@@ -85,20 +87,25 @@ export class EventLeadership {
    * the channel's members cluster-wide after the change (1 on a channel's
    * first join, 0 on its last leave: what webhooks' channel_occupied and
    * channel_vacated are made from). Users that cannot be a routing-key word
-   * raise no status event.
+   * raise no status event. Of counted subscribers (subscribers-key.ts) only
+   * a channel's first (`occupied`) and its last (`vacated`) are events.
    */
   transition(key: string, user: string, present: boolean, info: unknown, atMs: number, members: number): void {
     let event: PresenceBackendEvent;
-    if (key === ONLINE_KEY) {
+    const counted = channelOfSubscribersKey(key);
+    if (counted !== undefined) {
+      if (members !== (present ? 1 : 0)) return;
+      const type = present ? "occupied" : "vacated";
+      event = { routingKey: `presence.${routingKey(splitChannel(counted), type)}`, type, user: undefined, data: { channel: counted }, atMs };
+    } else if (key === ONLINE_KEY) {
       if (!ROUTING_WORD.test(user)) return;
       const type = present ? "online" : "offline";
       event = { routingKey: `presence.status.${user}.${type}`, type, user, data: { user, online: present, lastSeen: lastSeenIso(atMs) }, atMs };
     } else {
-      const colon = key.indexOf(":");
       const type = present ? "join" : "leave";
       const data: Record<string, unknown> = { channel: key, user, members };
       if (info !== undefined) data.info = info;
-      event = { routingKey: `presence.${routingKey({ namespace: key.slice(0, colon), id: key.slice(colon + 1) }, type)}`, type, user, data, atMs };
+      event = { routingKey: `presence.${routingKey(splitChannel(key), type)}`, type, user, data, atMs };
     }
     if (!this.synced) {
       if (this.held.length < MAX_HELD_EVENTS) this.held.push(event);
@@ -109,6 +116,11 @@ export class EventLeadership {
 
   private emit(event: PresenceBackendEvent): void {
     this.deps.publishEvent(event);
-    if (event.type === "offline") this.deps.lastSeen.persist(event.user, event.atMs);
+    if (event.type === "offline" && event.user !== undefined) this.deps.lastSeen.persist(event.user, event.atMs);
   }
+}
+
+function splitChannel(channel: string): { namespace: string; id: string } {
+  const colon = channel.indexOf(":");
+  return { namespace: channel.slice(0, colon), id: channel.slice(colon + 1) };
 }

@@ -2,7 +2,7 @@ import type { PresenceChange, PresenceEntry } from "@sobranie/protocol/presence"
 import type { Clock } from "@sobranie/protocol/runtime/clock";
 import type { PresenceBus } from "../ports/presence-bus.js";
 import { EntryDigest } from "./digest.js";
-import { ONLINE_KEY } from "./online-key.js";
+import { isMembershipKey } from "./online-key.js";
 
 export interface LocalPresenceDeps {
   readonly clock: Clock;
@@ -62,10 +62,10 @@ export class LocalPresence {
     return this.queueChange({ op: "remove", key, user });
   }
 
-  /** Channel memberships held here (online status not counted), for metrics. */
+  /** Channel memberships held here (online status and subscribers not counted), for metrics. */
   memberCount(): number {
     let members = 0;
-    for (const [key, users] of this.entries) if (key !== ONLINE_KEY) members += users.size;
+    for (const [key, users] of this.entries) if (isMembershipKey(key)) members += users.size;
     return members;
   }
 

@@ -16,8 +16,10 @@ import { ONLINE_KEY } from "./online-key.js";
 import { PeerTable } from "./peers.js";
 import type { PresenceHandle, PresenceListing } from "./presence-handle.js";
 import { SubscriberFanout } from "./subscriber-fanout.js";
+import { subscribersKey } from "./subscribers-key.js";
 
 const DEFAULT_FLUSH_MS = 1_000;
+const DEFAULT_SUBSCRIBER_COUNT_MS = 1_000;
 /** Longest wait for the first snapshots after (re)connecting before the view counts as settled. */
 const MAX_WARMUP_MS = 2_000;
 
@@ -36,6 +38,8 @@ export interface PresenceTrackerOptions {
   /** join/leave deliveries (frames × local subscribers) per channel per second before changes are held (PRESENCE_FANOUT_DELIVERIES_PER_SEC). */
   readonly fanoutDeliveriesPerSec: number;
   readonly fanoutFlushMs?: number;
+  /** A channel's subscriber count is shown to its subscribers at most this often. */
+  readonly subscriberCountMs?: number;
   readonly lastSeenWriter?: LastSeenWriterOptions;
 }
 
@@ -53,6 +57,8 @@ export interface PresenceTrackerDeps {
    * for users this node has not seen leave. Absent: lastSeen lives in memory only.
    */
   readonly lastSeenStore?: LastSeenStore | undefined;
+  /** Shows a channel's counted subscribers to this node's sockets whose wire shows them (ChannelWires.publishToWires); absent: not shown. */
+  readonly showSubscriberCount?: (channel: string, count: number) => void;
 }
 
 /**
@@ -105,8 +111,13 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
       lastSeen: this.lastSeen,
     });
     this.subscribers = new SubscriberFanout(
-      { perSec: options.fanoutPerSec, deliveriesPerSec: options.fanoutDeliveriesPerSec, flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS },
-      { ...deps, count: (channel) => this.cluster.count(channel) },
+      {
+        perSec: options.fanoutPerSec,
+        deliveriesPerSec: options.fanoutDeliveriesPerSec,
+        flushMs: options.fanoutFlushMs ?? DEFAULT_FLUSH_MS,
+        subscriberCountMs: options.subscriberCountMs ?? DEFAULT_SUBSCRIBER_COUNT_MS,
+      },
+      { ...deps, count: (key) => this.cluster.count(key), showSubscriberCount: deps.showSubscriberCount ?? (() => undefined) },
     );
     this.tickTiming = new LateTick(options.heartbeatMs, deps.clock.now());
   }
@@ -164,6 +175,22 @@ export class PresenceTracker implements PresenceBusHandler, PresenceHandle {
     if (this.stopped) return;
     const atMs = this.local.remove(key, user);
     if (atMs !== undefined) this.cluster.remove(key, user, this.options.nodeId, atMs);
+  }
+
+  countSubscriber(channel: string, subscriber: string): void {
+    this.track(subscribersKey(channel), subscriber, undefined);
+  }
+
+  uncountSubscriber(channel: string, subscriber: string): void {
+    this.untrack(subscribersKey(channel), subscriber);
+  }
+
+  subscriberCount(channel: string): number {
+    return this.cluster.count(subscribersKey(channel));
+  }
+
+  subscribedChannels(): Array<{ channel: string; count: number }> {
+    return this.cluster.subscribedChannels();
   }
 
   members(channel: string): PresenceListing {

@@ -13,6 +13,9 @@ const json = (value: unknown): Uint8Array => utf8.encode(JSON.stringify(value));
 /** A presence event's body as the gateways publish it (docs/protocol.md §12). */
 const presence = (type: "join" | "leave", data: Record<string, unknown>) =>
   json({ id: "e1", type: `presence.${type}`, data: { channel: "room:7", user: "ada", ...data }, occurredAt: "2026-01-01T00:00:00.000Z" });
+/** A channel's occupancy change as the gateways publish it: its first or last Pusher subscription (docs/protocol.md §12). */
+const occupancy = (type: "occupied" | "vacated", channel: string, extra: Record<string, unknown> = {}) =>
+  json({ id: "e2", type: `presence.${type}`, data: { channel, ...extra }, occurredAt: "2026-01-01T00:00:00.000Z" });
 const clientEvent = { name: "client_event", channel: "private-chat.1", event: "client-typing", data: "{\"on\":true}", socket_id: "123.456" };
 
 describe("webhook events of a queued message", () => {
@@ -41,6 +44,20 @@ describe("webhook events of a queued message", () => {
     expect(webhookInputOf("presence.room.7.join", presence("join", { members: 1, deployment: "blue" }), context("blue"))).toMatchObject({ events: [{}, {}] });
   });
 
+  it("makes a channel's occupancy channel_occupied and channel_vacated on its plain Pusher name, for every app; nothing on presence channels", () => {
+    expect(webhookInputOf("presence.post.1.occupied", occupancy("occupied", "post:1"), context(undefined))).toEqual({
+      ok: true,
+      appId: undefined,
+      events: [{ name: "channel_occupied", channel: "post.1" }],
+    });
+    expect(webhookInputOf("presence.user.ada.vacated", occupancy("vacated", "user:ada"), context(undefined))).toMatchObject({
+      events: [{ name: "channel_vacated", channel: "private-user.ada" }],
+    });
+    // A presence channel's occupancy is its members' (the join and leave events).
+    expect(webhookInputOf("presence.room.7.occupied", occupancy("occupied", "room:7"), context(undefined))).toEqual({ ok: true, appId: undefined, events: [] });
+    expect(webhookInputOf("presence.post.1.occupied", occupancy("occupied", "post:1", { deployment: "blue" }), context("green"))).toMatchObject({ events: [] });
+  });
+
   it("takes an entry-point event for its app alone, as Pusher spells it", () => {
     expect(webhookInputOf("pusher.app1.client_event", json(clientEvent), context(undefined))).toEqual({ ok: true, appId: "app1", events: [clientEvent] });
     expect(webhookInputOf("pusher.app1.cache_miss", json({ name: "cache_miss", channel: "cache-post.1" }), context(undefined))).toMatchObject({ ok: true, appId: "app1" });
@@ -55,6 +72,8 @@ describe("webhook events of a queued message", () => {
     ["a body that is not JSON", "pusher.app1.client_event", utf8.encode("{"), /not UTF-8 JSON/],
     ["a presence event without its user", "presence.room.7.join", json({ type: "presence.join", data: { channel: "room:7" } }), /user/],
     ["a routing key of neither kind", "post.1.created", json({}), /neither presence/],
+    ["an occupancy of a namespace not configured", "presence.gone.1.occupied", occupancy("occupied", "gone:1"), /no configured namespace/],
+    ["a status event", "presence.status.ada.online", json({ type: "presence.online", data: { user: "ada" } }), /neither presence/],
   ])("refuses %s with a message saying so", (_what, routingKey, body, message) => {
     const input = webhookInputOf(routingKey, body, context(undefined));
     expect(input.ok).toBe(false);
