@@ -79,6 +79,8 @@ describe("Pusher subscription counts and occupancy across two gateway processes"
     const a = await subscriber(n1, name);
     const b = await subscriber(n2, name);
     await waitFor(() => keys().length >= 1, ACROSS_NODES_MS, "occupied");
+    // Both subscriptions known on both nodes before the first leaves: the publishing node decides in the order changes reach it.
+    await waitFor(() => a.channel.subscriptionCount === 2 && b.channel.subscriptionCount === 2, ACROSS_NODES_MS, "both shown 2");
     a.client.disconnect();
     await waitFor(() => b.channel.subscriptionCount === 1, ACROSS_NODES_MS, "b shown 1");
     b.client.disconnect();

@@ -183,16 +183,20 @@ describe("Pusher webhooks from worker processes on RabbitMQ", () => {
     const seen = () => receiver.delivered("/main").filter((event) => event.channel === pusherName).map((event) => event.name);
     const first = await rawSubscribed(nodes[0]!.port, pusherName, { app: APPS.main });
     const second = await rawSubscribed(nodes[1]!.port, pusherName, { app: APPS.main });
+    const subscriptions = async (node: PresenceGateway): Promise<number> => {
+      const rest = new Pusher({ appId: APPS.main.id, key: APPS.main.key, secret: APPS.main.secret, host: "127.0.0.1", port: String(node.port), useTLS: false });
+      const answer = await rest.get({ path: `/channels/${pusherName}`, params: { info: "subscription_count" } });
+      return ((await answer.json()) as { subscription_count: number }).subscription_count;
+    };
+    const onBoth = async (count: number): Promise<boolean> => (await subscriptions(nodes[0]!)) === count && (await subscriptions(nodes[1]!)) === count;
+    // Both subscriptions known on both nodes before they leave: the publishing node decides in the order changes reach it.
+    await waitFor(() => onBoth(2), ARRIVAL_MS, "both subscriptions on both nodes");
     await waitFor(() => seen().length >= 1, ARRIVAL_MS, "occupied");
     first.socket.close();
     second.socket.close();
     await waitFor(() => seen().length >= 2, ARRIVAL_MS, "vacated");
-    // Both nodes report the channel vacant: no change is left to send.
-    const vacant = async (node: PresenceGateway) => {
-      const rest = new Pusher({ appId: APPS.main.id, key: APPS.main.key, secret: APPS.main.secret, host: "127.0.0.1", port: String(node.port), useTLS: false });
-      return ((await (await rest.get({ path: `/channels/${pusherName}` })).json()) as { occupied: boolean }).occupied === false;
-    };
-    await waitFor(async () => (await vacant(nodes[0]!)) && (await vacant(nodes[1]!)), ARRIVAL_MS, "vacant on both nodes");
+    // Both nodes count no subscription: no change is left to send.
+    await waitFor(() => onBoth(0), ARRIVAL_MS, "vacant on both nodes");
     expect(seen()).toEqual(["channel_occupied", "channel_vacated"]);
   });
 
