@@ -11,6 +11,14 @@ import type { Logger } from "@sobranie/protocol/runtime/logger";
  *
  * Guarantee: at most one grace timer runs; the broker's return cancels it
  * and accepts connections again at once.
+ *
+ * "The broker" here is the consuming side alone (`Broker.isReady`, reported
+ * through `readinessChanged`): that is what clients lose deliveries by. A
+ * node whose publish connection alone is away still delivers to its clients;
+ * their publishes fail with the retryable `unavailable` meanwhile and
+ * `/readyz` (`brokerPublish`) keeps new traffic off the node. Asking every
+ * client to move would turn a short publish-side reconnect, which a client's
+ * retry already covers, into a reconnect wave across the fleet.
  */
 
 export interface BrokerLossOptions {
@@ -41,7 +49,7 @@ export class BrokerLoss {
 
   constructor(private readonly deps: BrokerLossDeps) {}
 
-  /** Broker connected with bindings restored. */
+  /** Broker connected with bindings restored (the consuming side; see the class comment). */
   isReady(): boolean {
     return this.ready;
   }

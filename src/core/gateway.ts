@@ -149,21 +149,32 @@ export class Gateway implements BrokerHandler {
   }
 
   /**
-   * Ready for traffic: broker connected with bindings restored, presence bus
-   * connected, and not draining. A node whose presence bus is away would show
-   * its new users offline everywhere else (and others' offline to them), so
-   * the load balancer sends new connections to another node meanwhile.
+   * Ready for traffic: broker connected with bindings restored, its publish
+   * connection up, presence bus connected, revocations loaded, and not
+   * draining. A node whose presence bus is away would show its new users
+   * offline everywhere else (and others' offline to them), and one that cannot
+   * publish would answer every HTTP publish 503, so the load balancer sends
+   * new connections and requests to another node meanwhile.
    */
   isReady(): boolean {
-    return this.brokerLoss.isReady() && this.tracker.isConnected() && this.access.isLoaded() && !this.draining;
+    return this.readiness().ready;
   }
 
-  /** What `/readyz` reports; `revocations`: the store's revocations are loaded (a node that has not could admit a revoked token). */
+  /**
+   * What `/readyz` reports. `broker`: deliveries flow (what BrokerLoss acts
+   * on); `brokerPublish`: publishes would go out now (the broker may reconnect
+   * that side on its own, later); `revocations`: the store's revocations are
+   * loaded (a node that has not could admit a revoked token).
+   */
   readiness(): { ready: boolean; checks: Record<string, boolean> } {
-    return {
-      ready: this.isReady(),
-      checks: { broker: this.brokerLoss.isReady(), presence: this.tracker.isConnected(), revocations: this.access.isLoaded(), accepting: !this.draining },
+    const checks = {
+      broker: this.brokerLoss.isReady(),
+      brokerPublish: this.deps.broker.canPublish(),
+      presence: this.tracker.isConnected(),
+      revocations: this.access.isLoaded(),
+      accepting: !this.draining,
     };
+    return { ready: Object.values(checks).every(Boolean), checks };
   }
 
   /** Whether a control command revoked this token (checked like an upgrade's). */

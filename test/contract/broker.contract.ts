@@ -107,7 +107,9 @@ export function brokerContract(name: string, makeBroker: () => Promise<BrokerFix
 
     it("is ready after start and delivers a live message to a bound prefix", async () => {
       const { fixture, broker, handler } = await started();
+      // start() resolves once both directions are up, whatever connections they use.
       expect(broker.isReady()).toBe(true);
+      expect(broker.canPublish()).toBe(true);
       expect(handler.readiness).toEqual([true]);
       const prefix = uniquePrefix("post");
       await broker.bind(prefix);
@@ -232,7 +234,8 @@ export function brokerContract(name: string, makeBroker: () => Promise<BrokerFix
     it("rejects publishes with BrokerUnavailableError during an outage", async () => {
       const { fixture, broker, handler } = await started();
       await fixture.simulateOutage();
-      await waitFor(() => !broker.isReady(), DELIVERY_TIMEOUT_MS, "not ready");
+      // An adapter with a publish connection of its own notices its loss on its own: publishes are refused from then on.
+      await waitFor(() => !broker.isReady() && !broker.canPublish(), DELIVERY_TIMEOUT_MS, "neither ready nor publishing");
       expect(handler.readiness).toEqual([true, false]);
       await expect(
         broker.publish({ target: "live", routingKey: "post.x.y", body: "{}", messageId: "m", timestampMs: Date.now() }),
@@ -258,7 +261,8 @@ export function brokerContract(name: string, makeBroker: () => Promise<BrokerFix
 
       await fixture.restore();
       await added;
-      await waitFor(() => broker.isReady(), DELIVERY_TIMEOUT_MS, "ready again");
+      // The publish side may come back after readiness (its own backoff); the publish below needs it.
+      await waitFor(() => broker.isReady() && broker.canPublish(), DELIVERY_TIMEOUT_MS, "ready and publishing again");
       expect(handler.readiness).toEqual([true, false, true]);
       expect((await fixture.serverBindings()).sort()).toEqual([kept, addedDuringOutage].sort());
 
@@ -280,6 +284,7 @@ export function brokerContract(name: string, makeBroker: () => Promise<BrokerFix
       await Promise.all([broker.stop(), broker.stop()]);
       await broker.stop();
       expect(broker.isReady()).toBe(false);
+      expect(broker.canPublish()).toBe(false);
       expect(handler.readiness).toEqual([true, false]);
       expect(await fixture.serverBindings()).toEqual([]);
       await expect(

@@ -1,4 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectionName } from "../../src/adapters/amqp/topology.js";
+import { closeConnectionsNamed, createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { suiteGateway, suiteGatewayBehindProxy } from "../support/suite-gateway.js";
 import { signToken, startTestGateway, uniqueId, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
@@ -98,5 +100,42 @@ describe("HTTP publish while the broker is away", () => {
     proxy().restore();
     await waitFor(async () => (await fetch(`${gateway().httpUrl}/readyz`)).status === 200, 15_000, "ready again");
     expect((await post(gateway(), { channel: "post:1", type: "t", data: {} })).status).toBe(202);
+  });
+});
+
+describe("HTTP publish while only the publish connection is away", () => {
+  let vhost: RabbitVhost | undefined;
+  let gateway: TestGateway | undefined;
+  beforeAll(async () => {
+    vhost = await createRabbitVhost("publish-readiness");
+    gateway = await startTestGateway({ API_KEYS: KEY, RABBITMQ_URL: vhost.url });
+  }, 60_000);
+  afterAll(async () => {
+    // Stopping opens no connection, so a limit left by a failed test does not hold it up; the vhost goes with it.
+    await gateway?.stop();
+    await vhost?.drop();
+  });
+
+  async function readyz(): Promise<{ status: number; body: { ready: boolean; checks: Record<string, boolean> } }> {
+    const response = await fetch(`${gateway!.httpUrl}/readyz`);
+    return { status: response.status, body: (await response.json()) as { ready: boolean; checks: Record<string, boolean> } };
+  }
+
+  it("answers /readyz 503 while HTTP publishes answer 503, the consuming connection still up, and both recover together", async () => {
+    await waitFor(async () => (await readyz()).status === 200, 10_000, "ready with every connection open");
+    // Only this gateway connects to the vhost: a limit of one fewer than now keeps the closed connection out.
+    await vhost!.limitConnections((await vhost!.connectionCount()) - 1);
+    expect(await closeConnectionsNamed(`${connectionName(gateway!.nodeId)}-publish`)).toBe(1);
+
+    await waitFor(async () => (await readyz()).status === 503, 10_000, "not ready without the publish connection");
+    expect((await readyz()).body.checks).toMatchObject({ broker: true, brokerPublish: false, presence: true });
+    const refused = await post(gateway!, { channel: "post:1", type: "t", data: {} });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: { code: "unavailable" } });
+
+    await vhost!.limitConnections(null);
+    await waitFor(async () => (await readyz()).status === 200, 15_000, "ready again");
+    expect((await readyz()).body.checks).toMatchObject({ broker: true, brokerPublish: true });
+    expect((await post(gateway!, { channel: "post:1", type: "t", data: {} })).status).toBe(202);
   });
 });

@@ -8,6 +8,14 @@ const run = promisify(execFile);
 export interface RabbitVhost {
   readonly name: string;
   readonly url: string;
+  /** Connections open in the vhost now. */
+  connectionCount(): Promise<number>;
+  /**
+   * RabbitMQ's `max-connections` on the vhost: once `max` are open, new ones
+   * are refused (open ones stay); null lifts the limit. Keeps a connection
+   * closed by a test from coming back until the test lets it.
+   */
+  limitConnections(max: number | null): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -17,7 +25,19 @@ export async function createRabbitVhost(prefix: string): Promise<RabbitVhost> {
   await run("rabbitmqctl", ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]);
   const url = new URL(RABBITMQ_URL);
   url.pathname = `/${encodeURIComponent(name)}`;
-  return { name, url: url.toString(), drop: async () => void (await run("rabbitmqctl", ["delete_vhost", name]).catch(() => undefined)) };
+  return {
+    name,
+    url: url.toString(),
+    connectionCount: async () => {
+      const { stdout } = await run("rabbitmqctl", ["list_connections", "-q", "--no-table-headers", "vhost"]);
+      return stdout.split("\n").filter((line) => line.trim() === name).length;
+    },
+    limitConnections: async (max) => {
+      if (max === null) await run("rabbitmqctl", ["clear_vhost_limits", "-p", name]);
+      else await run("rabbitmqctl", ["set_vhost_limits", "-p", name, JSON.stringify({ "max-connections": max })]);
+    },
+    drop: async () => void (await run("rabbitmqctl", ["delete_vhost", name]).catch(() => undefined)),
+  };
 }
 
 /** Closes every connection whose connection_name is `name` (as an operator or a broker restart would). */

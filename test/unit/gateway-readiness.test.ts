@@ -16,16 +16,16 @@ async function setup() {
 describe("gateway readiness", () => {
   it("waits for the presence bus as well as the broker, and reports each check", async () => {
     const { gateway, broker, presenceBus } = await setup();
-    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: false, presence: false, revocations: true, accepting: true } });
+    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: false, brokerPublish: false, presence: false, revocations: true, accepting: true } });
 
     await broker.start(gateway);
     // The broker alone is not enough: users admitted now would be invisible to other nodes.
-    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: true, presence: false, revocations: true, accepting: true } });
+    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: true, brokerPublish: true, presence: false, revocations: true, accepting: true } });
 
     gateway.start();
     await Promise.resolve();
     expect(presenceBus.isConnected()).toBe(true);
-    expect(gateway.readiness()).toEqual({ ready: true, checks: { broker: true, presence: true, revocations: true, accepting: true } });
+    expect(gateway.readiness()).toEqual({ ready: true, checks: { broker: true, brokerPublish: true, presence: true, revocations: true, accepting: true } });
   });
 
   it("is not ready while the presence bus is away, and ready again when it returns", async () => {
@@ -35,7 +35,7 @@ describe("gateway readiness", () => {
     expect(gateway.isReady()).toBe(true);
 
     presenceBus.disconnect();
-    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: true, presence: false, revocations: true, accepting: true } });
+    expect(gateway.readiness()).toEqual({ ready: false, checks: { broker: true, brokerPublish: true, presence: false, revocations: true, accepting: true } });
 
     presenceBus.reconnect();
     expect(gateway.isReady()).toBe(true);

@@ -60,6 +60,11 @@ type Phase = "idle" | "running" | "stopping" | "stopped";
  * Every connection has its own exclusive node queue, so what was in the old
  * one is gone with it: readinessChanged(false) therefore means deliveries may
  * have been missed, which the gateway repairs (see the port).
+ *
+ * Publishes go over a second connection (AmqpPublishConnection) with its own
+ * reconnect loop, so after an outage either side may be back first.
+ * `canPublish()` reports that side; `isReady()` and `readinessChanged` do
+ * not wait for it (the gateway's `/readyz` checks both).
  */
 export class AmqpBroker implements Broker {
   private readonly options: AmqpBrokerOptions;
@@ -126,8 +131,14 @@ export class AmqpBroker implements Broker {
     return this.startPromise;
   }
 
+  /** The consuming connection alone (see the class comment); publishing is `canPublish`. */
   isReady(): boolean {
     return this.ready;
+  }
+
+  /** The publish connection is up with its confirm channel; it reconnects on its own backoff, apart from `isReady`. */
+  canPublish(): boolean {
+    return this.phase === "running" && this.publishing.isReady();
   }
 
   bind(prefix: string): Promise<void> {

@@ -86,6 +86,11 @@ export class AmqpPublishConnection implements EventsPublisher {
     return this.loop.start();
   }
 
+  /**
+   * True from the moment a connection's setup is done (confirm channel open,
+   * topology asserted) until its loss is noticed, so a publish made as soon
+   * as it turns true goes out on that channel.
+   */
   isReady(): boolean {
     return this.publisher.isAttached();
   }

@@ -102,6 +102,11 @@ export class MemoryBroker implements Broker {
     return this.phase === "running" && !this.outage;
   }
 
+  /** One in-process "connection" carries both ways: publishes are refused exactly while not ready. */
+  canPublish(): boolean {
+    return this.isReady();
+  }
+
   async bind(prefix: string): Promise<void> {
     if (this.phase === "stopped") throw new BrokerUnavailableError("broker stopped");
     if (!this.bound.has(prefix)) {

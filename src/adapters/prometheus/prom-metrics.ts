@@ -270,7 +270,8 @@ export class PromMetrics implements Metrics {
 
   /**
    * Feeds `sobranie_ready` (0/1) and `sobranie_readiness_check{check}` (broker,
-   * presence, revocations, accepting, store, persistQueue: a closed set), read at scrape time, so
+   * brokerPublish, presence, revocations, accepting, store, persistQueue,
+   * webhookQueue: a closed set), read at scrape time, so
    * alerts see the same verdict as the load balancer, including a failing store.
    */
   observeReadiness(readiness: () => { ready: boolean; checks: Record<string, boolean> }): void {

@@ -38,7 +38,10 @@ export interface BrokerHandler {
    * Same rules as `handleDelivery`.
    */
   handleControl(delivery: LiveDelivery): DeliveryOutcome;
-  /** Called whenever readiness changes (connected, topology asserted, bindings restored). */
+  /**
+   * Called whenever readiness (`Broker.isReady`) changes: connected, topology
+   * asserted, bindings restored. False means deliveries may have been missed.
+   */
   readinessChanged(ready: boolean): void;
 }
 
@@ -77,8 +80,20 @@ export interface Broker {
   start(handler: BrokerHandler): Promise<void>;
   /** Cancels the consumer, removes this node's bindings, closes. Idempotent. */
   stop(): Promise<void>;
-  /** True while connected with the topology asserted and every binding restored. */
+  /**
+   * True while deliveries flow: connected with the topology asserted, the
+   * node queue consumed and every binding restored (what `readinessChanged`
+   * reports). Says nothing about publishing, which may go over a connection
+   * of its own: see `canPublish`.
+   */
   isReady(): boolean;
+  /**
+   * True while `publish` would be sent at once rather than rejected with
+   * `BrokerUnavailableError`: the connection publishes go over is up with
+   * its confirm channel open. It may be false while `isReady` is true (and
+   * the other way round) where publishes have a connection of their own.
+   */
+  canPublish(): boolean;
   /**
    * Binds `prefix.#` on the live exchange to this node's queue. Resolves once
    * the broker confirmed the binding; concurrent calls are pipelined. While
