@@ -1,12 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestPublisher } from "../support/amqp-tools.js";
-import { collect, connected, pusherAppsEnv, pusherClient, rawPusher, refused, subscribed } from "../support/pusher-clients.js";
+import PusherServer from "pusher";
+import { collect, connected, ENCRYPTION_MASTER_KEY, PUSHER_APP, pusherAppsEnv, pusherClient, rawPusher, refused, subscribed } from "../support/pusher-clients.js";
 import { RABBITMQ_URL, signToken, startTestGateway, type TestGateway } from "../support/test-gateway.js";
 import { TestClient } from "../support/ws-client.js";
 import { waitFor } from "../support/wait-for.js";
 
 const API_KEY = "pusher-channels-api-key-0123456789";
-const NAMESPACES = JSON.stringify([{ name: "typing", subscribe: "any", publish: "broadcast", durable: false, presence: false }]);
+const NAMESPACES = JSON.stringify([
+  { name: "typing", subscribe: "any", publish: "broadcast", durable: false, presence: false },
+  { name: "vault", subscribe: "claim", publish: "none", durable: false, presence: false },
+]);
 
 describe("Pusher channels: each kind, its auth, and events from every way in", () => {
   let gateway: TestGateway;
@@ -71,6 +75,31 @@ describe("Pusher channels: each kind, its auth, and events from every way in", (
     expect(forger.connection.state).toBe("connected");
     const pusher = await client();
     expect((await subscribed(pusher, "private-user.ada")).data).toEqual({});
+  });
+
+  it("an encrypted channel relays what the pusher SDK encrypted: pusher-js decrypts it, and the gateway only ever carries ciphertext", async () => {
+    const pusher = await client();
+    const { channel } = await subscribed(pusher, "private-encrypted-vault.v1");
+    const received = collect(channel, "secret.shared");
+    // A native subscriber of the same channel gets what the gateway relays: the SDK's nonce and ciphertext.
+    const native = await TestClient.connect(gateway.wsUrl, { token: await signToken({ sub: "auditor", channels: ["vault:v1"] }) });
+    await native.request({ op: "subscribe", channel: "vault:v1" });
+    const backend = new PusherServer({
+      appId: PUSHER_APP.id,
+      key: PUSHER_APP.key,
+      secret: PUSHER_APP.secret,
+      host: "127.0.0.1",
+      port: String(gateway.port),
+      useTLS: false,
+      encryptionMasterKeyBase64: ENCRYPTION_MASTER_KEY,
+    });
+    expect((await backend.trigger("private-encrypted-vault.v1", "secret.shared", { code: "1234" })).status).toBe(200);
+    await waitFor(() => received.length === 1, 10_000, "pusher-js decrypted the event");
+    expect(received[0]).toEqual({ code: "1234" });
+    const relayed = await native.next((frame) => frame.op === "event");
+    expect(relayed).toMatchObject({ channel: "vault:v1", type: "secret.shared", data: { nonce: expect.any(String), ciphertext: expect.any(String) } });
+    expect(JSON.stringify(relayed)).not.toContain("1234");
+    native.close();
   });
 
   it("refuses names that map to nothing: the wrong kind (naming the right one), an unknown namespace, a bad id, a cache channel of a live namespace", async () => {

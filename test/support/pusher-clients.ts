@@ -21,6 +21,9 @@ export function pusherAppsEnv(extra: Record<string, unknown> = {}, more: readonl
   return JSON.stringify([{ ...PUSHER_APP, ...extra }, ...more]);
 }
 
+/** The app's master key for encrypted channels (base64 of 32 bytes), as its backend holds it; the gateway never has it. */
+export const ENCRYPTION_MASTER_KEY = Buffer.alloc(32, 7).toString("base64");
+
 /** The app's backend as the real `pusher` server SDK: it signs channel and user auth for the clients (and encrypted channels' shared secrets). */
 export const appBackend = new PusherServer({
   appId: PUSHER_APP.id,
@@ -28,7 +31,7 @@ export const appBackend = new PusherServer({
   secret: PUSHER_APP.secret,
   host: "127.0.0.1",
   useTLS: false,
-  encryptionMasterKeyBase64: Buffer.alloc(32, 7).toString("base64"),
+  encryptionMasterKeyBase64: ENCRYPTION_MASTER_KEY,
 });
 
 export interface PusherClientOptions {
