@@ -1,6 +1,4 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { SignJWT } from "jose";
 import { TestPublisher } from "../support/amqp-tools.js";
@@ -9,62 +7,17 @@ import { SseTestClient } from "../support/sse-client.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
 import { RawHttpClient } from "../support/raw-client.js";
+import { BUN_API_KEY as API_KEY, BUN_JWT_SECRET as JWT_SECRET, createBunVhost, START_TIMEOUT_MS, startBunGateway, unique, type BunGateway, type BunVhost } from "./bun-gateway.js";
 
 // Run with `npm run test:bun` (after `npm run build`): the gateway is
-// `bun dist/src/main.js` in a child process (GatewayProcess spawns
-// process.execPath, which is bun here); the clients are this process's.
+// `bun dist/src/main.js` in a child process (bun-gateway.ts); the clients
+// are this process's.
 // Named .bun.ts, not .test.ts, so vitest (on Node) leaves it alone.
 
-const run = promisify(execFile);
-const RABBITMQ_URL = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const JWT_SECRET = "bun-test-secret-that-is-long-enough-0123";
-const API_KEY = "bun-test-api-key-0123456789abcdef";
-const START_TIMEOUT_MS = 60_000;
 const CASE_TIMEOUT_MS = 60_000;
-
-function unique(prefix: string): string {
-  return `${prefix}-${randomBytes(5).toString("hex")}`;
-}
 
 async function signToken(sub: string): Promise<string> {
   return new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
-}
-
-interface BunGateway {
-  readonly process: GatewayProcess;
-  readonly port: number;
-  readonly httpUrl: string;
-  readonly wsUrl: string;
-  /** SIGTERM, then the exit code (0: the written shutdown order completed). */
-  stop(): Promise<number | null>;
-}
-
-/** `bun dist/src/main.js` with `env`, once its log says ready. */
-async function startBunGateway(env: Record<string, string>): Promise<BunGateway> {
-  const child = GatewayProcess.start([], {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    NODE_ID: unique("bun"),
-    JWT_SECRET,
-    API_KEYS: API_KEY,
-    DRAIN_GRACE_MS: "200",
-    BIND_LINGER_MS: "200",
-    ...env,
-  });
-  const [listening] = await child.waitForOutput(/\{[^\n]*"msg":"listening"[^\n]*\}/, START_TIMEOUT_MS);
-  await child.waitForOutput(/"msg":"ready"/, START_TIMEOUT_MS);
-  const { port, uws } = JSON.parse(listening) as { port: number; uws: string };
-  expect(uws).toBe(`bun-${process.versions.bun}`);
-  return {
-    process: child,
-    port,
-    httpUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/realtime/ws`,
-    stop: async () => {
-      child.kill("SIGTERM");
-      return (await child.exited).code;
-    },
-  };
 }
 
 async function gauge(gateway: BunGateway, name: string): Promise<number> {
@@ -78,25 +31,21 @@ async function closedCount(gateway: BunGateway, code: number): Promise<number> {
 }
 
 describe("the gateway on Bun, with RabbitMQ", () => {
-  let vhost = "";
+  let vhost: BunVhost | undefined;
   let gateway: BunGateway;
   let publisher: TestPublisher;
 
   beforeAll(async () => {
-    vhost = unique("bun-gateway");
-    await run("rabbitmqctl", ["add_vhost", vhost]);
-    await run("rabbitmqctl", ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]);
-    const url = new URL(RABBITMQ_URL);
-    url.pathname = `/${encodeURIComponent(vhost)}`;
-    gateway = await startBunGateway({ RABBITMQ_URL: url.toString(), ROLE: "gateway" });
-    publisher = await TestPublisher.open(url.toString());
+    vhost = await createBunVhost("bun-gateway");
+    gateway = await startBunGateway({ RABBITMQ_URL: vhost.url, ROLE: "gateway" });
+    publisher = await TestPublisher.open(vhost.url);
   }, START_TIMEOUT_MS);
 
   afterAll(async () => {
     await publisher?.close();
     const code = await gateway?.stop();
     await GatewayProcess.killAll();
-    if (vhost) await run("rabbitmqctl", ["delete_vhost", vhost]).catch(() => undefined);
+    await vhost?.drop();
     expect(code).toBe(0);
   }, START_TIMEOUT_MS);
 
