@@ -67,10 +67,6 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // First: a runtime without a usable uWS build fails here, not after the store's start-up.
   const { server, build } = createEdgeServer();
-  if (config.pusherApps.length > 0 && process.versions.bun !== undefined) {
-    // The Pusher endpoint's tests (test/e2e/pusher-*) run on Node only; Bun is not yet a tested runtime for it.
-    throw new Error("PUSHER_APPS is set, but the Pusher endpoint is served on Node (uWebSockets.js) only, not on Bun");
-  }
   let store: EventStore | undefined;
   if (runsWorker || config.databaseUrl) {
     store = new PostgresEventStore({ databaseUrl: config.databaseUrl, logger: logger.child({ component: "store" }) });
