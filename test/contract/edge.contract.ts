@@ -319,6 +319,29 @@ export function edgeContract({ describe, it, expect, afterEach }: TestApi, creat
       for (const one of [a, b, c]) one.socket.close();
     });
 
+    test("publishes from a socket to a topic it has not joined: every subscriber gets it", async () => {
+      const { ws } = await start((edge) => {
+        edge.webSocket(
+          "/ws",
+          wsRoute({
+            upgrade: (exchange) => exchange.accept({ joins: exchange.request.query("join") === "1" }),
+            open: (socket) => {
+              if ((socket.data as { joins: boolean }).joins) socket.subscribe("room:1");
+            },
+            text: (socket, text) => socket.publishToOthers("room:1", `from ${text}`),
+          }),
+        );
+      });
+      const a = client(`${ws}/ws?join=1`);
+      const b = client(`${ws}/ws?join=1`);
+      const outsider = client(`${ws}/ws`);
+      await Promise.all([a.opened, b.opened, outsider.opened]);
+      outsider.socket.send("outside");
+      await waitFor(() => a.messages.length === 1 && b.messages.length === 1, 10_000, "both subscribers get it");
+      expect(outsider.messages).toEqual([]);
+      for (const one of [a, b, outsider]) one.socket.close();
+    });
+
     test("serves several WebSocket paths, each socket on its own route", async () => {
       const { ws } = await start((server) => {
         for (const name of ["one", "two"]) {

@@ -88,7 +88,12 @@ export interface EdgeWebSocket<Data> {
   /** Joins the runtime's native topic, reached by `EdgeServer.publish`. */
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
-  /** Sends to every socket subscribed to `topic` except this one, natively (how a socket is left out of an event: the Pusher protocol's exclusion). */
+  /**
+   * Sends to every socket subscribed to `topic` except this one, natively (how
+   * a socket is left out of an event: the Pusher protocol's exclusion),
+   * whether or not this socket has joined `topic` (an event goes to every
+   * Pusher name of its channel, the sender's own or not).
+   */
   publishToOthers(topic: string, text: string): void;
   /** Bytes written but not yet taken by the kernel. */
   bufferedBytes(): number;
