@@ -15,12 +15,13 @@ const NAMESPACES = JSON.stringify([
  * Laravel app's front end sets it up against a self-hosted server; its auth
  * endpoint is the app's, here the real `pusher` SDK signing as `member`.
  */
-function echo(port: number, member: { user_id: string; user_info?: Record<string, unknown> }): Echo<"pusher"> {
+function echo(port: number, member: { user_id: string; user_info?: Record<string, unknown> }, broadcaster: "pusher" | "reverb" = "pusher"): Echo<"pusher"> {
   return new Echo({
-    broadcaster: "pusher",
+    broadcaster,
     Pusher: PusherJs,
     key: PUSHER_APP.key,
-    cluster: "mt1",
+    // Reverb's set-up names no cluster (Echo then passes pusher-js an empty one).
+    ...(broadcaster === "pusher" ? { cluster: "mt1" } : {}),
     wsHost: "127.0.0.1",
     wsPort: port,
     forceTLS: false,
@@ -34,7 +35,7 @@ function echo(port: number, member: { user_id: string; user_info?: Record<string
   } as never);
 }
 
-describe("laravel-echo (broadcaster pusher) against the gateway", () => {
+describe("laravel-echo (broadcasters pusher and reverb) against the gateway", () => {
   let gateway: TestGateway;
   const echos: Array<Echo<"pusher">> = [];
 
@@ -62,6 +63,23 @@ describe("laravel-echo (broadcaster pusher) against the gateway", () => {
     expect(response.status).toBe(202);
     await waitFor(() => shipped.length === 1, 10_000, "OrderShipped");
     expect(shipped[0]).toEqual({ order: { id: 1 } });
+  });
+
+  it("as a Reverb front end (broadcaster reverb, no cluster) listens on a private channel, unchanged but for host and key", async () => {
+    const app = echo(gateway.port, { user_id: "ada" }, "reverb");
+    echos.push(app);
+    const shipped: unknown[] = [];
+    let subscribed = false;
+    app.private("orders.o2").subscribed(() => (subscribed = true)).listen("OrderShipped", (event: unknown) => shipped.push(event));
+    await waitFor(() => subscribed, 10_000, "private-orders.o2 subscribed");
+    const response = await fetch(`${gateway.httpUrl}/api/v1/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ channel: "orders:o2", type: "App\\Events\\OrderShipped", data: { order: { id: 2 } } }),
+    });
+    expect(response.status).toBe(202);
+    await waitFor(() => shipped.length === 1, 10_000, "OrderShipped");
+    expect(shipped[0]).toEqual({ order: { id: 2 } });
   });
 
   it("joins a presence channel: here, joining, leaving, and whispers between members", async () => {
