@@ -45,6 +45,8 @@ export function realtimeWebSocket(deps: RealtimeWebSocketDeps): WebSocketRoute<R
     text: (ws, text, bytes) => ws.data.session?.receiveText(text, bytes),
     binary: (ws, bytes) => ws.data.session?.receiveBinary(bytes),
     ping: (ws) => ws.data.session?.heard(),
+    // Never pinged by the server; a pong sent unasked is a heartbeat like a ping.
+    pong: (ws) => ws.data.session?.heard(),
     close: (ws, code) => {
       ws.data.socket?.markClosed();
       if (ws.data.session) deps.gateway.closed(ws.data.session);

@@ -17,7 +17,7 @@ const CHUNK = "x".repeat(65_536);
 
 /** A WebSocket route whose handlers other than `upgrade` do nothing unless given. */
 function wsRoute<Data>(route: Partial<WebSocketRoute<Data>> & Pick<WebSocketRoute<Data>, "upgrade">): WebSocketRoute<Data> {
-  return { maxPayloadBytes: 65_536, open: () => undefined, text: () => undefined, binary: () => undefined, ping: () => undefined, close: () => undefined, ...route };
+  return { maxPayloadBytes: 65_536, open: () => undefined, text: () => undefined, binary: () => undefined, ping: () => undefined, pong: () => undefined, close: () => undefined, ...route };
 }
 
 function plain(exchange: HttpExchange, status: number, body: string): void {
@@ -340,6 +340,28 @@ export function edgeContract({ describe, it, expect, afterEach }: TestApi, creat
       await waitFor(() => a.messages.length === 1 && b.messages.length === 1, 10_000, "both subscribers get it");
       expect(outsider.messages).toEqual([]);
       for (const one of [a, b, outsider]) one.socket.close();
+    });
+
+    test("sends a WebSocket ping on `ping`, and the client's pong reaches the route's `pong`", async () => {
+      const { ws } = await start((edge) => {
+        edge.webSocket(
+          "/ws",
+          wsRoute({
+            upgrade: (exchange) => exchange.accept({}),
+            text: (socket) => socket.ping(),
+            pong: (socket) => socket.send("pong heard"),
+          }),
+        );
+      });
+      const a = client(`${ws}/ws`);
+      await a.opened;
+      let pinged = 0;
+      a.socket.on("ping", () => (pinged += 1));
+      a.socket.send("ping me");
+      await waitFor(() => a.messages.length === 1, 10_000, "the pong reached the route");
+      expect(pinged).toBe(1);
+      expect(a.messages).toEqual(["pong heard"]);
+      a.socket.close();
     });
 
     test("serves several WebSocket paths, each socket on its own route", async () => {

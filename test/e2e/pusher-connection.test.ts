@@ -111,10 +111,22 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
     unknown.disconnect();
   });
 
-  it("pings a silent connection and closes it with 4201 when no pong comes", async () => {
-    const raw = await rawPusher(gateway.port, `/app/${PUSHER_APP.key}?protocol=7`);
-    // This client answers nothing: after activity_timeout it is pinged, after the TTL closed.
+  it("pings a silent connection (pusher:ping and a WebSocket ping) and closes it with 4201 when no pong comes", async () => {
+    const raw = await rawPusher(gateway.port, `/app/${PUSHER_APP.key}?protocol=7`, { autoPong: false });
+    // This client answers nothing: after activity_timeout it is pinged both ways, after the TTL closed.
     expect(await raw.closed).toBe(4201);
     expect(raw.frames.map((frame) => frame.event)).toContain("pusher:ping");
+    expect(raw.pings.count).toBeGreaterThan(0);
+  });
+
+  it("keeps a connection that answers only the WebSocket pings, as every WebSocket stack does on its own", async () => {
+    const raw = await rawPusher(gateway.port, `/app/${PUSHER_APP.key}?protocol=7`);
+    let closedWith: number | undefined;
+    void raw.closed.then((code) => (closedWith = code));
+    // Pinged every activity_timeout (2 s) of silence: three pings span more than PRESENCE_TTL_MS (4 s).
+    await waitFor(() => raw.pings.count >= 3 || closedWith !== undefined, 20_000, "three WebSocket pings");
+    expect(closedWith).toBeUndefined();
+    expect(raw.frames.filter((frame) => frame.event === "pusher:ping").length).toBeGreaterThanOrEqual(3);
+    raw.socket.close();
   });
 });

@@ -29,6 +29,7 @@ class SocketServer {
     server.webSocket<WsData>("/ws", {
       maxPayloadBytes: 65_536,
       upgrade: (exchange) => exchange.accept({ id: exchange.request.query("id") ?? "", socket: undefined }),
+      pong: () => undefined,
       open: (ws) => {
         ws.data.socket = new WebSocketSessionSocket(ws, sends);
         this.sockets.set(ws.data.id, { socket: ws.data.socket, closeCallbacks: [] });

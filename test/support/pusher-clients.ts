@@ -128,21 +128,29 @@ export interface RawPusher {
   readonly socket: WebSocket;
   /** Every frame received, in order. */
   readonly frames: PusherFrame[];
+  /** WebSocket ping frames received. */
+  readonly pings: { count: number };
   readonly closed: Promise<number>;
   send(frame: unknown): void;
 }
 
-/** A raw WebSocket on the Pusher endpoint, for what pusher-js hides: every frame it got, in order, and its close code. */
-export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?protocol=7`): Promise<RawPusher> {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+/**
+ * A raw WebSocket on the Pusher endpoint, for what pusher-js hides: every
+ * frame it got, in order, and its close code. It answers WebSocket pings as
+ * every WebSocket stack does, unless `autoPong` is false.
+ */
+export async function rawPusher(port: number, path = `/app/${PUSHER_APP.key}?protocol=7`, options: { autoPong?: boolean } = {}): Promise<RawPusher> {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { autoPong: options.autoPong ?? true });
   const frames: PusherFrame[] = [];
+  const pings = { count: 0 };
+  socket.on("ping", () => (pings.count += 1));
   socket.on("message", (data) => frames.push(JSON.parse(data.toString()) as PusherFrame));
   const closed = new Promise<number>((resolve) => socket.on("close", (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     socket.once("open", () => resolve());
     socket.once("error", reject);
   });
-  return { socket, frames, closed, send: (frame) => socket.send(JSON.stringify(frame)) };
+  return { socket, frames, pings, closed, send: (frame) => socket.send(JSON.stringify(frame)) };
 }
 
 /** Another configured app than PUSHER_APP, for the sockets of `rawSubscribed`. */

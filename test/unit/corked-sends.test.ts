@@ -32,6 +32,7 @@ function fakeWs(wire: WireLog, name: string): EdgeWebSocket<unknown> & { ended: 
     unsubscribe: () => undefined,
     publishToOthers: () => undefined,
     bufferedBytes: () => 100,
+    ping: () => undefined,
     data: {},
   };
   return ws;

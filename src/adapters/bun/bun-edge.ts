@@ -25,7 +25,7 @@ interface Held {
  * the route as the strings Bun decoded.
  *
  * Settings are the port's (see core/ports/edge.ts): no idle timeout, no
- * backpressure limit, no pings, no compression. Bun has one frame cap per
+ * backpressure limit, no automatic pings, no compression. Bun has one frame cap per
  * server: the largest route's; a route with a smaller one gets the bigger
  * frames too (the session still refuses them by its own limit).
  */
@@ -110,6 +110,9 @@ export class BunEdgeServer implements EdgeServer {
         ping: (ws) => {
           if (ws.data.socket) ws.data.route.ping(ws.data.socket);
         },
+        pong: (ws) => {
+          if (ws.data.socket) ws.data.route.pong(ws.data.socket);
+        },
         close: (ws, code) => {
           if (ws.data.socket) ws.data.route.close(ws.data.socket, code);
         },
@@ -151,5 +154,6 @@ function edgeSocket(ws: BunServerWebSocket<Held>): EdgeWebSocket<unknown> {
     // Bun's ServerWebSocket.publish skips the publishing socket itself.
     publishToOthers: (topic, text) => void ws.publish(topic, text),
     bufferedBytes: () => ws.getBufferedAmount(),
+    ping: () => void ws.ping(),
   };
 }

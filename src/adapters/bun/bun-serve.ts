@@ -34,6 +34,8 @@ export interface BunServerWebSocket<Data> {
   /** To every subscriber of `topic` but this socket; bytes sent, -1 when buffered, 0 when dropped or none. */
   publish(topic: string, data: string): number;
   getBufferedAmount(): number;
+  /** Sends a ping frame. */
+  ping(): number;
 }
 
 export interface BunWebSocketHandler<Data> {
@@ -49,6 +51,7 @@ export interface BunWebSocketHandler<Data> {
   open(ws: BunServerWebSocket<Data>): void;
   message(ws: BunServerWebSocket<Data>, message: string | Uint8Array): void;
   ping(ws: BunServerWebSocket<Data>, data: Uint8Array): void;
+  pong(ws: BunServerWebSocket<Data>, data: Uint8Array): void;
   close(ws: BunServerWebSocket<Data>, code: number, reason: string): void;
 }
 

@@ -80,9 +80,10 @@ export interface PusherSockets {
  * broker 4200.
  *
  * Idle handling: the server advertises `activity_timeout` (half the
- * session's heartbeat TTL, at most 120 s), sends `pusher:ping` to a
- * connection silent that long, and the session closes one silent for the
- * whole TTL (4201).
+ * session's heartbeat TTL, at most 120 s), sends `pusher:ping` and a
+ * WebSocket ping to a connection silent that long (a `pusher:pong`, a
+ * WebSocket pong, any frame or a ping of the client's is hearing from it),
+ * and the session closes one silent for the whole TTL (4201).
  */
 export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
   const { gateway, apps, metrics } = deps;
@@ -165,6 +166,12 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
     state.lastHeardMs = deps.clock.now();
     state.pinged = false;
   };
+  /** A WebSocket ping or pong: the connection and its session heard from the client. */
+  const heardControlFrame = (state: OpenPusherSocket | undefined): void => {
+    if (!state) return;
+    heard(state);
+    state.session.heard();
+  };
 
   deps.server.webSocket<PusherSocketData>("/app/:key", {
     // As on the native endpoint: the runtime's own cap sits above the limit, so the session refuses a frame over it itself.
@@ -183,12 +190,8 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       heard(state);
       state.session.receiveBinary(bytes);
     },
-    ping: (ws) => {
-      const state = ws.data.open;
-      if (!state) return;
-      heard(state);
-      state.session.heard();
-    },
+    ping: (ws) => heardControlFrame(ws.data.open),
+    pong: (ws) => heardControlFrame(ws.data.open),
     close: (ws, code) => {
       const data = ws.data;
       const state = data.open;
@@ -215,7 +218,9 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
     for (const state of open) {
       if (state.pinged || state.lastHeardMs > silentSince) continue;
       state.pinged = true;
+      // Both pings: SDKs answer `pusher:ping`, and every WebSocket stack answers a ping frame on its own.
       state.socket.send(PUSHER_PING);
+      state.socket.ping();
     }
   }, Math.min(MAX_PING_SWEEP_MS, activityTimeoutSec * 250));
   return { stop: () => sweep.cancel() };

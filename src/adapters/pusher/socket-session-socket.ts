@@ -82,6 +82,11 @@ export class PusherSessionSocket<Data> implements SessionSocket {
     }
   }
 
+  /** A WebSocket ping frame; the client's pong is a heartbeat (socket-route.ts). */
+  ping(): void {
+    if (!this.closed) this.ws.ping();
+  }
+
   bufferedBytes(): number {
     return this.closed ? 0 : this.ws.bufferedBytes();
   }

@@ -82,6 +82,8 @@ export interface UwsWebSocket<UserData> {
   /** Sends to every WebSocket subscribed to `topic` except this one. */
   publish(topic: string, message: string, isBinary?: boolean, compress?: boolean): boolean;
   getBufferedAmount(): number;
+  /** Sends a ping frame. */
+  ping(message?: string): number;
   getUserData(): UserData;
 }
 
@@ -100,5 +102,6 @@ export interface UwsWebSocketBehavior<UserData> {
   /** Text frames arrive as their UTF-8 bytes, with isBinary false. */
   message?: (ws: UwsWebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => void;
   ping?: (ws: UwsWebSocket<UserData>, message: ArrayBuffer) => void;
+  pong?: (ws: UwsWebSocket<UserData>, message: ArrayBuffer) => void;
   close?: (ws: UwsWebSocket<UserData>, code: number, message: ArrayBuffer) => void;
 }

@@ -64,6 +64,10 @@ export class UwsEdgeServer implements EdgeServer {
         const socket = ws.getUserData().socket;
         if (socket) route.ping(socket);
       },
+      pong: (ws) => {
+        const socket = ws.getUserData().socket;
+        if (socket) route.pong(socket);
+      },
       close: (ws, code) => {
         const socket = ws.getUserData().socket;
         if (!socket) return;
@@ -188,6 +192,10 @@ class UwsEdgeWebSocket<Data> implements EdgeWebSocket<Data> {
   }
 
   /** uWS's WebSocket.publish skips the publishing socket itself. */
+  ping(): void {
+    if (!this.closed) this.ws.ping();
+  }
+
   publishToOthers(topic: string, text: string): void {
     if (!this.closed) this.ws.publish(topic, text, false, false);
   }

@@ -12,8 +12,8 @@
  *   `accept`, and after the client left, every further answer is a no-op
  *   (never a crash), and may be made after any await;
  * - a WebSocket is never closed by the runtime on its own for idleness or
- *   backpressure, never pinged and never compressed: the session owns the
- *   heartbeat, the send-buffer limit and their close codes.
+ *   backpressure, never pinged but by `ping`, and never compressed: the
+ *   session owns the heartbeat, the send-buffer limit and their close codes.
  */
 
 export interface EdgeRequest {
@@ -97,6 +97,8 @@ export interface EdgeWebSocket<Data> {
   publishToOthers(topic: string, text: string): void;
   /** Bytes written but not yet taken by the kernel. */
   bufferedBytes(): number;
+  /** Sends a WebSocket ping frame; the client's pong comes to the route's `pong`. */
+  ping(): void;
 }
 
 export interface WebSocketRoute<Data> {
@@ -109,6 +111,8 @@ export interface WebSocketRoute<Data> {
   text(socket: EdgeWebSocket<Data>, text: string, bytes: number): void;
   binary(socket: EdgeWebSocket<Data>, bytes: number): void;
   ping(socket: EdgeWebSocket<Data>): void;
+  /** The client's answer to `EdgeWebSocket.ping` (or a pong it sent unasked). */
+  pong(socket: EdgeWebSocket<Data>): void;
   /** After this, the socket's calls are no-ops. */
   close(socket: EdgeWebSocket<Data>, code: number): void;
 }
