@@ -3,12 +3,13 @@ import type { PresenceHandle } from "../../core/presence/index.js";
 import type { Session } from "../../core/session.js";
 import type { SessionWire } from "../../core/session-wire.js";
 import type { SignedGrant } from "../../core/signed-grant.js";
-import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, USER_ID_PATTERN, USER_ID_RULE } from "@sobranie/protocol/channel";
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from "@sobranie/protocol/channel";
 import { ErrorCode } from "@sobranie/protocol/codes";
 import { validateClientFrame, type ServerFrame } from "@sobranie/protocol/frames";
 import type { PusherApp } from "./apps.js";
 import { isPusherChannelRefusal, SERVER_TO_USER_PREFIX, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
+import { readChannelData, readUserData } from "./signed-data.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
 import type { PusherCacheSource } from "./socket-cache.js";
 import {
@@ -27,10 +28,6 @@ import {
 } from "./socket-frames.js";
 import type { PusherWebhookEntry } from "./socket-webhooks.js";
 
-/** Most bytes of a presence member's `user_info` (as JSON), like the JWT `info` claim. */
-const MAX_USER_INFO_BYTES = 1024;
-/** Most user ids in a signin's `user_data.watchlist`, as Pusher allows. */
-const MAX_WATCHLIST = 100;
 
 export interface PusherConnectionDeps {
   readonly app: PusherApp;
@@ -400,48 +397,4 @@ export class PusherConnection implements SessionWire {
 
 function clip(text: string): string {
   return text.length > 64 ? `${text.slice(0, 64)}…` : text;
-}
-
-/**
- * A signin's `user_data`: `id` within our user-id grammar, and an optional
- * `watchlist` of at most MAX_WATCHLIST user ids, repeats dropped. A string:
- * why it is refused.
- */
-function readUserData(text: string): { id: string; watchlist: string[] } | string {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return "user_data is not JSON";
-  }
-  const { id, watchlist } = typeof json === "object" && json !== null ? (json as { id?: unknown; watchlist?: unknown }) : {};
-  if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return `user_data.id must be a string; ${USER_ID_RULE}`;
-  if (watchlist === undefined) return { id, watchlist: [] };
-  if (!Array.isArray(watchlist)) return "user_data.watchlist must be an array of user ids";
-  if (watchlist.length > MAX_WATCHLIST) return `user_data.watchlist has ${watchlist.length} user ids; at most ${MAX_WATCHLIST}`;
-  const bad = watchlist.findIndex((watched) => typeof watched !== "string" || !USER_ID_PATTERN.test(watched));
-  if (bad !== -1) return `user_data.watchlist[${bad}] must be a string; ${USER_ID_RULE}`;
-  return { id, watchlist: [...new Set(watchlist as string[])] };
-}
-
-/**
- * A presence subscription's signed `channel_data`: `user_id` (a string, or a
- * number read as its decimal text) within our user-id grammar, since it is
- * the member's id on every node and to backends, and an optional
- * `user_info` of at most 1 KiB of JSON. A string: why it is refused.
- */
-function readChannelData(text: string): { userId: string; info: unknown } | string {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return "channel_data is not JSON";
-  }
-  if (typeof json !== "object" || json === null) return "channel_data must be a JSON object {user_id, user_info?}";
-  const { user_id: rawId, user_info: info } = json as { user_id?: unknown; user_info?: unknown };
-  const userId = typeof rawId === "number" && Number.isSafeInteger(rawId) ? String(rawId) : rawId;
-  if (typeof userId !== "string") return "channel_data.user_id must be a string or a whole number";
-  if (!USER_ID_PATTERN.test(userId)) return `channel_data.user_id: ${USER_ID_RULE}`;
-  if (info !== undefined && Buffer.byteLength(JSON.stringify(info)) > MAX_USER_INFO_BYTES) return `channel_data.user_info is over ${MAX_USER_INFO_BYTES} bytes`;
-  return { userId, info };
 }
