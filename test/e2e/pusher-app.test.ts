@@ -1,9 +1,9 @@
-import Echo from "laravel-echo";
 import PusherServer from "pusher";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayProcess } from "../support/gateway-process.js";
 import { type PresenceGateway, startPresenceGateway } from "../support/presence-gateways.js";
-import { appBackend, collect, connected, PUSHER_APP, PusherJs, pusherAppsEnv, pusherClient, subscribed, type PresenceChannel } from "../support/pusher-clients.js";
+import { echoClient } from "../support/echo-clients.js";
+import { appBackend, collect, connected, PUSHER_APP, pusherAppsEnv, pusherClient, subscribed, type PresenceChannel } from "../support/pusher-clients.js";
 import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
 import { TEST_JWT_SECRET, uniqueId } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
@@ -21,26 +21,6 @@ const NAMESPACES = JSON.stringify([
   { name: "huddle", subscribe: "claim", publish: "broadcast", durable: false, presence: true },
 ]);
 const ACROSS_NODES_MS = 15_000;
-
-/** laravel-echo as a Laravel front end sets it up against a self-hosted server, signed in as `member` by the app's own auth endpoint (here the SDK). */
-function echoOn(port: number, member: { user_id: string; user_info: Record<string, unknown> }): Echo<"pusher"> {
-  return new Echo({
-    broadcaster: "pusher",
-    Pusher: PusherJs,
-    key: PUSHER_APP.key,
-    cluster: "mt1",
-    wsHost: "127.0.0.1",
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ["ws"],
-    channelAuthorization: {
-      transport: "ajax",
-      endpoint: "unused",
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: unknown) => void) =>
-        callback(null, channelName.startsWith("presence-") ? appBackend.authorizeChannel(socketId, channelName, member) : appBackend.authorizeChannel(socketId, channelName)),
-    },
-  } as never);
-}
 
 describe("an unmodified Pusher app across two gateway nodes: laravel-echo, pusher-js and the pusher server SDK", () => {
   let vhost: RabbitVhost;
@@ -88,7 +68,7 @@ describe("an unmodified Pusher app across two gateway nodes: laravel-echo, pushe
     const orders = `orders.o${run}`;
 
     // The Laravel front end on n1: a presence channel and a private one.
-    const ada = echoOn(n1.port, { user_id: "ada", user_info: { name: "Ada" } });
+    const ada = echoClient(n1.port, { user_id: "ada", user_info: { name: "Ada" } });
     disconnects.push(() => ada.disconnect());
     let here: unknown[] | undefined;
     const joining: unknown[] = [];

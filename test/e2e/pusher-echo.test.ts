@@ -1,6 +1,7 @@
-import Echo from "laravel-echo";
+import type Echo from "laravel-echo";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { appBackend, pusherAppsEnv, PUSHER_APP, PusherJs } from "../support/pusher-clients.js";
+import { echoClient } from "../support/echo-clients.js";
+import { pusherAppsEnv } from "../support/pusher-clients.js";
 import { startTestGateway, type TestGateway } from "../support/test-gateway.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -9,31 +10,6 @@ const NAMESPACES = JSON.stringify([
   { name: "orders", subscribe: "claim", publish: "none", durable: false, presence: false },
   { name: "huddle", subscribe: "claim", publish: "broadcast", durable: false, presence: true },
 ]);
-
-/**
- * laravel-echo with `broadcaster: "pusher"` on the real pusher-js, as a
- * Laravel app's front end sets it up against a self-hosted server; its auth
- * endpoint is the app's, here the real `pusher` SDK signing as `member`.
- */
-function echo(port: number, member: { user_id: string; user_info?: Record<string, unknown> }, broadcaster: "pusher" | "reverb" = "pusher"): Echo<"pusher"> {
-  return new Echo({
-    broadcaster,
-    Pusher: PusherJs,
-    key: PUSHER_APP.key,
-    // Reverb's set-up names no cluster (Echo then passes pusher-js an empty one).
-    ...(broadcaster === "pusher" ? { cluster: "mt1" } : {}),
-    wsHost: "127.0.0.1",
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ["ws"],
-    channelAuthorization: {
-      transport: "ajax",
-      endpoint: "unused",
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: unknown) => void) =>
-        callback(null, channelName.startsWith("presence-") ? appBackend.authorizeChannel(socketId, channelName, member) : appBackend.authorizeChannel(socketId, channelName)),
-    },
-  } as never);
-}
 
 describe("laravel-echo (broadcasters pusher and reverb) against the gateway", () => {
   let gateway: TestGateway;
@@ -48,7 +24,7 @@ describe("laravel-echo (broadcasters pusher and reverb) against the gateway", ()
   });
 
   it("listens on a private channel for a Laravel event published under its class name", async () => {
-    const app = echo(gateway.port, { user_id: "ada" });
+    const app = echoClient(gateway.port, { user_id: "ada" });
     echos.push(app);
     const shipped: unknown[] = [];
     let subscribed = false;
@@ -66,7 +42,7 @@ describe("laravel-echo (broadcasters pusher and reverb) against the gateway", ()
   });
 
   it("as a Reverb front end (broadcaster reverb, no cluster) listens on a private channel, unchanged but for host and key", async () => {
-    const app = echo(gateway.port, { user_id: "ada" }, "reverb");
+    const app = echoClient(gateway.port, { user_id: "ada" }, "reverb");
     echos.push(app);
     const shipped: unknown[] = [];
     let subscribed = false;
@@ -83,8 +59,8 @@ describe("laravel-echo (broadcasters pusher and reverb) against the gateway", ()
   });
 
   it("joins a presence channel: here, joining, leaving, and whispers between members", async () => {
-    const ada = echo(gateway.port, { user_id: "ada", user_info: { name: "Ada" } });
-    const bob = echo(gateway.port, { user_id: "bob", user_info: { name: "Bob" } });
+    const ada = echoClient(gateway.port, { user_id: "ada", user_info: { name: "Ada" } });
+    const bob = echoClient(gateway.port, { user_id: "bob", user_info: { name: "Bob" } });
     echos.push(ada, bob);
     let here: unknown[] | undefined;
     const joined: unknown[] = [];
