@@ -1,13 +1,9 @@
 import { HttpRejection } from "@sobranie/protocol/codes";
-import type { Gateway } from "../../core/gateway.js";
-import type { NamespaceRegistry } from "../../core/namespaces.js";
-import type { Authenticator } from "../../core/ports/authenticator.js";
 import type { EventStore, StoredEvent } from "../../core/ports/event-store.js";
 import { httpRateLimited, httpRefusal, type HttpRoute, type HttpRouteAnswer, type HttpRouteRequest } from "../../core/ports/http-route.js";
-import type { PusherApp, PusherApps } from "./apps.js";
-import { appOf } from "./auth-routes.js";
-import { isPusherChannelRefusal, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
-import type { PusherEdgeLimits } from "./edge-limits.js";
+import type { PusherApp } from "./apps.js";
+import { appOf, type PusherAuthDeps } from "./auth-routes.js";
+import { isPusherChannelRefusal, type PusherChannel } from "./channel-names.js";
 import { SOCKET_ID_PATTERN } from "./rest-events.js";
 import { bearerUser } from "./bearer-user.js";
 import { dataWithSeq } from "./seq-data.js";
@@ -18,13 +14,8 @@ const HISTORY_PATH = "/pusher/history";
 /** Most events one answer holds (and the default page): a client further behind pages on with `more`. */
 const HISTORY_MAX_LIMIT = 100;
 
-export interface PusherHistoryDeps {
-  readonly apps: PusherApps;
-  readonly authenticator: Authenticator;
-  readonly namespaces: NamespaceRegistry;
-  readonly channelNames: PusherChannelNames;
-  readonly gateway: Gateway;
-  readonly limits: PusherEdgeLimits;
+/** What hosted auth needs (the app, the bearer user and what they may subscribe), and the store. */
+export interface PusherHistoryDeps extends PusherAuthDeps {
   /** Undefined on a gateway-only node without DATABASE_URL: the route answers 503. */
   readonly store: EventStore | undefined;
 }
