@@ -68,6 +68,7 @@ export interface PusherAppConfig {
   readonly enabled: boolean;
   readonly clientEvents: boolean;
   readonly maxConnections: number | undefined;
+  readonly signinTimeoutMs: number | undefined;
   readonly webhooks: readonly { readonly url: string; readonly events: readonly string[] }[];
 }
 
@@ -255,6 +256,7 @@ function toConfig(env: Env): Config {
       enabled: app.enabled,
       clientEvents: app.clientEvents,
       maxConnections: app.maxConnections,
+      signinTimeoutMs: app.signinTimeoutMs,
       webhooks: app.webhooks.map((hook) => ({ url: hook.url, events: hook.events ?? [...PUSHER_WEBHOOK_EVENTS] })),
     })),
     webhooks: {

@@ -184,7 +184,7 @@ export const VARIABLES = {
   ),
   PUSHER_APPS: variable(
     undefined,
-    'JSON array of Pusher apps for the Pusher-protocol endpoint /app/{key} (docs/pusher.md): [{"id":"1","key":"app-key","secret":"at-least-16-chars","clientEvents":false,"maxConnections":1000,"webhooks":[{"url":"https://…","events":["member_added"]}]}]; unset: the endpoint is off',
+    'JSON array of Pusher apps for the Pusher-protocol endpoint /app/{key} (docs/pusher.md): [{"id":"1","key":"app-key","secret":"at-least-16-chars","clientEvents":false,"maxConnections":1000,"signinTimeoutMs":30000,"webhooks":[{"url":"https://…","events":["member_added"]}]}]; unset: the endpoint is off',
     pusherApps,
   ),
   PUSHER_CHANNEL_PREFIXES: variable(

@@ -245,6 +245,14 @@ const pusherApp = v.strictObject({
   enabled: v.optional(v.boolean("enabled must be true or false"), true),
   clientEvents: v.optional(v.boolean("clientEvents must be true or false"), false),
   maxConnections: v.optional(v.pipe(v.number("maxConnections must be a number"), v.safeInteger("maxConnections must be whole"), v.minValue(1, "maxConnections must be at least 1"))),
+  signinTimeoutMs: v.optional(
+    v.pipe(
+      v.number("signinTimeoutMs must be a number"),
+      v.safeInteger("signinTimeoutMs must be whole"),
+      v.minValue(1_000, "signinTimeoutMs must be at least 1000"),
+      v.maxValue(600_000, "signinTimeoutMs must be at most 600000"),
+    ),
+  ),
   webhooks: v.optional(v.pipe(v.array(pusherWebhook, "webhooks must be an array"), v.maxLength(8, "at most 8 webhooks per app")), []),
 });
 

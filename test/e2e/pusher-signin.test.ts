@@ -12,6 +12,8 @@ async function socketIdOf(raw: RawPusher): Promise<string> {
 }
 
 const API_KEY = "pusher-signin-api-key-0123456789";
+/** An app with Pusher's "authorized connections": a connection must sign in within a second. */
+const AUTHORIZED_APP = { id: "app-authorized", key: "authorized-key", secret: "authorized-secret-0123456789", signinTimeoutMs: 1000 };
 
 const lastOf = (raw: RawPusher, event: string) => raw.frames.filter((frame) => frame.event === event).at(-1);
 
@@ -22,7 +24,7 @@ describe("pusher:signin and #server-to-user-", () => {
   const sockets: RawPusher[] = [];
 
   beforeAll(async () => {
-    gateway = await startTestGateway({ PUSHER_APPS: pusherAppsEnv(), API_KEYS: API_KEY, ROLE: "all", ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}) });
+    gateway = await startTestGateway({ PUSHER_APPS: pusherAppsEnv({}, [AUTHORIZED_APP]), API_KEYS: API_KEY, ROLE: "all", ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}) });
     publisher = await TestPublisher.open(RABBITMQ_URL);
   }, 120_000);
   afterAll(async () => {
@@ -66,6 +68,24 @@ describe("pusher:signin and #server-to-user-", () => {
     expect((lastOf(raw, "pusher:subscription_error")!.data as { error: string }).error).toContain("#server-to-user-ada");
     raw.send({ event: "pusher:subscribe", data: { channel: "#server-to-user-ada", auth: "" } });
     await waitFor(() => lastOf(raw, "pusher_internal:subscription_succeeded")?.channel === "#server-to-user-ada");
+  });
+
+  it("closes a connection of an app with signinTimeoutMs that has not signed in by then with 4009, and keeps one that has", async () => {
+    const signer = new PusherServer({ appId: AUTHORIZED_APP.id, key: AUTHORIZED_APP.key, secret: AUTHORIZED_APP.secret, host: "127.0.0.1", useTLS: false });
+    const path = `/app/${AUTHORIZED_APP.key}?protocol=7`;
+    const signed = await rawPusher(gateway.port, path);
+    sockets.push(signed);
+    signed.send({ event: "pusher:signin", data: signer.authenticateUser(await socketIdOf(signed), { id: "ada" }) });
+    await waitFor(() => lastOf(signed, "pusher:signin_success") !== undefined);
+    // Opened after the signed one: its deadline comes later, so once it is closed the signed one's has passed too.
+    const unsigned = await rawPusher(gateway.port, path);
+    sockets.push(unsigned);
+    expect(await unsigned.closed).toBe(4009);
+    expect(unsigned.frames.map((frame) => frame.event)).toEqual(["pusher:connection_established"]);
+    expect(signed.socket.readyState).toBe(signed.socket.OPEN);
+    // The signed-in connection still works.
+    signed.send({ event: "pusher:ping", data: {} });
+    await waitFor(() => lastOf(signed, "pusher:pong") !== undefined);
   });
 
   it("makes the signed-in connection its user's: online in their status while open, and closed by terminate_connections (4009)", async () => {

@@ -32,7 +32,7 @@ describe("AmqpWebhookQueue of two deployments on one vhost", () => {
 
   const startDeployment = async (deployment: string): Promise<void> => {
     const apps = new PusherApps([
-      { id: deployment, key: `${deployment}-key`, secret: `${deployment}-secret-0123456789`, enabled: true, clientEvents: true, maxConnections: undefined, webhooks: [{ url: receiver.url(`/${deployment}`), events: ["member_added", "client_event"] }] },
+      { id: deployment, key: `${deployment}-key`, secret: `${deployment}-secret-0123456789`, enabled: true, clientEvents: true, maxConnections: undefined, signinTimeoutMs: undefined, webhooks: [{ url: receiver.url(`/${deployment}`), events: ["member_added", "client_event"] }] },
     ]);
     const batcher = new WebhookBatcher({ windowMs: 10, maxEvents: 100, timeoutMs: 2_000 }, { clock: systemClock });
     const dispatcher = new WebhookDispatcher({ apps, batcher, retry: RETRY, input: { deploymentId: deployment, channelNames: new PusherChannelNames((namespace) => BUILT_IN_NAMESPACES.find((policy) => policy.name === namespace)) }, clock: systemClock, metrics: noopMetrics, logger: silentLogger });

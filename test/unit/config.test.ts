@@ -133,12 +133,12 @@ describe("loadConfig values", () => {
     const config = loadConfig({
       PUSHER_APPS: JSON.stringify([
         { id: "1", key: "app-one", secret },
-        { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
+        { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, signinTimeoutMs: 30_000, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
       ]),
     });
     expect(config.pusherApps).toEqual([
-      { id: "1", key: "app-one", secret, enabled: true, clientEvents: false, maxConnections: undefined, webhooks: [] },
-      { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
+      { id: "1", key: "app-one", secret, enabled: true, clientEvents: false, maxConnections: undefined, signinTimeoutMs: undefined, webhooks: [] },
+      { id: "2", key: "app-two", secret, enabled: false, clientEvents: true, maxConnections: 10, signinTimeoutMs: 30_000, webhooks: [{ url: "https://hooks.example/p", events: ["member_added"] }] },
     ]);
     const allEvents = loadConfig({ PUSHER_APPS: JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "http://h.example" }] }]) });
     expect(allEvents.pusherApps[0]?.webhooks[0]?.events).toEqual(["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss"]);
@@ -151,6 +151,9 @@ describe("loadConfig values", () => {
       JSON.stringify([{ id: "1", key: "k/x", secret }]),
       JSON.stringify([{ id: "1", key: "k", secret, extra: 1 }]),
       JSON.stringify([{ id: "1", key: "k", secret, maxConnections: 0 }]),
+      JSON.stringify([{ id: "1", key: "k", secret, signinTimeoutMs: 999 }]),
+      JSON.stringify([{ id: "1", key: "k", secret, signinTimeoutMs: 600_001 }]),
+      JSON.stringify([{ id: "1", key: "k", secret, signinTimeoutMs: "30s" }]),
       JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "ftp://h.example" }] }]),
       JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "https://h.example", events: ["nope"] }] }]),
       JSON.stringify([{ id: "1", key: "k", secret, webhooks: [{ url: "https://h.example", events: [] }] }]),

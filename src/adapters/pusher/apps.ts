@@ -23,6 +23,12 @@ export interface PusherApp {
   readonly clientEvents: boolean;
   /** Open connections of this app on one node beyond which new ones are refused (4100); undefined: no app limit. */
   readonly maxConnections: number | undefined;
+  /**
+   * Pusher's "authorized connections": a connection that has not signed in
+   * (`pusher:signin`) this long after it opened is closed with 4009, which
+   * SDKs take as final. Undefined: connections need not sign in.
+   */
+  readonly signinTimeoutMs: number | undefined;
   readonly webhooks: readonly PusherWebhook[];
 }
 

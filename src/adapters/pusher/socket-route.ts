@@ -60,6 +60,8 @@ interface OpenPusherSocket {
   lastHeardMs: number;
   pinged: boolean;
   reconnect: Timer | undefined;
+  /** The app's signin deadline (`signinTimeoutMs`), until the connection signs in. */
+  signinDeadline: Timer | undefined;
 }
 
 /** Returned by `registerPusherSockets`: stops the ping sweep (the sessions themselves close with the gateway). */
@@ -77,7 +79,8 @@ export interface PusherSockets {
  * after it, as Pusher servers do: unknown key 4001, disabled app 4003, a
  * missing, malformed or too old `protocol` 4008/4006/4007, over the app's
  * `maxConnections` or the node's capacity 4100, draining or without a
- * broker 4200.
+ * broker 4200. An app with `signinTimeoutMs` closes a connection that has
+ * not signed in by then with 4009.
  *
  * Idle handling: the server advertises `activity_timeout` (half the
  * session's heartbeat TTL, at most 120 s), sends `pusher:ping` and a
@@ -141,7 +144,10 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       cache: deps.cache,
       webhooks,
       signIn: (userId) => {
-        if (state) gateway.signIn(state.session, userId);
+        if (!state) return;
+        state.signinDeadline?.cancel();
+        state.signinDeadline = undefined;
+        gateway.signIn(state.session, userId);
       },
       watch: (users) => socket.watch(users),
       send: (text) => socket.send(text),
@@ -156,7 +162,12 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
     gateway.wires.addSocket(data.socketId, (topic, text) => ws.publishToOthers(topic, text));
     const session = gateway.open(data.ticket, socket, connection);
     connection.attach(session);
-    state = { app, session, connection, socket, lastHeardMs: deps.clock.now(), pinged: false, reconnect: undefined };
+    const signinTimeoutMs = app.signinTimeoutMs;
+    const signinDeadline =
+      signinTimeoutMs === undefined
+        ? undefined
+        : deps.clock.setTimeout(() => socket.closeWith(PusherCode.Unauthorized, `not signed in (pusher:signin) within ${signinTimeoutMs} ms`), signinTimeoutMs);
+    state = { app, session, connection, socket, lastHeardMs: deps.clock.now(), pinged: false, reconnect: undefined, signinDeadline };
     data.open = state;
     open.add(state);
     metrics.connectionOpened("ws");
@@ -207,6 +218,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       open.delete(state);
       gateway.wires.removeSocket(data.socketId);
       state.reconnect?.cancel();
+      state.signinDeadline?.cancel();
       state.socket.markClosed();
       gateway.closed(state.session);
       metrics.connectionClosed("ws", code);

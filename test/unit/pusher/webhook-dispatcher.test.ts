@@ -35,7 +35,7 @@ describe("WebhookDispatcher", () => {
 
   const dispatcher = (options: { maxEvents?: number; windowMs?: number } = {}): WebhookDispatcher => {
     const apps = new PusherApps([
-      { id: "a", key: "a-key", secret: "a-secret-0123456789", enabled: true, clientEvents: true, maxConnections: undefined, webhooks: [{ url: receiver.url("/a"), events: ["client_event"] }] },
+      { id: "a", key: "a-key", secret: "a-secret-0123456789", enabled: true, clientEvents: true, maxConnections: undefined, signinTimeoutMs: undefined, webhooks: [{ url: receiver.url("/a"), events: ["client_event"] }] },
       {
         id: "b",
         key: "b-key",
@@ -43,6 +43,7 @@ describe("WebhookDispatcher", () => {
         enabled: true,
         clientEvents: true,
         maxConnections: undefined,
+        signinTimeoutMs: undefined,
         webhooks: [
           { url: receiver.url("/b-members"), events: ["member_added"] },
           { url: receiver.url("/b-occupancy"), events: ["channel_occupied"] },
