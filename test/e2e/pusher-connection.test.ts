@@ -117,6 +117,9 @@ describe("the Pusher endpoint: handshake, refusals and heartbeats", () => {
     expect(await raw.closed).toBe(4201);
     expect(raw.frames.map((frame) => frame.event)).toContain("pusher:ping");
     expect(raw.pings.count).toBeGreaterThan(0);
+    // Counted by Pusher's code, apart from the native closes (whose 4201 does not exist).
+    const closed = async () => /sobranie_pusher_connections_closed_total\{code="4201"[^}]*\} [1-9]/.test(await (await fetch(`${gateway.httpUrl}/metrics`)).text());
+    await waitFor(closed, 10_000, "the 4201 close counted");
   });
 
   it("keeps a connection that answers only the WebSocket pings, as every WebSocket stack does on its own", async () => {

@@ -22,6 +22,8 @@ describe("PromMetrics", () => {
       "sobranie_oversize_frames_total",
       "sobranie_upgrades_rejected_total",
       "sobranie_connections_closed_total",
+      "sobranie_pusher_connections_active",
+      "sobranie_pusher_connections_closed_total",
       "sobranie_dead_lettered_total",
       "sobranie_client_publishes_total",
       "sobranie_amqp_connected",
@@ -69,6 +71,29 @@ describe("PromMetrics", () => {
       'sobranie_connections_closed_total{code="4013",server_id="n"} 1',
       'sobranie_connections_closed_total{code="other",server_id="n"} 1',
     ]);
+  });
+
+  it("counts Pusher connections as WebSockets too, and their closes apart by Pusher's codes (which reuse ours with other meanings)", async () => {
+    const metrics = new PromMetrics({ nodeId: "n" });
+    metrics.connectionOpened("pusher");
+    metrics.connectionOpened("pusher");
+    metrics.connectionOpened("pusher");
+    let text = await metrics.render();
+    expect(samples(text, "sobranie_ws_connections_active")).toEqual(['sobranie_ws_connections_active{server_id="n"} 3']);
+    expect(samples(text, "sobranie_pusher_connections_active")).toEqual(['sobranie_pusher_connections_active{server_id="n"} 3']);
+    // 4201 is Pusher's missed pong (ours is 4008); 4999 is no code the gateway closes a Pusher connection with.
+    metrics.connectionClosed("pusher", 4201);
+    metrics.connectionClosed("pusher", 4009);
+    metrics.connectionClosed("pusher", 4999);
+    text = await metrics.render();
+    expect(samples(text, "sobranie_ws_connections_active")).toEqual(['sobranie_ws_connections_active{server_id="n"} 0']);
+    expect(samples(text, "sobranie_pusher_connections_active")).toEqual(['sobranie_pusher_connections_active{server_id="n"} 0']);
+    expect(samples(text, "sobranie_pusher_connections_closed_total").sort()).toEqual([
+      'sobranie_pusher_connections_closed_total{code="4009",server_id="n"} 1',
+      'sobranie_pusher_connections_closed_total{code="4201",server_id="n"} 1',
+      'sobranie_pusher_connections_closed_total{code="other",server_id="n"} 1',
+    ]);
+    expect(samples(text, "sobranie_connections_closed_total")).toEqual([]);
   });
 
   it("maps ops outside the protocol to unknown", async () => {

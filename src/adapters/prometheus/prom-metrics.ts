@@ -13,6 +13,7 @@ import type {
 import type { ClientOp } from "@sobranie/protocol/frames";
 import { CloseCode, ErrorCode } from "@sobranie/protocol/codes";
 import { ControlCommandName } from "@sobranie/protocol/control";
+import { PUSHER_SERVER_CLOSE_CODES } from "../pusher/socket-codes.js";
 
 /**
  * Client ops as label values. `satisfies` makes the compiler fail when an op
@@ -64,6 +65,7 @@ export class PromMetrics implements Metrics {
 
   private readonly wsConnections: Gauge;
   private readonly sseConnections: Gauge;
+  private readonly pusherConnections: Gauge;
   private readonly messagesSentTotal: Counter<"type" | "namespace">;
   private readonly deliveryDuration: Histogram;
   private readonly framesReceived: Counter<"op">;
@@ -73,6 +75,7 @@ export class PromMetrics implements Metrics {
   private readonly httpRateLimitedTotal: Counter<"scope">;
   private readonly upgradesRejected: Counter<"reason">;
   private readonly connectionsClosed: Counter<"code">;
+  private readonly pusherConnectionsClosed: Counter<"code">;
   private readonly deadLetteredTotal: Counter<"reason">;
   private readonly webhookEventsTotal: Counter<"outcome">;
   private readonly clientPublishes: Counter<"namespace">;
@@ -127,6 +130,7 @@ export class PromMetrics implements Metrics {
     });
     this.wsConnections = new Gauge({ name: "sobranie_ws_connections_active", help: "Open WebSocket connections", registers });
     this.sseConnections = new Gauge({ name: "sobranie_sse_connections_active", help: "Open SSE streams", registers });
+    this.pusherConnections = new Gauge({ name: "sobranie_pusher_connections_active", help: "Open WebSockets of the Pusher endpoint (also in sobranie_ws_connections_active)", registers });
     this.messagesSentTotal = new Counter({
       name: "sobranie_messages_sent_total",
       help: "Frames delivered to local sockets, one per recipient",
@@ -168,6 +172,12 @@ export class PromMetrics implements Metrics {
     this.connectionsClosed = new Counter({
       name: "sobranie_connections_closed_total",
       help: "Closed connections by close code (codes outside the protocol table as \"other\")",
+      labelNames: ["code"],
+      registers,
+    });
+    this.pusherConnectionsClosed = new Counter({
+      name: "sobranie_pusher_connections_closed_total",
+      help: "Closed connections of the Pusher endpoint by Pusher close code (codes the gateway never sends as \"other\")",
       labelNames: ["code"],
       registers,
     });
@@ -284,10 +294,17 @@ export class PromMetrics implements Metrics {
 
   connectionOpened(transport: Transport): void {
     this.connectionGauge(transport).inc();
+    if (transport === "pusher") this.pusherConnections.inc();
   }
 
+  /** Pusher's codes overlap ours with other meanings (4001, 4003, 4008), so its closes are counted apart. */
   connectionClosed(transport: Transport, closeCode: number): void {
     this.connectionGauge(transport).dec();
+    if (transport === "pusher") {
+      this.pusherConnections.dec();
+      this.pusherConnectionsClosed.inc({ code: PUSHER_SERVER_CLOSE_CODES.has(closeCode) ? String(closeCode) : "other" });
+      return;
+    }
     this.connectionsClosed.inc({ code: KNOWN_CLOSE_CODES.has(closeCode) ? String(closeCode) : "other" });
   }
 
@@ -404,6 +421,7 @@ export class PromMetrics implements Metrics {
   private connectionGauge(transport: Transport): Gauge {
     switch (transport) {
       case "ws":
+      case "pusher":
         return this.wsConnections;
       case "sse":
         return this.sseConnections;

@@ -51,6 +51,12 @@ export const PUSHER_CLOSE_CODES: Readonly<Record<CloseCode, number>> = {
   [CloseCode.RateLimitAbused]: PusherCode.OverCapacity,
 };
 
+/** Every code the gateway closes a Pusher connection with (metrics count closes by these; a client's own other codes are "other"). */
+export const PUSHER_SERVER_CLOSE_CODES: ReadonlySet<number> = new Set([
+  ...Object.values(PusherCode).filter((code) => code !== PusherCode.RateLimited),
+  ...Object.values(PUSHER_CLOSE_CODES),
+]);
+
 /** The `code` of the `pusher:error` that reports a core refusal outside any subscription (null: Pusher has no code for it). */
 export function pusherErrorCode(code: ErrorCode): number | null {
   return code === ErrorCode.RateLimited ? PusherCode.RateLimited : null;

@@ -170,7 +170,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
     state = { app, session, connection, socket, lastHeardMs: deps.clock.now(), pinged: false, reconnect: undefined, signinDeadline };
     data.open = state;
     open.add(state);
-    metrics.connectionOpened("ws");
+    metrics.connectionOpened("pusher");
   };
 
   const heard = (state: OpenPusherSocket): void => {
@@ -221,7 +221,7 @@ export function registerPusherSockets(deps: PusherSocketDeps): PusherSockets {
       state.signinDeadline?.cancel();
       state.socket.markClosed();
       gateway.closed(state.session);
-      metrics.connectionClosed("ws", code);
+      metrics.connectionClosed("pusher", code);
     },
   });
 

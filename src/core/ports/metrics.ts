@@ -6,7 +6,8 @@ import type { ErrorCode } from "@sobranie/protocol/codes";
  * from configuration, reasons and ops from closed unions; never a channel id
  * or a user id. The Prometheus adapter maps these onto docs/protocol.md §8 names.
  */
-export type Transport = "ws" | "sse";
+/** `pusher`: a WebSocket of the Pusher endpoint (counted as a WebSocket too, its closes by Pusher's codes). */
+export type Transport = "ws" | "sse" | "pusher";
 
 /** A refused client frame is counted by the error code it was answered with. */
 export type FrameRejectReason = ErrorCode;
