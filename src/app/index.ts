@@ -20,6 +20,7 @@ import { PusherApps, pusherHttpRoutes } from "../adapters/pusher/index.js";
 import { pusherChannelNames } from "./pusher-channel-names.js";
 import { registerPusherSockets, type PusherSockets } from "../adapters/pusher/socket-route.js";
 import { PusherCacheSource } from "../adapters/pusher/socket-cache.js";
+import { PUSHER_SERVER_CLOSE_CODES } from "../adapters/pusher/socket-codes.js";
 import { demoAccess, type DemoAccess } from "./demo-access.js";
 import { createMessaging } from "./messaging.js";
 import { startWorker, type RunningWorker } from "./worker.js";
@@ -60,7 +61,7 @@ export interface AppOverrides {
 export async function startApp(config: Config, overrides: AppOverrides = {}): Promise<RunningApp> {
   const logger = overrides.logger ?? createPinoLogger({ level: config.logLevel, nodeId: config.nodeId });
   const clock = overrides.clock ?? systemClock;
-  const metrics = new PromMetrics({ nodeId: config.nodeId });
+  const metrics = new PromMetrics({ nodeId: config.nodeId, pusherCloseCodes: PUSHER_SERVER_CLOSE_CODES });
   const namespaces = new NamespaceRegistry(config.namespaces);
   const runsGateway = config.role !== "worker";
   const runsWorker = config.role !== "gateway";

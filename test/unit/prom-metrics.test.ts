@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PromMetrics } from "../../src/adapters/prometheus/prom-metrics.js";
+import { PUSHER_SERVER_CLOSE_CODES } from "../../src/adapters/pusher/socket-codes.js";
 import { CloseCode } from "@sobranie/protocol/codes";
 
 /** The sample lines of one metric (no HELP/TYPE), e.g. `name{labels} value`. */
@@ -74,7 +75,7 @@ describe("PromMetrics", () => {
   });
 
   it("counts Pusher connections as WebSockets too, and their closes apart by Pusher's codes (which reuse ours with other meanings)", async () => {
-    const metrics = new PromMetrics({ nodeId: "n" });
+    const metrics = new PromMetrics({ nodeId: "n", pusherCloseCodes: PUSHER_SERVER_CLOSE_CODES });
     metrics.connectionOpened("pusher");
     metrics.connectionOpened("pusher");
     metrics.connectionOpened("pusher");

@@ -13,7 +13,6 @@ import type {
 import type { ClientOp } from "@sobranie/protocol/frames";
 import { CloseCode, ErrorCode } from "@sobranie/protocol/codes";
 import { ControlCommandName } from "@sobranie/protocol/control";
-import { PUSHER_SERVER_CLOSE_CODES } from "../pusher/socket-codes.js";
 
 /**
  * Client ops as label values. `satisfies` makes the compiler fail when an op
@@ -101,7 +100,11 @@ export class PromMetrics implements Metrics {
   private readonly controlCommands: Counter;
   private readiness: (() => { ready: boolean; checks: Record<string, boolean> }) | undefined;
 
-  constructor(options: { nodeId: string }) {
+  private readonly pusherCloseCodes: ReadonlySet<number>;
+
+  /** `pusherCloseCodes`: the codes the Pusher endpoint closes with, kept as labels (others are "other"; none: every one is). */
+  constructor(options: { nodeId: string; pusherCloseCodes?: ReadonlySet<number> }) {
+    this.pusherCloseCodes = options.pusherCloseCodes ?? new Set();
     const registers = [this.registry];
     this.registry.setDefaultLabels({ server_id: options.nodeId });
     collectDefaultMetrics({ register: this.registry });
@@ -302,7 +305,7 @@ export class PromMetrics implements Metrics {
     this.connectionGauge(transport).dec();
     if (transport === "pusher") {
       this.pusherConnections.dec();
-      this.pusherConnectionsClosed.inc({ code: PUSHER_SERVER_CLOSE_CODES.has(closeCode) ? String(closeCode) : "other" });
+      this.pusherConnectionsClosed.inc({ code: this.pusherCloseCodes.has(closeCode) ? String(closeCode) : "other" });
       return;
     }
     this.connectionsClosed.inc({ code: KNOWN_CLOSE_CODES.has(closeCode) ? String(closeCode) : "other" });
