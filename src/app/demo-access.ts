@@ -12,7 +12,8 @@ export interface DemoUser {
  * What the start-up banner may print: only secrets this process made up
  * itself. `users` is empty unless the JWT secret was generated (embedded
  * defaults, no JWT key configured); `apiKey` is unset unless the API key was
- * generated (embedded defaults, no API_KEYS). An operator's own secret or key
+ * generated (embedded defaults, no API_KEYS: it has every scope, so the demo
+ * page can publish to any room). An operator's own secret or key
  * is never printed, nor put in a link.
  */
 export interface DemoAccess {
@@ -44,7 +45,7 @@ export async function demoAccess(config: Config): Promise<DemoAccess | undefined
         })),
       )
     : [];
-  const apiKey = config.apiKeysGenerated ? config.apiKeys[0] : undefined;
+  const apiKey = config.apiKeysGenerated ? config.apiKeys[0]?.key : undefined;
   return users.length > 0 || apiKey !== undefined ? { users, apiKey } : undefined;
 }
 

@@ -5,9 +5,10 @@ import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js
 import type { RetentionPolicy } from "../core/ports/event-store.js";
 import { ConfigError, type ConfigProblem } from "./error.js";
 import { EnvSchema, LOG_LEVELS, ROLES, VARIABLES, type Env, type VariableName } from "./schema.js";
-import { PUSHER_WEBHOOK_EVENTS, type AddressRange } from "./variables.js";
+import { PUSHER_WEBHOOK_EVENTS, type AddressRange, type ApiKeyEntry } from "./variables.js";
 
 export { ConfigError, type ConfigProblem } from "./error.js";
+export type { ApiKeyEntry } from "./variables.js";
 export { ENV_VARS, formatEnvHelp, formatEnvMarkdown, type EnvVarDoc } from "./help.js";
 
 export type Role = (typeof ROLES)[number];
@@ -30,9 +31,9 @@ export interface Config {
   /** Unset: the embedded store. */
   readonly databaseUrl: string | undefined;
   readonly jwt: JwtConfig;
-  /** Empty: the backend HTTP API is disabled. */
-  readonly apiKeys: readonly string[];
-  /** True when no API_KEYS were set on embedded defaults and one demo key was made up (the app prints it). */
+  /** Keys are unique and each has at least one scope; empty: the backend HTTP API is disabled. */
+  readonly apiKeys: readonly ApiKeyEntry[];
+  /** True when no API_KEYS were set on embedded defaults and one demo key with every scope was made up (the app prints it). */
   readonly apiKeysGenerated: boolean;
   readonly apiRate: { readonly perSec: number; readonly burst: number };
   readonly httpLimits: HttpLimitsConfig;
@@ -193,7 +194,7 @@ function toConfig(env: Env): Config {
       generated,
       maxTokenLifetimeMs: env.TOKEN_MAX_LIFETIME_MS,
     },
-    apiKeys: env.API_KEYS ?? (embedded ? [randomBytes(24).toString("base64url")] : []),
+    apiKeys: env.API_KEYS ?? (embedded ? [{ key: randomBytes(24).toString("base64url"), scopes: ["*"] }] : []),
     apiKeysGenerated: env.API_KEYS === undefined && embedded,
     apiRate: { perSec: env.API_RATE_PER_SEC, burst: env.API_RATE_BURST },
     httpLimits: {

@@ -119,7 +119,7 @@ export const VARIABLES = {
   ),
   API_KEYS: variable(
     undefined,
-    "comma-separated keys for the backend HTTP API (each at least 16 characters); unset: HTTP API disabled, except on embedded defaults where a demo key is made and printed",
+    'keys for the backend HTTP API, each at least 16 characters: comma-separated, each with full access, or a JSON array `[{"key":"…","scopes":["publish:post","read"]}]` whose scopes are `publish` (every namespace), `publish:<namespace>`, `control`, `read` (presence and status) or `*` (docs/security.md "Scoped API keys"); unset: HTTP API disabled, except on embedded defaults where a demo key with full access is made and printed',
     apiKeys,
   ),
   API_RATE_PER_SEC: variable("1000", "HTTP API requests per second per API key, and per Pusher app on its REST API (token bucket rate)", positive),

@@ -5,6 +5,7 @@ import { BUILT_IN_NAMESPACES } from "../core/namespaces.js";
 import { publicKeyAlgorithmOf } from "../core/token-keys.js";
 import { splitBrokerUrls } from "@sobranie/protocol/broker-urls";
 import { NAMESPACE_PATTERN, RESERVED_NAMESPACES } from "@sobranie/protocol/channel";
+import { API_KEY_SCOPE_RULE, isApiKeyScope, type ApiKeyScope } from "../core/api-key-scopes.js";
 
 /**
  * Field schemas for single environment variables. Every one takes the raw
@@ -107,17 +108,87 @@ function verifiablePublicKey(pem: string): boolean {
   }
 }
 
-/** Comma-separated API keys; blanks around commas and empty items (a trailing comma) are ignored. */
-export const apiKeys = v.pipe(
+/** Each key has at least this many characters: shorter ones are guessable. */
+const MIN_API_KEY_CHARS = 16;
+
+/** One API_KEYS entry: the key and what it may do. */
+export interface ApiKeyEntry {
+  readonly key: string;
+  readonly scopes: readonly ApiKeyScope[];
+}
+
+/** Comma-separated keys, each with every scope; blanks around commas and empty items (a trailing comma) are ignored. */
+const fullAccessApiKeys = v.pipe(
   v.string(),
   v.transform((text) => text.split(",").map((key) => key.trim()).filter((key) => key !== "")),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
     dataset.value.forEach((key, index) => {
-      if (key.length < 16) {
-        addIssue({ message: `key #${index + 1} has ${key.length} characters; each key needs at least 16` });
+      if (key.length < MIN_API_KEY_CHARS) {
+        addIssue({ message: `key #${index + 1} has ${key.length} characters; each key needs at least ${MIN_API_KEY_CHARS}` });
       }
     });
+  }),
+  v.transform((keys): ApiKeyEntry[] => keys.map((key) => ({ key, scopes: ["*"] }))),
+);
+
+// Messages name the entry by its position (the issue path) and never the key.
+const scopedApiKey = v.strictObject(
+  {
+    key: v.pipe(
+      v.string("key must be a string"),
+      v.minLength(MIN_API_KEY_CHARS, (issue) => `key has ${issue.input.length} characters; each key needs at least ${MIN_API_KEY_CHARS}`),
+      // presentedBearer reads `Bearer <key>` up to the first blank: a key with one could never be presented.
+      v.regex(/^\S+$/, "key must not contain blanks (it is sent as Authorization: Bearer <key>)"),
+    ),
+    scopes: v.pipe(
+      v.array(
+        v.custom<ApiKeyScope>(
+          (input) => typeof input === "string" && isApiKeyScope(input),
+          (issue) =>
+            typeof issue.input === "string"
+              ? `scope "${issue.input.slice(0, 64)}" is not one of ${API_KEY_SCOPE_RULE} (a namespace matches ${NAMESPACE_PATTERN.source})`
+              : "each scope must be a string",
+        ),
+        "scopes must be an array of scopes",
+      ),
+      v.minLength(1, "scopes must name at least one scope"),
+    ),
+  },
+  'each entry must be {"key": "<at least 16 characters>", "scopes": [...]} and nothing else',
+);
+
+/** A JSON array of keys with their scopes: `[{"key":"…","scopes":["publish:post","read"]}]`; keys are unique. */
+const scopedApiKeys = v.pipe(
+  v.string(),
+  parsedJson("starts with [ but is not valid JSON: write a JSON array of {key, scopes}, or comma-separated keys"),
+  v.array(scopedApiKey, 'must be a JSON array of {"key", "scopes"} entries, or comma-separated keys'),
+  v.minLength(1, "must hold at least one key (unset API_KEYS to disable the HTTP API)"),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const firstIndexOf = new Map<string, number>();
+    dataset.value.forEach((entry, index) => {
+      const first = firstIndexOf.get(entry.key);
+      if (first === undefined) firstIndexOf.set(entry.key, index);
+      else addIssue({ message: `[${index}].key: the same key as [${first}].key; each key appears once` });
+    });
+  }),
+);
+
+/**
+ * API_KEYS: comma-separated keys with full access (the original form, meaning
+ * what it always has), or, for a value starting with `[`, a JSON array of
+ * keys with their scopes (core/api-key-scopes.ts).
+ */
+export const apiKeys = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const form = dataset.value.trimStart().startsWith("[") ? scopedApiKeys : fullAccessApiKeys;
+    const parsed = v.safeParse(form, dataset.value);
+    if (parsed.success) return parsed.output;
+    // Only messages and paths are passed on: an issue's input would be the key itself.
+    for (const issue of parsed.issues) addIssue({ message: issue.message, path: issue.path });
+    return NEVER;
   }),
 );
 

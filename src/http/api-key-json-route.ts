@@ -3,6 +3,7 @@ import type { Logger } from "@sobranie/protocol/runtime/logger";
 import { HttpRejection } from "@sobranie/protocol/codes";
 import { isRetryable } from "@sobranie/protocol/errors";
 import { admitApiKey, refuseApiKey, type ApiKeyGateDeps, type ApiKeyWording } from "./api-key-gate.js";
+import type { IdentifiedApiKey } from "./api-keys.js";
 import { PendingReply, presentedBearer, receiveJson } from "./http-reply.js";
 
 export interface ApiKeyJsonRouteDeps extends ApiKeyGateDeps {
@@ -21,17 +22,19 @@ export interface ApiKeyJsonRoute {
   /** Names the route in the log when `handle` fails unexpectedly (answered 500). */
   readonly failureLog: string;
   /**
-   * Answers an admitted request's parsed body through `reply`. A failure it
-   * throws instead is answered here: 503 `unavailable` when the error says
-   * `retryable`, else 500 (logged).
+   * Answers an admitted request's parsed body through `reply`, after checking
+   * that `key` may do what the body asks (authorizeApiKey) and before doing
+   * any of it. A failure it throws instead is answered here: 503
+   * `unavailable` when the error says `retryable`, else 500 (logged).
    */
-  handle(json: unknown, reply: PendingReply): Promise<void>;
+  handle(json: unknown, reply: PendingReply, key: IdentifiedApiKey): Promise<void>;
 }
 
 /**
  * The steps every such route takes, in order: the API-key gate (failed
  * attempts per address, the key, the key's rate), the body (at most
- * `maxBodyBytes`), JSON, then the route's own `handle`. Headers are read in
+ * `maxBodyBytes`), JSON, then the route's own `handle` (the key's scopes,
+ * then the work). Headers are read in
  * the handler's own turn, as they must be.
  */
 export function registerApiKeyJsonRoute(deps: ApiKeyJsonRouteDeps, route: ApiKeyJsonRoute): void {
@@ -56,7 +59,7 @@ async function answer(
   const received = await receiveJson(reply, body, route.maxBodyBytes);
   if (!received) return;
   try {
-    await route.handle(received.json, reply);
+    await route.handle(received.json, reply, admitted.key);
   } catch (error) {
     if (isRetryable(error)) return reply.reject(HttpRejection.Unavailable, route.unavailable);
     deps.logger.error({ err: error }, route.failureLog);

@@ -1,32 +1,39 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { ApiKeyScopes, type ApiKeyScope } from "../core/api-key-scopes.js";
 import { TokenBucket } from "../core/rate-limit.js";
+
+/** A presented key that is one of API_KEYS: which one (for its rate), and what it may do. */
+export interface IdentifiedApiKey {
+  readonly index: number;
+  readonly scopes: ApiKeyScopes;
+}
 
 /**
  * Backend API keys (`API_KEYS`). Keys are compared as SHA-256 digests with
  * timingSafeEqual, so neither a key's length nor its prefix leaks through
- * response timing. Each key has its own token bucket.
+ * response timing. Each key has its own token bucket and its own scopes.
  */
 export class ApiKeys {
-  private readonly digests: Buffer[];
+  private readonly known: readonly { readonly digest: Buffer; readonly scopes: ApiKeyScopes }[];
   private readonly buckets = new Map<number, TokenBucket>();
 
   constructor(
-    keys: readonly string[],
+    keys: readonly { readonly key: string; readonly scopes: readonly ApiKeyScope[] }[],
     private readonly rate: { perSec: number; burst: number },
   ) {
-    this.digests = keys.map(digest);
+    this.known = keys.map(({ key, scopes }) => ({ digest: digest(key), scopes: new ApiKeyScopes(scopes) }));
   }
 
   get enabled(): boolean {
-    return this.digests.length > 0;
+    return this.known.length > 0;
   }
 
-  /** The index of the matching key, or undefined. Every key is compared, whichever matches. */
-  identify(presented: string): number | undefined {
+  /** The matching key, or undefined. Every key is compared, whichever matches. */
+  identify(presented: string): IdentifiedApiKey | undefined {
     const candidate = digest(presented);
-    let found: number | undefined;
-    this.digests.forEach((known, index) => {
-      if (timingSafeEqual(known, candidate)) found = index;
+    let found: IdentifiedApiKey | undefined;
+    this.known.forEach((known, index) => {
+      if (timingSafeEqual(known.digest, candidate)) found = { index, scopes: known.scopes };
     });
     return found;
   }

@@ -5,9 +5,10 @@ import type { Gateway } from "../core/gateway.js";
 import type { NamespaceRegistry } from "../core/namespaces.js";
 import type { Authenticator } from "../core/ports/authenticator.js";
 import type { Clock } from "@sobranie/protocol/runtime/clock";
+import type { ApiKeyAction } from "../core/api-key-scopes.js";
 import type { ApiKeys } from "./api-keys.js";
 import type { HttpLimits } from "./http-limits.js";
-import { admitApiKey, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
+import { admitApiKey, authorizeApiKey, refuseApiKey, takeApiKeyRate } from "./api-key-gate.js";
 import { PendingReply, presentedBearer, requestToken } from "./http-reply.js";
 import { admitUser, refuseUser } from "./user-token-gate.js";
 
@@ -25,6 +26,7 @@ export interface PresenceRoutesDeps {
 }
 
 const WORDING = { disabled: "the HTTP API is disabled: set API_KEYS", overRate: "too many requests for this API key" } as const;
+const READ = { kind: "read" } as const satisfies ApiKeyAction;
 
 /**
  * Presence and status over HTTP (docs/protocol.md §7), answered from this node's view
@@ -32,9 +34,10 @@ const WORDING = { disabled: "the HTTP API is disabled: set API_KEYS", overRate: 
  * - `GET /api/v1/presence/:channel` (API key) → `{count, members}`, plus
  *   `truncated: true` with no members above PRESENCE_MAX_LISTED;
  * - `GET /api/v1/status?users=1,2` (API key or user JWT) → `{users: [{user, online, lastSeen}]}`.
- * With an API key, the key's rate applies, and wrong keys count against the
- * address (API_KEY_FAILURES_PER_MIN); with a user token, the address's and
- * then the user's HTTP rate.
+ * With an API key, the key's rate applies, the key needs the `read` scope
+ * (403 without it), and wrong keys count against the address
+ * (API_KEY_FAILURES_PER_MIN); with a user token, the address's and then the
+ * user's HTTP rate.
  */
 export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
   deps.server.route("get", "/api/v1/presence/:channel", (exchange) => {
@@ -45,6 +48,8 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
     const reply = new PendingReply(exchange);
     const caller = admitApiKey(deps, presented, source, WORDING);
     if (!caller.ok) return refuseApiKey(reply, caller);
+    const allowed = authorizeApiKey(caller.key, READ);
+    if (!allowed.ok) return refuseApiKey(reply, allowed);
     let text: string;
     try {
       text = decodeURIComponent(raw);
@@ -76,10 +81,13 @@ export function registerPresenceRoutes(deps: PresenceRoutesDeps): void {
       if (bad >= 0) return reply.reject(HttpRejection.BadRequest, `users.${bad} (counting from 0) is not a user id: ${USER_ID_RULE}`);
       reply.json(200, { users: await deps.gateway.presence.statuses(list) });
     };
-    const keyIndex = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
-    if (keyIndex !== undefined) {
-      const verdict = takeApiKeyRate(deps, keyIndex, WORDING.overRate);
-      if (!verdict.ok) return refuseApiKey(reply, verdict);
+    const key = presented === undefined || !deps.apiKeys.enabled ? undefined : deps.apiKeys.identify(presented);
+    if (key !== undefined) {
+      const admitted = takeApiKeyRate(deps, key, WORDING.overRate);
+      if (!admitted.ok) return refuseApiKey(reply, admitted);
+      // A key without `read` is refused, not tried as a user token: it was a right key.
+      const allowed = authorizeApiKey(key, READ);
+      if (!allowed.ok) return refuseApiKey(reply, allowed);
       return void answer();
     }
     // Not an API key: a user's JWT may ask too.

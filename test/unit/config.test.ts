@@ -28,7 +28,7 @@ describe("loadConfig defaults", () => {
     expect(config.logLevel).toBe("info");
     expect(config.rabbitmqUrls).toEqual([]);
     expect(config.databaseUrl).toBeUndefined();
-    expect(config.apiKeys).toHaveLength(1);
+    expect(config.apiKeys).toEqual([{ key: expect.any(String), scopes: ["*"] }]);
     expect(config.apiKeysGenerated).toBe(true);
     expect(loadConfig({ RABBITMQ_URL: "amqp://127.0.0.1", JWT_SECRET: "s".repeat(32) }).apiKeys).toEqual([]);
     expect(config.heartbeatMs).toBe(25_000);
@@ -260,10 +260,53 @@ describe("loadConfig values", () => {
 
   it("splits API_KEYS, trims them, skips empty items and rejects short keys without echoing them", () => {
     const long = "k".repeat(16);
-    expect(loadConfig({ API_KEYS: ` ${long} ,${long}2,` }).apiKeys).toEqual([long, `${long}2`]);
+    expect(loadConfig({ API_KEYS: ` ${long} ,${long}2,` }).apiKeys).toEqual([
+      { key: long, scopes: ["*"] },
+      { key: `${long}2`, scopes: ["*"] },
+    ]);
     const error = problemsOf({ API_KEYS: `${long},tooshort` });
     expect(error.message).toContain("API_KEYS: key #2 has 8 characters; each key needs at least 16");
     expect(error.message).not.toContain("tooshort");
+  });
+
+  it("reads API_KEYS as a JSON array of keys with their scopes", () => {
+    const entries = [
+      { key: "publisher-key-0123456789", scopes: ["publish:post", "publish:room"] },
+      { key: "operator-key-0123456789", scopes: ["control", "read"] },
+      { key: "everything-key-0123456789", scopes: ["*"] },
+      { key: "any-namespace-key-0123", scopes: ["publish"] },
+    ];
+    expect(loadConfig({ API_KEYS: JSON.stringify(entries) }).apiKeys).toEqual(entries);
+    expect(loadConfig({ API_KEYS: `  ${JSON.stringify(entries.slice(0, 1))}` }).apiKeys).toEqual(entries.slice(0, 1));
+  });
+
+  it("refuses each bad scoped API_KEYS entry by its position, never echoing a key", () => {
+    const key = "secret-key-0123456789";
+    const other = "secret-key-9876543210";
+    const cases: Array<[unknown, string]> = [
+      [[{ key, scopes: ["publish:post", "nope"] }], '[0].scopes[1]: scope "nope" is not one of *, publish, publish:<namespace>, control or read'],
+      [[{ key, scopes: ["read"] }, { key: other, scopes: ["publish:Room"] }], '[1].scopes[0]: scope "publish:Room" is not one of'],
+      [[{ key, scopes: ["publish:"] }], '[0].scopes[0]: scope "publish:" is not one of'],
+      [[{ key, scopes: [7] }], "[0].scopes[0]: each scope must be a string"],
+      [[{ key, scopes: [] }], "[0].scopes: scopes must name at least one scope"],
+      [[{ key, scopes: "read" }], "[0].scopes: scopes must be an array of scopes"],
+      [[{ key }], '[0].scopes: each entry must be {"key": "<at least 16 characters>", "scopes": [...]} and nothing else'],
+      [[{ key, scopes: ["read"], note: "x" }], "[0].note: each entry must be"],
+      [[{ key: "short-Xy", scopes: ["read"] }], "[0].key: key has 8 characters; each key needs at least 16"],
+      [[{ key: `${key} x`, scopes: ["read"] }], "[0].key: key must not contain blanks"],
+      [[{ key: 12345678901234567890, scopes: ["read"] }], "[0].key: key must be a string"],
+      [[{ key, scopes: ["read"] }, { key: other, scopes: ["control"] }, { key, scopes: ["*"] }], "[2].key: the same key as [0].key; each key appears once"],
+      [[], "must hold at least one key (unset API_KEYS to disable the HTTP API)"],
+      [[key], "[0]: each entry must be"],
+    ];
+    for (const [value, message] of cases) {
+      const text = typeof value === "string" ? value : JSON.stringify(value);
+      const error = problemsOf({ API_KEYS: text });
+      expect(error.problems.map((problem) => problem.variable), text).toEqual(["API_KEYS"]);
+      expect(error.message, text).toContain(`API_KEYS: ${message}`);
+      for (const secret of [key, other, "short-Xy"]) expect(error.message, text).not.toContain(secret);
+    }
+    expect(problemsOf({ API_KEYS: `[{"key":"${key}"` }).message).toContain("API_KEYS: starts with [ but is not valid JSON");
   });
 });
 

@@ -21,12 +21,12 @@ describe("the start-up banner's demo access", () => {
     expect([...byUser.keys()]).toEqual(["ada", "grace"]);
     const auth = new JwtAuthenticator({ secret: config.jwt.secret! });
     for (const [user, fragment] of byUser) {
-      expect(fragment.get("key")).toBe(config.apiKeys[0]);
+      expect(fragment.get("key")).toBe(config.apiKeys[0]!.key);
       await expect(auth.verify(fragment.get("token")!)).resolves.toMatchObject({ userId: user, info: { name: expect.any(String) } });
     }
     // The lines the README and the process test read: the first user's token, then the key.
     expect(banner).toMatch(new RegExp(`Demo token[^\\n]*\\n${access!.users[0]!.token}\\n`));
-    expect(banner).toMatch(new RegExp(`Demo API key[^\\n]*\\n${config.apiKeys[0]}\\n`));
+    expect(banner).toMatch(new RegExp(`Demo API key[^\\n]*\\n${config.apiKeys[0]!.key}\\n`));
   });
 
   it("never prints an operator's own JWT secret or API key, nor puts it in a link", async () => {
@@ -35,7 +35,7 @@ describe("the start-up banner's demo access", () => {
     expect(keyOnly).not.toContain(OPERATOR_SECRET);
     expect(keyOnly).not.toContain("Demo token");
     expect(links(keyOnly).size).toBe(0);
-    expect(keyOnly).toContain(ownSecret.apiKeys[0]);
+    expect(keyOnly).toContain(ownSecret.apiKeys[0]!.key);
 
     const ownKey = loadConfig({ API_KEYS: OPERATOR_KEY });
     const tokensOnly = formatDemoBanner((await demoAccess(ownKey))!, "http://localhost:8080");
