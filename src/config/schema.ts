@@ -267,6 +267,12 @@ function prefixProblems(prefixes: Readonly<Record<string, string>> | undefined, 
   ];
 }
 
+/** The namespaces that `publish:<namespace>` scopes of API_KEYS name and that do not exist (a typo would refuse every publish). */
+function unknownPublishScopes(keys: readonly { readonly scopes: readonly string[] }[] | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
+  const named = (keys ?? []).flatMap((key) => key.scopes).filter((scope) => scope.startsWith("publish:")).map((scope) => scope.slice("publish:".length));
+  return [...new Set(unknownNames(named, extra))];
+}
+
 function unknownNames(names: readonly string[] | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
   const known = new Set([...BUILT_IN_NAMESPACES, ...(extra ?? [])].map((policy) => policy.name));
   return (names ?? []).filter((name) => !known.has(name));
@@ -321,6 +327,12 @@ export const EnvSchema = v.pipe(
     "PUSHER_CHANNEL_PREFIXES",
     (env) => prefixProblems(env.PUSHER_CHANNEL_PREFIXES, env.NAMESPACES).length === 0,
     (env) => prefixProblems(env.PUSHER_CHANNEL_PREFIXES, env.NAMESPACES).join("; "),
+  ),
+  rule(
+    ["API_KEYS", "NAMESPACES"],
+    "API_KEYS",
+    (env) => unknownPublishScopes(env.API_KEYS, env.NAMESPACES).length === 0,
+    (env) => `publish scopes name namespaces that do not exist: ${unknownPublishScopes(env.API_KEYS, env.NAMESPACES).join(", ")}`,
   ),
   rule(
     ["WEBHOOK_RETRY_INITIAL_MS", "WEBHOOK_RETRY_MAX_DELAY_MS"],

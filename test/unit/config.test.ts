@@ -278,6 +278,10 @@ describe("loadConfig values", () => {
     ];
     expect(loadConfig({ API_KEYS: JSON.stringify(entries) }).apiKeys).toEqual(entries);
     expect(loadConfig({ API_KEYS: `  ${JSON.stringify(entries.slice(0, 1))}` }).apiKeys).toEqual(entries.slice(0, 1));
+    // A publish scope names a namespace that exists: a typo would refuse every publish.
+    const typo = JSON.stringify([{ key: "publisher-key-0123456789", scopes: ["publish:rom", "publish:post"] }]);
+    expect(problemsOf({ API_KEYS: typo }).message).toContain("publish scopes name namespaces that do not exist: rom");
+    expect(loadConfig({ API_KEYS: JSON.stringify([{ key: "publisher-key-0123456789", scopes: ["publish:orders"] }]), NAMESPACES: '[{"name":"orders"}]' }).apiKeys).toHaveLength(1);
   });
 
   it("refuses each bad scoped API_KEYS entry by its position, never echoing a key", () => {
