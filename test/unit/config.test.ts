@@ -301,6 +301,7 @@ describe("loadConfig values", () => {
       [[{ key: 12345678901234567890, scopes: ["read"] }], "[0].key: key must be a string"],
       [[{ key, scopes: ["read"] }, { key: other, scopes: ["control"] }, { key, scopes: ["*"] }], "[2].key: the same key as [0].key; each key appears once"],
       [[], "must hold at least one key (unset API_KEYS to disable the HTTP API)"],
+      [{ key, scopes: ["read"] }, "is a JSON object: give keys comma-separated, or a JSON array"],
       [[key], "[0]: each entry must be"],
     ];
     for (const [value, message] of cases) {
