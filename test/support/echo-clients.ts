@@ -1,5 +1,5 @@
 import Echo from "laravel-echo";
-import { appBackend, PUSHER_APP, PusherJs } from "./pusher-clients.js";
+import { appBackend, channelAuthorizedBy, gatewayConnection, PUSHER_APP, PusherJs } from "./pusher-clients.js";
 
 /** A presence member as the app's auth endpoint signs it. */
 export interface EchoMember {
@@ -20,15 +20,7 @@ export function echoClient(port: number, member: EchoMember, broadcaster: "pushe
     key: PUSHER_APP.key,
     // Echo passes pusher-js an empty cluster for Reverb.
     ...(broadcaster === "pusher" ? { cluster: "mt1" } : {}),
-    wsHost: "127.0.0.1",
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ["ws"],
-    channelAuthorization: {
-      transport: "ajax",
-      endpoint: "unused",
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: unknown) => void) =>
-        callback(null, channelName.startsWith("presence-") ? appBackend.authorizeChannel(socketId, channelName, member) : appBackend.authorizeChannel(socketId, channelName)),
-    },
+    ...gatewayConnection(port),
+    channelAuthorization: channelAuthorizedBy(appBackend, member),
   } as never);
 }

@@ -44,28 +44,38 @@ export interface PusherClientOptions {
   readonly user?: { id: string; user_info?: Record<string, unknown>; watchlist?: string[] };
 }
 
+/** pusher-js's options for a gateway on `port` on loopback, WebSocket only (no TLS, no fallbacks). */
+export function gatewayConnection(port: number) {
+  return { wsHost: "127.0.0.1", wsPort: port, forceTLS: false, enabledTransports: ["ws" as const] };
+}
+
+/**
+ * pusher-js's channel authorization as an app's auth endpoint would answer
+ * it, signed by the real `pusher` SDK (`authorizeChannel`); presence
+ * channels as `member`.
+ */
+export function channelAuthorizedBy(signer: PusherServer, member: { user_id: string; user_info?: Record<string, unknown> } | undefined) {
+  return {
+    transport: "ajax" as const,
+    endpoint: "unused",
+    customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: ChannelAuthorizationCallback) => {
+      const presence = channelName.startsWith("presence-");
+      callback(null, presence && member ? signer.authorizeChannel(socketId, channelName, member) : signer.authorizeChannel(socketId, channelName));
+    },
+  };
+}
+
 /**
  * The real pusher-js (its Node build) against a gateway on `port`, WebSocket
- * only; channel auth is signed by the real `pusher` SDK (`authorizeChannel`)
- * in a custom handler, as an app's auth endpoint would.
+ * only; channel and user auth are signed by the real `pusher` SDK in custom
+ * handlers, as an app's auth endpoints would.
  */
 export function pusherClient(port: number, options: PusherClientOptions = {}): Pusher {
   const signer = options.secret === undefined ? appBackend : new PusherServer({ appId: PUSHER_APP.id, key: PUSHER_APP.key, secret: options.secret, host: "127.0.0.1", useTLS: false });
   return new Pusher(options.key ?? PUSHER_APP.key, {
     cluster: "mt1",
-    wsHost: "127.0.0.1",
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ["ws"],
-    channelAuthorization: {
-      transport: "ajax",
-      endpoint: "unused",
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: ChannelAuthorizationCallback) => {
-        const member = options.member;
-        const presence = channelName.startsWith("presence-");
-        callback(null, presence && member ? signer.authorizeChannel(socketId, channelName, member) : signer.authorizeChannel(socketId, channelName));
-      },
-    },
+    ...gatewayConnection(port),
+    channelAuthorization: channelAuthorizedBy(signer, options.member),
     userAuthentication: {
       transport: "ajax",
       endpoint: "unused",
