@@ -3,11 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { SignJWT } from "jose";
 import { TestPublisher } from "../support/amqp-tools.js";
 import { GatewayProcess } from "../support/gateway-process.js";
+import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
+import { uniqueId } from "../support/test-gateway.js";
 import { SseTestClient } from "../support/sse-client.js";
 import { waitFor } from "../support/wait-for.js";
 import { TestClient } from "../support/ws-client.js";
 import { RawHttpClient } from "../support/raw-client.js";
-import { BUN_API_KEY as API_KEY, BUN_JWT_SECRET as JWT_SECRET, createBunVhost, START_TIMEOUT_MS, startBunGateway, unique, type BunGateway, type BunVhost } from "./bun-gateway.js";
+import { BUN_API_KEY as API_KEY, BUN_JWT_SECRET as JWT_SECRET, START_TIMEOUT_MS, startBunGateway, type BunGateway } from "./bun-gateway.js";
 
 // Run with `npm run test:bun` (after `npm run build`): the gateway is
 // `bun dist/src/main.js` in a child process (bun-gateway.ts); the clients
@@ -31,12 +33,12 @@ async function closedCount(gateway: BunGateway, code: number): Promise<number> {
 }
 
 describe("the gateway on Bun, with RabbitMQ", () => {
-  let vhost: BunVhost | undefined;
+  let vhost: RabbitVhost | undefined;
   let gateway: BunGateway;
   let publisher: TestPublisher;
 
   beforeAll(async () => {
-    vhost = await createBunVhost("bun-gateway");
+    vhost = await createRabbitVhost("bun-gateway");
     gateway = await startBunGateway({ RABBITMQ_URL: vhost.url, ROLE: "gateway" });
     publisher = await TestPublisher.open(vhost.url);
   }, START_TIMEOUT_MS);
@@ -57,7 +59,7 @@ describe("the gateway on Bun, with RabbitMQ", () => {
   });
 
   it("delivers an event published to sobranie.events to a WebSocket subscriber and an SSE stream", async () => {
-    const id = unique("x");
+    const id = uniqueId("x");
     const channel = `post:${id}`;
     const token = await signToken("ann");
     const ws = await TestClient.connect(gateway.wsUrl, { token });
@@ -159,7 +161,7 @@ describe("the gateway on Bun, embedded (no RABBITMQ_URL)", () => {
   });
 
   it("closes a WebSocket that stops reading with 4013 while a fast one gets everything", async () => {
-    const channel = `post:${unique("slow")}`;
+    const channel = `post:${uniqueId("slow")}`;
     const token = await signToken("bob");
     const fast = await TestClient.connect(gateway.wsUrl, { token });
     await fast.request({ op: "subscribe", channel });
@@ -185,7 +187,7 @@ describe("the gateway on Bun, embedded (no RABBITMQ_URL)", () => {
   }, CASE_TIMEOUT_MS);
 
   it("cuts off an SSE stream that stops reading, with its close message after the buffered events", async () => {
-    const channel = `post:${unique("slow-sse")}`;
+    const channel = `post:${uniqueId("slow-sse")}`;
     const token = await signToken("carol");
     const fast = await SseTestClient.open(`${gateway.httpUrl}/realtime/events?channels=${channel}`, { authorization: `Bearer ${token}` });
     await fast.next((message) => message.data.op === "ok");

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import PusherServer from "pusher";
 import { GatewayProcess } from "../support/gateway-process.js";
+import { createRabbitVhost, type RabbitVhost } from "../support/rabbit-vhost.js";
+import { uniqueId } from "../support/test-gateway.js";
 import { appBackend, collect, connected, PUSHER_APP, pusherAppsEnv, pusherClient, subscribed } from "../support/pusher-clients.js";
 import { waitFor } from "../support/wait-for.js";
-import { BUN_API_KEY, createBunVhost, START_TIMEOUT_MS, startBunGateway, unique, type BunGateway, type BunVhost } from "./bun-gateway.js";
+import { BUN_API_KEY, START_TIMEOUT_MS, startBunGateway, type BunGateway } from "./bun-gateway.js";
 
 // Run with `npm run test:bun` (after `npm run build`): the Pusher endpoint
 // (docs/pusher.md) of a gateway under `bun dist/src/main.js`, on RabbitMQ in
@@ -68,7 +70,7 @@ async function connectPusher(port: number, path = `/app/${PUSHER_APP.key}?protoc
 }
 
 describe("the Pusher endpoint on Bun", () => {
-  let vhost: BunVhost | undefined;
+  let vhost: RabbitVhost | undefined;
   let gateway: BunGateway;
   let rest: PusherServer;
   const sockets: WebSocket[] = [];
@@ -91,7 +93,7 @@ describe("the Pusher endpoint on Bun", () => {
   };
 
   beforeAll(async () => {
-    vhost = await createBunVhost("bun-pusher");
+    vhost = await createRabbitVhost("bun-pusher");
     gateway = await startBunGateway({ RABBITMQ_URL: vhost.url, ROLE: "gateway", PUSHER_APPS: pusherAppsEnv({ clientEvents: true }), NAMESPACES });
     rest = new PusherServer({ appId: PUSHER_APP.id, key: PUSHER_APP.key, secret: PUSHER_APP.secret, host: "127.0.0.1", port: String(gateway.port), useTLS: false });
   }, START_TIMEOUT_MS);
@@ -119,7 +121,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("delivers to a public channel's subscriber an event of the REST API and one of the native HTTP publish API, and the REST API sees it occupied", async () => {
-    const id = unique("pub");
+    const id = uniqueId("pub");
     const name = `post.${id}`;
     const raw = await subscribedRaw(name);
     expect(raw.answer).toMatchObject({ event: "pusher_internal:subscription_succeeded", channel: name });
@@ -140,7 +142,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("subscribes a private channel with the app's signature; a forged one is an AuthError and the socket stays", async () => {
-    const id = unique("priv");
+    const id = uniqueId("priv");
     const signed = await subscribedRaw(`private-typing.${id}`);
     expect(signed.answer.event).toBe("pusher_internal:subscription_succeeded");
     const forger = new PusherServer({ appId: PUSHER_APP.id, key: PUSHER_APP.key, secret: "not-the-app-secret-0123456789", host: "127.0.0.1", useTLS: false });
@@ -152,7 +154,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("lists a presence channel's members on subscribe, and tells a member of another's arrival and departure", async () => {
-    const name = `presence-huddle.${unique("pres")}`;
+    const name = `presence-huddle.${uniqueId("pres")}`;
     const ada = await subscribedRaw(name, { member: { user_id: "ada", user_info: { name: "Ada" } } });
     expect(ada.answer.event).toBe("pusher_internal:subscription_succeeded");
     expect(dataOf(ada.answer)).toEqual({ presence: { ids: ["ada"], hash: { ada: { name: "Ada" } }, count: 1 } });
@@ -167,7 +169,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("relays a client event to the channel's other subscribers, never back to the sender", async () => {
-    const name = `private-typing.${unique("client")}`;
+    const name = `private-typing.${uniqueId("client")}`;
     const sender = await subscribedRaw(name);
     const receiver = await subscribedRaw(name);
     sender.send({ event: "client-typing", channel: name, data: { who: "sender" } });
@@ -180,7 +182,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("leaves out of a REST event the socket its socket_id names, and only that one", async () => {
-    const name = `post.${unique("exclude")}`;
+    const name = `post.${uniqueId("exclude")}`;
     const excluded = await subscribedRaw(name);
     const other = await subscribedRaw(name);
     expect((await rest.trigger(name, "order.shipped", { n: 1 }, { socket_id: excluded.socketId })).status).toBe(200);
@@ -193,7 +195,7 @@ describe("the Pusher endpoint on Bun", () => {
   }, CASE_TIMEOUT_MS);
 
   it("sends pusher_internal:subscription_count right after a subscription, and the new count to a subscriber when another joins", async () => {
-    const name = `post.${unique("count")}`;
+    const name = `post.${uniqueId("count")}`;
     const first = await subscribedRaw(name);
     const own = await first.next((frame) => frame.event === "pusher_internal:subscription_count");
     expect([own.channel, dataOf(own)]).toEqual([name, { subscription_count: 1 }]);
@@ -207,7 +209,7 @@ describe("the Pusher endpoint on Bun", () => {
     const client = pusherClient(gateway.port);
     clients.push(client);
     await connected(client);
-    const name = `private-typing.${unique("js")}`;
+    const name = `private-typing.${uniqueId("js")}`;
     const { channel } = await subscribed(client, name);
     const received = collect(channel, "order.shipped");
     expect((await rest.trigger(name, "order.shipped", { id: 7 })).status).toBe(200);
