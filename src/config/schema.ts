@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { MAX_TIMER_MS } from "@sobranie/protocol/runtime/clock";
 import { BUILT_IN_NAMESPACES, type NamespacePolicy } from "../core/namespaces.js";
+import { namespaceOfPublishScope } from "../core/api-key-scopes.js";
 import {
   addressRanges,
   apiKeys,
@@ -269,7 +270,7 @@ function prefixProblems(prefixes: Readonly<Record<string, string>> | undefined, 
 
 /** The namespaces that `publish:<namespace>` scopes of API_KEYS name and that do not exist (a typo would refuse every publish). */
 function unknownPublishScopes(keys: readonly { readonly scopes: readonly string[] }[] | undefined, extra: readonly NamespacePolicy[] | undefined): string[] {
-  const named = (keys ?? []).flatMap((key) => key.scopes).filter((scope) => scope.startsWith("publish:")).map((scope) => scope.slice("publish:".length));
+  const named = (keys ?? []).flatMap((key) => key.scopes.flatMap((scope) => namespaceOfPublishScope(scope) ?? []));
   return [...new Set(unknownNames(named, extra))];
 }
 

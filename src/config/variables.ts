@@ -183,12 +183,13 @@ const scopedApiKeys = v.pipe(
 export const apiKeys = v.pipe(
   v.string(),
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const text = dataset.value.trimStart();
     // A JSON object would otherwise be read as one comma-separated key: its whole text.
-    if (dataset.value.trimStart().startsWith("{")) {
+    if (text.startsWith("{")) {
       addIssue({ message: 'is a JSON object: give keys comma-separated, or a JSON array [{"key": …, "scopes": [...]}]' });
       return NEVER;
     }
-    const form = dataset.value.trimStart().startsWith("[") ? scopedApiKeys : fullAccessApiKeys;
+    const form = text.startsWith("[") ? scopedApiKeys : fullAccessApiKeys;
     const parsed = v.safeParse(form, dataset.value);
     if (parsed.success) return parsed.output;
     // Only messages and paths are passed on: an issue's input would be the key itself.

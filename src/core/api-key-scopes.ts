@@ -18,10 +18,16 @@ export type ApiKeyAction =
 
 const PUBLISH_PREFIX = "publish:";
 
+/** The namespace a `publish:<namespace>` scope names; undefined for any other scope. */
+export function namespaceOfPublishScope(scope: string): string | undefined {
+  return scope.startsWith(PUBLISH_PREFIX) ? scope.slice(PUBLISH_PREFIX.length) : undefined;
+}
+
 /** Whether `text` is a scope; a `publish:` scope must name a namespace of the channel grammar. */
 export function isApiKeyScope(text: string): text is ApiKeyScope {
   if (text === "*" || text === "publish" || text === "control" || text === "read") return true;
-  return text.startsWith(PUBLISH_PREFIX) && NAMESPACE_PATTERN.test(text.slice(PUBLISH_PREFIX.length));
+  const namespace = namespaceOfPublishScope(text);
+  return namespace !== undefined && NAMESPACE_PATTERN.test(namespace);
 }
 
 /** One key's scopes. Guarantee: a key allows exactly what one of its scopes names, nothing by default. */
@@ -33,7 +39,7 @@ export class ApiKeyScopes {
       if (scope === "*") return true;
       switch (action.kind) {
         case "publish":
-          return scope === "publish" || scope === `${PUBLISH_PREFIX}${action.channel.namespace}`;
+          return scope === "publish" || namespaceOfPublishScope(scope) === action.channel.namespace;
         case "control":
           return scope === "control";
         case "read":

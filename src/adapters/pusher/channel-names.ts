@@ -138,6 +138,15 @@ export function serverToUserChannel(pusherName: string): Channel | undefined {
   return USER_ID_PATTERN.test(id) ? { namespace: "user", id, name: `user:${id}` } : undefined;
 }
 
+/**
+ * Whether a subscription under this name is shown its channel's subscription
+ * count (`pusher_internal:subscription_count`): not on presence channels,
+ * whose member count says it, nor on `#server-to-user-`, which is one user's.
+ */
+export function showsSubscriptionCount(pusher: Pick<PusherChannel, "pusherName" | "kind">): boolean {
+  return pusher.kind !== "presence" && !pusher.pusherName.startsWith(SERVER_TO_USER_PREFIX);
+}
+
 export function isPusherChannelRefusal(value: PusherChannel | PusherChannelRefusal): value is PusherChannelRefusal {
   return "reason" in value;
 }

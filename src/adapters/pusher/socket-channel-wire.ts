@@ -1,6 +1,6 @@
 import type { ChannelWire, WireFrame } from "../../core/channel-wires.js";
 import type { EventOrigin } from "../../core/ports/session-socket.js";
-import { SERVER_TO_USER_PREFIX, type PusherChannel } from "./channel-names.js";
+import { showsSubscriptionCount, type PusherChannel } from "./channel-names.js";
 import { dataWithSeq } from "./seq-data.js";
 import { channelEvent, subscriptionCount } from "./socket-frames.js";
 
@@ -24,7 +24,7 @@ export function pusherTopic(pusherName: string): string {
 export function pusherChannelWire(pusher: PusherChannel): ChannelWire {
   const channel = pusher.pusherName;
   const presence = pusher.kind === "presence";
-  const showsCount = !presence && !channel.startsWith(SERVER_TO_USER_PREFIX);
+  const showsCount = showsSubscriptionCount(pusher);
   return {
     topic: pusherTopic(channel),
     encode(frame: WireFrame, origin: EventOrigin | undefined): string | undefined {

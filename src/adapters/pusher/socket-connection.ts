@@ -7,7 +7,7 @@ import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from "@sobranie/protocol/channel"
 import { ErrorCode } from "@sobranie/protocol/codes";
 import { validateClientFrame, type ServerFrame } from "@sobranie/protocol/frames";
 import type { PusherApp } from "./apps.js";
-import { isPusherChannelRefusal, SERVER_TO_USER_PREFIX, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
+import { isPusherChannelRefusal, SERVER_TO_USER_PREFIX, showsSubscriptionCount, type PusherChannel, type PusherChannelNames } from "./channel-names.js";
 import { channelAuthString, userAuthString, verifyAuthToken } from "./signatures.js";
 import { readChannelData, readUserData } from "./signed-data.js";
 import { pusherErrorCode, SUBSCRIPTION_ERROR_STATUS } from "./socket-codes.js";
@@ -326,7 +326,7 @@ export class PusherConnection implements SessionWire {
     if (this.byName.get(pusher.pusherName) !== pusher) return undefined;
     this.subscribed.add(pusher.pusherName);
     if (pusher.cache) this.replayCache(pusher);
-    if (pusher.kind !== "presence" && !pusher.pusherName.startsWith(SERVER_TO_USER_PREFIX)) this.sendSubscriptionCount(pusher);
+    if (showsSubscriptionCount(pusher)) this.sendSubscriptionCount(pusher);
     return subscriptionSucceeded(pusher.pusherName, pusher.kind === "presence" ? this.presenceData(pusher.channel.name) : {});
   }
 

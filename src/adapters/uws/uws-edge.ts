@@ -191,11 +191,11 @@ class UwsEdgeWebSocket<Data> implements EdgeWebSocket<Data> {
     if (!this.closed) this.ws.unsubscribe(topic);
   }
 
-  /** uWS's WebSocket.publish skips the publishing socket itself. */
   ping(): void {
     if (!this.closed) this.ws.ping();
   }
 
+  /** uWS's WebSocket.publish skips the publishing socket itself. */
   publishToOthers(topic: string, text: string): void {
     if (!this.closed) this.ws.publish(topic, text, false, false);
   }
